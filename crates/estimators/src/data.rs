@@ -1,0 +1,293 @@
+//! The in-memory table the estimators read.
+//!
+//! Owns: [`Frame`], a set of equally long, uniquely named [`Column`]s of numbers or text with
+//! missing values, and the lookups the estimators need (numeric view of a column, factorisation
+//! of a column into group codes).
+//! Deliberately does not own: reading or writing files, type inference from text, or any
+//! transformation of the data; callers (the CLI) build frames from whatever source they read.
+
+use std::collections::HashMap;
+
+use crate::error::EstimError;
+
+/// One column of data; `None` marks a missing value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    Numeric(Vec<Option<f64>>),
+    Text(Vec<Option<String>>),
+}
+
+impl Column {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Column::Numeric(v) => v.len(),
+            Column::Text(v) => v.len(),
+        }
+    }
+
+    /// True when the column has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when row `i` holds no usable value. A non-finite number counts as missing, as in
+    /// fixest, because it cannot enter a regression.
+    pub fn is_missing(&self, i: usize) -> bool {
+        match self {
+            Column::Numeric(v) => !v[i].is_some_and(f64::is_finite),
+            Column::Text(v) => v[i].is_none(),
+        }
+    }
+}
+
+/// A table of named columns, all of the same length.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Frame {
+    names: Vec<String>,
+    columns: Vec<Column>,
+    index: HashMap<String, usize>,
+}
+
+impl Frame {
+    /// An empty frame.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a column; fails on a duplicate name or a length that differs from the columns
+    /// already present.
+    pub fn push(&mut self, name: impl Into<String>, col: Column) -> Result<(), EstimError> {
+        let name = name.into();
+        if self.index.contains_key(&name) {
+            return Err(EstimError::DuplicateColumn { name });
+        }
+        if let Some(first) = self.columns.first() {
+            if first.len() != col.len() {
+                return Err(EstimError::ColumnLength {
+                    name,
+                    expected: first.len(),
+                    found: col.len(),
+                });
+            }
+        }
+        self.index.insert(name.clone(), self.columns.len());
+        self.names.push(name);
+        self.columns.push(col);
+        Ok(())
+    }
+
+    /// Number of rows (0 for a frame without columns).
+    pub fn nrows(&self) -> usize {
+        self.columns.first().map_or(0, Column::len)
+    }
+
+    /// Number of columns.
+    pub fn ncols(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// The column called `name`, if any.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.index.get(name).map(|&i| &self.columns[i])
+    }
+
+    /// Column names in insertion order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The column called `name`, or an unknown-column error.
+    pub fn require(&self, name: &str) -> Result<&Column, EstimError> {
+        self.column(name).ok_or_else(|| EstimError::UnknownColumn {
+            name: name.to_string(),
+        })
+    }
+}
+
+/// A numeric view of a column for use as an outcome, regressor or instrument.
+///
+/// Text columns whose every non-missing value parses as a number are accepted (empty cells and
+/// `NA` count as missing); otherwise the first row that does not parse is reported.
+pub(crate) enum NumericView<'a> {
+    Borrowed(&'a [Option<f64>]),
+    Parsed(Vec<Option<f64>>),
+}
+
+impl NumericView<'_> {
+    pub(crate) fn get(&self, i: usize) -> Option<f64> {
+        match self {
+            NumericView::Borrowed(v) => v[i],
+            NumericView::Parsed(v) => v[i],
+        }
+        .filter(|x| x.is_finite())
+    }
+}
+
+/// Numeric view of column `name`; a text column is parsed cell by cell.
+pub(crate) fn numeric_view<'a>(
+    frame: &'a Frame,
+    name: &str,
+) -> Result<NumericView<'a>, EstimError> {
+    match frame.require(name)? {
+        Column::Numeric(v) => Ok(NumericView::Borrowed(v)),
+        Column::Text(v) => {
+            let mut out = Vec::with_capacity(v.len());
+            for (i, cell) in v.iter().enumerate() {
+                let Some(text) = cell else {
+                    out.push(None);
+                    continue;
+                };
+                let trimmed = text.trim();
+                if trimmed.is_empty() || trimmed == "NA" {
+                    out.push(None);
+                    continue;
+                }
+                match trimmed.parse::<f64>() {
+                    Ok(x) => out.push(Some(x)),
+                    Err(_) => {
+                        return Err(EstimError::NonNumericColumn {
+                            name: name.to_string(),
+                            row: i + 1,
+                            value: text.clone(),
+                        })
+                    }
+                }
+            }
+            Ok(NumericView::Parsed(out))
+        }
+    }
+}
+
+/// Group codes `0..n_levels` for the selected rows of a column, levels numbered in order of
+/// first appearance among those rows. Missing values must have been filtered out by the caller.
+pub(crate) fn factorize(col: &Column, rows: &[usize]) -> (Vec<u32>, usize) {
+    match col {
+        Column::Numeric(v) => factorize_numeric(v, rows),
+        Column::Text(v) => {
+            let mut map: HashMap<&str, u32> = HashMap::new();
+            let codes = rows
+                .iter()
+                .map(|&i| {
+                    let key = v[i].as_deref().unwrap_or("");
+                    let next = map.len() as u32;
+                    *map.entry(key).or_insert(next)
+                })
+                .collect();
+            (codes, map.len())
+        }
+    }
+}
+
+fn factorize_numeric(v: &[Option<f64>], rows: &[usize]) -> (Vec<u32>, usize) {
+    // Fast path: small non-negative integers (ids, years) index a lookup table directly, which
+    // avoids hashing on the large panels this crate is built for.
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    let mut all_int = true;
+    for &i in rows {
+        let x = v[i].unwrap_or(0.0);
+        all_int &= x.fract() == 0.0;
+        lo = lo.min(x);
+        hi = hi.max(x);
+    }
+    let span_ok = all_int && !rows.is_empty() && (hi - lo) <= (4.0 * rows.len() as f64).max(1e6);
+    if span_ok {
+        let mut table = vec![u32::MAX; (hi - lo) as usize + 1];
+        let mut n_levels = 0u32;
+        let codes = rows
+            .iter()
+            .map(|&i| {
+                let slot = &mut table[(v[i].unwrap_or(0.0) - lo) as usize];
+                if *slot == u32::MAX {
+                    *slot = n_levels;
+                    n_levels += 1;
+                }
+                *slot
+            })
+            .collect();
+        return (codes, n_levels as usize);
+    }
+    let mut map: HashMap<u64, u32> = HashMap::new();
+    let codes = rows
+        .iter()
+        .map(|&i| {
+            // +0.0 folds -0.0 into 0.0 so both land in one level.
+            let key = (v[i].unwrap_or(0.0) + 0.0).to_bits();
+            let next = map.len() as u32;
+            *map.entry(key).or_insert(next)
+        })
+        .collect();
+    (codes, map.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_rejects_length_mismatch_and_duplicates() {
+        let mut f = Frame::new();
+        f.push("a", Column::Numeric(vec![Some(1.0), None])).unwrap();
+        let err = f.push("b", Column::Numeric(vec![Some(1.0)])).unwrap_err();
+        assert!(matches!(
+            err,
+            EstimError::ColumnLength {
+                expected: 2,
+                found: 1,
+                ..
+            }
+        ));
+        let err = f
+            .push("a", Column::Text(vec![None, Some("x".into())]))
+            .unwrap_err();
+        assert_eq!(err, EstimError::DuplicateColumn { name: "a".into() });
+        assert_eq!(f.nrows(), 2);
+        assert_eq!(f.names(), &["a".to_string()]);
+    }
+
+    #[test]
+    fn factorize_numeric_fast_and_hashed_paths_agree() {
+        let v: Vec<Option<f64>> = [3.0, 1.0, 3.0, 2.0, 1.0].iter().map(|&x| Some(x)).collect();
+        let rows: Vec<usize> = (0..5).collect();
+        let (codes, n) = factorize_numeric(&v, &rows);
+        assert_eq!(n, 3);
+        assert_eq!(codes, vec![0, 1, 0, 2, 1]);
+        let w: Vec<Option<f64>> = [0.5, 1e12, 0.5, -0.0, 0.0]
+            .iter()
+            .map(|&x| Some(x))
+            .collect();
+        let (codes, n) = factorize_numeric(&w, &rows);
+        assert_eq!(n, 3);
+        assert_eq!(codes, vec![0, 1, 0, 2, 2]);
+    }
+
+    #[test]
+    fn text_column_with_numbers_is_accepted_and_bad_cell_reported() {
+        let mut f = Frame::new();
+        f.push(
+            "t",
+            Column::Text(vec![Some("1.5".into()), None, Some("2".into())]),
+        )
+        .unwrap();
+        f.push(
+            "u",
+            Column::Text(vec![Some("1".into()), Some("abc".into()), None]),
+        )
+        .unwrap();
+        let view = numeric_view(&f, "t").unwrap();
+        assert_eq!(view.get(0), Some(1.5));
+        assert_eq!(view.get(1), None);
+        let Err(err) = numeric_view(&f, "u") else {
+            panic!("expected an error")
+        };
+        assert_eq!(
+            err,
+            EstimError::NonNumericColumn {
+                name: "u".into(),
+                row: 2,
+                value: "abc".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! The command line: flags and subcommands as plain data (clap derive).
+//!
+//! Owns: parsing arguments. Deliberately does not own: doing anything with them (`main` dispatches).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::status::DagFormat;
+
+/// A reproducible, incremental workflow engine for empirical economics.
+#[derive(Debug, Parser)]
+#[command(name = "repro", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The pipeline file; stage paths are relative to its folder.
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        default_value = "pipeline.yaml"
+    )]
+    pub file: PathBuf,
+
+    /// More detail: -v lists up-to-date stages and info logs, -vv debug logs (or set RUST_LOG).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bring stages up to date: run what is stale, restore what the cache has.
+    Run(RunArgs),
+    /// Show which stages are stale and why.
+    Status(StatusArgs),
+    /// Print the stage graph.
+    Dag(DagArgs),
+    /// Remove cache objects that no entry of the lock file refers to.
+    Gc(GcArgs),
+    /// Estimate one model on a CSV or Parquet file.
+    Fit(FitArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FitArgs {
+    /// The data file (`.csv` or `.parquet`).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// fixest syntax: `y ~ x1 + x2 | fe1 + fe2 | endo ~ z1 + z2` (`fe1^fe2` interacts).
+    #[arg(long)]
+    pub formula: String,
+    /// `iid`, `hc1`, `cluster:V` or `cluster:V1+V2`.
+    #[arg(long, default_value = "iid")]
+    pub vcov: String,
+    /// Quantile regression at this quantile, strictly between 0 and 1.
+    #[arg(long)]
+    pub quantile: Option<f64>,
+    /// Quantile standard errors: `iid`, `nid` (default), `ker`, or `bootstrap:REPS:SEED`.
+    #[arg(long)]
+    pub se: Option<String>,
+    /// Quantile regression with fixed effects: `pooled` (dummies, default), `mmqr`, `canay`.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// Drop singleton fixed-effect levels iteratively, as reghdfe does (fixest keeps them).
+    #[arg(long)]
+    pub drop_singletons: bool,
+    /// Print one JSON object instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Stages to bring up to date (with everything they need); all when none are named.
+    pub stages: Vec<String>,
+    /// How many stages may run at once (default: the number of cores).
+    #[arg(short = 'j', long = "jobs")]
+    pub jobs: Option<usize>,
+    /// Rerun the selected stages even when they are up to date.
+    #[arg(long)]
+    pub force: bool,
+    /// Print what would run, and why, without running anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// After a stage fails, go on with the stages that do not need it.
+    #[arg(short = 'k', long)]
+    pub keep_going: bool,
+    /// If another repro run holds the project, wait for it instead of refusing.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Stages to report on (with everything they need); all when none are named.
+    pub stages: Vec<String>,
+    /// Print `{"stages": [{"name", "stale", "reasons"}]}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DagArgs {
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: DagFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GcArgs {
+    /// Report what would be removed without removing it.
+    #[arg(long)]
+    pub dry_run: bool,
+}

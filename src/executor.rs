@@ -1,0 +1,160 @@
+//! Running a command stage's program.
+//!
+//! Owns: the [`Executor`] seam (a later Slurm executor implements the same trait), the local
+//! executor (`sh -c` from the pipeline folder), how commands see their params (`${params.NAME}`
+//! substitution in the command and `REPRO_PARAM_NAME` environment variables), and capturing output.
+//! Deliberately does not own: deciding whether to run, or outputs and the store.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::params::Param;
+
+/// One program to run.
+#[derive(Debug, Clone)]
+pub struct CommandJob {
+    pub stage: String,
+    /// The command after `${params.NAME}` substitution.
+    pub cmd: String,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+pub struct CommandOutcome {
+    /// Exit code; None when the program was killed by a signal or could not start.
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub spawn_error: Option<String>,
+}
+
+impl CommandOutcome {
+    pub fn success(&self) -> bool {
+        self.spawn_error.is_none() && self.code == Some(0)
+    }
+}
+
+/// Where commands run. Implementations must be usable from several worker threads at once.
+pub trait Executor: Sync {
+    fn run(&self, job: &CommandJob) -> CommandOutcome;
+}
+
+/// Runs commands on this machine with `sh -c`.
+pub struct LocalExecutor;
+
+impl Executor for LocalExecutor {
+    fn run(&self, job: &CommandJob) -> CommandOutcome {
+        tracing::info!(stage = %job.stage, cmd = %job.cmd, "running command");
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(&job.cmd)
+            .current_dir(&job.cwd)
+            .envs(job.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .output();
+        match out {
+            Ok(o) => CommandOutcome {
+                code: o.status.code(),
+                stdout: o.stdout,
+                stderr: o.stderr,
+                spawn_error: None,
+            },
+            Err(e) => CommandOutcome {
+                code: None,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                spawn_error: Some(e.to_string()),
+            },
+        }
+    }
+}
+
+/// Environment variables for params: `REPRO_PARAM_<NAME>` with the name upper-cased and every
+/// character that is not a letter or digit replaced by `_`.
+pub fn param_env(params: &BTreeMap<String, Param>) -> Vec<(String, String)> {
+    params
+        .iter()
+        .map(|(name, value)| {
+            let var: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            (format!("REPRO_PARAM_{var}"), value.as_command_text())
+        })
+        .collect()
+}
+
+/// Replaces `${params.NAME}` (NAME may be dotted) with the param's text. Unknown names are an
+/// error naming them, so a typo is caught when the pipeline is loaded.
+pub fn substitute(cmd: &str, params: &BTreeMap<String, Param>) -> Result<String, String> {
+    let mut out = String::with_capacity(cmd.len());
+    let mut rest = cmd;
+    while let Some(start) = rest.find("${params.") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "${params.".len()..];
+        let Some(end) = after.find('}') else {
+            return Err("unclosed `${params.` in the command".to_string());
+        };
+        let name = &after[..end];
+        let value = params.get(name).or_else(|| {
+            let (head, tail) = name.split_once('.')?;
+            params.get(head)?.lookup(tail)
+        });
+        match value {
+            Some(v) => out.push_str(&v.as_command_text()),
+            None => {
+                return Err(format!(
+                    "the command uses `${{params.{name}}}`, which is not a param of the stage"
+                ))
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> BTreeMap<String, Param> {
+        let mut p = BTreeMap::new();
+        p.insert("alpha".into(), Param::Number(0.5));
+        p.insert("name".into(), Param::Str("x y".into()));
+        let mut inner = BTreeMap::new();
+        inner.insert("depth".into(), Param::Number(3.0));
+        p.insert("model".into(), Param::Map(inner));
+        p
+    }
+
+    #[test]
+    fn substitutes_params() {
+        assert_eq!(
+            substitute(
+                "run --a ${params.alpha} --d ${params.model.depth} '${params.name}'",
+                &params()
+            )
+            .unwrap(),
+            "run --a 0.5 --d 3 'x y'"
+        );
+        assert!(substitute("run ${params.beta}", &params())
+            .unwrap_err()
+            .contains("`${params.beta}`"));
+    }
+
+    #[test]
+    fn exports_params_as_environment() {
+        let env = param_env(&params());
+        assert!(env.contains(&("REPRO_PARAM_ALPHA".into(), "0.5".into())));
+        assert!(env.contains(&("REPRO_PARAM_MODEL".into(), r#"{"depth":3}"#.into())));
+    }
+}

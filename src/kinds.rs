@@ -1,0 +1,158 @@
+//! Built-in stage kinds: a closed, typed set.
+//!
+//! Owns: the list of kinds (`kind:` in a stage), deserialising and validating each kind's `params`
+//! up front (unknown fields are errors), the deps and outputs a kind implies, its canonical
+//! definition (which enters the stage key), and running it. Deliberately does not own: the
+//! estimators (crate `repro-estimators`) or scheduling.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::diag::Diagnostic;
+use crate::fitting::{self, FitRequest};
+use crate::pipeline::normalize_path;
+
+/// Every built-in kind. Adding one means adding a variant here and its module; nothing else in the
+/// engine changes.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Builtin {
+    /// One model on one data file, written as JSON (`repro fit --json` form).
+    Fit(FitStage),
+}
+
+/// The names accepted in `kind:`.
+pub const KIND_NAMES: &[&str] = &["fit"];
+
+/// Params of a `fit` stage: `data`, `out`, and the model (`formula`, `vcov`, `quantile`, `se`,
+/// `method`, `drop_singletons`).
+#[derive(Debug, Clone, Serialize)]
+pub struct FitStage {
+    pub data: String,
+    pub out: String,
+    pub model: FitRequest,
+}
+
+#[derive(Debug)]
+pub struct KindError {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+/// Paths a kind reads and writes because of its parameters (e.g. its data file).
+#[derive(Debug, Default)]
+pub struct ImpliedIo {
+    pub deps: Vec<String>,
+    pub outs: Vec<String>,
+}
+
+/// What a running built-in stage may use.
+pub struct BuiltinCtx<'a> {
+    pub root: &'a Path,
+    pub stage: &'a str,
+}
+
+impl Builtin {
+    pub fn parse(kind: &str, params: serde_json::Value) -> Result<Builtin, KindError> {
+        if kind == "fit" {
+            return parse_fit(params).map(Builtin::Fit);
+        }
+        let known: Vec<String> = KIND_NAMES.iter().map(|k| format!("`{k}`")).collect();
+        Err(KindError {
+            message: format!("unknown built-in kind `{kind}`"),
+            hint: Some(if known.is_empty() {
+                "this version of repro has no built-in kinds; use `cmd:`".to_string()
+            } else {
+                format!("built-in kinds: {}", known.join(", "))
+            }),
+        })
+    }
+
+    pub fn implied_io(&self) -> ImpliedIo {
+        match self {
+            Builtin::Fit(f) => ImpliedIo {
+                deps: vec![f.data.clone()],
+                outs: vec![f.out.clone()],
+            },
+        }
+    }
+
+    /// The canonical text of the kind and its parameters (enters the stage key and the lock).
+    pub fn definition(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn run(&self, ctx: &BuiltinCtx<'_>) -> Result<(), Diagnostic> {
+        match self {
+            Builtin::Fit(f) => run_fit(ctx, f),
+        }
+    }
+}
+
+fn kind_err(message: impl Into<String>) -> KindError {
+    KindError {
+        message: message.into(),
+        hint: None,
+    }
+}
+
+fn take_path(
+    obj: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Result<String, KindError> {
+    match obj.remove(key) {
+        Some(serde_json::Value::String(s)) => normalize_path(&s)
+            .map_err(|why| kind_err(format!("invalid path `{s}` in `{key}`: {why}"))),
+        Some(other) => Err(kind_err(format!("`{key}` must be a path, found `{other}`"))),
+        None => Err(kind_err(format!("missing param `{key}`"))),
+    }
+}
+
+fn parse_fit(params: serde_json::Value) -> Result<FitStage, KindError> {
+    let serde_json::Value::Object(mut obj) = params else {
+        return Err(kind_err("`params` must be a mapping"));
+    };
+    let data = take_path(&mut obj, "data")?;
+    let out = take_path(&mut obj, "out")?;
+    let model: FitRequest = serde_json::from_value(serde_json::Value::Object(obj))
+        .map_err(|e| kind_err(e.to_string()))?;
+    // Check the formula, vcov and quantile options now, before anything runs.
+    fitting::model_spec(&model).map_err(|d| KindError {
+        message: match d.snippet {
+            Some(s) => format!("{}\n{s}", d.message),
+            None => d.message,
+        },
+        hint: d.hint,
+    })?;
+    Ok(FitStage { data, out, model })
+}
+
+fn run_fit(ctx: &BuiltinCtx<'_>, f: &FitStage) -> Result<(), Diagnostic> {
+    let fail = |d: Diagnostic| Diagnostic {
+        message: format!("stage `{}` failed", ctx.stage),
+        causes: std::iter::once(d.message).chain(d.causes).collect(),
+        ..d
+    };
+    let res = fitting::run(&ctx.root.join(&f.data), &f.model).map_err(fail)?;
+    let mut text = serde_json::to_string_pretty(&fitting::to_json(&f.data, &res))
+        .map_err(|e| fail(Diagnostic::new(e.to_string())))?;
+    text.push('\n');
+    write_output(ctx.root, &f.out, text.as_bytes()).map_err(|e| {
+        fail(Diagnostic::new(format!("cannot write `{}`", f.out)).cause(e.to_string()))
+    })
+}
+
+/// Writes an output beside its final path and renames it into place.
+pub fn write_output(root: &Path, rel: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let dest = root.join(rel);
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = dest.with_file_name(format!(
+        ".{}.repro-tmp",
+        dest.file_name().and_then(|n| n.to_str()).unwrap_or("out")
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, &dest)
+}

@@ -1,0 +1,145 @@
+//! repro: rebuilds an empirical study from raw data to tables, reproducibly and incrementally.
+//!
+//! Owns: dispatching subcommands, setting up logging, and turning every error into one rendered
+//! report and an exit code (0 ok, 1 a stage failed, 2 usage or pipeline error). Deliberately does
+//! not own: any of the work; each subcommand lives in its module.
+
+// Diagnostics travel on the cold path only; keeping them unboxed keeps the code plain.
+#![allow(clippy::result_large_err)]
+
+mod cli;
+mod dataio;
+mod diag;
+mod executor;
+mod fitting;
+mod fsstate;
+mod key;
+mod kinds;
+mod lock;
+mod observe;
+mod params;
+mod pipeline;
+mod planner;
+mod runner;
+mod status;
+mod store;
+mod ui;
+mod yaml;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::diag::Failure;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match dispatch(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            let _ = std::io::stdout().flush();
+            eprint!("{}", diag::render(&failure));
+            ExitCode::from(failure.exit as u8)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+fn dispatch(cli: &Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Run(args) => {
+            let p = pipeline::load(&cli.file)?;
+            let selected = p.select(&args.stages)?;
+            if args.dry_run {
+                let statuses = status::compute(&p, &selected)?;
+                print!("{}", status::render_dry_run(&statuses, args.force));
+                return Ok(());
+            }
+            let cfg = runner::RunConfig {
+                jobs: args.jobs.unwrap_or_else(default_jobs),
+                force: args.force,
+                keep_going: args.keep_going,
+                wait: args.wait,
+            };
+            let mut ui = ui::Ui::new(ui::UiConfig {
+                verbose: cli.verbose > 0,
+                plain: false,
+            });
+            let summary = runner::run(&p, &selected, &cfg, &mut ui)?;
+            eprintln!(
+                "{} stages: {} ran, {} restored from the cache, {} up to date",
+                summary.ran + summary.restored + summary.up_to_date,
+                summary.ran,
+                summary.restored,
+                summary.up_to_date
+            );
+            Ok(())
+        }
+        Command::Status(args) => {
+            let p = pipeline::load(&cli.file)?;
+            let selected = p.select(&args.stages)?;
+            let statuses = status::compute(&p, &selected)?;
+            if args.json {
+                print!("{}", status::render_json(&statuses));
+            } else {
+                print!("{}", status::render_status(&statuses, cli.verbose > 0));
+            }
+            Ok(())
+        }
+        Command::Dag(args) => {
+            let p = pipeline::load(&cli.file)?;
+            print!("{}", status::render_dag(&p, args.format));
+            Ok(())
+        }
+        Command::Fit(args) => {
+            let req = fitting::FitRequest {
+                formula: args.formula.clone(),
+                vcov: args.vcov.clone(),
+                quantile: args.quantile,
+                se: args.se.clone(),
+                method: args.method.clone(),
+                drop_singletons: args.drop_singletons,
+            };
+            let res = fitting::run(&args.data, &req).map_err(Failure::usage)?;
+            let data = args.data.display().to_string();
+            if args.json {
+                let json = fitting::to_json(&data, &res);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json).unwrap_or_default()
+                );
+            } else {
+                print!("{}", fitting::render_summary(&data, &res));
+            }
+            Ok(())
+        }
+        Command::Gc(args) => {
+            let p = pipeline::load(&cli.file)?;
+            print!("{}", status::gc(&p, args.dry_run)?);
+            Ok(())
+        }
+    }
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}

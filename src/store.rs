@@ -1,0 +1,443 @@
+//! The content-addressed store under `cache/`: the only code that writes there.
+//!
+//! Owns: objects (file contents and folder manifests by blake3 hash), stage records (which outputs
+//! a stage key produced), the stat cache file, the run log, captured command logs, scratch space,
+//! the project lock that keeps two runs apart, restoring outputs into the workspace, and garbage
+//! collection. Every write goes to a temporary file first and is renamed into place, so a crash
+//! never leaves a half-written object or record. Deliberately does not own: deciding what to run
+//! or what a key is.
+//!
+//! Layout:
+//! - `cache/objects/ab/cdef…`: file contents and folder manifests, named by their blake3 hash;
+//! - `cache/stages/<key>`: the outputs a stage key produced, one `kind hash path` line each;
+//! - `cache/stat`: the stat cache; `cache/runs.jsonl`: the run log (times, durations);
+//! - `cache/logs/<stage>.{out,err}`: the last captured output of each command stage;
+//! - `cache/tmp/`: scratch space; `cache/lock`: held by the running `repro` process.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::fsstate::{self, DirEntry, PathState, StatCache, StatEntry};
+
+/// Where objects live. A seam: a remote (e.g. S3-compatible) cache would implement the same
+/// three operations and be consulted after the local one.
+pub trait ObjectStore: Sync {
+    fn has(&self, hash: &str) -> bool;
+    /// Stores the file at `src` whose content hash is `hash`.
+    fn put_file(&self, src: &Path, hash: &str) -> io::Result<()>;
+    /// Copies the object into `dest` atomically.
+    fn get_to(&self, hash: &str, dest: &Path, executable: bool) -> io::Result<()>;
+}
+
+/// What a stage key produced: each output path with its kind and hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Output {
+    pub path: String,
+    pub is_dir: bool,
+    pub hash: String,
+}
+
+pub struct Store {
+    root: PathBuf,
+    dir: PathBuf,
+    counter: AtomicU64,
+}
+
+/// Held while a run owns the project; released on drop (and by the OS if the process dies).
+pub struct ProjectLock {
+    _file: File,
+}
+
+pub enum LockOutcome {
+    Acquired(ProjectLock),
+    Busy,
+}
+
+impl Store {
+    /// The store of the project at `root` (nothing is created until something is written).
+    pub fn new(root: &Path) -> Store {
+        Store {
+            root: root.to_path_buf(),
+            dir: root.join("cache"),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn ensure(&self, sub: &str) -> io::Result<PathBuf> {
+        let p = self.dir.join(sub);
+        fs::create_dir_all(&p)?;
+        Ok(p)
+    }
+
+    /// Takes the project lock; with `wait`, blocks until the other process is done.
+    pub fn lock_project(&self, wait: bool) -> io::Result<LockOutcome> {
+        self.ensure("")?;
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join("lock"))?;
+        if wait {
+            file.lock()?;
+            return Ok(LockOutcome::Acquired(ProjectLock { _file: file }));
+        }
+        match file.try_lock() {
+            Ok(()) => Ok(LockOutcome::Acquired(ProjectLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(LockOutcome::Busy),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    fn object_path(&self, hash: &str) -> PathBuf {
+        let (a, b) = hash.split_at(2.min(hash.len()));
+        self.dir.join("objects").join(a).join(b)
+    }
+
+    /// A fresh path in the scratch area (not created).
+    pub fn scratch_path(&self, label: &str) -> io::Result<PathBuf> {
+        let tmp = self.ensure("tmp")?;
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        Ok(tmp.join(format!("{}-{}-{label}", std::process::id(), n)))
+    }
+
+    /// Removes scratch files left by processes that died (called while holding the project lock).
+    pub fn clean_scratch(&self) -> io::Result<()> {
+        let tmp = self.dir.join("tmp");
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp)?;
+        }
+        Ok(())
+    }
+
+    fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> io::Result<()> {
+        let tmp = self.scratch_path("write")?;
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+        }
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::rename(&tmp, dest)
+    }
+
+    pub fn put_bytes(&self, bytes: &[u8]) -> io::Result<String> {
+        let hash = blake3::hash(bytes).to_hex().to_string();
+        if !self.has(&hash) {
+            self.write_atomic(&self.object_path(&hash), bytes)?;
+        }
+        Ok(hash)
+    }
+
+    pub fn read_object(&self, hash: &str) -> io::Result<Vec<u8>> {
+        fs::read(self.object_path(hash))
+    }
+
+    /// Copies a workspace path (already hashed) into the store.
+    pub fn save_output(&self, rel: &str, state: &PathState) -> io::Result<Option<Output>> {
+        let full = self.root.join(rel);
+        match state {
+            PathState::Missing => Ok(None),
+            PathState::File { hash } => {
+                self.put_file(&full, hash)?;
+                Ok(Some(Output {
+                    path: rel.to_string(),
+                    is_dir: false,
+                    hash: hash.clone(),
+                }))
+            }
+            PathState::Dir { hash, files } => {
+                for f in files {
+                    self.put_file(&full.join(&f.rel), &f.hash)?;
+                }
+                let manifest = fsstate::manifest_text(files);
+                let stored = self.put_bytes(manifest.as_bytes())?;
+                debug_assert_eq!(&stored, hash);
+                Ok(Some(Output {
+                    path: rel.to_string(),
+                    is_dir: true,
+                    hash: hash.clone(),
+                }))
+            }
+        }
+    }
+
+    /// True when every object the outputs need is in the store.
+    pub fn outputs_available(&self, outs: &[Output]) -> bool {
+        outs.iter().all(|o| {
+            if !o.is_dir {
+                return self.has(&o.hash);
+            }
+            match self.manifest(&o.hash) {
+                Some(files) => files.iter().all(|f| self.has(&f.hash)),
+                None => false,
+            }
+        })
+    }
+
+    fn manifest(&self, hash: &str) -> Option<Vec<DirEntry>> {
+        let bytes = self.read_object(hash).ok()?;
+        fsstate::parse_manifest(std::str::from_utf8(&bytes).ok()?)
+    }
+
+    /// Puts an output back into the workspace from the store, replacing what is there.
+    pub fn restore(&self, out: &Output) -> io::Result<()> {
+        let dest = self.root.join(&out.path);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        if !out.is_dir {
+            remove_path(&dest)?;
+            return self.get_to(&out.hash, &dest, false);
+        }
+        let files = self.manifest(&out.hash).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("folder manifest {} is missing from the cache", out.hash),
+            )
+        })?;
+        // Build the folder aside, then swap it in.
+        let staging = self.scratch_path("restore")?;
+        fs::create_dir_all(&staging)?;
+        for f in &files {
+            let target = staging.join(&f.rel);
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            self.get_to(&f.hash, &target, f.executable)?;
+        }
+        remove_path(&dest)?;
+        fs::rename(&staging, &dest)
+    }
+
+    /// Moves the current content of `rel` aside (to put back if a stage fails); None if absent.
+    pub fn move_aside(&self, rel: &str) -> io::Result<Option<PathBuf>> {
+        let full = self.root.join(rel);
+        if fs::symlink_metadata(&full).is_err() {
+            return Ok(None);
+        }
+        let aside = self.scratch_path("aside")?;
+        fs::rename(&full, &aside)?;
+        Ok(Some(aside))
+    }
+
+    /// Puts back what [`Store::move_aside`] moved, replacing whatever a failed stage left.
+    pub fn put_back(&self, rel: &str, aside: Option<PathBuf>) -> io::Result<()> {
+        let full = self.root.join(rel);
+        remove_path(&full)?;
+        if let Some(aside) = aside {
+            if let Some(parent) = full.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::rename(aside, &full)?;
+        }
+        Ok(())
+    }
+
+    pub fn discard(&self, aside: Option<PathBuf>) -> io::Result<()> {
+        match aside {
+            Some(p) => remove_path(&p),
+            None => Ok(()),
+        }
+    }
+
+    /// Records which outputs a stage key produced.
+    pub fn record_stage(&self, key: &str, outs: &[Output]) -> io::Result<()> {
+        let mut text = String::new();
+        for o in outs {
+            let kind = if o.is_dir { "dir" } else { "file" };
+            text.push_str(&format!("{kind} {} {}\n", o.hash, o.path));
+        }
+        self.write_atomic(&self.dir.join("stages").join(key), text.as_bytes())
+    }
+
+    pub fn stage_record(&self, key: &str) -> Option<Vec<Output>> {
+        let text = fs::read_to_string(self.dir.join("stages").join(key)).ok()?;
+        text.lines()
+            .map(|line| {
+                let mut it = line.splitn(3, ' ');
+                let kind = it.next()?;
+                let hash = it.next()?;
+                let path = it.next()?;
+                Some(Output {
+                    path: path.to_string(),
+                    is_dir: kind == "dir",
+                    hash: hash.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    pub fn load_stat_cache(&self) -> StatCache {
+        let Ok(text) = fs::read_to_string(self.dir.join("stat")) else {
+            return StatCache::default();
+        };
+        let mut map = HashMap::new();
+        for line in text.lines() {
+            let mut it = line.splitn(5, ' ');
+            let parsed = (|| {
+                let size = it.next()?.parse().ok()?;
+                let mtime_ns = it.next()?.parse().ok()?;
+                let inode = it.next()?.parse().ok()?;
+                let hash = it.next()?.to_string();
+                let path = it.next()?.to_string();
+                Some((
+                    path,
+                    StatEntry {
+                        size,
+                        mtime_ns,
+                        inode,
+                        hash,
+                    },
+                ))
+            })();
+            // A damaged line only costs a re-hash.
+            if let Some((path, e)) = parsed {
+                map.insert(path, e);
+            }
+        }
+        StatCache::from_entries(map)
+    }
+
+    pub fn save_stat_cache(&self, cache: &StatCache) -> io::Result<()> {
+        let mut text = String::new();
+        for (path, e) in cache.snapshot() {
+            text.push_str(&format!(
+                "{} {} {} {} {}\n",
+                e.size, e.mtime_ns, e.inode, e.hash, path
+            ));
+        }
+        self.write_atomic(&self.dir.join("stat"), text.as_bytes())
+    }
+
+    /// Appends one JSON line to the run log.
+    pub fn log_run(&self, line: &serde_json::Value) -> io::Result<()> {
+        self.ensure("")?;
+        let mut f = File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("runs.jsonl"))?;
+        writeln!(f, "{line}")
+    }
+
+    pub fn save_command_logs(&self, stage: &str, stdout: &[u8], stderr: &[u8]) -> io::Result<()> {
+        let logs = self.dir.join("logs");
+        self.write_atomic(&logs.join(format!("{stage}.out")), stdout)?;
+        self.write_atomic(&logs.join(format!("{stage}.err")), stderr)
+    }
+
+    /// Removes objects and stage records that nothing in `keep` refers to.
+    pub fn gc(
+        &self,
+        keep: &[Output],
+        keep_keys: &BTreeSet<String>,
+        dry_run: bool,
+    ) -> io::Result<GcReport> {
+        let mut live = BTreeSet::new();
+        for o in keep {
+            live.insert(o.hash.clone());
+            if o.is_dir {
+                if let Some(files) = self.manifest(&o.hash) {
+                    live.extend(files.into_iter().map(|f| f.hash));
+                }
+            }
+        }
+        let mut report = GcReport::default();
+        let objects = self.dir.join("objects");
+        if objects.exists() {
+            for shard in sorted_entries(&objects)? {
+                for obj in sorted_entries(&shard)? {
+                    let name = format!(
+                        "{}{}",
+                        shard
+                            .file_name()
+                            .and_then(|s| s.to_str())
+                            .unwrap_or_default(),
+                        obj.file_name().and_then(|s| s.to_str()).unwrap_or_default()
+                    );
+                    if live.contains(&name) {
+                        continue;
+                    }
+                    report.objects += 1;
+                    report.bytes += fs::metadata(&obj).map(|m| m.len()).unwrap_or(0);
+                    if !dry_run {
+                        fs::remove_file(&obj)?;
+                    }
+                }
+            }
+        }
+        let stages = self.dir.join("stages");
+        if stages.exists() {
+            for rec in sorted_entries(&stages)? {
+                let name = rec.file_name().and_then(|s| s.to_str()).unwrap_or_default();
+                if keep_keys.contains(name) {
+                    continue;
+                }
+                report.records += 1;
+                if !dry_run {
+                    fs::remove_file(&rec)?;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct GcReport {
+    pub objects: u64,
+    pub bytes: u64,
+    pub records: u64,
+}
+
+impl ObjectStore for Store {
+    fn has(&self, hash: &str) -> bool {
+        self.object_path(hash).is_file()
+    }
+
+    fn put_file(&self, src: &Path, hash: &str) -> io::Result<()> {
+        if self.has(hash) {
+            return Ok(());
+        }
+        let tmp = self.scratch_path("object")?;
+        fs::copy(src, &tmp)?;
+        // Objects are read-only: an edit through a stray hard link must not corrupt the cache.
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))?;
+        let dest = self.object_path(hash);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::rename(&tmp, &dest)
+    }
+
+    fn get_to(&self, hash: &str, dest: &Path, executable: bool) -> io::Result<()> {
+        let tmp = self.scratch_path("get")?;
+        fs::copy(self.object_path(hash), &tmp)?;
+        let mode = if executable { 0o755 } else { 0o644 };
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
+        fs::rename(&tmp, dest)
+    }
+}
+
+fn sorted_entries(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    v.sort();
+    Ok(v)
+}
+
+/// Removes a file or folder if it exists.
+pub fn remove_path(p: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p),
+        Ok(_) => fs::remove_file(p),
+    }
+}
