@@ -185,8 +185,7 @@ pub fn render_summary(data: &str, res: &FitResult) -> String {
         "term", "estimate", "std. error", stat, "p value"
     );
     for c in &res.coefficients {
-        let _ = writeln!(
-            out,
+        let line = format!(
             "{:<term_w$}  {:>12}  {:>12}  {:>9.3}  {:>9}  {}",
             c.term,
             sig(c.estimate),
@@ -195,6 +194,7 @@ pub fn render_summary(data: &str, res: &FitResult) -> String {
             pval(c.p_value),
             stars(c.p_value)
         );
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     out.push('\n');
     if let Some(r2) = res.r2 {

@@ -2,6 +2,7 @@
 
 mod engine;
 mod errors;
+mod fit;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
