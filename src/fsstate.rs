@@ -50,13 +50,20 @@ pub struct StatEntry {
 #[derive(Debug, Default)]
 pub struct StatCache {
     entries: Mutex<HashMap<String, StatEntry>>,
+    /// Set when an entry was added or removed, so an unchanged cache is not rewritten.
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 impl StatCache {
     pub fn from_entries(entries: HashMap<String, StatEntry>) -> Self {
         StatCache {
             entries: Mutex::new(entries),
+            dirty: Default::default(),
         }
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The entries, sorted by path, for persisting.
@@ -76,12 +83,14 @@ impl StatCache {
     fn put(&self, rel: &str, e: StatEntry) {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         map.insert(rel.to_string(), e);
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Forgets a path (and everything under it), e.g. after a stage rewrote it.
     pub fn forget(&self, rel: &str) {
         let mut map = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         map.retain(|k, _| !crate::pipeline::path_within(k, rel));
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -666,27 +666,68 @@ pub fn path_within(inner: &str, outer: &str) -> bool {
             && inner.as_bytes()[outer.len()] == b'/')
 }
 
-/// Finds which stage produces each dep, and rejects outputs declared twice.
+/// Finds which stage produces each dep, and rejects outputs declared twice or nested in each
+/// other. Uses an ordered map of outputs so large pipelines stay fast: a path's producers are
+/// the output equal to it, the outputs that are folders above it, and the outputs inside it.
 fn link(cx: &mut Cx, stages: &mut [Stage]) {
-    let mut owners: Vec<(&str, usize)> = Vec::new();
+    let mut owners: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
     for (i, s) in stages.iter().enumerate() {
         for o in &s.outs {
-            owners.push((o.as_str(), i));
+            owners.entry(o.as_str()).or_default().push(i);
         }
     }
-    let mut dup = Vec::new();
-    for (a, &(pa, ia)) in owners.iter().enumerate() {
-        for &(pb, ib) in &owners[a + 1..] {
-            if path_within(pa, pb) || path_within(pb, pa) {
-                dup.push((pa.to_string(), ia, pb.to_string(), ib));
+    let producers = |path: &str| -> Vec<(usize, String)> {
+        let mut found = Vec::new();
+        if let Some(v) = owners.get(path) {
+            found.extend(v.iter().map(|&i| (i, path.to_string())));
+        }
+        // Folders above `path`.
+        let mut cut = path.len();
+        while let Some(pos) = path[..cut].rfind('/') {
+            let parent = &path[..pos];
+            if let Some(v) = owners.get(parent) {
+                found.extend(v.iter().map(|&i| (i, parent.to_string())));
+            }
+            cut = pos;
+        }
+        // Paths inside `path` (when it is a folder): keys starting with `path/`.
+        let prefix = format!("{path}/");
+        for (k, v) in owners.range::<str, _>((
+            std::ops::Bound::Excluded(prefix.as_str()),
+            std::ops::Bound::Unbounded,
+        )) {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            found.extend(v.iter().map(|&i| (i, k.to_string())));
+        }
+        found
+    };
+    let mut problems = Vec::new();
+    for (i, s) in stages.iter().enumerate() {
+        for o in &s.outs {
+            for (j, other) in producers(o) {
+                // Report each clash once, at the later stage.
+                if j > i || (j == i && other == *o) {
+                    continue;
+                }
+                problems.push((other, j, o.clone(), i));
             }
         }
     }
-    for (pa, ia, pb, ib) in dup {
+    // In file order: by the later stage, then the earlier one.
+    problems.sort_by(|a, b| (a.3, a.1, &a.0, &a.2).cmp(&(b.3, b.1, &b.0, &b.2)));
+    problems.dedup();
+    for (pa, ia, pb, ib) in problems {
         let what = if pa == pb {
             format!(
                 "output `{pa}` is declared by two stages, `{}` and `{}`",
                 stages[ia].name, stages[ib].name
+            )
+        } else if ia == ib {
+            format!(
+                "outputs `{pa}` and `{pb}` of stage `{}` overlap",
+                stages[ia].name
             )
         } else {
             format!(
@@ -699,19 +740,14 @@ fn link(cx: &mut Cx, stages: &mut [Stage]) {
     }
     let mut upstream_all = Vec::with_capacity(stages.len());
     for s in stages.iter() {
-        let mut up = Vec::new();
-        for d in &s.deps {
-            for (j, other) in stages.iter().enumerate() {
-                let produces = other
-                    .outs
-                    .iter()
-                    .any(|o| path_within(d, o) || path_within(o, d));
-                if produces && !up.contains(&j) {
-                    up.push(j);
-                }
-            }
-        }
+        let mut up: Vec<usize> = s
+            .deps
+            .iter()
+            .flat_map(|d| producers(d))
+            .map(|(j, _)| j)
+            .collect();
         up.sort_unstable();
+        up.dedup();
         upstream_all.push(up);
     }
     for (i, up) in upstream_all.into_iter().enumerate() {

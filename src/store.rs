@@ -305,6 +305,9 @@ impl Store {
     }
 
     pub fn save_stat_cache(&self, cache: &StatCache) -> io::Result<()> {
+        if !cache.is_dirty() {
+            return Ok(());
+        }
         let mut text = String::new();
         for (path, e) in cache.snapshot() {
             text.push_str(&format!(
