@@ -95,8 +95,15 @@ pub fn model_spec(req: &FitRequest) -> Result<ModelSpec, Diagnostic> {
 /// Loads `data` and estimates the model.
 pub fn run(data: &Path, req: &FitRequest) -> Result<FitResult, Diagnostic> {
     let spec = model_spec(req)?;
+    let started = std::time::Instant::now();
     let frame = dataio::read_estimator_frame(data)?;
-    fit::fit(&frame, &spec).map_err(|e| {
+    let read = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    let result = fit::fit(&frame, &spec);
+    // Benchmarks read these two lines (`-v`) to separate loading from estimation.
+    tracing::info!(seconds = read, rows = frame.nrows(), "read data");
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), "estimated");
+    result.map_err(|e| {
         let d = estim_diag(e);
         Diagnostic {
             message: format!("cannot estimate `{}` on `{}`", req.formula, data.display()),

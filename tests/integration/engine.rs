@@ -588,3 +588,21 @@ fn a_second_run_in_the_same_project_refuses_or_waits() {
     assert!(waited.stderr.contains("1 up to date"), "{}", waited.stderr);
     assert_eq!(p.read("out.txt"), "done\n");
 }
+
+#[test]
+fn verbose_logs_go_through_tracing() {
+    let p = two_stage_project();
+    let out = p.repro(&["-v", "run"]);
+    out.ok();
+    assert!(out.stderr.contains("running command"), "{}", out.stderr);
+    assert!(out.stderr.contains("`prep` is up to date") || out.stderr.contains("ran `prep`"));
+    let quiet = p.repro(&["run"]);
+    assert!(!quiet.stderr.contains("INFO"), "{}", quiet.stderr);
+    let with_env = p
+        .command(&["run", "--force"])
+        .env("RUST_LOG", "repro=info")
+        .output()
+        .unwrap();
+    assert!(with_env.status.success());
+    assert!(String::from_utf8_lossy(&with_env.stderr).contains("running command"));
+}
