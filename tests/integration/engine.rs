@@ -606,3 +606,23 @@ fn verbose_logs_go_through_tracing() {
     assert!(with_env.status.success());
     assert!(String::from_utf8_lossy(&with_env.stderr).contains("running command"));
 }
+
+#[test]
+fn the_stat_cache_skips_files_whose_size_mtime_and_inode_are_unchanged() {
+    let p = two_stage_project();
+    p.repro(&["run"]).ok();
+    // Same size, same inode, mtime put back: repro must trust its stat cache and not re-read.
+    let path = p.path().join("in.txt");
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all(b"z\nz\n").unwrap();
+        f.set_modified(mtime).unwrap();
+    }
+    assert_eq!(p.repro(&["status"]).stdout, "all 2 stages are up to date\n");
+    // A real edit (new mtime) is seen.
+    std::thread::sleep(Duration::from_millis(20));
+    p.write("in.txt", "z\nz\n");
+    assert!(p.repro(&["status"]).stdout.contains("dep `in.txt` changed"));
+}
