@@ -160,8 +160,22 @@ pub fn run(
                     }
                     state[i] = State::Running;
                     running += 1;
-                    ui.started(&p.stages[i].name);
                     let entry = lockfile.stages.get(&p.stages[i].name).cloned();
+                    // Most stages of a no-op run are up to date: decide those here, cheaply,
+                    // instead of starting a worker for each.
+                    if !cfg.force {
+                        if let Some(e) =
+                            entry.as_ref().filter(|e| up_to_date(&ctx, &p.stages[i], e))
+                        {
+                            let _ = tx.send(Done {
+                                index: i,
+                                outcome: Outcome::UpToDate,
+                                entry: Some(e.clone()),
+                            });
+                            continue;
+                        }
+                    }
+                    ui.started(&p.stages[i].name);
                     let tx = tx.clone();
                     let ctx = &ctx;
                     let stage = &p.stages[i];
@@ -191,13 +205,15 @@ pub fn run(
             for done in batch {
                 running -= 1;
                 let stage = &p.stages[done.index];
-                let _ = store.log_run(&serde_json::json!({
-                    "run_started": run_started,
-                    "finished": unix_now(),
-                    "stage": stage.name,
-                    "outcome": done.outcome.label(),
-                    "seconds": match &done.outcome { Outcome::Ran { seconds } => *seconds, _ => 0.0 },
-                }));
+                if !matches!(done.outcome, Outcome::UpToDate) {
+                    let _ = store.log_run(&serde_json::json!({
+                        "run_started": run_started,
+                        "finished": unix_now(),
+                        "stage": stage.name,
+                        "outcome": done.outcome.label(),
+                        "seconds": match &done.outcome { Outcome::Ran { seconds } => *seconds, _ => 0.0 },
+                    }));
+                }
                 ui.finished(&stage.name, &done.outcome);
                 match done.outcome {
                     Outcome::Failed(d) => {
@@ -311,6 +327,18 @@ fn check_sources(p: &Pipeline, selected: &[usize], stat: &StatCache) -> Result<(
         Ok(())
     } else {
         Err(Failure::usage_many(diags))
+    }
+}
+
+/// True when the stage's key and outputs match its lock entry (no IO beyond the stat cache).
+fn up_to_date(ctx: &Ctx<'_>, stage: &Stage, entry: &LockEntry) -> bool {
+    match observe(ctx.root, stage, ctx.stat) {
+        Ok(view) => {
+            view.missing_deps.is_empty()
+                && entry.key == view.observed.key
+                && planner::outputs_intact(entry, &view.observed)
+        }
+        Err(_) => false,
     }
 }
 
