@@ -16,6 +16,13 @@ OUT="${1:-$HERE/results/estimators.jsonl}"
 mkdir -p "$(dirname "$OUT")"
 : > "$OUT"
 
+need=0
+for f in qr_100k.parquet qr_100k.csv; do [ -f "$HERE/data/$f" ] || need=1; done
+for p in $PANELS; do [ -f "$HERE/data/panel_$p.parquet" ] || need=1; done
+if [ "$need" = 1 ]; then
+  "$VENV/bin/python" "$HERE/gen_data.py" --panels "$(echo $PANELS | tr ' ' ',')"
+fi
+
 echo "# $(date -u +%FT%TZ) $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for p in $PANELS; do
   python3 "$HERE/repro_fit.py" --task fe --data "$HERE/data/panel_$p.parquet" --repeat "$REPEAT" --repro "$REPRO" | tee -a "$OUT"
