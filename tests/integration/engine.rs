@@ -626,3 +626,69 @@ fn the_stat_cache_skips_files_whose_size_mtime_and_inode_are_unchanged() {
     p.write("in.txt", "z\nz\n");
     assert!(p.repro(&["status"]).stdout.contains("dep `in.txt` changed"));
 }
+
+#[test]
+fn outputs_and_lock_are_byte_identical_across_folders_jobs_and_threads() {
+    // A panel big enough for the estimators to split work across threads.
+    let mut csv = String::from("unit,period,y,x1,x2\n");
+    let mut state: u64 = 42;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+    };
+    for u in 0..2000 {
+        let a = next();
+        for t in 0..15 {
+            let (x1, x2) = (next(), next());
+            csv.push_str(&format!(
+                "{u},{t},{},{x1},{x2}\n",
+                x1 - 0.5 * x2 + a + next()
+            ));
+        }
+    }
+    let pipeline = r#"stages:
+  twfe:
+    kind: fit
+    params:
+      data: panel.csv
+      formula: y ~ x1 + x2 | unit + period
+      vcov: cluster:unit+period
+      out: out/twfe.json
+  median:
+    kind: fit
+    params:
+      data: panel.csv
+      formula: y ~ x1 + x2
+      quantile: 0.5
+      out: out/median.json
+  both:
+    cmd: cat out/twfe.json out/median.json > out/both.json
+    deps: [out/twfe.json, out/median.json]
+    outs: [out/both.json]
+"#;
+    let runs: Vec<(Project, &str, &str)> =
+        vec![(Project::new(), "1", "1"), (Project::new(), "2", "2")];
+    for (p, jobs, threads) in &runs {
+        p.write("panel.csv", &csv).write("pipeline.yaml", pipeline);
+        let out = p
+            .command(&["run", "-j", jobs])
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for file in [
+        "out/twfe.json",
+        "out/median.json",
+        "out/both.json",
+        "repro.lock",
+    ] {
+        assert_eq!(runs[0].0.read(file), runs[1].0.read(file), "{file} differs");
+    }
+}

@@ -143,11 +143,12 @@ pub(crate) fn residuals(cols: &[&[f64]], y: &[f64], b: &[f64]) -> Vec<f64> {
 }
 
 /// `sum_i e_i^2 x_i x_i'` (or `X'X` without `e`) for the matrix with columns `cols`, in
-/// parallel.
+/// parallel. Block results are added in block order, never in rayon's reduction order, so the
+/// bits do not depend on the number of threads.
 pub(crate) fn weighted_gram(cols: &[&[f64]], e: Option<&[f64]>) -> Mat<f64> {
     let p = cols.len();
     let n = cols.first().map_or(0, |c| c.len());
-    row_blocks(n)
+    let blocks: Vec<Mat<f64>> = row_blocks(n)
         .into_par_iter()
         .map(|(s, end)| {
             let block = Mat::from_fn(end - s, p, |i, j| {
@@ -155,18 +156,21 @@ pub(crate) fn weighted_gram(cols: &[&[f64]], e: Option<&[f64]>) -> Mat<f64> {
             });
             small_gram(block.as_ref())
         })
-        .reduce(
-            || Mat::zeros(p, p),
-            |a, b| Mat::from_fn(p, p, |i, j| a[(i, j)] + b[(i, j)]),
-        )
+        .collect();
+    blocks.iter().fold(Mat::zeros(p, p), |acc, b| {
+        Mat::from_fn(p, p, |i, j| acc[(i, j)] + b[(i, j)])
+    })
 }
+
+/// How many row ranges [`cluster_sums`] splits the rows into: fixed, not the thread count, so
+/// that results are bit-identical however many threads run them.
+const CLUSTER_SUM_PARTS: usize = 8;
 
 /// Per-cluster sums `sum_{i in g} x_i e_i` (n_groups x p), in parallel over row ranges.
 pub(crate) fn cluster_sums(cols: &[&[f64]], e: &[f64], codes: &[u32], n_groups: usize) -> Mat<f64> {
     let p = cols.len();
     let n = e.len();
-    let parts = rayon::current_num_threads().max(1);
-    let step = n.div_ceil(parts).max(1);
+    let step = n.div_ceil(CLUSTER_SUM_PARTS).max(1);
     let partials: Vec<Vec<f64>> = (0..n)
         .step_by(step)
         .collect::<Vec<_>>()
