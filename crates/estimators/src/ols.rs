@@ -164,7 +164,7 @@ pub(crate) fn weighted_gram(cols: &[&[f64]], e: Option<&[f64]>) -> Mat<f64> {
 
 /// How many row ranges [`cluster_sums`] splits the rows into: fixed, not the thread count, so
 /// that results are bit-identical however many threads run them.
-const CLUSTER_SUM_PARTS: usize = 8;
+const CLUSTER_SUM_PARTS: usize = 4;
 
 /// Per-cluster sums `sum_{i in g} x_i e_i` (n_groups x p), in parallel over row ranges.
 pub(crate) fn cluster_sums(cols: &[&[f64]], e: &[f64], codes: &[u32], n_groups: usize) -> Mat<f64> {
