@@ -153,6 +153,9 @@ pub fn render_summary(data: &str, res: &FitResult) -> String {
     let _ = writeln!(out, "model:        {}", res.formula);
     let _ = writeln!(out, "data:         {data}");
     let _ = writeln!(out, "observations: {}", thousands(res.nobs));
+    if let Some(k) = res.k {
+        let _ = writeln!(out, "parameters:   {k} (K of the small-sample correction)");
+    }
     if res.n_missing_dropped > 0 {
         let _ = writeln!(
             out,

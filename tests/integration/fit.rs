@@ -47,6 +47,8 @@ fn json_matches_the_pyfixest_reference() {
     assert_eq!(v["nobs"], 816);
     assert_eq!(v["vcov"], "cluster:state");
     assert_eq!(v["n_clusters"]["state"], 48);
+    // fixest's K: 4 slopes + 17 year levels; the state effects are nested in the clusters.
+    assert_eq!(v["k"], 21);
     // pyfixest 0.60.0, tests/fixtures/estimators/expected.json case produc_cluster.
     let lpcap = &v["coefficients"][0];
     assert_eq!(lpcap["term"], "lpcap");

@@ -912,6 +912,7 @@ fn fit_linear(frame: &Frame, f: &Formula, spec: &ModelSpec) -> Result<FitResult,
     Ok(FitResult {
         formula: f.source.clone(),
         nobs: n,
+        k: Some(ss.k),
         n_missing_dropped: sample.n_missing,
         n_singletons_dropped: sample.n_singletons,
         coefficients,
@@ -1139,6 +1140,7 @@ fn fit_mmqr(f: &Formula, q: &QuantileSpec, sample: Sample<'_>) -> Result<FitResu
     Ok(FitResult {
         formula: f.source.clone(),
         nobs: fit.nobs,
+        k: None,
         n_missing_dropped: sample.n_missing,
         n_singletons_dropped: sample.n_singletons + fit.n_singletons_dropped,
         coefficients,
@@ -1196,6 +1198,7 @@ fn fit_canay(f: &Formula, q: &QuantileSpec, sample: Sample<'_>) -> Result<FitRes
     Ok(FitResult {
         formula: f.source.clone(),
         nobs: n,
+        k: None,
         n_missing_dropped: sample.n_missing,
         n_singletons_dropped: sample.n_singletons,
         coefficients,
@@ -1312,6 +1315,7 @@ fn fit_quantile_pooled(
     Ok(FitResult {
         formula: f.source.clone(),
         nobs: n,
+        k: None,
         n_missing_dropped: sample.n_missing,
         n_singletons_dropped: sample.n_singletons,
         coefficients,

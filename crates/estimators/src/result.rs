@@ -66,6 +66,9 @@ pub struct FirstStageStats {
 pub struct FitResult {
     pub formula: String,
     pub nobs: usize,
+    /// K as the small-sample corrections count it (fixest's rules: slopes plus fixed-effect
+    /// levels not nested in a cluster variable); `None` for quantile regressions.
+    pub k: Option<usize>,
     /// Rows dropped because a used column was missing there.
     pub n_missing_dropped: usize,
     /// Observations dropped as fixed-effect singletons.

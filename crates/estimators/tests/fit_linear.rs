@@ -306,6 +306,7 @@ fn fit_result_serialises_with_stable_fields() {
     let order = [
         "\"formula\"",
         "\"nobs\"",
+        "\"k\"",
         "\"n_missing_dropped\"",
         "\"n_singletons_dropped\"",
         "\"coefficients\"",
