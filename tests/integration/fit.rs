@@ -13,18 +13,21 @@ fn project_with_produc() -> Project {
     p
 }
 
+/// The fixture model `produc_cluster` of `expected.json`.
+const PRODUC_TWFE: &[&str] = &[
+    "fit",
+    "--data",
+    "produc.csv",
+    "--formula",
+    "lgsp ~ lpcap + lpc + lemp + unemp | state + year",
+    "--vcov",
+    "cluster:state",
+];
+
 #[test]
 fn summary_of_a_two_way_fixed_effects_model() {
     let p = project_with_produc();
-    let out = p.repro(&[
-        "fit",
-        "--data",
-        "produc.csv",
-        "--formula",
-        "lgsp ~ lpcap + lpc + lemp + unemp | state + year",
-        "--vcov",
-        "cluster:state",
-    ]);
+    let out = p.repro(PRODUC_TWFE);
     out.ok();
     snapshot_settings().bind(|| insta::assert_snapshot!("fit_summary", out.snapshot()));
 }
@@ -32,16 +35,7 @@ fn summary_of_a_two_way_fixed_effects_model() {
 #[test]
 fn json_matches_the_pyfixest_reference() {
     let p = project_with_produc();
-    let out = p.repro(&[
-        "fit",
-        "--data",
-        "produc.csv",
-        "--formula",
-        "lgsp ~ lpcap + lpc + lemp + unemp | state + year",
-        "--vcov",
-        "cluster:state",
-        "--json",
-    ]);
+    let out = p.repro(&[PRODUC_TWFE, &["--json"]].concat());
     out.ok();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["nobs"], 816);
