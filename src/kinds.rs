@@ -38,6 +38,14 @@ pub struct FitStage {
 pub struct KindError {
     pub message: String,
     pub hint: Option<String>,
+    /// Where in a stage spec file the problem is (errors in `params` point at the stage).
+    pub location: Option<crate::diag::Location>,
+}
+
+/// What parsing a kind may look at: the project root, to read the stage spec files a kind names
+/// (their content is also a dependency of the stage, so it enters the key).
+pub struct ParseCtx<'a> {
+    pub root: &'a Path,
 }
 
 /// Paths a kind reads and writes because of its parameters (e.g. its data file).
@@ -54,13 +62,19 @@ pub struct BuiltinCtx<'a> {
 }
 
 impl Builtin {
-    pub fn parse(kind: &str, params: serde_json::Value) -> Result<Builtin, KindError> {
+    pub fn parse(
+        kind: &str,
+        params: serde_json::Value,
+        ctx: &ParseCtx<'_>,
+    ) -> Result<Builtin, KindError> {
+        let _ = ctx;
         if kind == "fit" {
             return parse_fit(params).map(Builtin::Fit);
         }
         let known: Vec<String> = KIND_NAMES.iter().map(|k| format!("`{k}`")).collect();
         Err(KindError {
             message: format!("unknown built-in kind `{kind}`"),
+            location: None,
             hint: Some(if known.is_empty() {
                 "this version of repro has no built-in kinds; use `cmd:`".to_string()
             } else {
@@ -90,14 +104,44 @@ impl Builtin {
     }
 }
 
-fn kind_err(message: impl Into<String>) -> KindError {
+pub fn kind_err(message: impl Into<String>) -> KindError {
     KindError {
         message: message.into(),
         hint: None,
+        location: None,
     }
 }
 
-fn take_path(
+/// Reads and deserialises a stage spec file (`stages/*.yaml`); errors carry the file, line and
+/// column. Unknown fields should be denied by `T` so a typo is caught before anything runs.
+pub fn load_spec<T: serde::de::DeserializeOwned>(root: &Path, rel: &str) -> Result<T, KindError> {
+    let text = std::fs::read_to_string(root.join(rel)).map_err(|e| KindError {
+        hint: Some("stage spec paths are relative to the pipeline file".into()),
+        ..kind_err(format!("cannot read stage spec `{rel}`: {e}"))
+    })?;
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    serde_saphyr::from_str_with_options::<T>(&text, options).map_err(|e| {
+        let location = e.location().map(|l| crate::diag::Location {
+            file: rel.into(),
+            line: l.line(),
+            column: l.column(),
+        });
+        let full = e.to_string();
+        let first = full.lines().next().unwrap_or("invalid yaml").trim();
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        let message = match first.split_once(": ") {
+            Some((head, rest)) if head.starts_with("line ") && location.is_some() => rest,
+            _ => first,
+        };
+        KindError {
+            location,
+            ..kind_err(format!("invalid stage spec `{rel}`: {message}"))
+        }
+    })
+}
+
+pub fn take_path(
     obj: &mut serde_json::Map<String, serde_json::Value>,
     key: &str,
 ) -> Result<String, KindError> {
@@ -124,6 +168,7 @@ fn parse_fit(params: serde_json::Value) -> Result<FitStage, KindError> {
             None => d.message,
         },
         hint: d.hint,
+        location: None,
     })?;
     Ok(FitStage { data, out, model })
 }

@@ -604,13 +604,14 @@ impl Cx {
         let json = params
             .map(Node::to_json)
             .unwrap_or(serde_json::Value::Object(Default::default()));
-        match Builtin::parse(kind, json) {
+        let ctx = crate::kinds::ParseCtx { root: &self.root };
+        match Builtin::parse(kind, json, &ctx) {
             Ok(b) => Some(Action::Builtin(Box::new(b))),
             Err(e) => {
                 let at = params.map(|p| p.pos).unwrap_or(pos);
                 let d =
                     Diagnostic::new(format!("invalid built-in stage `{stage}` of kind `{kind}`"))
-                        .at(Some(self.loc(at)))
+                        .at(Some(e.location.unwrap_or_else(|| self.loc(at))))
                         .cause(e.message);
                 let d = match e.hint {
                     Some(h) => d.hint(h),
