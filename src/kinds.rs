@@ -20,10 +20,26 @@ use crate::pipeline::normalize_path;
 pub enum Builtin {
     /// One model on one data file, written as JSON (`repro fit --json` form).
     Fit(FitStage),
+    /// Synthetic raw data with a documented, seeded data-generating process.
+    Synth(Spec<crate::synth::SynthSpec>),
+    /// Which city each applicant is in.
+    Locate(Spec<crate::locate::LocateSpec>),
+    /// The city-year collaboration index and network.
+    Index(Spec<crate::collab::IndexSpec>),
+    /// The city-year analysis panel and its codebook.
+    Panel(Spec<crate::panel::PanelSpec>),
+}
+
+/// A kind configured by a stage spec file: its path (a dependency) and its parsed content
+/// (which enters the definition, so the key changes with the spec).
+#[derive(Debug, Clone, Serialize)]
+pub struct Spec<T> {
+    pub path: String,
+    pub spec: T,
 }
 
 /// The names accepted in `kind:`.
-pub const KIND_NAMES: &[&str] = &["fit"];
+pub const KIND_NAMES: &[&str] = &["fit", "synth", "locate", "index", "panel"];
 
 /// Params of a `fit` stage: `data`, `out`, and the model (`formula`, `vcov`, `quantile`, `se`,
 /// `method`, `drop_singletons`).
@@ -67,9 +83,30 @@ impl Builtin {
         params: serde_json::Value,
         ctx: &ParseCtx<'_>,
     ) -> Result<Builtin, KindError> {
-        let _ = ctx;
-        if kind == "fit" {
-            return parse_fit(params).map(Builtin::Fit);
+        let root = ctx.root;
+        match kind {
+            "fit" => return parse_fit(params).map(Builtin::Fit),
+            "synth" => {
+                let path = spec_path(params)?;
+                let spec = crate::synth::parse(&path, root)?;
+                return Ok(Builtin::Synth(Spec { path, spec }));
+            }
+            "locate" => {
+                let path = spec_path(params)?;
+                let spec = crate::locate::parse(&path, root)?;
+                return Ok(Builtin::Locate(Spec { path, spec }));
+            }
+            "index" => {
+                let path = spec_path(params)?;
+                let spec = crate::collab::parse(&path, root)?;
+                return Ok(Builtin::Index(Spec { path, spec }));
+            }
+            "panel" => {
+                let path = spec_path(params)?;
+                let spec = crate::panel::parse(&path, root)?;
+                return Ok(Builtin::Panel(Spec { path, spec }));
+            }
+            _ => {}
         }
         let known: Vec<String> = KIND_NAMES.iter().map(|k| format!("`{k}`")).collect();
         Err(KindError {
@@ -89,6 +126,22 @@ impl Builtin {
                 deps: vec![f.data.clone()],
                 outs: vec![f.out.clone()],
             },
+            Builtin::Synth(s) => ImpliedIo {
+                deps: vec![s.path.clone(), s.spec.cities.clone()],
+                outs: crate::synth::outputs(&s.spec),
+            },
+            Builtin::Locate(s) => ImpliedIo {
+                deps: with_spec(&s.path, crate::locate::deps(&s.spec)),
+                outs: crate::locate::outs(&s.spec),
+            },
+            Builtin::Index(s) => ImpliedIo {
+                deps: with_spec(&s.path, crate::collab::deps(&s.spec)),
+                outs: crate::collab::outs(&s.spec),
+            },
+            Builtin::Panel(s) => ImpliedIo {
+                deps: with_spec(&s.path, crate::panel::deps(&s.spec)),
+                outs: crate::panel::outs(&s.spec),
+            },
         }
     }
 
@@ -100,8 +153,35 @@ impl Builtin {
     pub fn run(&self, ctx: &BuiltinCtx<'_>) -> Result<(), Diagnostic> {
         match self {
             Builtin::Fit(f) => run_fit(ctx, f),
+            Builtin::Synth(s) => crate::synth::run(ctx.root, ctx.stage, &s.spec),
+            Builtin::Locate(s) => crate::locate::run(ctx.root, ctx.stage, &s.spec),
+            Builtin::Index(s) => crate::collab::run(ctx.root, ctx.stage, &s.spec),
+            Builtin::Panel(s) => crate::panel::run(ctx.root, ctx.stage, &s.spec),
         }
     }
+}
+
+/// The `spec:` path of a kind configured by a stage spec file (`params: {spec: stages/x.yaml}`).
+pub fn spec_path(params: serde_json::Value) -> Result<String, KindError> {
+    let serde_json::Value::Object(mut obj) = params else {
+        return Err(kind_err(
+            "`params` must be a mapping with `spec: <stage spec file>`",
+        ));
+    };
+    let path = take_path(&mut obj, "spec")?;
+    if let Some(extra) = obj.keys().next() {
+        return Err(KindError {
+            hint: Some(format!(
+                "settings of this kind go in the spec file `{path}`"
+            )),
+            ..kind_err(format!("unknown param `{extra}`"))
+        });
+    }
+    Ok(path)
+}
+
+fn with_spec(spec: &str, deps: Vec<String>) -> Vec<String> {
+    std::iter::once(spec.to_string()).chain(deps).collect()
 }
 
 pub fn kind_err(message: impl Into<String>) -> KindError {

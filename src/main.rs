@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 mod cli;
+mod collab;
 mod dataio;
 mod diag;
 mod executor;
@@ -15,14 +16,19 @@ mod fitting;
 mod fsstate;
 mod key;
 mod kinds;
+mod locate;
 mod lock;
 mod observe;
+mod panel;
 mod params;
 mod pipeline;
+mod places;
 mod planner;
 mod runner;
 mod status;
 mod store;
+mod synth;
+mod tabular;
 mod ui;
 mod yaml;
 

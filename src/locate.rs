@@ -1,0 +1,362 @@
+//! The `locate` built-in kind: which city each applicant of each application is in.
+//!
+//! Owns: the assignment strategy (an ordered list of steps: `address`, `postcode`, `name`,
+//! `place`), classifying applicants as organisations or individuals, the name dictionary built
+//! from located first applicants, the applicant table it writes and the report of what was left
+//! unresolved. Deliberately does not own: reading raw exports (`ingest`), place-name tables
+//! (`places`) or counting (`collab`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::diag::Diagnostic;
+use crate::kinds::{self, KindError};
+use crate::places::{Cities, PlaceIndex};
+use crate::tabular::{self, Col, Table};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// The first applicant's address: province and city names.
+    Address,
+    /// The first applicant's postcode, through the postcode directory.
+    Postcode,
+    /// Any organisation whose exact name is a located first applicant elsewhere.
+    Name,
+    /// A place name inside an organisation's name (a firm named after its city, a provincial
+    /// university at the provincial capital).
+    Place,
+}
+
+impl Step {
+    fn as_str(self) -> &'static str {
+        match self {
+            Step::Address => "address",
+            Step::Postcode => "postcode",
+            Step::Name => "name",
+            Step::Place => "place",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocateSpec {
+    pub applications: String,
+    #[serde(default = "default_cities")]
+    pub cities: String,
+    /// A directory of 4-digit postcode prefixes (`prefix4,adcode6`); needed by `postcode`.
+    #[serde(default)]
+    pub postcodes: Option<String>,
+    #[serde(default = "default_strategy")]
+    pub strategy: Vec<Step>,
+    pub out: String,
+    pub report: String,
+}
+
+fn default_cities() -> String {
+    "data/cities.csv".into()
+}
+
+fn default_strategy() -> Vec<Step> {
+    vec![Step::Address, Step::Postcode, Step::Name, Step::Place]
+}
+
+pub fn parse(spec_path: &str, root: &Path) -> Result<LocateSpec, KindError> {
+    let spec: LocateSpec = kinds::load_spec(root, spec_path)?;
+    let bad = |m: String| kinds::kind_err(format!("invalid stage spec `{spec_path}`: {m}"));
+    for p in [&spec.applications, &spec.cities, &spec.out, &spec.report]
+        .into_iter()
+        .chain(spec.postcodes.as_ref())
+    {
+        crate::pipeline::normalize_path(p).map_err(|why| bad(format!("path `{p}`: {why}")))?;
+    }
+    if spec.strategy.is_empty() {
+        return Err(bad("`strategy` is empty".into()));
+    }
+    let mut seen = spec.strategy.clone();
+    seen.sort();
+    seen.dedup();
+    if seen.len() != spec.strategy.len() {
+        return Err(bad("`strategy` names a step twice".into()));
+    }
+    if spec.strategy.contains(&Step::Postcode) && spec.postcodes.is_none() {
+        return Err(KindError {
+            hint: Some("set `postcodes:` to a `prefix4,adcode6` table, or drop `postcode`".into()),
+            ..bad("the `postcode` step needs a postcode directory".into())
+        });
+    }
+    Ok(spec)
+}
+
+pub fn deps(spec: &LocateSpec) -> Vec<String> {
+    let mut d = vec![spec.applications.clone(), spec.cities.clone()];
+    d.extend(spec.postcodes.clone());
+    d
+}
+
+pub fn outs(spec: &LocateSpec) -> Vec<String> {
+    vec![spec.out.clone(), spec.report.clone()]
+}
+
+/// Words that mark an organisation; a name of two to four Chinese characters without one of them
+/// is a person.
+const ORG_MARKERS: &[&str] = &[
+    "公司", "大学", "学院", "学校", "研究", "中心", "集团", "医院", "厂", "局", "所", "院", "站",
+    "会", "社", "部", "委", "室",
+];
+
+pub fn is_individual(name: &str) -> bool {
+    let n = name.chars().count();
+    (2..=4).contains(&n)
+        && name
+            .chars()
+            .all(|c| ('\u{4e00}'..='\u{9fff}').contains(&c) || c == '·')
+        && !ORG_MARKERS.iter().any(|m| name.contains(m))
+}
+
+/// The located applicants of one application.
+struct Located {
+    names: Vec<String>,
+    cities: Vec<Option<usize>>,
+    methods: Vec<Option<Step>>,
+}
+
+pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic> {
+    let fail = |d: Diagnostic| Diagnostic {
+        message: format!("stage `{stage}` failed"),
+        causes: std::iter::once(d.message).chain(d.causes).collect(),
+        ..d
+    };
+    let cities = Cities::load(&root.join(&spec.cities)).map_err(fail)?;
+    let places = PlaceIndex::new(&cities);
+    let postcodes = match &spec.postcodes {
+        Some(p) => load_postcodes(root, p, &cities).map_err(fail)?,
+        None => HashMap::new(),
+    };
+    let file = spec.applications.as_str();
+    let df = tabular::read(root, file).map_err(fail)?;
+    let str_col = |name: &str| -> Result<StringChunked, Diagnostic> {
+        let c = df.column(name).map_err(|_| {
+            Diagnostic::new(format!("`{file}` has no column `{name}`"))
+                .hint("the applications table comes from an `ingest` stage")
+        })?;
+        let c = c
+            .cast(&DataType::String)
+            .map_err(|e| Diagnostic::new(e.to_string()))?;
+        Ok(c.str()
+            .map_err(|e| Diagnostic::new(e.to_string()))?
+            .rechunk()
+            .into_owned())
+    };
+    let applicants = str_col("applicants").map_err(fail)?;
+    let address = str_col("address").map_err(fail)?;
+    let postcode = str_col("postcode").map_err(fail)?;
+    let years = tabular::ints(&df, file, "year").map_err(fail)?;
+    let ptypes = tabular::ints(&df, file, "ptype").map_err(fail)?;
+    let app_no = str_col("app_no").map_err(fail)?;
+    let n = df.height();
+    let apps: Vec<Option<&str>> = applicants.iter().collect();
+    let addrs: Vec<Option<&str>> = address.iter().collect();
+    let posts: Vec<Option<&str>> = postcode.iter().collect();
+    let has = |s: Step| spec.strategy.contains(&s);
+    let order: Vec<Step> = spec.strategy.clone();
+
+    // Pass 1: first applicants from their address and postcode, in strategy order.
+    let first: Vec<(Option<usize>, Option<Step>)> = (0..n)
+        .into_par_iter()
+        .map(|r| {
+            for step in &order {
+                let found = match step {
+                    Step::Address => addrs[r].and_then(|a| places.address_city(&cities, a)),
+                    Step::Postcode => posts[r]
+                        .filter(|p| p.len() >= 4 && p.is_char_boundary(4))
+                        .and_then(|p| postcodes.get(&p[..4]).copied()),
+                    _ => None,
+                };
+                if found.is_some() {
+                    return (found, Some(*step));
+                }
+            }
+            (None, None)
+        })
+        .collect();
+
+    // The name dictionary: organisations located as first applicants, by their most frequent
+    // city (ties to the lower adcode, so the result does not depend on row order).
+    let mut seen: HashMap<&str, BTreeMap<usize, u32>> = HashMap::new();
+    if has(Step::Name) {
+        for r in 0..n {
+            let (Some(c), Some(list)) = (first[r].0, apps[r]) else {
+                continue;
+            };
+            let name = list.split(';').next().unwrap_or("").trim();
+            if !name.is_empty() && !is_individual(name) {
+                *seen.entry(name).or_default().entry(c).or_insert(0) += 1;
+            }
+        }
+    }
+    let dictionary: HashMap<&str, usize> = seen
+        .into_iter()
+        .map(|(name, by_city)| {
+            let best = by_city
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                .map(|(c, _)| *c)
+                .unwrap_or(0);
+            (name, best)
+        })
+        .collect();
+
+    // Pass 2: every applicant.
+    let located: Vec<Located> = (0..n)
+        .into_par_iter()
+        .map(|r| {
+            let names: Vec<String> = apps[r]
+                .unwrap_or("")
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            let mut cities_out = Vec::with_capacity(names.len());
+            let mut methods = Vec::with_capacity(names.len());
+            for (pos, name) in names.iter().enumerate() {
+                let mut found = if pos == 0 { first[r] } else { (None, None) };
+                if found.0.is_none() && !is_individual(name) {
+                    for step in &order {
+                        let c = match step {
+                            Step::Name => dictionary.get(name.as_str()).copied(),
+                            Step::Place => places.name_city(name),
+                            _ => None,
+                        };
+                        if c.is_some() {
+                            found = (c, Some(*step));
+                            break;
+                        }
+                    }
+                }
+                cities_out.push(found.0);
+                methods.push(found.1);
+            }
+            Located {
+                names,
+                cities: cities_out,
+                methods,
+            }
+        })
+        .collect();
+
+    // The applicant table and the report.
+    let total: usize = located.iter().map(|l| l.names.len()).sum();
+    let mut t_app = Vec::with_capacity(total);
+    let mut t_no = Vec::with_capacity(total);
+    let mut t_year = Vec::with_capacity(total);
+    let mut t_type = Vec::with_capacity(total);
+    let mut t_pos = Vec::with_capacity(total);
+    let mut t_name = Vec::with_capacity(total);
+    let mut t_kind = Vec::with_capacity(total);
+    let mut t_city = Vec::with_capacity(total);
+    let mut t_method = Vec::with_capacity(total);
+    let mut by_method: BTreeMap<String, BTreeMap<&str, u64>> = BTreeMap::new();
+    let mut by_kind: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let app_nos: Vec<Option<&str>> = app_no.iter().collect();
+    for (r, l) in located.iter().enumerate() {
+        for (pos, name) in l.names.iter().enumerate() {
+            let kind = if is_individual(name) {
+                "individual"
+            } else {
+                "organisation"
+            };
+            let method = l.methods[pos].map(Step::as_str).unwrap_or("unresolved");
+            let role = if pos == 0 { "first" } else { "co" };
+            *by_method
+                .entry(role.to_string())
+                .or_default()
+                .entry(method)
+                .or_insert(0) += 1;
+            let k = by_kind.entry(kind).or_insert((0, 0));
+            k.0 += 1;
+            k.1 += u64::from(l.cities[pos].is_none());
+            t_app.push(Some(r as i64));
+            t_no.push(app_nos[r].map(str::to_string));
+            t_year.push(years[r]);
+            t_type.push(ptypes[r]);
+            t_pos.push(Some(pos as i64));
+            t_name.push(Some(name.clone()));
+            t_kind.push(Some(kind.to_string()));
+            t_city.push(l.cities[pos].map(|c| i64::from(cities.rows[c].adcode)));
+            t_method.push(Some(method.to_string()));
+        }
+    }
+    let unresolved = t_city.iter().filter(|c| c.is_none()).count();
+    let mut table = Table::default();
+    table.push("app", Col::Int(t_app));
+    table.push("app_no", Col::Text(t_no));
+    table.push("year", Col::Int(t_year));
+    table.push("ptype", Col::Int(t_type));
+    table.push("pos", Col::Int(t_pos));
+    table.push("name", Col::Text(t_name));
+    table.push("kind", Col::Text(t_kind));
+    table.push("adcode6", Col::Int(t_city));
+    table.push("method", Col::Text(t_method));
+    table.write_parquet(root, &spec.out).map_err(fail)?;
+
+    let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let report = serde_json::json!({
+        "applications": n,
+        "applicants": total,
+        "unresolved": unresolved,
+        "unresolved_share": share(unresolved as u64, total as u64),
+        "strategy": spec.strategy,
+        "by_role_and_method": by_method,
+        "by_kind": by_kind.iter().map(|(k, (all, unres))| (k.to_string(), serde_json::json!({
+            "applicants": all,
+            "unresolved": unres,
+            "unresolved_share": share(*unres, *all),
+        }))).collect::<serde_json::Map<_, _>>(),
+    });
+    let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
+    text.push('\n');
+    tabular::write(root, &spec.report, text.as_bytes()).map_err(fail)?;
+    tracing::info!(
+        applicants = total,
+        unresolved,
+        "located {:.1}% of applicants",
+        100.0 * (1.0 - share(unresolved as u64, total as u64))
+    );
+    Ok(())
+}
+
+fn load_postcodes(
+    root: &Path,
+    rel: &str,
+    cities: &Cities,
+) -> Result<HashMap<String, usize>, Diagnostic> {
+    let df = tabular::read(root, rel)?;
+    let prefixes = tabular::texts(&df, rel, "prefix4")?;
+    let codes = tabular::ints(&df, rel, "adcode6")?;
+    let mut out = HashMap::new();
+    for (row, (p, c)) in prefixes.iter().zip(&codes).enumerate() {
+        let (Some(p), Some(c)) = (p, c) else {
+            return Err(Diagnostic::new(format!(
+                "postcode directory `{rel}` has a blank cell in data row {}",
+                row + 1
+            )));
+        };
+        let p = format!("{:0>4}", p.trim());
+        let Some(i) = u32::try_from(*c).ok().and_then(|c| cities.index_of(c)) else {
+            return Err(Diagnostic::new(format!(
+                "postcode directory `{rel}`, data row {}: unknown adcode `{c}`",
+                row + 1
+            ))
+            .hint("adcodes must appear in the city table"));
+        };
+        out.insert(p, i);
+    }
+    Ok(out)
+}

@@ -1,0 +1,401 @@
+//! The city table and the place names derived from it.
+//!
+//! Owns: loading `data/cities.csv` (or a user's table with the same columns) into typed rows, the
+//! short names used in addresses and organisation names (`杭州` for `杭州市`, `凉山` for
+//! `凉山彝族自治州`, `广西` for `广西壮族自治区`), each province's capital, and great-circle
+//! distances. Deliberately does not own: matching text against these names (`locate`) or
+//! generating data (`synth`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use repro_estimators::data::Column;
+
+use crate::dataio;
+use crate::diag::Diagnostic;
+
+#[derive(Debug, Clone)]
+pub struct City {
+    pub adcode: u32,
+    pub name: String,
+    pub short: String,
+    pub province: String,
+    pub province_short: String,
+    /// The first two digits of the adcode (`33` for Zhejiang).
+    pub province_code: u32,
+    pub region: String,
+    pub coastal: bool,
+    pub agglomeration: Option<String>,
+    pub capital: bool,
+    pub municipality: bool,
+    pub lon: f64,
+    pub lat: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cities {
+    /// Sorted by adcode.
+    pub rows: Vec<City>,
+}
+
+/// Ethnic names inside autonomous-prefecture names; the short name ends before the first one.
+const ETHNIC_MARKERS: &[&str] = &[
+    "朝鲜族",
+    "土家族",
+    "布依族",
+    "哈尼族",
+    "景颇族",
+    "傈僳族",
+    "柯尔克孜",
+    "哈萨克",
+    "蒙古",
+    "彝族",
+    "藏族",
+    "苗族",
+    "侗族",
+    "壮族",
+    "傣族",
+    "白族",
+    "回族",
+];
+
+/// The name a city goes by in running text: `杭州市` -> `杭州`, `阿克苏地区` -> `阿克苏`,
+/// `锡林郭勒盟` -> `锡林郭勒`, `凉山彝族自治州` -> `凉山`.
+pub fn city_short(name: &str) -> String {
+    if let Some(stem) = name.strip_suffix("自治州") {
+        let cut = ETHNIC_MARKERS
+            .iter()
+            .filter_map(|m| stem.find(m))
+            .min()
+            .unwrap_or(stem.len());
+        return stem[..cut].to_string();
+    }
+    for suffix in ["地区", "盟", "市"] {
+        if let Some(stem) = name.strip_suffix(suffix) {
+            if stem.chars().count() >= 2 {
+                return stem.to_string();
+            }
+        }
+    }
+    name.to_string()
+}
+
+/// `浙江省` -> `浙江`, `广西壮族自治区` -> `广西`, `内蒙古自治区` -> `内蒙古`, `北京市` -> `北京`.
+pub fn province_short(name: &str) -> String {
+    if let Some(stem) = name.strip_suffix("自治区") {
+        for marker in ["壮族", "回族", "维吾尔"] {
+            if let Some(s) = stem.strip_suffix(marker) {
+                return s.to_string();
+            }
+        }
+        return stem.to_string();
+    }
+    for suffix in ["省", "市"] {
+        if let Some(stem) = name.strip_suffix(suffix) {
+            return stem.to_string();
+        }
+    }
+    name.to_string()
+}
+
+impl Cities {
+    pub fn load(path: &Path) -> Result<Cities, Diagnostic> {
+        let df = dataio::read_frame(path)?;
+        let frame = dataio::to_estimator_frame(&df)?;
+        let shown = path.display().to_string();
+        let text = |name: &str| -> Result<Vec<String>, Diagnostic> {
+            match frame.column(name) {
+                Some(Column::Text(v)) => {
+                    Ok(v.iter().map(|s| s.clone().unwrap_or_default()).collect())
+                }
+                Some(Column::Numeric(v)) => Ok(v
+                    .iter()
+                    .map(|x| x.map(|x| format!("{x}")).unwrap_or_default())
+                    .collect()),
+                None => Err(missing_column(&shown, name)),
+            }
+        };
+        let num = |name: &str| -> Result<Vec<f64>, Diagnostic> {
+            match frame.column(name) {
+                Some(Column::Numeric(v)) => Ok(v.iter().map(|x| x.unwrap_or(f64::NAN)).collect()),
+                Some(Column::Text(v)) => Ok(v
+                    .iter()
+                    .map(|s| {
+                        s.as_deref()
+                            .and_then(|s| s.trim().parse().ok())
+                            .unwrap_or(f64::NAN)
+                    })
+                    .collect()),
+                None => Err(missing_column(&shown, name)),
+            }
+        };
+        let adcode = num("adcode6")?;
+        let name = text("city")?;
+        let province = text("province")?;
+        let region = text("region")?;
+        let coastal = num("coastal")?;
+        let agglo = text("agglomeration")?;
+        let capital = num("provincial_capital")?;
+        let municipality = num("municipality")?;
+        let lon = num("longitude")?;
+        let lat = num("latitude")?;
+        let mut rows = Vec::with_capacity(adcode.len());
+        for i in 0..adcode.len() {
+            let code = adcode[i];
+            if !(code.is_finite() && (100_000.0..1_000_000.0).contains(&code)) {
+                return Err(Diagnostic::new(format!(
+                    "invalid adcode in `{shown}`, data row {}",
+                    i + 1
+                ))
+                .cause("`adcode6` must be a 6-digit code"));
+            }
+            let code = code as u32;
+            rows.push(City {
+                adcode: code,
+                short: city_short(&name[i]),
+                name: name[i].clone(),
+                province_short: province_short(&province[i]),
+                province: province[i].clone(),
+                province_code: code / 10_000,
+                region: region[i].clone(),
+                coastal: coastal[i] == 1.0,
+                agglomeration: Some(agglo[i].trim().to_string()).filter(|s| !s.is_empty()),
+                capital: capital[i] == 1.0,
+                municipality: municipality[i] == 1.0,
+                lon: lon[i],
+                lat: lat[i],
+            });
+        }
+        rows.sort_by_key(|c| c.adcode);
+        Ok(Cities { rows })
+    }
+
+    pub fn index_of(&self, adcode: u32) -> Option<usize> {
+        self.rows.binary_search_by_key(&adcode, |c| c.adcode).ok()
+    }
+
+    /// The capital city of each province (by province code).
+    pub fn capitals(&self) -> BTreeMap<u32, usize> {
+        let mut out = BTreeMap::new();
+        for (i, c) in self.rows.iter().enumerate() {
+            if c.capital {
+                out.entry(c.province_code).or_insert(i);
+            }
+        }
+        out
+    }
+}
+
+fn missing_column(file: &str, name: &str) -> Diagnostic {
+    Diagnostic::new(format!("city table `{file}` has no column `{name}`")).hint(
+        "the table needs adcode6, city, province, region, coastal, agglomeration, \
+         provincial_capital, municipality, longitude, latitude",
+    )
+}
+
+/// Great-circle distance in kilometres.
+pub fn distance_km(a: &City, b: &City) -> f64 {
+    let (la1, la2) = (a.lat.to_radians(), b.lat.to_radians());
+    let dlat = la2 - la1;
+    let dlon = (b.lon - a.lon).to_radians();
+    let h = (dlat / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlon / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().min(1.0).asin()
+}
+
+/// Finds cities in addresses and organisation names.
+///
+/// Built once from the city table; matching is leftmost-longest over every full and short city
+/// and province name, so `吉林省吉林市` reads as province 吉林 then city 吉林市.
+pub struct PlaceIndex {
+    matcher: aho_corasick::AhoCorasick,
+    /// What each pattern names.
+    targets: Vec<Place>,
+    capitals: BTreeMap<u32, usize>,
+    municipality_of_province: BTreeMap<u32, usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// A city by its full name (index into `Cities::rows`).
+    CityFull(usize),
+    /// A city by its short name.
+    CityShort(usize),
+    /// A province (code) by its full or short name.
+    Province(u32),
+    /// A short name shared by a city and a province (`吉林`, `海南`).
+    Both(usize, u32),
+}
+
+impl PlaceIndex {
+    pub fn new(cities: &Cities) -> PlaceIndex {
+        let mut names: BTreeMap<String, Place> = BTreeMap::new();
+        let mut provinces: BTreeMap<u32, (String, String)> = BTreeMap::new();
+        for c in &cities.rows {
+            provinces
+                .entry(c.province_code)
+                .or_insert_with(|| (c.province.clone(), c.province_short.clone()));
+        }
+        for (code, (full, short)) in &provinces {
+            names.insert(full.clone(), Place::Province(*code));
+            names.insert(short.clone(), Place::Province(*code));
+        }
+        for (i, c) in cities.rows.iter().enumerate() {
+            // A municipality's full name is also its province's: keep it as the province, whose
+            // only city it is.
+            if !c.municipality {
+                names.insert(c.name.clone(), Place::CityFull(i));
+            }
+            let entry = names.get(&c.short).copied();
+            let place = match entry {
+                Some(Place::Province(code)) if !c.municipality => Place::Both(i, code),
+                Some(other) => other,
+                None => Place::CityShort(i),
+            };
+            names.insert(c.short.clone(), place);
+        }
+        let (patterns, targets): (Vec<String>, Vec<Place>) = names.into_iter().unzip();
+        let matcher = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(&patterns)
+            .expect("place names build an automaton");
+        let mut municipality_of_province = BTreeMap::new();
+        for (i, c) in cities.rows.iter().enumerate() {
+            if c.municipality {
+                municipality_of_province.insert(c.province_code, i);
+            }
+        }
+        PlaceIndex {
+            matcher,
+            targets,
+            capitals: cities.capitals(),
+            municipality_of_province,
+        }
+    }
+
+    fn places<'a>(&'a self, text: &'a str) -> impl Iterator<Item = (usize, Place)> + 'a {
+        self.matcher
+            .find_iter(text)
+            .map(move |m| (m.start(), self.targets[m.pattern().as_usize()]))
+    }
+
+    /// The city of an address: the province (full or short name), then a city of that province
+    /// by full or short name; a municipality is its own city. Without a province, only a full
+    /// city name counts (short names alone are too ambiguous in street addresses).
+    pub fn address_city(&self, cities: &Cities, address: &str) -> Option<usize> {
+        let mut province: Option<u32> = None;
+        let mut full_city: Option<usize> = None;
+        let mut short_city: Option<usize> = None;
+        for (_, place) in self.places(address) {
+            match place {
+                Place::Province(code) | Place::Both(_, code) if province.is_none() => {
+                    province = Some(code);
+                }
+                Place::CityFull(i) if full_city.is_none() => full_city = Some(i),
+                Place::CityShort(i) | Place::Both(i, _) if short_city.is_none() => {
+                    short_city = Some(i)
+                }
+                _ => {}
+            }
+        }
+        let Some(code) = province else {
+            return full_city;
+        };
+        if let Some(&m) = self.municipality_of_province.get(&code) {
+            return Some(m);
+        }
+        let in_province = |i: &usize| cities.rows[*i].province_code == code;
+        full_city
+            .filter(in_province)
+            .or(short_city.filter(in_province))
+            .or_else(|| {
+                // `吉林省吉林市`: the first `吉林` was taken as the province; look for a second.
+                self.places(address)
+                    .skip(1)
+                    .find_map(|(_, p)| match p {
+                        Place::Both(i, _) | Place::CityShort(i) | Place::CityFull(i) => Some(i),
+                        _ => None,
+                    })
+                    .filter(in_province)
+            })
+    }
+
+    /// The city a place name inside an organisation name points to: the leftmost city name, or a
+    /// province name standing for its capital (a provincial university's seat). A name shared by a
+    /// city and a province (`吉林`) is read as the city.
+    pub fn name_city(&self, name: &str) -> Option<usize> {
+        self.places(name).find_map(|(_, p)| match p {
+            Place::CityFull(i) | Place::CityShort(i) | Place::Both(i, _) => Some(i),
+            Place::Province(code) => self
+                .municipality_of_province
+                .get(&code)
+                .or_else(|| self.capitals.get(&code))
+                .copied(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names() {
+        assert_eq!(city_short("杭州市"), "杭州");
+        assert_eq!(city_short("阿克苏地区"), "阿克苏");
+        assert_eq!(city_short("锡林郭勒盟"), "锡林郭勒");
+        assert_eq!(city_short("凉山彝族自治州"), "凉山");
+        assert_eq!(city_short("海西蒙古族藏族自治州"), "海西");
+        assert_eq!(city_short("巴音郭楞蒙古自治州"), "巴音郭楞");
+        assert_eq!(city_short("伊犁哈萨克自治州"), "伊犁");
+        assert_eq!(city_short("湘西土家族苗族自治州"), "湘西");
+        assert_eq!(province_short("广西壮族自治区"), "广西");
+        assert_eq!(province_short("新疆维吾尔自治区"), "新疆");
+        assert_eq!(province_short("内蒙古自治区"), "内蒙古");
+        assert_eq!(province_short("北京市"), "北京");
+        assert_eq!(province_short("浙江省"), "浙江");
+    }
+
+    #[test]
+    fn the_project_table_loads_with_unique_short_names_per_province() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cities = Cities::load(&root.join("data/cities.csv")).unwrap();
+        assert_eq!(cities.rows.len(), 338);
+        let places = PlaceIndex::new(&cities);
+        let by = |name: &str| cities.rows.iter().position(|c| c.name == name);
+        assert_eq!(
+            places.address_city(&cities, "吉林省吉林市船营区"),
+            by("吉林市")
+        );
+        assert_eq!(
+            places.address_city(&cities, "浙江省杭州市西湖区文三路90号"),
+            by("杭州市")
+        );
+        assert_eq!(places.address_city(&cities, "浙江杭州西湖区"), by("杭州市"));
+        assert_eq!(places.address_city(&cities, "北京市朝阳区"), by("北京市"));
+        assert_eq!(
+            places.address_city(&cities, "辽宁省朝阳市双塔区"),
+            by("朝阳市")
+        );
+        assert_eq!(places.address_city(&cities, "朝阳区建国路"), None);
+        assert_eq!(places.address_city(&cities, "浙江省西湖区"), None);
+        assert_eq!(
+            places.address_city(&cities, "四川省凉山彝族自治州西昌市"),
+            by("凉山彝族自治州")
+        );
+        assert_eq!(places.name_city("杭州华信科技有限公司"), by("杭州市"));
+        assert_eq!(places.name_city("浙江大学"), by("杭州市"));
+        assert_eq!(places.name_city("上海交通大学"), by("上海市"));
+        assert_eq!(places.name_city("华信恒达科技有限公司"), None);
+        let caps = cities.capitals();
+        assert_eq!(caps.len(), 31);
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &cities.rows {
+            assert!(c.short.chars().count() >= 2, "{}", c.name);
+            assert!(
+                seen.insert(c.short.clone()),
+                "duplicate short name {}",
+                c.short
+            );
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Output tables of the data stages: typed columns written as CSV and Parquet.
+//!
+//! Owns: a small column-oriented table (integers, floats, text, each with missing values), its
+//! CSV text (shortest round-trip floats, blank for missing, RFC 4180 quoting) and its Parquet
+//! file (through polars), both byte-for-byte deterministic, and reading typed columns back out of
+//! a polars DataFrame with clear errors. Deliberately does not own: what the columns mean.
+
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::diag::Diagnostic;
+
+#[derive(Debug, Clone)]
+pub enum Col {
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    Text(Vec<Option<String>>),
+}
+
+impl Col {
+    fn len(&self) -> usize {
+        match self {
+            Col::Int(v) => v.len(),
+            Col::Float(v) => v.len(),
+            Col::Text(v) => v.len(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub names: Vec<String>,
+    pub cols: Vec<Col>,
+}
+
+impl Table {
+    pub fn push(&mut self, name: &str, col: Col) {
+        debug_assert!(self.cols.is_empty() || self.cols[0].len() == col.len());
+        self.names.push(name.to_string());
+        self.cols.push(col);
+    }
+
+    pub fn nrows(&self) -> usize {
+        self.cols.first().map(Col::len).unwrap_or(0)
+    }
+
+    pub fn to_csv(&self) -> String {
+        let mut out = String::with_capacity(self.nrows() * self.cols.len() * 8 + 64);
+        for (k, n) in self.names.iter().enumerate() {
+            if k > 0 {
+                out.push(',');
+            }
+            push_field(&mut out, n);
+        }
+        out.push('\n');
+        for r in 0..self.nrows() {
+            for (k, c) in self.cols.iter().enumerate() {
+                if k > 0 {
+                    out.push(',');
+                }
+                match c {
+                    Col::Int(v) => {
+                        if let Some(x) = v[r] {
+                            out.push_str(&x.to_string());
+                        }
+                    }
+                    Col::Float(v) => {
+                        if let Some(x) = v[r].filter(|x| x.is_finite()) {
+                            out.push_str(&crate::synth::fmt_f(x));
+                        }
+                    }
+                    Col::Text(v) => {
+                        if let Some(s) = &v[r] {
+                            push_field(&mut out, s);
+                        }
+                    }
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    pub fn to_polars(&self) -> Result<DataFrame, Diagnostic> {
+        let columns: Vec<Column> = self
+            .names
+            .iter()
+            .zip(&self.cols)
+            .map(|(n, c)| {
+                let name: PlSmallStr = n.as_str().into();
+                match c {
+                    Col::Int(v) => Column::new(name, v.as_slice()),
+                    Col::Float(v) => Column::new(
+                        name,
+                        v.iter()
+                            .map(|x| x.filter(|x| x.is_finite()))
+                            .collect::<Vec<_>>(),
+                    ),
+                    Col::Text(v) => Column::new(
+                        name,
+                        v.iter()
+                            .map(|s| s.as_deref())
+                            .collect::<Vec<Option<&str>>>(),
+                    ),
+                }
+            })
+            .collect();
+        DataFrame::new(self.nrows(), columns)
+            .map_err(|e| Diagnostic::new("cannot build the output table").cause(e.to_string()))
+    }
+
+    /// Writes Parquet atomically (beside the destination, then renamed).
+    pub fn write_parquet(&self, root: &Path, rel: &str) -> Result<(), Diagnostic> {
+        let mut df = self.to_polars()?;
+        let mut bytes: Vec<u8> = Vec::new();
+        ParquetWriter::new(&mut bytes)
+            .finish(&mut df)
+            .map_err(|e| Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string()))?;
+        write(root, rel, &bytes)
+    }
+
+    pub fn write_csv(&self, root: &Path, rel: &str) -> Result<(), Diagnostic> {
+        write(root, rel, self.to_csv().as_bytes())
+    }
+}
+
+pub fn write(root: &Path, rel: &str, bytes: &[u8]) -> Result<(), Diagnostic> {
+    crate::kinds::write_output(root, rel, bytes)
+        .map_err(|e| Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string()))
+}
+
+fn push_field(out: &mut String, s: &str) {
+    if s.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&s.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(s);
+    }
+}
+
+/// Reads a whole data file (CSV or Parquet).
+pub fn read(root: &Path, rel: &str) -> Result<DataFrame, Diagnostic> {
+    crate::dataio::read_frame(&root.join(rel))
+}
+
+fn col<'a>(df: &'a DataFrame, file: &str, name: &str) -> Result<&'a Column, Diagnostic> {
+    df.column(name).map_err(|_| {
+        let found: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect();
+        Diagnostic::new(format!("`{file}` has no column `{name}`"))
+            .cause(format!("columns found: {}", found.join(", ")))
+    })
+}
+
+fn cast_err(file: &str, name: &str, e: PolarsError) -> Diagnostic {
+    Diagnostic::new(format!("column `{name}` of `{file}` has the wrong type")).cause(e.to_string())
+}
+
+pub fn floats(df: &DataFrame, file: &str, name: &str) -> Result<Vec<Option<f64>>, Diagnostic> {
+    let c = col(df, file, name)?
+        .cast(&DataType::Float64)
+        .map_err(|e| cast_err(file, name, e))?;
+    let v = c.f64().map_err(|e| cast_err(file, name, e))?;
+    Ok(v.iter().map(|x| x.filter(|x| x.is_finite())).collect())
+}
+
+pub fn ints(df: &DataFrame, file: &str, name: &str) -> Result<Vec<Option<i64>>, Diagnostic> {
+    let c = col(df, file, name)?
+        .cast(&DataType::Int64)
+        .map_err(|e| cast_err(file, name, e))?;
+    let v = c.i64().map_err(|e| cast_err(file, name, e))?;
+    Ok(v.iter().collect())
+}
+
+pub fn texts(df: &DataFrame, file: &str, name: &str) -> Result<Vec<Option<String>>, Diagnostic> {
+    let c = col(df, file, name)?
+        .cast(&DataType::String)
+        .map_err(|e| cast_err(file, name, e))?;
+    let v = c.str().map_err(|e| cast_err(file, name, e))?;
+    Ok(v.iter().map(|s| s.map(str::to_string)).collect())
+}
