@@ -1,5 +1,6 @@
 //! The one integration test binary: runs the real `repro` in temporary folders.
 
+mod data;
 mod engine;
 mod errors;
 mod fit;
