@@ -79,7 +79,7 @@ def parse_numbers(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
         s[wide] = s[wide].str.translate(HALF_WIDTH)
     s = s.str.replace(WS_CLASS, "", regex=True).str.upper()
     m = s.str.extract(r"^(?:CN)?(?P<digits>[0-9]{12})\.?(?P<check>[0-9X])$")
-    ok = m["digits"].notna().to_numpy()
+    ok = m["digits"].notna().to_numpy().copy()
     digits = m["digits"].fillna("000000000000").astype("int64").to_numpy()
     weights = [2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5]
     total = np.zeros(len(s), dtype=np.int64)
@@ -106,9 +106,10 @@ def parse_dates(raw: pd.Series) -> pd.Series:
     """Dates in the formats of docs/data.md -> year (int), 0 when bad or impossible."""
     m = normalise(raw).str.extract(DATE_RE)
 
-    def part(a, b, c):
-        v = m[a].where(m[a].fillna("") != "", m[b].where(m[b].fillna("") != "", m[c]))
-        return pd.to_numeric(v.replace("", np.nan), errors="coerce").fillna(0).astype("int64").to_numpy()
+    def part(*groups):
+        # Exactly one alternative participates; the others' groups are empty.
+        v = m[groups[0]].fillna("") + m[groups[1]].fillna("") + m[groups[2]].fillna("")
+        return v.where(v != "", "0").astype("int64").to_numpy()
 
     y, mo, d = part("y1", "y2", "y3"), part("m1", "m2", "m3"), part("d1", "d2", "d3")
     # Both separators of `2010-03-15` must be the same character.

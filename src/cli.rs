@@ -41,6 +41,32 @@ pub enum Command {
     Gc(GcArgs),
     /// Estimate one model on a CSV or Parquet file.
     Fit(FitArgs),
+    /// Write a replication package: pipeline, specs, shareable data, outputs, repro's source,
+    /// checksums and a README following the Social Science Data Editors' template.
+    Package(PackageArgs),
+    /// Rebuild a package (or this project) from scratch in a temporary folder and compare every
+    /// output byte for byte with its lock; exit 0 only when everything reproduces.
+    Verify(VerifyArgs),
+    /// Check the pipeline for what data editors flag: absolute paths, unseeded randomness,
+    /// outputs no exhibit claims, sources without citation or availability statement.
+    Lint,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PackageArgs {
+    /// A folder, or a file ending in `.zip`.
+    #[arg(long, default_value = "replication-package")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// A package folder, a package `.zip`, or a project folder.
+    #[arg(default_value = ".")]
+    pub target: PathBuf,
+    /// How many stages may run at once (default: the number of cores).
+    #[arg(short = 'j', long = "jobs")]
+    pub jobs: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -121,8 +121,19 @@ pub fn render(failure: &Failure) -> String {
     out
 }
 
+/// Renders one diagnostic under another label (`warning`), for reports such as `repro lint`.
+pub fn render_labelled(label: &str, d: &Diagnostic) -> String {
+    let mut out = String::new();
+    render_with(&mut out, label, d);
+    out
+}
+
 fn render_one(out: &mut String, d: &Diagnostic) {
-    let _ = writeln!(out, "error: {}", d.message);
+    render_with(out, "error", d);
+}
+
+fn render_with(out: &mut String, label: &str, d: &Diagnostic) {
+    let _ = writeln!(out, "{label}: {}", d.message);
     if let Some(loc) = &d.location {
         let _ = writeln!(
             out,

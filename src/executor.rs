@@ -71,6 +71,17 @@ impl Executor for LocalExecutor {
     }
 }
 
+/// How a command names its stage's declared seed.
+pub const SEED_VAR: &str = "${seed}";
+
+/// Replaces `${seed}` with the stage's seed (the pipeline rejects `${seed}` without `seed:`).
+pub fn substitute_seed(cmd: &str, seed: Option<u64>) -> String {
+    match seed {
+        Some(s) => cmd.replace(SEED_VAR, &s.to_string()),
+        None => cmd.to_string(),
+    }
+}
+
 /// Environment variables for params: `REPRO_PARAM_<NAME>` with the name upper-cased and every
 /// character that is not a letter or digit replaced by `_`.
 pub fn param_env(params: &BTreeMap<String, Param>) -> Vec<(String, String)> {

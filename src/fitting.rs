@@ -92,6 +92,15 @@ pub fn model_spec(req: &FitRequest) -> Result<ModelSpec, Diagnostic> {
     })
 }
 
+/// The bootstrap seed of a quantile request (`se: bootstrap:REPS:SEED`), if it has one.
+pub fn bootstrap_seed(req: &FitRequest) -> Option<u64> {
+    req.quantile?;
+    match req.se.as_deref()?.parse::<QuantileSe>() {
+        Ok(QuantileSe::Bootstrap { seed, .. }) => Some(seed),
+        _ => None,
+    }
+}
+
 /// Loads `data` and estimates the model.
 pub fn run(data: &Path, req: &FitRequest) -> Result<FitResult, Diagnostic> {
     let spec = model_spec(req)?;

@@ -58,6 +58,12 @@ pub fn stage_key(stage: &Stage, dep_hashes: &BTreeMap<String, String>) -> String
     for o in outs {
         field(&mut h, o.as_bytes());
     }
+    // 6. the declared seed of a command stage, only when there is one: keys of stages without a
+    // seed are the same as before seeds existed, so no `KEY_VERSION` bump was needed.
+    if let Some(seed) = stage.seed {
+        field(&mut h, b"seed");
+        field(&mut h, &seed.to_le_bytes());
+    }
     h.finalize().to_hex().to_string()
 }
 

@@ -145,6 +145,16 @@ impl Builtin {
         }
     }
 
+    /// The seeds of the random draws this stage makes, as its params or spec declare them (for
+    /// the package README and `repro lint`); empty when the kind draws nothing at random.
+    pub fn seeds(&self) -> Vec<u64> {
+        match self {
+            Builtin::Fit(f) => fitting::bootstrap_seed(&f.model).into_iter().collect(),
+            Builtin::Synth(s) => vec![s.spec.seed],
+            Builtin::Locate(_) | Builtin::Index(_) | Builtin::Panel(_) => Vec::new(),
+        }
+    }
+
     /// The canonical text of the kind and its parameters (enters the stage key and the lock).
     pub fn definition(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()

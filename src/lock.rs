@@ -43,6 +43,9 @@ pub struct LockEntry {
     pub deps: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub outs: BTreeMap<String, LockOut>,
+    /// The seed a command stage declares (`seed:`); built-in kinds keep theirs in `kind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +137,7 @@ mod tests {
                 params,
                 deps,
                 outs,
+                seed: Some(7),
             },
         );
         let text = render(&lock);

@@ -16,20 +16,25 @@ mod fitting;
 mod fsstate;
 mod key;
 mod kinds;
+mod lint;
 mod locate;
 mod lock;
 mod observe;
+mod package;
 mod panel;
 mod params;
 mod pipeline;
 mod places;
 mod planner;
+mod readme;
 mod runner;
+mod srcpack;
 mod status;
 mod store;
 mod synth;
 mod tabular;
 mod ui;
+mod verify;
 mod yaml;
 
 use std::io::Write;
@@ -136,6 +141,43 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
                 print!("{}", fitting::render_summary(&data, &res));
             }
             Ok(())
+        }
+        Command::Package(args) => {
+            let p = pipeline::load(&cli.file)?;
+            let cfg = package::PackageConfig {
+                out: args.out.clone(),
+            };
+            print!("{}", package::package(&p, &cfg)?);
+            Ok(())
+        }
+        Command::Verify(args) => {
+            let cfg = verify::VerifyConfig {
+                target: args.target.clone(),
+                pipeline_file: cli.file.clone(),
+                jobs: args.jobs.unwrap_or_else(default_jobs),
+            };
+            let verified = verify::verify(&cfg)?;
+            print!("{}", verified.report);
+            match verified.failure {
+                Some(f) => Err(f),
+                None => Ok(()),
+            }
+        }
+        Command::Lint => {
+            let p = pipeline::load(&cli.file)?;
+            let findings = lint::lint(&p);
+            print!("{}", lint::render(&findings));
+            let errors = findings
+                .iter()
+                .filter(|f| f.severity == lint::Severity::Error)
+                .count();
+            if errors == 0 {
+                return Ok(());
+            }
+            Err(diag::Failure::stage(
+                diag::Diagnostic::new(format!("`repro lint` found {errors} error(s)"))
+                    .hint("fix them before packaging; each is listed above"),
+            ))
         }
         Command::Gc(args) => {
             let p = pipeline::load(&cli.file)?;

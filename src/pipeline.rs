@@ -25,6 +25,38 @@ pub struct Pipeline {
     pub root: PathBuf,
     /// Stages in a dependency order: every stage comes after the stages it depends on.
     pub stages: Vec<Stage>,
+    /// Data sources (`sources:`), in file order. Metadata for packages and lint; not in any key.
+    pub sources: Vec<Source>,
+    /// Which output is which exhibit (`exhibits:`), in file order. Not in any key.
+    pub exhibits: Vec<Exhibit>,
+    /// The params files the stages read (relative paths, sorted).
+    pub params_files: Vec<String>,
+}
+
+/// A data source: where its files come from and whether the package may include them.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    /// Files or folders of the source (normalised relative paths).
+    pub files: Vec<String>,
+    pub citation: Option<String>,
+    pub license: Option<String>,
+    /// How a replicator obtains the data.
+    pub access: Option<String>,
+    /// Whether the data are in the package (default true).
+    pub provided: bool,
+    /// The data availability statement (required in spirit when not provided; `repro lint`).
+    pub statement: Option<String>,
+    pub pos: Pos,
+}
+
+/// One output that is a table or figure of the paper.
+#[derive(Debug, Clone)]
+pub struct Exhibit {
+    /// An output path (or a file inside a folder output).
+    pub output: String,
+    /// The label in the paper: `Table 2`, `Figure 1`.
+    pub label: String,
 }
 
 #[derive(Debug, Clone)]
@@ -43,9 +75,23 @@ pub struct Stage {
     /// Resolved parameter values by name (dotted names for keys of a params file).
     pub params: BTreeMap<String, Param>,
     pub desc: Option<String>,
+    /// The seed a command stage declares (`seed:`); it enters the key and the command sees it
+    /// as `${seed}` and `REPRO_SEED`. Built-in kinds declare theirs in their params.
+    pub seed: Option<u64>,
     /// Indices (into `Pipeline::stages`) of the stages that produce this stage's deps.
     pub upstream: Vec<usize>,
     pub pos: Pos,
+}
+
+impl Stage {
+    /// Every seed the stage's random draws use: its `seed:` (command stages) or the seeds its
+    /// built-in kind declares in its params or spec.
+    pub fn seeds(&self) -> Vec<u64> {
+        match &self.action {
+            Action::Cmd(_) => self.seed.into_iter().collect(),
+            Action::Builtin(b) => b.seeds(),
+        }
+    }
 }
 
 impl Pipeline {
@@ -88,6 +134,33 @@ impl Pipeline {
             return Err(Failure::usage_many(diags));
         }
         Ok((0..self.stages.len()).filter(|&i| wanted[i]).collect())
+    }
+
+    /// The stage whose outputs hold `path` (an output or a file inside a folder output).
+    pub fn producer_of(&self, path: &str) -> Option<usize> {
+        self.stages
+            .iter()
+            .position(|s| s.outs.iter().any(|o| path_within(path, o)))
+    }
+
+    /// Deps that no stage produces: the files a rebuild starts from (data, scripts, specs), sorted.
+    pub fn source_deps(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .stages
+            .iter()
+            .flat_map(|s| s.deps.iter())
+            .filter(|d| {
+                !self.stages.iter().any(|s| {
+                    s.outs
+                        .iter()
+                        .any(|o| path_within(d, o) || path_within(o, d))
+                })
+            })
+            .cloned()
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     fn stage_list(&self) -> String {
@@ -149,6 +222,8 @@ pub fn parse_pipeline(file: &Path, root: &Path, text: &str) -> Result<Pipeline, 
     let stages = cx.stages(&doc);
     let mut stages = stages;
     link(&mut cx, &mut stages);
+    let sources = cx.sources(&doc);
+    let exhibits = cx.exhibits(&doc, &stages);
     let order = if cx.diags.is_empty() {
         topo_order(&mut cx, &stages)
     } else {
@@ -157,10 +232,21 @@ pub fn parse_pipeline(file: &Path, root: &Path, text: &str) -> Result<Pipeline, 
     if !cx.diags.is_empty() {
         return Err(Failure::usage_many(cx.diags));
     }
+    let mut params_files: Vec<String> = cx
+        .params_files
+        .iter()
+        .filter(|(_, parsed)| parsed.is_some())
+        .filter_map(|(name, _)| normalize_path(name).ok())
+        .collect();
+    params_files.sort();
+    params_files.dedup();
     Ok(Pipeline {
         file: file.to_path_buf(),
         root: root.to_path_buf(),
         stages: reorder(stages, &order),
+        sources,
+        exhibits,
+        params_files,
     })
 }
 
@@ -171,8 +257,18 @@ struct Cx {
     params_files: HashMap<String, Option<Param>>,
 }
 
-const TOP_KEYS: &[&str] = &["stages"];
-const STAGE_KEYS: &[&str] = &["cmd", "kind", "deps", "outs", "params", "desc", "meta"];
+const TOP_KEYS: &[&str] = &["stages", "sources", "exhibits"];
+const STAGE_KEYS: &[&str] = &[
+    "cmd", "kind", "deps", "outs", "params", "desc", "meta", "seed",
+];
+const SOURCE_KEYS: &[&str] = &[
+    "files",
+    "citation",
+    "license",
+    "access",
+    "provided",
+    "statement",
+];
 
 impl Cx {
     fn loc(&self, pos: Pos) -> Location {
@@ -224,9 +320,9 @@ impl Cx {
         };
         let mut stages_node = None;
         for (k, v) in entries {
-            if TOP_KEYS.contains(&k.name.as_str()) {
+            if k.name == "stages" {
                 stages_node = Some(v);
-            } else {
+            } else if !TOP_KEYS.contains(&k.name.as_str()) {
                 self.unknown_key(k, "at the top level", TOP_KEYS);
             }
         }
@@ -279,18 +375,21 @@ impl Cx {
         let mut params = BTreeMap::new();
         let mut params_node = None;
         let mut desc = None;
+        let mut seed = None;
+        let owner = format!("stage `{name}`");
         let before = self.diags.len();
         for (k, v) in fields {
             match k.name.as_str() {
                 "cmd" => cmd = self.command(&name, v),
-                "kind" => kind = self.string(&name, "kind", v),
-                "deps" => deps = self.paths(&name, "deps", v),
-                "outs" => outs = self.paths(&name, "outs", v),
+                "kind" => kind = self.string(&owner, "kind", v),
+                "deps" => deps = self.paths(&owner, "deps", v),
+                "outs" => outs = self.paths(&owner, "outs", v),
                 "params" => {
                     params = self.params(&name, v);
                     params_node = Some(v);
                 }
-                "desc" => desc = self.string(&name, "desc", v),
+                "desc" => desc = self.string(&owner, "desc", v),
+                "seed" => seed = self.seed(&name, v),
                 // Free-form metadata for people and later tooling; not part of the key.
                 "meta" => {}
                 _ => self.unknown_key(k, &format!("in stage `{name}`"), STAGE_KEYS),
@@ -317,7 +416,23 @@ impl Cx {
         // A stage with problems still takes part in the graph checks below, with the paths that
         // were valid, so one report shows every problem.
         let action = action?;
+        if let (Action::Builtin(_), Some(_)) = (&action, seed) {
+            self.error(
+                key.pos,
+                format!("stage `{name}` is a built-in kind and cannot take `seed:`"),
+            )
+            .hint = Some("built-in kinds declare their seed in their params (e.g. `se: bootstrap:REPS:SEED`)".into());
+            return None;
+        }
         if let Action::Cmd(c) = &action {
+            if c.contains(crate::executor::SEED_VAR) && seed.is_none() {
+                self.error(
+                    key.pos,
+                    format!("stage `{name}` uses `${{seed}}` but declares no `seed:`"),
+                )
+                .hint = Some("add `seed: <integer>` to the stage".into());
+                return None;
+            }
             // Catch a `${params.typo}` now rather than when the stage runs.
             if let Err(why) = crate::executor::substitute(c, &params) {
                 self.error(key.pos, format!("invalid command in stage `{name}`"))
@@ -338,9 +453,161 @@ impl Cx {
             outs,
             params,
             desc,
+            seed,
             upstream: Vec::new(),
             pos: key.pos,
         })
+    }
+
+    fn seed(&mut self, stage: &str, v: &Node) -> Option<u64> {
+        match &v.value {
+            Value::Int(i) if *i >= 0 => Some(*i as u64),
+            other => {
+                let found = match other {
+                    Value::Int(i) => i.to_string(),
+                    other => other.type_name().to_string(),
+                };
+                self.error(
+                    v.pos,
+                    format!(
+                        "`seed` of stage `{stage}` must be a non-negative integer, found {found}"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// The top-level mapping `key`, if present and a mapping (other shapes are reported).
+    fn top_map<'n>(&mut self, doc: &'n Node, key: &str, what: &str) -> &'n [(Key, Node)] {
+        let Value::Map(entries) = &doc.value else {
+            return &[];
+        };
+        let Some((_, node)) = entries.iter().find(|(k, _)| k.name == key) else {
+            return &[];
+        };
+        match &node.value {
+            Value::Map(m) => m,
+            Value::Null => &[],
+            other => {
+                self.error(
+                    node.pos,
+                    format!(
+                        "`{key}` must be a mapping from {what}, found {}",
+                        other.type_name()
+                    ),
+                );
+                &[]
+            }
+        }
+    }
+
+    /// `sources:`: name -> {files, citation, license, access, provided, statement}.
+    fn sources(&mut self, doc: &Node) -> Vec<Source> {
+        let entries = self.top_map(doc, "sources", "source name to its description");
+        let mut out = Vec::new();
+        for (key, node) in entries {
+            let name = key.name.clone();
+            let Value::Map(fields) = &node.value else {
+                self.error(
+                    node.pos,
+                    format!(
+                        "source `{name}` must be a mapping, found {}",
+                        node.value.type_name()
+                    ),
+                )
+                .hint = Some(format!("keys: {}", SOURCE_KEYS.join(", ")));
+                continue;
+            };
+            let mut src = Source {
+                name: name.clone(),
+                files: Vec::new(),
+                citation: None,
+                license: None,
+                access: None,
+                provided: true,
+                statement: None,
+                pos: key.pos,
+            };
+            let mut has_files = false;
+            let context = format!("source `{name}`");
+            for (k, v) in fields {
+                match k.name.as_str() {
+                    "files" => {
+                        has_files = true;
+                        src.files = self.paths(&context, "files", v);
+                    }
+                    "citation" => src.citation = self.string(&context, "citation", v),
+                    "license" => src.license = self.string(&context, "license", v),
+                    "access" => src.access = self.string(&context, "access", v),
+                    "statement" => src.statement = self.string(&context, "statement", v),
+                    "provided" => match v.value {
+                        Value::Bool(b) => src.provided = b,
+                        _ => {
+                            self.error(
+                                v.pos,
+                                format!("`provided` of source `{name}` must be `true` or `false`"),
+                            );
+                        }
+                    },
+                    _ => self.unknown_key(k, &format!("in source `{name}`"), SOURCE_KEYS),
+                }
+            }
+            if !has_files {
+                self.error(key.pos, format!("source `{name}` lists no `files`"))
+                    .hint =
+                    Some("add `files: [data/...]`, the files or folders of the source".into());
+            }
+            out.push(src);
+        }
+        out
+    }
+
+    /// `exhibits:`: output path -> label (`Table 2`). Each path must be a stage's output.
+    fn exhibits(&mut self, doc: &Node, stages: &[Stage]) -> Vec<Exhibit> {
+        let entries = self.top_map(doc, "exhibits", "output path to exhibit label");
+        let mut out: Vec<Exhibit> = Vec::new();
+        for (key, node) in entries {
+            let Value::Str(label) = &node.value else {
+                self.error(
+                    node.pos,
+                    format!(
+                        "the exhibit of `{}` must be a label such as `Table 2`, found {}",
+                        key.name,
+                        node.value.type_name()
+                    ),
+                );
+                continue;
+            };
+            let output = match normalize_path(&key.name) {
+                Ok(p) => p,
+                Err(why) => {
+                    self.error(
+                        key.pos,
+                        format!("invalid path `{}` in `exhibits`", key.name),
+                    )
+                    .causes
+                    .push(why);
+                    continue;
+                }
+            };
+            if !stages
+                .iter()
+                .any(|s| s.outs.iter().any(|o| path_within(&output, o)))
+            {
+                self.error(
+                    key.pos,
+                    format!("exhibit `{label}` names `{output}`, which no stage outputs"),
+                )
+                .hint = Some("keys of `exhibits` are output paths declared in `outs` (or implied by a built-in kind)".into());
+                continue;
+            }
+            out.push(Exhibit {
+                output,
+                label: label.clone(),
+            });
+        }
+        out
     }
 
     fn command(&mut self, stage: &str, v: &Node) -> Option<String> {
@@ -350,7 +617,7 @@ impl Cx {
             Value::Seq(items) if !items.is_empty() => {
                 let mut parts = Vec::new();
                 for item in items {
-                    parts.push(self.string(stage, "cmd", item)?);
+                    parts.push(self.string(&format!("stage `{stage}`"), "cmd", item)?);
                 }
                 Some(parts.join(" && "))
             }
@@ -366,14 +633,14 @@ impl Cx {
         }
     }
 
-    fn string(&mut self, stage: &str, field: &str, v: &Node) -> Option<String> {
+    fn string(&mut self, owner: &str, field: &str, v: &Node) -> Option<String> {
         match &v.value {
             Value::Str(s) => Some(s.clone()),
             other => {
                 self.error(
                     v.pos,
                     format!(
-                        "`{field}` of stage `{stage}` must be a string, found {}",
+                        "`{field}` of {owner} must be a string, found {}",
                         other.type_name()
                     ),
                 );
@@ -382,7 +649,7 @@ impl Cx {
         }
     }
 
-    fn paths(&mut self, stage: &str, field: &str, v: &Node) -> Vec<String> {
+    fn paths(&mut self, owner: &str, field: &str, v: &Node) -> Vec<String> {
         let items: Vec<&Node> = match &v.value {
             Value::Seq(items) => items.iter().collect(),
             Value::Null => Vec::new(),
@@ -398,7 +665,7 @@ impl Cx {
                     self.error(
                         item.pos,
                         format!(
-                            "each entry of `{field}` in stage `{stage}` must be a path, found {}",
+                            "each entry of `{field}` in {owner} must be a path, found {}",
                             other.type_name()
                         ),
                     );
@@ -410,19 +677,16 @@ impl Cx {
                     if out.contains(&p) {
                         self.error(
                             pos,
-                            format!("`{p}` is listed twice in `{field}` of stage `{stage}`"),
+                            format!("`{p}` is listed twice in `{field}` of {owner}"),
                         );
                     } else {
                         out.push(p);
                     }
                 }
                 Err(why) => {
-                    self.error(
-                        pos,
-                        format!("invalid path `{raw}` in `{field}` of stage `{stage}`"),
-                    )
-                    .causes
-                    .push(why);
+                    self.error(pos, format!("invalid path `{raw}` in `{field}` of {owner}"))
+                        .causes
+                        .push(why);
                     if let Some(d) = self.diags.last_mut() {
                         d.hint = Some(
                             "paths are relative to the pipeline file's folder and stay inside it"
@@ -920,6 +1184,53 @@ mod tests {
             err.contains("output `o` is declared by two stages, `a` and `b`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn reads_sources_exhibits_and_seeds() {
+        let p = parse(
+            "sources:\n  s:\n    files: [./data/a.csv]\n    citation: C\n    provided: false\n    statement: S\nexhibits:\n  out/t.csv: Table 1\nstages:\n  a:\n    cmd: echo ${seed} > out/t.csv\n    outs: [out/t.csv]\n    seed: 3\n",
+        )
+        .unwrap();
+        assert_eq!(p.sources[0].files, ["data/a.csv"]);
+        assert!(!p.sources[0].provided);
+        assert_eq!(p.sources[0].statement.as_deref(), Some("S"));
+        assert_eq!(p.exhibits[0].label, "Table 1");
+        assert_eq!(p.exhibits[0].output, "out/t.csv");
+        assert_eq!(p.stages[0].seeds(), [3]);
+    }
+
+    #[test]
+    fn the_seed_enters_the_key_and_metadata_does_not() {
+        let key = |text: &str| {
+            let p = parse(text).unwrap();
+            crate::key::stage_key(&p.stages[0], &BTreeMap::new())
+        };
+        let plain = "stages:\n  a:\n    cmd: echo > o\n    outs: [o]\n";
+        let seeded = "stages:\n  a:\n    cmd: echo > o\n    outs: [o]\n    seed: 1\n";
+        let reseeded = "stages:\n  a:\n    cmd: echo > o\n    outs: [o]\n    seed: 2\n";
+        let with_meta = "sources:\n  s:\n    files: [x]\nexhibits:\n  o: Table 1\nstages:\n  a:\n    cmd: echo > o\n    outs: [o]\n";
+        assert_ne!(key(plain), key(seeded));
+        assert_ne!(key(seeded), key(reseeded));
+        assert_eq!(key(plain), key(with_meta));
+    }
+
+    #[test]
+    fn reports_bad_metadata_with_places() {
+        let err = parse(
+            "sources:\n  s:\n    citation: 3\n    provided: maybe\nexhibits:\n  nope.csv: Table 1\nstages:\n  a:\n    cmd: echo ${seed} > o\n    outs: [o]\n  b:\n    kind: fit\n    seed: -1\n    params: {data: d.csv, formula: y ~ x, out: r.json}\n",
+        )
+        .unwrap_err();
+        for needed in [
+            "`citation` of source `s` must be a string, found a number",
+            "`provided` of source `s` must be `true` or `false`",
+            "source `s` lists no `files`",
+            "exhibit `Table 1` names `nope.csv`, which no stage outputs",
+            "stage `a` uses `${seed}` but declares no `seed:`",
+            "`seed` of stage `b` must be a non-negative integer, found -1",
+        ] {
+            assert!(err.contains(needed), "{needed} not in:\n{err}");
+        }
     }
 
     #[test]

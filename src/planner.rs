@@ -59,6 +59,10 @@ pub enum Reason {
         path: String,
     },
     OutsChanged,
+    SeedChanged {
+        old: Option<u64>,
+        new: Option<u64>,
+    },
     KeyVersionChanged,
     OutMissing {
         path: String,
@@ -90,6 +94,10 @@ impl fmt::Display for Reason {
             Reason::DepMissing { path } => write!(f, "dep `{path}` missing"),
             Reason::DepRemoved { path } => write!(f, "dep `{path}` removed"),
             Reason::OutsChanged => write!(f, "declared outputs changed"),
+            Reason::SeedChanged { old, new } => {
+                let show = |s: &Option<u64>| s.map_or("none".to_string(), |v| v.to_string());
+                write!(f, "seed changed: `{}` -> `{}`", show(old), show(new))
+            }
             Reason::KeyVersionChanged => write!(f, "stage key format changed (new repro version)"),
             Reason::OutMissing { path } => write!(f, "output `{path}` missing"),
             Reason::OutModified { path } => write!(f, "output `{path}` modified"),
@@ -194,6 +202,12 @@ fn definition_changes(stage: &Stage, obs: &Observed, entry: &LockEntry) -> Vec<R
     if declared != recorded {
         why.push(Reason::OutsChanged);
     }
+    if entry.seed != stage.seed {
+        why.push(Reason::SeedChanged {
+            old: entry.seed,
+            new: stage.seed,
+        });
+    }
     why
 }
 
@@ -219,5 +233,6 @@ pub fn lock_entry(stage: &Stage, obs: &Observed, outs: BTreeMap<String, LockOut>
             .collect(),
         deps: obs.deps.clone(),
         outs,
+        seed: stage.seed,
     }
 }

@@ -466,10 +466,14 @@ fn execute(ctx: &Ctx<'_>, stage: &Stage) -> Result<(), Diagnostic> {
             stage: &stage.name,
         }),
         Action::Cmd(template) => {
-            let cmd = executor::substitute(template, &stage.params)
+            let template = executor::substitute_seed(template, stage.seed);
+            let cmd = executor::substitute(&template, &stage.params)
                 .map_err(|e| Diagnostic::new(format!("stage `{}` failed", stage.name)).cause(e))?;
             let mut env = executor::param_env(&stage.params);
             env.push(("REPRO_STAGE".into(), stage.name.clone()));
+            if let Some(seed) = stage.seed {
+                env.push(("REPRO_SEED".into(), seed.to_string()));
+            }
             let job = CommandJob {
                 stage: stage.name.clone(),
                 cmd,

@@ -328,6 +328,16 @@ impl Store {
         writeln!(f, "{line}")
     }
 
+    /// The run log's entries in the order they were written; damaged lines are skipped.
+    pub fn run_log(&self) -> Vec<serde_json::Value> {
+        let Ok(text) = fs::read_to_string(self.dir.join("runs.jsonl")) else {
+            return Vec::new();
+        };
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     pub fn save_command_logs(&self, stage: &str, stdout: &[u8], stderr: &[u8]) -> io::Result<()> {
         let logs = self.dir.join("logs");
         self.write_atomic(&logs.join(format!("{stage}.out")), stdout)?;

@@ -4,6 +4,7 @@ mod data;
 mod engine;
 mod errors;
 mod fit;
+mod package;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,120 @@
+//! Build script: packs the workspace source into a deterministic archive that the binary embeds,
+//! so `repro package` can write the exact source of the running repro (with `Cargo.lock`) into a
+//! replication package; and records the `rustc` version for the package's README.
+//!
+//! The archive holds only what building repro needs plus its documentation: `Cargo.toml`,
+//! `Cargo.lock`, `build.rs`, `README.md`, `ARCHITECTURE.md`, `LICENSE*`, `docs/`, `src/`, and
+//! for each crate under `crates/` its `Cargo.toml` and `src/`. Not `target/`, `tests/`, `bench/`,
+//! `cache/` or `output/`. Files are sorted by path and carry no times, so equal sources give
+//! byte-identical archives. Format (read by `src/srcpack.rs`): per file one header line
+//! `F <length> <mode> <path>\n` followed by the bytes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn main() {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
+
+    let mut files = Vec::new();
+    for top in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "build.rs",
+        "README.md",
+        "ARCHITECTURE.md",
+    ] {
+        add_file(&root, top, &mut files);
+    }
+    if let Ok(entries) = fs::read_dir(&root) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("LICENSE") && e.path().is_file() {
+                add_file(&root, &name, &mut files);
+            }
+        }
+    }
+    add_tree(&root, "src", &mut files);
+    add_tree(&root, "docs", &mut files);
+    if let Ok(entries) = fs::read_dir(root.join("crates")) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            add_file(&root, &format!("crates/{name}/Cargo.toml"), &mut files);
+            add_tree(&root, &format!("crates/{name}/src"), &mut files);
+        }
+    }
+    files.sort();
+    files.dedup();
+
+    let mut archive = Vec::new();
+    for rel in &files {
+        let full = root.join(rel);
+        let bytes = fs::read(&full).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"));
+        let mode = if is_executable(&full) { 755 } else { 644 };
+        archive.extend_from_slice(format!("F {} {mode} {rel}\n", bytes.len()).as_bytes());
+        archive.extend_from_slice(&bytes);
+    }
+    fs::write(out.join("repro-src.pack"), &archive).expect("write the source archive");
+
+    for watched in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "build.rs",
+        "README.md",
+        "ARCHITECTURE.md",
+        "src",
+        "docs",
+        "crates",
+    ] {
+        println!("cargo:rerun-if-changed={watched}");
+    }
+
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=REPRO_RUSTC_VERSION={version}");
+}
+
+fn add_file(root: &Path, rel: &str, files: &mut Vec<String>) {
+    if root.join(rel).is_file() {
+        files.push(rel.to_string());
+    }
+}
+
+/// Every regular file under `rel`, skipping hidden files and editor leftovers.
+fn add_tree(root: &Path, rel: &str, files: &mut Vec<String>) {
+    let Ok(entries) = fs::read_dir(root.join(rel)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name.ends_with('~') || name.ends_with(".tmp") {
+            continue;
+        }
+        let child = format!("{rel}/{name}");
+        let Ok(kind) = e.file_type() else { continue };
+        if kind.is_dir() {
+            add_tree(root, &child, files);
+        } else if kind.is_file() {
+            files.push(child);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p)
+        .map(|m| m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(not(unix))]
+fn is_executable(_: &Path) -> bool {
+    false
+}
