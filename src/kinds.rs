@@ -20,10 +20,12 @@ use crate::pipeline::normalize_path;
 pub enum Builtin {
     /// One model on one data file, written as JSON (`repro fit --json` form).
     Fit(FitStage),
+    /// Raw patent exports to clean applications, a quarantine and a report (`crate::ingest`).
+    Ingest(crate::ingest::IngestStage),
 }
 
 /// The names accepted in `kind:`.
-pub const KIND_NAMES: &[&str] = &["fit"];
+pub const KIND_NAMES: &[&str] = &["fit", "ingest"];
 
 /// Params of a `fit` stage: `data`, `out`, and the model (`formula`, `vcov`, `quantile`, `se`,
 /// `method`, `drop_singletons`).
@@ -67,9 +69,11 @@ impl Builtin {
         params: serde_json::Value,
         ctx: &ParseCtx<'_>,
     ) -> Result<Builtin, KindError> {
-        let _ = ctx;
         if kind == "fit" {
             return parse_fit(params).map(Builtin::Fit);
+        }
+        if kind == "ingest" {
+            return crate::ingest::parse(params, ctx).map(Builtin::Ingest);
         }
         let known: Vec<String> = KIND_NAMES.iter().map(|k| format!("`{k}`")).collect();
         Err(KindError {
@@ -89,6 +93,7 @@ impl Builtin {
                 deps: vec![f.data.clone()],
                 outs: vec![f.out.clone()],
             },
+            Builtin::Ingest(i) => crate::ingest::implied_io(i),
         }
     }
 
@@ -100,6 +105,7 @@ impl Builtin {
     pub fn run(&self, ctx: &BuiltinCtx<'_>) -> Result<(), Diagnostic> {
         match self {
             Builtin::Fit(f) => run_fit(ctx, f),
+            Builtin::Ingest(i) => crate::ingest::run(ctx, i),
         }
     }
 }

@@ -13,6 +13,7 @@ mod diag;
 mod executor;
 mod fitting;
 mod fsstate;
+mod ingest;
 mod key;
 mod kinds;
 mod lock;
@@ -23,6 +24,7 @@ mod planner;
 mod runner;
 mod status;
 mod store;
+mod textnorm;
 mod ui;
 mod yaml;
 
