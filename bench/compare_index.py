@@ -53,7 +53,7 @@ def main() -> int:
             bad += 1
             rows = a.index[diff][:5]
             for r in rows:
-                print(f"    {r}: {a.at[r, c]!r} vs {b.at[r, c]!r}")
+                print(f"    {r}: {a.at[r, c]} vs {b.at[r, c]}")
     print("IDENTICAL (within tolerance)" if not bad else "DIFFERENT")
     return 1 if bad else 0
 

@@ -85,13 +85,11 @@ def parse_numbers(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     total = np.zeros(len(s), dtype=np.int64)
     for k, w in enumerate(weights):
         total += (digits // 10 ** (11 - k)) % 10 * w
-    rem = total % 11
-    expected = np.where(rem == 10, "X", rem.astype(str))
-    check = m["check"].fillna("").to_numpy(dtype=object).astype(str)
+    check = m["check"].fillna("-1").replace("X", "10").astype("int64").to_numpy()
     type_digit = (digits // 10 ** 7) % 10
     ptype = np.select([np.isin(type_digit, [1, 8]), np.isin(type_digit, [2, 9]), type_digit == 3],
                       [1, 2, 3], 0)
-    ok &= (check == expected) & (ptype > 0)
+    ok &= (check == total % 11) & (ptype > 0)
     return pd.Series(np.where(ok, digits, -1), index=raw.index), pd.Series(ptype, index=raw.index)
 
 
@@ -125,7 +123,10 @@ def parse_dates(raw: pd.Series) -> pd.Series:
 def split_applicants(raw: pd.Series) -> pd.Series:
     """Normalised names joined by `;`, each trimmed, empty names dropped."""
     s = normalise(raw)
-    s = s.str.replace(" ?; ?", ";", regex=True).str.replace(";;+", ";", regex=True)
+    # Spaces are single after normalisation: trim the names around each `;`.
+    s = s.str.replace("; ", ";", regex=False).str.replace(" ;", ";", regex=False)
+    while s.str.contains(";;", regex=False).any():
+        s = s.str.replace(";;", ";", regex=False)
     return s.str.strip(";")
 
 

@@ -20,6 +20,8 @@ use crate::pipeline::normalize_path;
 pub enum Builtin {
     /// One model on one data file, written as JSON (`repro fit --json` form).
     Fit(FitStage),
+    /// Raw patent exports to clean applications, a quarantine and a report (`crate::ingest`).
+    Ingest(crate::ingest::IngestStage),
     /// Synthetic raw data with a documented, seeded data-generating process.
     Synth(Spec<crate::synth::SynthSpec>),
     /// Which city each applicant is in.
@@ -39,7 +41,7 @@ pub struct Spec<T> {
 }
 
 /// The names accepted in `kind:`.
-pub const KIND_NAMES: &[&str] = &["fit", "synth", "locate", "index", "panel"];
+pub const KIND_NAMES: &[&str] = &["fit", "synth", "ingest", "locate", "index", "panel"];
 
 /// Params of a `fit` stage: `data`, `out`, and the model (`formula`, `vcov`, `quantile`, `se`,
 /// `method`, `drop_singletons`).
@@ -108,6 +110,9 @@ impl Builtin {
             }
             _ => {}
         }
+        if kind == "ingest" {
+            return crate::ingest::parse(params, ctx).map(Builtin::Ingest);
+        }
         let known: Vec<String> = KIND_NAMES.iter().map(|k| format!("`{k}`")).collect();
         Err(KindError {
             message: format!("unknown built-in kind `{kind}`"),
@@ -142,6 +147,7 @@ impl Builtin {
                 deps: with_spec(&s.path, crate::panel::deps(&s.spec)),
                 outs: crate::panel::outs(&s.spec),
             },
+            Builtin::Ingest(i) => crate::ingest::implied_io(i),
         }
     }
 
@@ -151,7 +157,9 @@ impl Builtin {
         match self {
             Builtin::Fit(f) => fitting::bootstrap_seed(&f.model).into_iter().collect(),
             Builtin::Synth(s) => vec![s.spec.seed],
-            Builtin::Locate(_) | Builtin::Index(_) | Builtin::Panel(_) => Vec::new(),
+            Builtin::Ingest(_) | Builtin::Locate(_) | Builtin::Index(_) | Builtin::Panel(_) => {
+                Vec::new()
+            }
         }
     }
 
@@ -167,6 +175,7 @@ impl Builtin {
             Builtin::Locate(s) => crate::locate::run(ctx.root, ctx.stage, &s.spec),
             Builtin::Index(s) => crate::collab::run(ctx.root, ctx.stage, &s.spec),
             Builtin::Panel(s) => crate::panel::run(ctx.root, ctx.stage, &s.spec),
+            Builtin::Ingest(i) => crate::ingest::run(ctx, i),
         }
     }
 }

@@ -4,6 +4,7 @@ mod data;
 mod engine;
 mod errors;
 mod fit;
+mod ingest;
 mod package;
 
 use std::path::{Path, PathBuf};
