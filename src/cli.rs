@@ -41,6 +41,15 @@ pub enum Command {
     Gc(GcArgs),
     /// Estimate one model on a CSV or Parquet file.
     Fit(FitArgs),
+    /// Write one self-contained HTML page with the tables, figures, stage graph and provenance.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Where to write the page (default: the pipeline's `report:` path, else output/report.html).
+    #[arg(short, long)]
+    pub out: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

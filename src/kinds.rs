@@ -20,10 +20,16 @@ use crate::pipeline::normalize_path;
 pub enum Builtin {
     /// One model on one data file, written as JSON (`repro fit --json` form).
     Fit(FitStage),
+    /// A table of regression models declared in a spec file.
+    Models(crate::models::ModelsStage),
+    /// A table of descriptive statistics.
+    Describe(crate::describe::DescribeStage),
+    /// A coefficient's quantile process: table and figure.
+    Quantiles(crate::quantiles::QuantilesStage),
 }
 
 /// The names accepted in `kind:`.
-pub const KIND_NAMES: &[&str] = &["fit"];
+pub const KIND_NAMES: &[&str] = &["fit", "models", "describe", "quantiles"];
 
 /// Params of a `fit` stage: `data`, `out`, and the model (`formula`, `vcov`, `quantile`, `se`,
 /// `method`, `drop_singletons`).
@@ -71,6 +77,15 @@ impl Builtin {
         if kind == "fit" {
             return parse_fit(params).map(Builtin::Fit);
         }
+        if kind == "models" {
+            return crate::models::parse(params, ctx.root).map(Builtin::Models);
+        }
+        if kind == "describe" {
+            return crate::describe::parse(params, ctx.root).map(Builtin::Describe);
+        }
+        if kind == "quantiles" {
+            return crate::quantiles::parse(params, ctx.root).map(Builtin::Quantiles);
+        }
         let known: Vec<String> = KIND_NAMES.iter().map(|k| format!("`{k}`")).collect();
         Err(KindError {
             message: format!("unknown built-in kind `{kind}`"),
@@ -89,6 +104,9 @@ impl Builtin {
                 deps: vec![f.data.clone()],
                 outs: vec![f.out.clone()],
             },
+            Builtin::Models(m) => m.implied_io(),
+            Builtin::Describe(d) => d.implied_io(),
+            Builtin::Quantiles(q) => q.implied_io(),
         }
     }
 
@@ -100,6 +118,9 @@ impl Builtin {
     pub fn run(&self, ctx: &BuiltinCtx<'_>) -> Result<(), Diagnostic> {
         match self {
             Builtin::Fit(f) => run_fit(ctx, f),
+            Builtin::Models(m) => m.run(ctx),
+            Builtin::Describe(d) => d.run(ctx),
+            Builtin::Quantiles(q) => q.run(ctx),
         }
     }
 }

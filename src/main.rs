@@ -9,20 +9,27 @@
 
 mod cli;
 mod dataio;
+mod describe;
 mod diag;
 mod executor;
+mod figures;
 mod fitting;
 mod fsstate;
 mod key;
 mod kinds;
 mod lock;
+mod models;
 mod observe;
 mod params;
 mod pipeline;
 mod planner;
+mod quantiles;
+mod report;
 mod runner;
+mod sample;
 mod status;
 mod store;
+mod tables;
 mod ui;
 mod yaml;
 
@@ -84,6 +91,10 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
                 plain: false,
             });
             let summary = runner::run(&p, &selected, &cfg, &mut ui)?;
+            // A run that rebuilt nothing leaves the report alone.
+            if let Some(rel) = p.report.as_deref().filter(|_| summary.ran > 0) {
+                report::write(&p, rel)?;
+            }
             eprintln!(
                 "{} stages: {} ran, {} restored from the cache, {} up to date",
                 summary.ran + summary.restored + summary.up_to_date,
@@ -129,6 +140,23 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
             } else {
                 print!("{}", fitting::render_summary(&data, &res));
             }
+            Ok(())
+        }
+        Command::Report(args) => {
+            let p = pipeline::load(&cli.file)?;
+            let rel = match &args.out {
+                Some(o) => pipeline::normalize_path(o).map_err(|why| {
+                    diag::Failure::usage(diag::Diagnostic::new(format!(
+                        "invalid report path `{o}`: {why}"
+                    )))
+                })?,
+                None => p
+                    .report
+                    .clone()
+                    .unwrap_or_else(|| report::DEFAULT_REPORT.to_string()),
+            };
+            report::write(&p, &rel)?;
+            eprintln!("wrote {rel}");
             Ok(())
         }
         Command::Gc(args) => {

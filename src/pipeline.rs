@@ -25,6 +25,9 @@ pub struct Pipeline {
     pub root: PathBuf,
     /// Stages in a dependency order: every stage comes after the stages it depends on.
     pub stages: Vec<Stage>,
+    /// `report: PATH`: where `repro run` rewrites the HTML report after a run in which a stage
+    /// ran (absent: no automatic report).
+    pub report: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +149,7 @@ pub fn parse_pipeline(file: &Path, root: &Path, text: &str) -> Result<Pipeline, 
             return Err(Failure::usage(d));
         }
     };
+    let report = cx.report(&doc);
     let stages = cx.stages(&doc);
     let mut stages = stages;
     link(&mut cx, &mut stages);
@@ -161,6 +165,7 @@ pub fn parse_pipeline(file: &Path, root: &Path, text: &str) -> Result<Pipeline, 
         file: file.to_path_buf(),
         root: root.to_path_buf(),
         stages: reorder(stages, &order),
+        report,
     })
 }
 
@@ -171,7 +176,7 @@ struct Cx {
     params_files: HashMap<String, Option<Param>>,
 }
 
-const TOP_KEYS: &[&str] = &["stages"];
+const TOP_KEYS: &[&str] = &["stages", "report"];
 const STAGE_KEYS: &[&str] = &["cmd", "kind", "deps", "outs", "params", "desc", "meta"];
 
 impl Cx {
@@ -203,6 +208,28 @@ impl Cx {
         *self.diags.last_mut().expect("just pushed") = d;
     }
 
+    /// The optional top-level `report: PATH` (a relative path inside the project).
+    fn report(&mut self, doc: &Node) -> Option<String> {
+        let Value::Map(entries) = &doc.value else {
+            return None;
+        };
+        let (_, node) = entries.iter().find(|(k, _)| k.name == "report")?;
+        let Value::Str(raw) = &node.value else {
+            self.error(
+                node.pos,
+                format!("`report` must be a path, found {}", node.value.type_name()),
+            );
+            return None;
+        };
+        match normalize_path(raw) {
+            Ok(p) => Some(p),
+            Err(why) => {
+                self.error(node.pos, format!("invalid `report` path `{raw}`: {why}"));
+                None
+            }
+        }
+    }
+
     fn stages(&mut self, doc: &Node) -> Vec<Stage> {
         let entries = match &doc.value {
             Value::Map(entries) => entries,
@@ -224,9 +251,9 @@ impl Cx {
         };
         let mut stages_node = None;
         for (k, v) in entries {
-            if TOP_KEYS.contains(&k.name.as_str()) {
+            if k.name == "stages" {
                 stages_node = Some(v);
-            } else {
+            } else if !TOP_KEYS.contains(&k.name.as_str()) {
                 self.unknown_key(k, "at the top level", TOP_KEYS);
             }
         }

@@ -318,6 +318,17 @@ impl Store {
         self.write_atomic(&self.dir.join("stat"), text.as_bytes())
     }
 
+    /// The run log's lines (unreadable lines skipped; no log: none).
+    pub fn run_log(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("runs.jsonl"))
+            .map(|text| {
+                text.lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Appends one JSON line to the run log.
     pub fn log_run(&self, line: &serde_json::Value) -> io::Result<()> {
         self.ensure("")?;

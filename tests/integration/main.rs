@@ -3,6 +3,7 @@
 mod engine;
 mod errors;
 mod fit;
+mod present;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
