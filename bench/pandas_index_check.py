@@ -66,6 +66,11 @@ def main() -> None:
     for raw, y in zip(bad, P.parse_dates(series(bad))):
         expect(f"bad date {raw!r}", y, 0)
 
+    # Patent types.
+    got = P.parse_types(series(["发明", "发明专利", " 实用新型 ", "外观设计", "３", "", "4", "invention", "专利",
+                                "发明 专利"])).tolist()
+    expect("patent types", got, [1, 1, 2, 3, 3, 0, 0, 0, 0, 0])
+
     # Applicants.
     got = P.split_applicants(series(["华为技术有限公司；  清华大学 ; ;", "张三", "", ";", "a;;;b"])).tolist()
     expect("applicants", got, ["华为技术有限公司;清华大学", "张三", "", "", "a;b"])

@@ -50,6 +50,15 @@ pub enum Command {
     /// Check the pipeline for what data editors flag: absolute paths, unseeded randomness,
     /// outputs no exhibit claims, sources without citation or availability statement.
     Lint,
+    /// Write one self-contained HTML page with the tables, figures, stage graph and provenance.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Where to write the page (default: the pipeline's `report:` path, else output/report.html).
+    #[arg(short, long)]
+    pub out: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -30,6 +30,12 @@ pub enum Builtin {
     Index(Spec<crate::collab::IndexSpec>),
     /// The city-year analysis panel and its codebook.
     Panel(Spec<crate::panel::PanelSpec>),
+    /// A table of regression models declared in a spec file.
+    Models(crate::models::ModelsStage),
+    /// A table of descriptive statistics.
+    Describe(crate::describe::DescribeStage),
+    /// A coefficient's quantile process: table and figure.
+    Quantiles(crate::quantiles::QuantilesStage),
 }
 
 /// A kind configured by a stage spec file: its path (a dependency) and its parsed content
@@ -41,7 +47,17 @@ pub struct Spec<T> {
 }
 
 /// The names accepted in `kind:`.
-pub const KIND_NAMES: &[&str] = &["fit", "synth", "ingest", "locate", "index", "panel"];
+pub const KIND_NAMES: &[&str] = &[
+    "fit",
+    "synth",
+    "ingest",
+    "locate",
+    "index",
+    "panel",
+    "describe",
+    "models",
+    "quantiles",
+];
 
 /// Params of a `fit` stage: `data`, `out`, and the model (`formula`, `vcov`, `quantile`, `se`,
 /// `method`, `drop_singletons`).
@@ -113,6 +129,15 @@ impl Builtin {
         if kind == "ingest" {
             return crate::ingest::parse(params, ctx).map(Builtin::Ingest);
         }
+        if kind == "models" {
+            return crate::models::parse(params, ctx.root).map(Builtin::Models);
+        }
+        if kind == "describe" {
+            return crate::describe::parse(params, ctx.root).map(Builtin::Describe);
+        }
+        if kind == "quantiles" {
+            return crate::quantiles::parse(params, ctx.root).map(Builtin::Quantiles);
+        }
         let known: Vec<String> = KIND_NAMES.iter().map(|k| format!("`{k}`")).collect();
         Err(KindError {
             message: format!("unknown built-in kind `{kind}`"),
@@ -148,6 +173,9 @@ impl Builtin {
                 outs: crate::panel::outs(&s.spec),
             },
             Builtin::Ingest(i) => crate::ingest::implied_io(i),
+            Builtin::Models(m) => m.implied_io(),
+            Builtin::Describe(d) => d.implied_io(),
+            Builtin::Quantiles(q) => q.implied_io(),
         }
     }
 
@@ -157,9 +185,13 @@ impl Builtin {
         match self {
             Builtin::Fit(f) => fitting::bootstrap_seed(&f.model).into_iter().collect(),
             Builtin::Synth(s) => vec![s.spec.seed],
-            Builtin::Ingest(_) | Builtin::Locate(_) | Builtin::Index(_) | Builtin::Panel(_) => {
-                Vec::new()
-            }
+            Builtin::Models(m) => m.seeds(),
+            Builtin::Quantiles(q) => q.seeds(),
+            Builtin::Ingest(_)
+            | Builtin::Locate(_)
+            | Builtin::Index(_)
+            | Builtin::Panel(_)
+            | Builtin::Describe(_) => Vec::new(),
         }
     }
 
@@ -176,6 +208,9 @@ impl Builtin {
             Builtin::Index(s) => crate::collab::run(ctx.root, ctx.stage, &s.spec),
             Builtin::Panel(s) => crate::panel::run(ctx.root, ctx.stage, &s.spec),
             Builtin::Ingest(i) => crate::ingest::run(ctx, i),
+            Builtin::Models(m) => m.run(ctx),
+            Builtin::Describe(d) => d.run(ctx),
+            Builtin::Quantiles(q) => q.run(ctx),
         }
     }
 }

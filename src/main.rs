@@ -10,8 +10,10 @@
 mod cli;
 mod collab;
 mod dataio;
+mod describe;
 mod diag;
 mod executor;
+mod figures;
 mod fitting;
 mod fsstate;
 mod ingest;
@@ -20,6 +22,7 @@ mod kinds;
 mod lint;
 mod locate;
 mod lock;
+mod models;
 mod observe;
 mod package;
 mod panel;
@@ -27,12 +30,16 @@ mod params;
 mod pipeline;
 mod places;
 mod planner;
+mod quantiles;
 mod readme;
+mod report;
 mod runner;
+mod sample;
 mod srcpack;
 mod status;
 mod store;
 mod synth;
+mod tables;
 mod tabular;
 mod textnorm;
 mod ui;
@@ -97,6 +104,10 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
                 plain: false,
             });
             let summary = runner::run(&p, &selected, &cfg, &mut ui)?;
+            // A run that rebuilt nothing leaves the report alone.
+            if let Some(rel) = p.report.as_deref().filter(|_| summary.ran > 0) {
+                report::write(&p, rel)?;
+            }
             eprintln!(
                 "{} stages: {} ran, {} restored from the cache, {} up to date",
                 summary.ran + summary.restored + summary.up_to_date,
@@ -180,6 +191,23 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
                 diag::Diagnostic::new(format!("`repro lint` found {errors} error(s)"))
                     .hint("fix them before packaging; each is listed above"),
             ))
+        }
+        Command::Report(args) => {
+            let p = pipeline::load(&cli.file)?;
+            let rel = match &args.out {
+                Some(o) => pipeline::normalize_path(o).map_err(|why| {
+                    diag::Failure::usage(diag::Diagnostic::new(format!(
+                        "invalid report path `{o}`: {why}"
+                    )))
+                })?,
+                None => p
+                    .report
+                    .clone()
+                    .unwrap_or_else(|| report::DEFAULT_REPORT.to_string()),
+            };
+            report::write(&p, &rel)?;
+            eprintln!("wrote {rel}");
+            Ok(())
         }
         Command::Gc(args) => {
             let p = pipeline::load(&cli.file)?;

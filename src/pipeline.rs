@@ -25,6 +25,9 @@ pub struct Pipeline {
     pub root: PathBuf,
     /// Stages in a dependency order: every stage comes after the stages it depends on.
     pub stages: Vec<Stage>,
+    /// `report: PATH`: where `repro run` rewrites the HTML report after a run in which a stage
+    /// ran (absent: no automatic report).
+    pub report: Option<String>,
     /// Data sources (`sources:`), in file order. Metadata for packages and lint; not in any key.
     pub sources: Vec<Source>,
     /// Which output is which exhibit (`exhibits:`), in file order. Not in any key.
@@ -219,6 +222,7 @@ pub fn parse_pipeline(file: &Path, root: &Path, text: &str) -> Result<Pipeline, 
             return Err(Failure::usage(d));
         }
     };
+    let report = cx.report(&doc);
     let stages = cx.stages(&doc);
     let mut stages = stages;
     link(&mut cx, &mut stages);
@@ -247,6 +251,7 @@ pub fn parse_pipeline(file: &Path, root: &Path, text: &str) -> Result<Pipeline, 
         sources,
         exhibits,
         params_files,
+        report,
     })
 }
 
@@ -257,7 +262,7 @@ struct Cx {
     params_files: HashMap<String, Option<Param>>,
 }
 
-const TOP_KEYS: &[&str] = &["stages", "sources", "exhibits"];
+const TOP_KEYS: &[&str] = &["stages", "sources", "exhibits", "report"];
 const STAGE_KEYS: &[&str] = &[
     "cmd", "kind", "deps", "outs", "params", "desc", "meta", "seed",
 ];
@@ -297,6 +302,28 @@ impl Cx {
             None => d,
         };
         *self.diags.last_mut().expect("just pushed") = d;
+    }
+
+    /// The optional top-level `report: PATH` (a relative path inside the project).
+    fn report(&mut self, doc: &Node) -> Option<String> {
+        let Value::Map(entries) = &doc.value else {
+            return None;
+        };
+        let (_, node) = entries.iter().find(|(k, _)| k.name == "report")?;
+        let Value::Str(raw) = &node.value else {
+            self.error(
+                node.pos,
+                format!("`report` must be a path, found {}", node.value.type_name()),
+            );
+            return None;
+        };
+        match normalize_path(raw) {
+            Ok(p) => Some(p),
+            Err(why) => {
+                self.error(node.pos, format!("invalid `report` path `{raw}`: {why}"));
+                None
+            }
+        }
     }
 
     fn stages(&mut self, doc: &Node) -> Vec<Stage> {

@@ -318,6 +318,17 @@ impl Store {
         self.write_atomic(&self.dir.join("stat"), text.as_bytes())
     }
 
+    /// The run log's lines (unreadable lines skipped; no log: none).
+    pub fn run_log(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("runs.jsonl"))
+            .map(|text| {
+                text.lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Appends one JSON line to the run log.
     pub fn log_run(&self, line: &serde_json::Value) -> io::Result<()> {
         self.ensure("")?;
@@ -326,16 +337,6 @@ impl Store {
             .append(true)
             .open(self.dir.join("runs.jsonl"))?;
         writeln!(f, "{line}")
-    }
-
-    /// The run log's entries in the order they were written; damaged lines are skipped.
-    pub fn run_log(&self) -> Vec<serde_json::Value> {
-        let Ok(text) = fs::read_to_string(self.dir.join("runs.jsonl")) else {
-            return Vec::new();
-        };
-        text.lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
     }
 
     pub fn save_command_logs(&self, stage: &str, stdout: &[u8], stderr: &[u8]) -> io::Result<()> {

@@ -81,7 +81,11 @@ fn index(p: &Project) -> BTreeMap<(u32, i32), BTreeMap<String, f64>> {
 }
 
 #[track_caller]
-fn check(index: &BTreeMap<(u32, i32), BTreeMap<String, f64>>, key: (u32, i32), want: &[(&str, f64)]) {
+fn check(
+    index: &BTreeMap<(u32, i32), BTreeMap<String, f64>>,
+    key: (u32, i32),
+    want: &[(&str, f64)],
+) {
     let row = index
         .get(&key)
         .unwrap_or_else(|| panic!("no index row for {key:?}"));
@@ -175,10 +179,19 @@ fn locate_and_index_follow_the_rules_worked_out_by_hand() {
     check(
         &ix,
         (SHANGHAI, 2015),
-        &[("apps", 1.0), ("joint_cc", 1.0), ("joint_cp", 1.0), ("frac_cc", 1.0 / 3.0)],
+        &[
+            ("apps", 1.0),
+            ("joint_cc", 1.0),
+            ("joint_cp", 1.0),
+            ("frac_cc", 1.0 / 3.0),
+        ],
     );
     // #5: a foreign first applicant is not located; 苏州己 is, alone: joint but not cross-city.
-    check(&ix, (SUZHOU, 2016), &[("apps", 1.0), ("joint", 1.0), ("joint_cc", 0.0)]);
+    check(
+        &ix,
+        (SUZHOU, 2016),
+        &[("apps", 1.0), ("joint", 1.0), ("joint_cc", 0.0)],
+    );
     // 乙丙公司 is a first applicant twice in Wuhan and once in Changsha: the name step takes
     // Wuhan for #11. #12: two Hangzhou applicants of three (2/3), Wuhan 1/3.
     check(
@@ -240,13 +253,25 @@ fn the_strategy_is_a_parameter() {
     let p = project("[address, place]");
     p.repro(&["run"]).ok();
     let ix = index(&p);
-    check(&ix, (SHANGHAI, 2015), &[("apps", 1.0), ("joint", 1.0), ("joint_cc", 0.0)]);
+    check(
+        &ix,
+        (SHANGHAI, 2015),
+        &[("apps", 1.0), ("joint", 1.0), ("joint_cc", 0.0)],
+    );
     check(&ix, (NANJING, 2015), &[("apps", 2.0), ("joint_cc", 1.0)]);
     // #4 still counts for Hangzhou through 浙江大学 (the provincial capital).
-    check(&ix, (HANGZHOU, 2015), &[("apps", 3.0), ("joint", 3.0), ("joint_cc", 2.0)]);
+    check(
+        &ix,
+        (HANGZHOU, 2015),
+        &[("apps", 3.0), ("joint", 3.0), ("joint_cc", 2.0)],
+    );
     let report: serde_json::Value = serde_json::from_str(&p.read("out/locate.json")).unwrap();
     assert_eq!(report["unresolved"], 7);
-    check(&ix, (WUHAN, 2016), &[("apps", 3.0), ("joint", 1.0), ("joint_cc", 1.0)]);
+    check(
+        &ix,
+        (WUHAN, 2016),
+        &[("apps", 3.0), ("joint", 1.0), ("joint_cc", 1.0)],
+    );
 
     // A `postcode` step without a directory is a spec error, caught before anything runs.
     p.write(
@@ -255,7 +280,9 @@ fn the_strategy_is_a_parameter() {
     );
     let out = p.repro(&["run"]);
     assert_eq!(out.code, 2, "{}", out.snapshot());
-    assert!(out.stderr.contains("the `postcode` step needs a postcode directory"));
+    assert!(out
+        .stderr
+        .contains("the `postcode` step needs a postcode directory"));
 }
 
 #[test]
@@ -303,7 +330,12 @@ fn small_synthetic() -> Project {
 
 fn csv_rows(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let mut lines = text.lines();
-    let header = lines.next().unwrap().split(',').map(str::to_string).collect();
+    let header = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
     let rows = lines
         .map(|l| l.split(',').map(str::to_string).collect())
         .collect();
@@ -313,7 +345,9 @@ fn csv_rows(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
 #[test]
 fn the_panel_recomputes_from_the_yearbook() {
     let p = small_synthetic();
-    let panel_spec = p.read("stages/panel.yaml").replace("raw/truth_city_year.csv", "raw/index.csv");
+    let panel_spec = p
+        .read("stages/panel.yaml")
+        .replace("raw/truth_city_year.csv", "raw/index.csv");
     p.write("stages/panel.yaml", &panel_spec);
     p.repro(&["run"]).ok();
     let (yh, yrows) = csv_rows(&p.read("raw/yearbook.csv"));
@@ -326,7 +360,10 @@ fn the_panel_recomputes_from_the_yearbook() {
     let mut ter_sec: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
     for r in &yrows {
         if !r[yc("pcgdp")].is_empty() {
-            pcgdp.insert((r[yc("adcode6")].clone(), r[yc("year")].clone()), num(&r[yc("pcgdp")]));
+            pcgdp.insert(
+                (r[yc("adcode6")].clone(), r[yc("year")].clone()),
+                num(&r[yc("pcgdp")]),
+            );
         }
         ter_sec.insert(
             (r[yc("adcode6")].clone(), r[yc("year")].clone()),
@@ -346,7 +383,10 @@ fn the_panel_recomputes_from_the_yearbook() {
         let (s, k) = mean[&key.1];
         let want = (pcgdp[&key].ln() - (s / k).ln()).abs();
         let got = num(&r[pc("gap")]);
-        assert!((got - want).abs() < 1e-12, "gap of {key:?}: {got} vs {want}");
+        assert!(
+            (got - want).abs() < 1e-12,
+            "gap of {key:?}: {got} vs {want}"
+        );
         assert_eq!(r[pc("gap")], r[pc("gap_mean")]);
         let (ter, sec) = ter_sec[&key];
         assert!((num(&r[pc("indstr")]) - ter / sec).abs() < 1e-12);
@@ -366,9 +406,15 @@ fn the_panel_recomputes_from_the_yearbook() {
     // Winsorising clamps into the range of the unwinsorised values and leaves the middle alone.
     let gaps: Vec<f64> = prows.iter().map(|r| num(&r[pc("gap")])).collect();
     let wins: Vec<f64> = prows.iter().map(|r| num(&r[pc("gap_w")])).collect();
-    let (lo, hi) = wins.iter().fold((f64::MAX, f64::MIN), |a, &w| (a.0.min(w), a.1.max(w)));
+    let (lo, hi) = wins
+        .iter()
+        .fold((f64::MAX, f64::MIN), |a, &w| (a.0.min(w), a.1.max(w)));
     let clamped = gaps.iter().filter(|&&g| g < lo || g > hi).count();
-    assert!(clamped > 0 && clamped <= gaps.len() / 5, "{clamped} of {}", gaps.len());
+    assert!(
+        clamped > 0 && clamped <= gaps.len() / 5,
+        "{clamped} of {}",
+        gaps.len()
+    );
     for (g, w) in gaps.iter().zip(&wins) {
         assert_eq!(*w, g.clamp(lo, hi));
     }

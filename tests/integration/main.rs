@@ -6,6 +6,7 @@ mod errors;
 mod fit;
 mod ingest;
 mod package;
+mod present;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
