@@ -440,20 +440,25 @@ fn exhibits(p: &Pipeline, out: &mut Vec<Finding>) {
         );
         return;
     }
-    for s in &p.stages {
-        for o in &s.outs {
-            let consumed = p.stages.iter().any(|t| {
-                t.deps
-                    .iter()
-                    .any(|d| path_within(d, o) || path_within(o, d))
-            });
-            let claimed = p
-                .exhibits
+    let consumed = |o: &str| {
+        p.stages.iter().any(|t| {
+            t.deps
                 .iter()
-                .any(|e| path_within(&e.output, o) || path_within(o, &e.output));
-            if consumed || claimed {
-                continue;
-            }
+                .any(|d| path_within(d, o) || path_within(o, d))
+        })
+    };
+    let claimed = |o: &str| {
+        p.exhibits
+            .iter()
+            .any(|e| path_within(&e.output, o) || path_within(o, &e.output))
+    };
+    for s in &p.stages {
+        // A stage whose work reaches an exhibit (directly or through a later stage) may write
+        // side files: other formats of a table, per-model results, a quarantine, a report.
+        if s.outs.iter().any(|o| consumed(o) || claimed(o)) {
+            continue;
+        }
+        for o in &s.outs {
             push(
                 out,
                 Severity::Warning,

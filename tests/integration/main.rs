@@ -7,6 +7,7 @@ mod fit;
 mod ingest;
 mod package;
 mod present;
+mod study;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
