@@ -78,6 +78,33 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=REPRO_RUSTC_VERSION={version}");
+
+    // The engine fingerprint enters the key of every built-in stage: the code of a built-in kind
+    // decides its outputs as much as its parameters do, so a repro built from other source (or
+    // by another compiler) reruns built-in stages instead of trusting outputs it did not make.
+    // Documentation does not count. FNV-1a over sorted (path, bytes): a fingerprint, not a
+    // security boundary.
+    let mut fp: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            fp ^= u64::from(*b);
+            fp = fp.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        fp ^= 0xff;
+        fp = fp.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    eat(version.as_bytes());
+    for rel in &files {
+        let code = rel == "Cargo.lock"
+            || rel == "build.rs"
+            || rel.starts_with("src/")
+            || (rel.starts_with("crates/") && rel.contains("/src/"));
+        if code {
+            eat(rel.as_bytes());
+            eat(&fs::read(root.join(rel)).unwrap_or_default());
+        }
+    }
+    println!("cargo:rustc-env=REPRO_ENGINE_FINGERPRINT={fp:016x}");
 }
 
 fn add_file(root: &Path, rel: &str, files: &mut Vec<String>) {

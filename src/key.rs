@@ -12,7 +12,11 @@ use crate::params::Param;
 use crate::pipeline::{Action, Stage};
 
 /// Version of the key's inputs and encoding (docs/caching.md).
-pub const KEY_VERSION: u32 = 1;
+pub const KEY_VERSION: u32 = 2;
+
+/// Fingerprint of the source (and compiler) this repro was built from; part of every built-in
+/// stage's key (build.rs).
+pub const ENGINE: &str = env!("REPRO_ENGINE_FINGERPRINT");
 
 /// What the stage does, as text: the command template, or the built-in kind with its canonical
 /// definition. Also stored in the lock so `repro status` can say what changed.
@@ -40,6 +44,8 @@ pub fn stage_key(stage: &Stage, dep_hashes: &BTreeMap<String, String>) -> String
         (None, Some(k)) => {
             field(&mut h, b"kind");
             field(&mut h, k.as_bytes());
+            field(&mut h, b"engine");
+            field(&mut h, ENGINE.as_bytes());
         }
         (None, None) => field(&mut h, b"none"),
     }

@@ -46,6 +46,9 @@ pub struct LockEntry {
     /// The seed a command stage declares (`seed:`); built-in kinds keep theirs in `kind`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// The engine fingerprint a built-in stage was built with (`key::ENGINE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +141,7 @@ mod tests {
                 deps,
                 outs,
                 seed: Some(7),
+                engine: None,
             },
         );
         let text = render(&lock);

@@ -55,6 +55,7 @@ use crate::cli::{Cli, Command};
 use crate::diag::Failure;
 
 fn main() -> ExitCode {
+    repro_estimators::deterministic_linear_algebra();
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     match dispatch(&cli) {

@@ -803,8 +803,8 @@ fn interpolate(s: &mut [Option<f64>]) -> usize {
     for w in known.windows(2) {
         let (a, b) = (w[0], w[1]);
         let (va, vb) = (s[a].unwrap_or(0.0), s[b].unwrap_or(0.0));
-        for t in a + 1..b {
-            s[t] = Some(va + (vb - va) * (t - a) as f64 / (b - a) as f64);
+        for (step, cell) in s[a + 1..b].iter_mut().enumerate() {
+            *cell = Some(va + (vb - va) * (step + 1) as f64 / (b - a) as f64);
             filled += 1;
         }
     }

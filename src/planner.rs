@@ -9,7 +9,7 @@ use std::fmt;
 
 use crate::key;
 use crate::lock::{LockEntry, LockOut};
-use crate::pipeline::Stage;
+use crate::pipeline::{Action, Stage};
 
 /// What the workspace holds for a stage now.
 #[derive(Debug, Clone)]
@@ -64,6 +64,7 @@ pub enum Reason {
         new: Option<u64>,
     },
     KeyVersionChanged,
+    EngineChanged,
     OutMissing {
         path: String,
     },
@@ -99,6 +100,9 @@ impl fmt::Display for Reason {
                 write!(f, "seed changed: `{}` -> `{}`", show(old), show(new))
             }
             Reason::KeyVersionChanged => write!(f, "stage key format changed (new repro version)"),
+            Reason::EngineChanged => {
+                write!(f, "repro was built from different source (built-in kinds may compute differently)")
+            }
             Reason::OutMissing { path } => write!(f, "output `{path}` missing"),
             Reason::OutModified { path } => write!(f, "output `{path}` modified"),
             Reason::UpstreamStale { stage } => write!(f, "upstream stage `{stage}` is stale"),
@@ -208,6 +212,11 @@ fn definition_changes(stage: &Stage, obs: &Observed, entry: &LockEntry) -> Vec<R
             new: stage.seed,
         });
     }
+    if let Action::Builtin(_) = stage.action {
+        if entry.engine.as_deref() != Some(key::ENGINE) {
+            why.push(Reason::EngineChanged);
+        }
+    }
     why
 }
 
@@ -234,5 +243,6 @@ pub fn lock_entry(stage: &Stage, obs: &Observed, outs: BTreeMap<String, LockOut>
         deps: obs.deps.clone(),
         outs,
         seed: stage.seed,
+        engine: matches!(stage.action, Action::Builtin(_)).then(|| key::ENGINE.to_string()),
     }
 }

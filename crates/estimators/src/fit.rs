@@ -252,6 +252,7 @@ pub struct ModelSpec {
 
 /// Estimates the model described by `spec` on `frame`.
 pub fn fit(frame: &Frame, spec: &ModelSpec) -> Result<FitResult, EstimError> {
+    crate::deterministic_linear_algebra();
     let formula = formula::parse(&spec.formula)?;
     if let Some(q) = &spec.quantile {
         return fit_quantile(frame, &formula, spec, q);
