@@ -126,6 +126,12 @@ where
             .configure_mesh()
             .x_desc("Quantile (τ)")
             .y_desc(fig.y_label.as_str())
+            // Tick values print with plotters' shortest form, except that a tick at zero
+            // computed as -1e-17 must not read `-0.0`.
+            .y_label_formatter(&|v: &f64| {
+                let v = if v.abs() < 1e-12 { 0.0 } else { *v };
+                format!("{}", (v * 1e6).round() / 1e6)
+            })
             .label_style((FONT, 12))
             .axis_desc_style((FONT, 13))
             .light_line_style(WHITE)
