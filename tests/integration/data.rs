@@ -456,3 +456,95 @@ fn synthetic_data_are_identical_across_thread_counts_and_folders() {
     assert!(raw.contains('年') && raw.contains('/'));
     assert!(raw.contains("\"SAMSUNG ELECTRONICS CO., LTD.\""));
 }
+
+/// The same twelve applications as a raw office export (Chinese headers, mixed date formats,
+/// full-width separators), plus three unusable rows: a full-width re-export of #1, a 30 February
+/// and a wrong check character. Check characters worked out with the rule of docs/data.md.
+const RAW_EXPORT: &str = "\
+申请号,申请日,名称,主分类号,申请(专利权)人,地址,邮编,国省代码
+CN201510000001.0,2015-03-01,一种装置,H04L 29/06,杭州甲科技有限公司;宁波乙材料有限公司,浙江省杭州市西湖区文三路1号,310012,33
+CN201520000002.0,2015/4/2,一种装置,,华信恒达电子有限公司,江苏省南京市玄武区1号,,32
+CN201520000003.5,2015.05.03,一种装置,,上海丙有限公司；华信恒达电子有限公司；王伟,上海市浦东新区1号,,31
+CN201510000004.4,20150604,一种方法,,丁戊研究所;浙江大学,浙江省西湖区文三路2号,310013,33
+CN201610000005.3,2016年7月5日,一种方法,,\"SIEMENS AKTIENGESELLSCHAFT;苏州己有限公司\",德国慕尼黑,,DE
+CN201620000006.3,2016-08-06,一种方法,,张三;李四,,,
+ CN201530000007.9 ,2015-09-07,一种外观,,华信恒达电子有限公司; 杭州甲科技有限公司,江苏省南京市玄武区2号,,32
+CN201620000008.2,2016-10-08,一种装置,,乙丙公司,湖北省武汉市洪山区1号,,42
+CN201620000009.7,2016-11-09,一种装置,,乙丙公司,湖北省武汉市洪山区2号,,42
+CN201620000010.X,2016-12-10,一种装置,,乙丙公司,湖南省长沙市岳麓区1号,,43
+CN201610000011.9,2016-01-11,一种方法,,杭州甲科技有限公司;乙丙公司,浙江省杭州市西湖区3号,,33
+CN201610000012.3,2016-02-12,一种方法,,杭州甲科技有限公司;杭州庚有限公司;武汉辛有限公司,浙江省杭州市西湖区4号,,33
+ＣＮ２０１５１００００００１．０,2015-03-01,一种装置,H04L 29/06,杭州甲科技有限公司;宁波乙材料有限公司,浙江省杭州市西湖区文三路1号,310012,33
+CN201510000013.3,2015-02-30,一种装置,,杭州甲科技有限公司;南京壬有限公司,浙江省杭州市西湖区5号,,33
+CN201510000014.0,2015-03-03,一种装置,,杭州甲科技有限公司;南京癸有限公司,浙江省杭州市西湖区6号,,33
+";
+
+#[test]
+fn raw_exports_in_utf8_and_gbk_give_the_index_worked_out_by_hand() {
+    for encoding in ["utf-8", "gbk"] {
+        let p = project("[address, postcode, name, place]");
+        let bytes: Vec<u8> = if encoding == "gbk" {
+            let (b, _, bad) = encoding_rs::GBK.encode(RAW_EXPORT);
+            assert!(!bad);
+            b.into_owned()
+        } else {
+            RAW_EXPORT.as_bytes().to_vec()
+        };
+        std::fs::create_dir_all(p.path().join("in")).unwrap();
+        std::fs::write(p.path().join("in/export.csv"), bytes).unwrap();
+        p.write(
+            "stages/ingest.yaml",
+            "inputs: [in/export.csv]\nout: out/applications.parquet\n\
+             quarantine: out/quarantine.csv\nreport: out/ingest.json\n",
+        );
+        let locate = p
+            .read("stages/locate.yaml")
+            .replace("in/applications.csv", "out/applications.parquet");
+        p.write("stages/locate.yaml", &locate);
+        let pipeline = p.read("pipeline.yaml").replace(
+            "stages:\n",
+            "stages:\n  ingest:\n    kind: ingest\n    params: {spec: stages/ingest.yaml}\n",
+        );
+        p.write("pipeline.yaml", &pipeline);
+        p.repro(&["run"]).ok();
+
+        let report: serde_json::Value = serde_json::from_str(&p.read("out/ingest.json")).unwrap();
+        let t = &report["totals"];
+        assert_eq!(t["rows_read"], 15, "{encoding}");
+        assert_eq!(t["kept"], 12, "{encoding}");
+        assert_eq!(t["quarantined"]["duplicate"], 1, "{encoding}");
+        assert_eq!(t["quarantined"]["bad_date"], 1, "{encoding}");
+        assert_eq!(t["quarantined"]["bad_application_number"], 1, "{encoding}");
+
+        // The quarantined rows add nothing: the index is the one worked out by hand above.
+        let ix = index(&p);
+        check(
+            &ix,
+            (HANGZHOU, 2015),
+            &[
+                ("apps", 3.0),
+                ("joint", 3.0),
+                ("joint_cc", 2.0),
+                ("frac_cc", 1.0),
+            ],
+        );
+        check(
+            &ix,
+            (NANJING, 2015),
+            &[
+                ("apps", 3.0),
+                ("joint_cc", 2.0),
+                ("frac_cc", 1.0 / 3.0 + 0.5),
+            ],
+        );
+        check(
+            &ix,
+            (WUHAN, 2016),
+            &[("apps", 4.0), ("frac_cc", 0.5 + 1.0 / 3.0)],
+        );
+        check(&ix, (SUZHOU, 2016), &[("joint", 1.0), ("joint_cc", 0.0)]);
+        let located: serde_json::Value = serde_json::from_str(&p.read("out/locate.json")).unwrap();
+        assert_eq!(located["applicants"], 22, "{encoding}");
+        assert_eq!(located["unresolved"], 4, "{encoding}");
+    }
+}
