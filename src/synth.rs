@@ -1357,6 +1357,8 @@ struct Yearbook {
     tertiary_first: Vec<bool>,
     /// The collaboration effect on the gap, per city.
     beta: Vec<f64>,
+    /// The collaboration effect on ln(innovation index), per city.
+    innovation: Vec<f64>,
 }
 
 /// Formats a yearbook cell: a value with `digits` decimals, or blank when missing.
@@ -1574,6 +1576,7 @@ fn yearbook(
         csv,
         tertiary_first,
         beta,
+        innovation: innov_effect,
     }
 }
 
@@ -1662,9 +1665,12 @@ fn truth_json(
                 "agglomeration": mean_beta(&|i| agglo(i)),
                 "not_agglomeration": mean_beta(&|i| !agglo(i)),
             },
+            "gap_quantile_note": "conditional quantile effects of the DGP: gap_average + \
+                                  gap_scale * sqrt(3) * (2 tau - 1)",
             "gap_quantile": quantiles,
             "tfp": fx.tfp,
-            "innovation_capability": fx.innovation,
+            "innovation_capability": complete.iter().map(|&i| yb.innovation[i]).sum::<f64>()
+                / complete.len() as f64,
             "linkage_approx": fx.linkage,
             "rd_fund_flow": 0.0,
             "rd_personnel_flow": 0.0,

@@ -223,6 +223,12 @@ fn the_default_pipeline_reproduces_the_study() {
     covers(&p, &mech("tfp"), "collab", est["tfp"].as_f64().unwrap());
     covers(
         &p,
+        &mech("innovation"),
+        "collab",
+        est["innovation_capability"].as_f64().unwrap(),
+    );
+    covers(
+        &p,
         &mech("linkage"),
         "collab",
         est["linkage_approx"].as_f64().unwrap(),
