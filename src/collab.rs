@@ -136,7 +136,8 @@ pub fn run(root: &Path, stage: &str, spec: &IndexSpec) -> Result<(), Diagnostic>
     };
     let cities = Cities::load(&root.join(&spec.cities)).map_err(fail)?;
     let file = spec.applicants.as_str();
-    let df = tabular::read(root, file).map_err(fail)?;
+    let df =
+        tabular::read_columns(root, file, &["app", "year", "ptype", "adcode6"]).map_err(fail)?;
     let app = tabular::ints(&df, file, "app").map_err(fail)?;
     let year = tabular::ints(&df, file, "year").map_err(fail)?;
     let ptype = tabular::ints(&df, file, "ptype").map_err(fail)?;

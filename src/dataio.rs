@@ -37,6 +37,12 @@ pub fn format_of(path: &Path) -> Result<Format, Diagnostic> {
 
 /// Reads the whole file (all columns) into a polars DataFrame.
 pub fn read_frame(path: &Path) -> Result<DataFrame, Diagnostic> {
+    read_frame_columns(path, None)
+}
+
+/// Reads the named columns only (all when `None`): the scan skips the others, which matters for
+/// wide files of millions of rows. A missing column is reported with the columns found.
+pub fn read_frame_columns(path: &Path, columns: Option<&[&str]>) -> Result<DataFrame, Diagnostic> {
     let format = format_of(path)?;
     if !path.exists() {
         return Err(Diagnostic::new(format!(
@@ -54,9 +60,22 @@ pub fn read_frame(path: &Path) -> Result<DataFrame, Diagnostic> {
             LazyFrame::scan_parquet(PlRefPath::from(name.as_str()), ScanArgsParquet::default())
         }
     };
-    lf.and_then(|lf| lf.collect()).map_err(|e| {
+    let cannot = |e: PolarsError| {
         Diagnostic::new(format!("cannot read data file `{}`", path.display())).cause(e.to_string())
-    })
+    };
+    let mut lf = lf.map_err(cannot)?;
+    if let Some(cols) = columns {
+        let schema = lf.collect_schema().map_err(cannot)?;
+        if let Some(missing) = cols.iter().find(|c| schema.get(c).is_none()) {
+            let found: Vec<String> = schema.iter_names().map(|n| format!("`{n}`")).collect();
+            return Err(
+                Diagnostic::new(format!("`{}` has no column `{missing}`", path.display()))
+                    .cause(format!("columns found: {}", found.join(", "))),
+            );
+        }
+        lf = lf.select(cols.iter().map(|c| col(*c)).collect::<Vec<_>>());
+    }
+    lf.collect().map_err(cannot)
 }
 
 /// Converts a polars DataFrame into the estimators' frame.

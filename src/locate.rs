@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::diag::Diagnostic;
 use crate::kinds::{self, KindError};
 use crate::places::{Cities, PlaceIndex};
-use crate::tabular::{self, Col, Table};
+use crate::tabular;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
@@ -119,13 +119,6 @@ pub fn is_individual(name: &str) -> bool {
         && !ORG_MARKERS.iter().any(|m| name.contains(m))
 }
 
-/// The located applicants of one application.
-struct Located {
-    names: Vec<String>,
-    cities: Vec<Option<usize>>,
-    methods: Vec<Option<Step>>,
-}
-
 pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic> {
     let fail = |d: Diagnostic| Diagnostic {
         message: format!("stage `{stage}` failed"),
@@ -139,7 +132,19 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
         None => HashMap::new(),
     };
     let file = spec.applications.as_str();
-    let df = tabular::read(root, file).map_err(fail)?;
+    let df = tabular::read_columns(
+        root,
+        file,
+        &[
+            "app_no",
+            "year",
+            "ptype",
+            "applicants",
+            "address",
+            "postcode",
+        ],
+    )
+    .map_err(fail)?;
     let str_col = |name: &str| -> Result<StringChunked, Diagnostic> {
         let c = df.column(name).map_err(|_| {
             Diagnostic::new(format!("`{file}` has no column `{name}`"))
@@ -212,68 +217,76 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
         })
         .collect();
 
-    // Pass 2: every applicant.
-    let located: Vec<Located> = (0..n)
-        .into_par_iter()
-        .map(|r| {
-            let names: Vec<String> = apps[r]
-                .unwrap_or("")
-                .split(';')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect();
-            let mut cities_out = Vec::with_capacity(names.len());
-            let mut methods = Vec::with_capacity(names.len());
-            for (pos, name) in names.iter().enumerate() {
-                let mut found = if pos == 0 { first[r] } else { (None, None) };
-                if found.0.is_none() && !is_individual(name) {
-                    for step in &order {
-                        let c = match step {
-                            Step::Name => dictionary.get(name.as_str()).copied(),
-                            Step::Place => places.name_city(name),
-                            _ => None,
-                        };
-                        if c.is_some() {
-                            found = (c, Some(*step));
-                            break;
-                        }
-                    }
-                }
-                cities_out.push(found.0);
-                methods.push(found.1);
-            }
-            Located {
-                names,
-                cities: cities_out,
-                methods,
-            }
-        })
-        .collect();
-
-    // The applicant table and the report.
-    let total: usize = located.iter().map(|l| l.names.len()).sum();
-    let mut t_app = Vec::with_capacity(total);
-    let mut t_no = Vec::with_capacity(total);
-    let mut t_year = Vec::with_capacity(total);
-    let mut t_type = Vec::with_capacity(total);
-    let mut t_pos = Vec::with_capacity(total);
-    let mut t_name = Vec::with_capacity(total);
-    let mut t_kind = Vec::with_capacity(total);
-    let mut t_city = Vec::with_capacity(total);
-    let mut t_method = Vec::with_capacity(total);
+    // Pass 2: every applicant, in blocks of rows streamed to Parquet, so memory stays bounded
+    // by a block whatever the number of applications.
+    let (tmp, dest) = tabular::temp_path(root, &spec.out);
+    let file = std::fs::File::create(&tmp).map_err(|e| {
+        fail(Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string()))
+    })?;
+    let cannot = |e: PolarsError| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string()))
+    };
+    let mut writer = ParquetWriter::new(std::io::BufWriter::new(file))
+        .with_compression(ParquetCompression::Snappy)
+        .batched(&applicant_schema())
+        .map_err(cannot)?;
+    let app_nos: Vec<Option<&str>> = app_no.iter().collect();
     let mut by_method: BTreeMap<String, BTreeMap<&str, u64>> = BTreeMap::new();
     let mut by_kind: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    let app_nos: Vec<Option<&str>> = app_no.iter().collect();
-    for (r, l) in located.iter().enumerate() {
-        for (pos, name) in l.names.iter().enumerate() {
-            let kind = if is_individual(name) {
+    let (mut total, mut unresolved) = (0usize, 0usize);
+    const ROWS_PER_BATCH: usize = 1 << 19;
+    for start in (0..n).step_by(ROWS_PER_BATCH) {
+        let end = (start + ROWS_PER_BATCH).min(n);
+        let rows: Vec<usize> = (start..end).collect();
+        let parts: Vec<Vec<Entry<'_>>> = rows
+            .par_chunks(8192)
+            .map(|chunk| {
+                let mut out = Vec::with_capacity(chunk.len() * 2);
+                for &r in chunk {
+                    let names = apps[r]
+                        .unwrap_or("")
+                        .split(';')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty());
+                    for (pos, name) in names.enumerate() {
+                        let individual = is_individual(name);
+                        let mut found = if pos == 0 { first[r] } else { (None, None) };
+                        if found.0.is_none() && !individual {
+                            for step in &order {
+                                let c = match step {
+                                    Step::Name => dictionary.get(name).copied(),
+                                    Step::Place => places.name_city(name),
+                                    _ => None,
+                                };
+                                if c.is_some() {
+                                    found = (c, Some(*step));
+                                    break;
+                                }
+                            }
+                        }
+                        out.push(Entry {
+                            app: r,
+                            pos,
+                            name,
+                            individual,
+                            city: found.0.map(|c| cities.rows[c].adcode),
+                            method: found.1,
+                        });
+                    }
+                }
+                out
+            })
+            .collect();
+        let entries: Vec<Entry<'_>> = parts.into_iter().flatten().collect();
+        for e in &entries {
+            let kind = if e.individual {
                 "individual"
             } else {
                 "organisation"
             };
-            let method = l.methods[pos].map(Step::as_str).unwrap_or("unresolved");
-            let role = if pos == 0 { "first" } else { "co" };
+            let method = e.method.map(Step::as_str).unwrap_or("unresolved");
+            let role = if e.pos == 0 { "first" } else { "co" };
             *by_method
                 .entry(role.to_string())
                 .or_default()
@@ -281,30 +294,17 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
                 .or_insert(0) += 1;
             let k = by_kind.entry(kind).or_insert((0, 0));
             k.0 += 1;
-            k.1 += u64::from(l.cities[pos].is_none());
-            t_app.push(Some(r as i64));
-            t_no.push(app_nos[r].map(str::to_string));
-            t_year.push(years[r]);
-            t_type.push(ptypes[r]);
-            t_pos.push(Some(pos as i64));
-            t_name.push(Some(name.clone()));
-            t_kind.push(Some(kind.to_string()));
-            t_city.push(l.cities[pos].map(|c| i64::from(cities.rows[c].adcode)));
-            t_method.push(Some(method.to_string()));
+            k.1 += u64::from(e.city.is_none());
+            unresolved += usize::from(e.city.is_none());
         }
+        total += entries.len();
+        let df = applicant_frame(&entries, &app_nos, &years, &ptypes).map_err(cannot)?;
+        writer.write_batch(&df).map_err(cannot)?;
     }
-    let unresolved = t_city.iter().filter(|c| c.is_none()).count();
-    let mut table = Table::default();
-    table.push("app", Col::Int(t_app));
-    table.push("app_no", Col::Text(t_no));
-    table.push("year", Col::Int(t_year));
-    table.push("ptype", Col::Int(t_type));
-    table.push("pos", Col::Int(t_pos));
-    table.push("name", Col::Text(t_name));
-    table.push("kind", Col::Text(t_kind));
-    table.push("adcode6", Col::Int(t_city));
-    table.push("method", Col::Text(t_method));
-    table.write_parquet(root, &spec.out).map_err(fail)?;
+    writer.finish().map_err(cannot)?;
+    std::fs::rename(&tmp, &dest).map_err(|e| {
+        fail(Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string()))
+    })?;
 
     let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let report = serde_json::json!({
@@ -330,6 +330,130 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
         100.0 * (1.0 - share(unresolved as u64, total as u64))
     );
     Ok(())
+}
+
+/// One applicant of one application, borrowing its name from the applications table.
+struct Entry<'a> {
+    app: usize,
+    pos: usize,
+    name: &'a str,
+    individual: bool,
+    city: Option<u32>,
+    method: Option<Step>,
+}
+
+fn applicant_schema() -> Schema {
+    let field = |name: &str, dtype: DataType| Field::new(name.into(), dtype);
+    Schema::from_iter([
+        field("app", DataType::Int64),
+        field("app_no", DataType::String),
+        field("year", DataType::Int64),
+        field("ptype", DataType::Int64),
+        field("pos", DataType::Int64),
+        field("name", DataType::String),
+        field("kind", DataType::String),
+        field("adcode6", DataType::Int64),
+        field("method", DataType::String),
+    ])
+}
+
+fn applicant_frame(
+    entries: &[Entry<'_>],
+    app_nos: &[Option<&str>],
+    years: &[Option<i64>],
+    ptypes: &[Option<i64>],
+) -> PolarsResult<DataFrame> {
+    let col = |name: &str, c: Column| c.with_name(name.into());
+    let columns = vec![
+        col(
+            "app",
+            Column::new(
+                "".into(),
+                entries.iter().map(|e| e.app as i64).collect::<Vec<i64>>(),
+            ),
+        ),
+        col(
+            "app_no",
+            Column::new(
+                "".into(),
+                entries
+                    .iter()
+                    .map(|e| app_nos[e.app])
+                    .collect::<Vec<Option<&str>>>(),
+            ),
+        ),
+        col(
+            "year",
+            Column::new(
+                "".into(),
+                entries
+                    .iter()
+                    .map(|e| years[e.app])
+                    .collect::<Vec<Option<i64>>>(),
+            ),
+        ),
+        col(
+            "ptype",
+            Column::new(
+                "".into(),
+                entries
+                    .iter()
+                    .map(|e| ptypes[e.app])
+                    .collect::<Vec<Option<i64>>>(),
+            ),
+        ),
+        col(
+            "pos",
+            Column::new(
+                "".into(),
+                entries.iter().map(|e| e.pos as i64).collect::<Vec<i64>>(),
+            ),
+        ),
+        col(
+            "name",
+            Column::new(
+                "".into(),
+                entries.iter().map(|e| e.name).collect::<Vec<&str>>(),
+            ),
+        ),
+        col(
+            "kind",
+            Column::new(
+                "".into(),
+                entries
+                    .iter()
+                    .map(|e| {
+                        if e.individual {
+                            "individual"
+                        } else {
+                            "organisation"
+                        }
+                    })
+                    .collect::<Vec<&str>>(),
+            ),
+        ),
+        col(
+            "adcode6",
+            Column::new(
+                "".into(),
+                entries
+                    .iter()
+                    .map(|e| e.city.map(i64::from))
+                    .collect::<Vec<Option<i64>>>(),
+            ),
+        ),
+        col(
+            "method",
+            Column::new(
+                "".into(),
+                entries
+                    .iter()
+                    .map(|e| e.method.map(Step::as_str).unwrap_or("unresolved"))
+                    .collect::<Vec<&str>>(),
+            ),
+        ),
+    ];
+    DataFrame::new(entries.len(), columns)
 }
 
 fn load_postcodes(
