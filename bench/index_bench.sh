@@ -13,7 +13,8 @@
 # Usage: bash bench/index_bench.sh [OUT_MD]   (default bench/results/index_bench.md)
 # Env:   RECORDS (default 10000000), REPRO (default target/release/repro),
 #        WORK (default /tmp/repro-index-bench), REPRO_BENCH_VENV (see bench/setup.sh),
-#        SKIP_REPRO=1 (pandas side only), NO_WAIT=1 (do not wait for running compilers)
+#        SKIP_REPRO=1 (pandas side only), NO_WAIT=1 (do not wait for running compilers),
+#        MAX_LOAD (also wait until the 1-minute load average is below it)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -48,9 +49,11 @@ RAW="$GEN/output/raw"
 log "raw export: $(du -h "$RAW/patents.csv" | cut -f1), $(($(wc -l < "$RAW/patents.csv") - 1)) rows"
 
 # ---------------------------------------------------------------- wait for an idle machine
+# No compiler may run; with MAX_LOAD set, the 1-minute load average must also be below it.
 if [ "${NO_WAIT:-0}" != "1" ]; then
-  while pgrep -f rustc > /dev/null; do
-    log "compilers running ($(pgrep -fc rustc) rustc); waiting 60 s"
+  while pgrep -f rustc > /dev/null || { [ -n "${MAX_LOAD:-}" ] &&
+        awk -v m="$MAX_LOAD" '{exit !($1 >= m)}' /proc/loadavg; }; do
+    log "busy ($(pgrep -fc rustc) rustc, load $(cut -d' ' -f1 /proc/loadavg)); waiting 60 s"
     sleep 60
   done
 fi
@@ -90,7 +93,7 @@ stages:
     params: {spec: stages/index.yaml}
 EOF
   log "repro: ingest -> locate -> index"
-  /usr/bin/time -v -o "$WORK/time_repro.txt" "$REPRO" run -f "$RUN/pipeline.yaml"
+  /usr/bin/time -v -o "$WORK/time_repro.txt" "$REPRO" run -f "$RUN/pipeline.yaml" 2>&1 | tee "$WORK/repro_log.txt"
   log "repro: $(wall_s "$WORK/time_repro.txt") s, $(rss_mb "$WORK/time_repro.txt") MB"
 fi
 
@@ -134,9 +137,11 @@ PW="$(wall_s "$WORK/time_pandas.txt")"; PM="$(rss_mb "$WORK/time_pandas.txt")"
   echo "|---|---|---:|---:|"
   if [ "${SKIP_REPRO:-0}" != "1" ]; then
     RW="$(wall_s "$WORK/time_repro.txt")"; RM="$(rss_mb "$WORK/time_repro.txt")"
-    echo "| repro | \`repro run\`: stages ingest -> locate -> index (fresh folder, no cache) | $RW | $RM |"
+    STAGES="$(sed -nE 's/^ran `([a-z]+)` \(([0-9.]+)s\)$/\1 \2 s/p' "$WORK/repro_log.txt" | paste -sd, - | sed 's/,/, /g')"
+    echo "| repro | \`repro run\`: stages ingest -> locate -> index (fresh folder, no cache; $STAGES) | $RW | $RM |"
   fi
-  echo "| pandas | \`bench/pandas_index.py\` (same rules, one process) | $PW | $PM |"
+  PHASES="$(awk '/^  [a-z_]+ +[0-9.]+ s$/ && $1 != "total" {printf "%s%s %s s", sep, $1, $2; sep = ", "}' "$PAN/log.txt")"
+  echo "| pandas | \`bench/pandas_index.py\` (same rules, one process; $PHASES) | $PW | $PM |"
   if [ "${SKIP_REPRO:-0}" != "1" ]; then
     echo
     echo "Speed ratio (pandas wall / repro wall): $(awk -v p="$PW" -v r="$RW" 'BEGIN {printf "%.1f", p / r}')x." \

@@ -193,6 +193,11 @@ fn missing_column(file: &str, name: &str) -> Diagnostic {
     )
 }
 
+/// Whether text continues a place name into a street name (`中山` + `路`).
+fn starts_street(rest: &str) -> bool {
+    ["路", "街", "道", "巷"].iter().any(|w| rest.starts_with(w))
+}
+
 /// Great-circle distance in kilometres.
 pub fn distance_km(a: &City, b: &City) -> f64 {
     let (la1, la2) = (a.lat.to_radians(), b.lat.to_radians());
@@ -212,6 +217,8 @@ pub struct PlaceIndex {
     targets: Vec<Place>,
     capitals: BTreeMap<u32, usize>,
     municipality_of_province: BTreeMap<u32, usize>,
+    /// Province code of each city (by index into `Cities::rows`).
+    city_province: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,6 +276,7 @@ impl PlaceIndex {
             targets,
             capitals: cities.capitals(),
             municipality_of_province,
+            city_province: cities.rows.iter().map(|c| c.province_code).collect(),
         }
     }
 
@@ -282,50 +290,55 @@ impl PlaceIndex {
     /// by full or short name; a municipality is its own city. Without a province, only a full
     /// city name counts (short names alone are too ambiguous in street addresses).
     pub fn address_city(&self, cities: &Cities, address: &str) -> Option<usize> {
-        let mut province: Option<u32> = None;
-        let mut full_city: Option<usize> = None;
-        let mut short_city: Option<usize> = None;
-        for (_, place) in self.places(address) {
-            match place {
-                Place::Province(code) | Place::Both(_, code) if province.is_none() => {
-                    province = Some(code);
-                }
-                Place::CityFull(i) if full_city.is_none() => full_city = Some(i),
-                Place::CityShort(i) | Place::Both(i, _) if short_city.is_none() => {
-                    short_city = Some(i)
-                }
-                _ => {}
-            }
-        }
-        let Some(code) = province else {
-            return full_city;
+        let found: Vec<(usize, usize, Place)> = self
+            .matcher
+            .find_iter(address)
+            .map(|m| (m.start(), m.end(), self.targets[m.pattern().as_usize()]))
+            .collect();
+        let province = found.iter().enumerate().find_map(|(k, (_, _, p))| match p {
+            Place::Province(code) | Place::Both(_, code) => Some((k, *code)),
+            _ => None,
+        });
+        let Some((token, code)) = province else {
+            return found.iter().find_map(|(_, _, p)| match p {
+                Place::CityFull(i) => Some(*i),
+                _ => None,
+            });
         };
         if let Some(&m) = self.municipality_of_province.get(&code) {
             return Some(m);
         }
-        let in_province = |i: &usize| cities.rows[*i].province_code == code;
-        full_city
-            .filter(in_province)
-            .or(short_city.filter(in_province))
-            .or_else(|| {
-                // `吉林省吉林市`: the first `吉林` was taken as the province; look for a second.
-                self.places(address)
-                    .skip(1)
-                    .find_map(|(_, p)| match p {
-                        Place::Both(i, _) | Place::CityShort(i) | Place::CityFull(i) => Some(i),
-                        _ => None,
-                    })
-                    .filter(in_province)
+        let in_province = |i: usize| cities.rows[i].province_code == code;
+        // A full name of one of the province's cities anywhere in the address; else a short name,
+        // unless it starts a street name (`中山路`, `南京街`) or is the token read as the province.
+        if let Some(i) = found.iter().find_map(|(_, _, p)| match p {
+            Place::CityFull(i) if in_province(*i) => Some(*i),
+            _ => None,
+        }) {
+            return Some(i);
+        }
+        found
+            .iter()
+            .enumerate()
+            .find_map(|(k, (_, end, p))| match p {
+                Place::CityShort(i) | Place::Both(i, _)
+                    if k != token && in_province(*i) && !starts_street(&address[*end..]) =>
+                {
+                    Some(*i)
+                }
+                _ => None,
             })
     }
 
     /// The city a place name inside an organisation name points to: the leftmost city name, or a
     /// province name standing for its capital (a provincial university's seat). A name shared by a
-    /// city and a province (`吉林`) is read as the city.
+    /// city and a province is read as the city when the city lies in that province (`吉林`), else
+    /// as the province (`海南`: Hainan, not the prefecture of that name in Qinghai).
     pub fn name_city(&self, name: &str) -> Option<usize> {
         self.places(name).find_map(|(_, p)| match p {
-            Place::CityFull(i) | Place::CityShort(i) | Place::Both(i, _) => Some(i),
-            Place::Province(code) => self
+            Place::CityFull(i) | Place::CityShort(i) => Some(i),
+            Place::Both(i, code) if self.city_province[i] == code => Some(i),
+            Place::Province(code) | Place::Both(_, code) => self
                 .municipality_of_province
                 .get(&code)
                 .or_else(|| self.capitals.get(&code))
@@ -386,6 +399,21 @@ mod tests {
         assert_eq!(places.name_city("浙江大学"), by("杭州市"));
         assert_eq!(places.name_city("上海交通大学"), by("上海市"));
         assert_eq!(places.name_city("华信恒达科技有限公司"), None);
+        // Shared names: 吉林 is a city of 吉林省; 海南 (a prefecture of Qinghai) is Hainan.
+        assert_eq!(places.name_city("吉林某某有限公司"), by("吉林市"));
+        assert_eq!(places.name_city("海南大学"), by("海口市"));
+        // Street names are not cities; a city later in the address still counts.
+        assert_eq!(places.address_city(&cities, "广东省中山路100号"), None);
+        assert_eq!(
+            places.address_city(&cities, "广东省中山市中山路100号"),
+            by("中山市")
+        );
+        assert_eq!(
+            places.address_city(&cities, "浙江省长春路8号杭州"),
+            by("杭州市")
+        );
+        assert_eq!(places.address_city(&cities, "吉林省吉林"), by("吉林市"));
+        assert_eq!(places.address_city(&cities, "吉林船营区"), None);
         let caps = cities.capitals();
         assert_eq!(caps.len(), 31);
         let mut seen = std::collections::BTreeSet::new();
