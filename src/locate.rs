@@ -193,19 +193,38 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
 
     // The name dictionary: organisations located as first applicants, by their most frequent
     // city (ties to the lower adcode, so the result does not depend on row order).
-    let mut seen: HashMap<&str, BTreeMap<usize, u32>> = HashMap::new();
-    if has(Step::Name) {
-        for r in 0..n {
-            let (Some(c), Some(list)) = (first[r].0, apps[r]) else {
-                continue;
-            };
-            let name = list.split(';').next().unwrap_or("").trim();
-            if !name.is_empty() && !is_individual(name) {
-                *seen.entry(name).or_default().entry(c).or_insert(0) += 1;
-            }
-        }
-    }
-    let dictionary: HashMap<&str, usize> = seen
+    // Counted in parallel over fixed blocks of rows and merged: counts add up the same in any
+    // order, so the dictionary does not depend on the thread count.
+    type Seen<'a> = PlHashMap<&'a str, BTreeMap<usize, u32>>;
+    let seen: Seen<'_> = if has(Step::Name) {
+        let rows: Vec<usize> = (0..n).collect();
+        rows.par_chunks(1 << 16)
+            .map(|chunk| {
+                let mut local: Seen<'_> = PlHashMap::default();
+                for &r in chunk {
+                    let (Some(c), Some(list)) = (first[r].0, apps[r]) else {
+                        continue;
+                    };
+                    let name = list.split(';').next().unwrap_or("").trim();
+                    if !name.is_empty() && !is_individual(name) {
+                        *local.entry(name).or_default().entry(c).or_insert(0) += 1;
+                    }
+                }
+                local
+            })
+            .reduce(PlHashMap::default, |mut a, b| {
+                for (name, by_city) in b {
+                    let into = a.entry(name).or_default();
+                    for (c, k) in by_city {
+                        *into.entry(c).or_insert(0) += k;
+                    }
+                }
+                a
+            })
+    } else {
+        PlHashMap::default()
+    };
+    let dictionary: PlHashMap<&str, usize> = seen
         .into_iter()
         .map(|(name, by_city)| {
             let best = by_city
