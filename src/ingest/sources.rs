@@ -105,18 +105,34 @@ pub fn read_csv(
         fixed => fixed,
     };
     let (tx, rx) = mpsc::sync_channel::<Result<Vec<u8>, Diagnostic>>(2);
+    let (ptx, prx) = mpsc::sync_channel::<Result<DataFrame, Diagnostic>>(1);
     std::thread::scope(|scope| {
-        // Reading and transcoding run beside the parsing and cleaning of the previous piece.
+        // Three steps overlap: reading and transcoding a piece, parsing the previous one, and
+        // cleaning and writing the one before (the Parquet writer is sequential, so parsing the
+        // next piece meanwhile keeps both cores busy). Order is kept: each step is one thread
+        // fed in order.
         scope.spawn(move || produce_chunks(path, rel, encoding, &tx));
-        let mut schema: Option<SchemaRef> = None;
-        let mut any = false;
-        for chunk in rx {
-            let chunk = chunk?;
-            any = true;
-            let df = parse_csv_piece(chunk, schema.clone()).map_err(|e| io_err(rel, e))?;
-            if schema.is_none() {
-                schema = Some(df.schema().clone());
+        scope.spawn(move || {
+            let mut schema: Option<SchemaRef> = None;
+            for chunk in rx {
+                let parsed = chunk.and_then(|chunk| {
+                    parse_csv_piece(chunk, schema.clone()).map_err(|e| io_err(rel, e))
+                });
+                if let Ok(df) = &parsed {
+                    if schema.is_none() {
+                        schema = Some(df.schema().clone());
+                    }
+                }
+                let failed = parsed.is_err();
+                if ptx.send(parsed).is_err() || failed {
+                    return;
+                }
             }
+        });
+        let mut any = false;
+        for df in prx {
+            let df = df?;
+            any = true;
             sink(df)?;
         }
         // Leaving the loop early drops the receiver, which stops the producer.
