@@ -83,14 +83,10 @@ pub fn deps(spec: &IndexSpec) -> Vec<String> {
 pub fn outs(spec: &IndexSpec) -> Vec<String> {
     vec![
         spec.out.clone(),
-        parquet_twin(&spec.out),
+        tabular::parquet_twin(&spec.out),
         spec.edges.clone(),
         spec.report.clone(),
     ]
-}
-
-fn parquet_twin(csv: &str) -> String {
-    format!("{}.parquet", csv.trim_end_matches(".csv"))
 }
 
 /// Counts of one city in one year.
@@ -129,11 +125,7 @@ type Partial = (
 const BLOCK: usize = 1 << 16;
 
 pub fn run(root: &Path, stage: &str, spec: &IndexSpec) -> Result<(), Diagnostic> {
-    let fail = |d: Diagnostic| Diagnostic {
-        message: format!("stage `{stage}` failed"),
-        causes: std::iter::once(d.message).chain(d.causes).collect(),
-        ..d
-    };
+    let fail = |d: Diagnostic| kinds::stage_failed(stage, d);
     let cities = Cities::load(&root.join(&spec.cities)).map_err(fail)?;
     let file = spec.applicants.as_str();
     let df =
@@ -321,7 +313,7 @@ pub fn run(root: &Path, stage: &str, spec: &IndexSpec) -> Result<(), Diagnostic>
         }
     }
     t.write_csv(root, &spec.out).map_err(fail)?;
-    t.write_parquet(root, &parquet_twin(&spec.out))
+    t.write_parquet(root, &tabular::parquet_twin(&spec.out))
         .map_err(fail)?;
 
     let mut e = Table::default();
@@ -348,8 +340,6 @@ pub fn run(root: &Path, stage: &str, spec: &IndexSpec) -> Result<(), Diagnostic>
         "city_years_without_population": missing_pop,
         "edges": edges.len(),
     });
-    let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
-    text.push('\n');
-    tabular::write(root, &spec.report, text.as_bytes()).map_err(fail)?;
+    tabular::write_json(root, &spec.report, &report).map_err(fail)?;
     Ok(())
 }

@@ -308,11 +308,7 @@ fn parse_fit(params: serde_json::Value) -> Result<FitStage, KindError> {
 }
 
 fn run_fit(ctx: &BuiltinCtx<'_>, f: &FitStage) -> Result<(), Diagnostic> {
-    let fail = |d: Diagnostic| Diagnostic {
-        message: format!("stage `{}` failed", ctx.stage),
-        causes: std::iter::once(d.message).chain(d.causes).collect(),
-        ..d
-    };
+    let fail = |d: Diagnostic| stage_failed(ctx.stage, d);
     let res = fitting::run(&ctx.root.join(&f.data), &f.model).map_err(fail)?;
     let mut text = serde_json::to_string_pretty(&fitting::to_json(&f.data, &res))
         .map_err(|e| fail(Diagnostic::new(e.to_string())))?;
@@ -320,6 +316,16 @@ fn run_fit(ctx: &BuiltinCtx<'_>, f: &FitStage) -> Result<(), Diagnostic> {
     write_output(ctx.root, &f.out, text.as_bytes()).map_err(|e| {
         fail(Diagnostic::new(format!("cannot write `{}`", f.out)).cause(e.to_string()))
     })
+}
+
+/// `stage `x` failed`, with the problem as its first cause (location and hint kept): how every
+/// built-in kind reports a failure.
+pub fn stage_failed(stage: &str, d: Diagnostic) -> Diagnostic {
+    Diagnostic {
+        message: format!("stage `{stage}` failed"),
+        causes: std::iter::once(d.message).chain(d.causes).collect(),
+        ..d
+    }
 }
 
 /// Writes an output beside its final path and renames it into place.

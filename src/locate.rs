@@ -120,11 +120,7 @@ pub fn is_individual(name: &str) -> bool {
 }
 
 pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic> {
-    let fail = |d: Diagnostic| Diagnostic {
-        message: format!("stage `{stage}` failed"),
-        causes: std::iter::once(d.message).chain(d.causes).collect(),
-        ..d
-    };
+    let fail = |d: Diagnostic| kinds::stage_failed(stage, d);
     let cities = Cities::load(&root.join(&spec.cities)).map_err(fail)?;
     let places = PlaceIndex::new(&cities);
     let postcodes = match &spec.postcodes {
@@ -339,9 +335,7 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
             "unresolved_share": share(*unres, *all),
         }))).collect::<serde_json::Map<_, _>>(),
     });
-    let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
-    text.push('\n');
-    tabular::write(root, &spec.report, text.as_bytes()).map_err(fail)?;
+    tabular::write_json(root, &spec.report, &report).map_err(fail)?;
     tracing::info!(
         applicants = total,
         unresolved,

@@ -479,11 +479,7 @@ impl ModelsStage {
 
 /// `stage `x` failed`, with the problem as its first cause (location and hint kept).
 pub fn stage_failed(ctx: &BuiltinCtx<'_>, d: Diagnostic) -> Diagnostic {
-    Diagnostic {
-        message: format!("stage `{}` failed", ctx.stage),
-        causes: std::iter::once(d.message).chain(d.causes).collect(),
-        ..d
-    }
+    crate::kinds::stage_failed(ctx.stage, d)
 }
 
 /// Writes `output/tables/<name>.{tex,md,html,csv}`.

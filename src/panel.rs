@@ -173,14 +173,10 @@ pub fn deps(spec: &PanelSpec) -> Vec<String> {
 pub fn outs(spec: &PanelSpec) -> Vec<String> {
     vec![
         spec.out.clone(),
-        parquet_twin(&spec.out),
+        tabular::parquet_twin(&spec.out),
         spec.codebook.clone(),
         spec.report.clone(),
     ]
-}
-
-fn parquet_twin(csv: &str) -> String {
-    format!("{}.parquet", csv.trim_end_matches(".csv"))
 }
 
 /// One codebook entry: the column, its label, its definition and its source.
@@ -288,11 +284,7 @@ const SECTORS: std::ops::Range<usize> = 13..19;
 const PRICES: std::ops::Range<usize> = 23..29;
 
 pub fn run(root: &Path, stage: &str, spec: &PanelSpec) -> Result<(), Diagnostic> {
-    let fail = |d: Diagnostic| Diagnostic {
-        message: format!("stage `{stage}` failed"),
-        causes: std::iter::once(d.message).chain(d.causes).collect(),
-        ..d
-    };
+    let fail = |d: Diagnostic| kinds::stage_failed(stage, d);
     let cities = Cities::load(&root.join(&spec.cities)).map_err(fail)?;
     let years: Vec<i32> = (spec.first_year..=spec.last_year).collect();
     let nt = years.len();
@@ -757,7 +749,7 @@ pub fn run(root: &Path, stage: &str, spec: &PanelSpec) -> Result<(), Diagnostic>
     }
     table.write_csv(root, &spec.out).map_err(fail)?;
     table
-        .write_parquet(root, &parquet_twin(&spec.out))
+        .write_parquet(root, &tabular::parquet_twin(&spec.out))
         .map_err(fail)?;
     tabular::write(
         root,
@@ -790,9 +782,7 @@ pub fn run(root: &Path, stage: &str, spec: &PanelSpec) -> Result<(), Diagnostic>
         "cells_interpolated": filled,
         "mean_collab_per_10k_by_year": collab_mean,
     });
-    let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
-    text.push('\n');
-    tabular::write(root, &spec.report, text.as_bytes()).map_err(fail)?;
+    tabular::write_json(root, &spec.report, &report).map_err(fail)?;
     Ok(())
 }
 

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::diag::Diagnostic;
 use crate::kinds::{self, KindError};
 use crate::places::{distance_km, Cities, City, PlaceIndex};
+use crate::tabular;
 
 /// The spec of a `synth` stage (`stages/synth.yaml`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -931,10 +932,10 @@ pub fn run(root: &Path, stage: &str, spec: &SynthSpec) -> Result<(), Diagnostic>
                 k.joint,
                 k.joint_cc,
                 k.joint_cp,
-                fmt_f(k.frac_cc),
+                tabular::fmt_f(k.frac_cc),
                 k.inv_joint_cc,
-                fmt_f(k.inv_frac_cc),
-                fmt_f(k.joint_cc / pop[i][t])
+                tabular::fmt_f(k.inv_frac_cc),
+                tabular::fmt_f(k.joint_cc / pop[i][t])
             );
         }
     }
@@ -960,15 +961,6 @@ pub fn run(root: &Path, stage: &str, spec: &SynthSpec) -> Result<(), Diagnostic>
         "synthetic data written"
     );
     Ok(())
-}
-
-/// Shortest round-trip text of a float (`1`, `0.5`, `0.3333333333333333`).
-pub fn fmt_f(x: f64) -> String {
-    if x.is_finite() && x == x.trunc() && x.abs() < 1e15 {
-        format!("{}", x as i64)
-    } else {
-        format!("{x}")
-    }
 }
 
 struct GenCtx<'a> {
@@ -1184,16 +1176,6 @@ fn to_full_width(s: &str) -> String {
         .collect()
 }
 
-fn csv_field(out: &mut String, s: &str) {
-    if s.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&s.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(s);
-    }
-}
-
 fn export_line(
     ctx: &GenCtx<'_>,
     r: &mut ChaCha8Rng,
@@ -1316,7 +1298,7 @@ fn export_line(
         if k > 0 {
             line.push(',');
         }
-        csv_field(&mut line, f);
+        tabular::push_field(&mut line, f);
     }
     line.push('\n');
     line

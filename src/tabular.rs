@@ -67,7 +67,7 @@ impl Table {
                     }
                     Col::Float(v) => {
                         if let Some(x) = v[r].filter(|x| x.is_finite()) {
-                            out.push_str(&crate::synth::fmt_f(x));
+                            out.push_str(&fmt_f(x));
                         }
                     }
                     Col::Text(v) => {
@@ -144,7 +144,8 @@ pub fn write(root: &Path, rel: &str, bytes: &[u8]) -> Result<(), Diagnostic> {
         .map_err(|e| Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string()))
 }
 
-fn push_field(out: &mut String, s: &str) {
+/// Appends one CSV field, quoted when it holds a comma, quote or line break (RFC 4180).
+pub fn push_field(out: &mut String, s: &str) {
     if s.contains([',', '"', '\n', '\r']) {
         out.push('"');
         out.push_str(&s.replace('"', "\"\""));
@@ -152,6 +153,28 @@ fn push_field(out: &mut String, s: &str) {
     } else {
         out.push_str(s);
     }
+}
+
+/// Shortest round-trip text of a float (`1`, `0.5`, `0.3333333333333333`).
+pub fn fmt_f(x: f64) -> String {
+    if x.is_finite() && x == x.trunc() && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+/// The Parquet file written beside a CSV output (`panel.csv` -> `panel.parquet`).
+pub fn parquet_twin(csv: &str) -> String {
+    format!("{}.parquet", csv.trim_end_matches(".csv"))
+}
+
+/// Writes a stage report: pretty JSON, keys in the order built, a final newline.
+pub fn write_json(root: &Path, rel: &str, value: &serde_json::Value) -> Result<(), Diagnostic> {
+    let mut text = serde_json::to_string_pretty(value)
+        .map_err(|e| Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string()))?;
+    text.push('\n');
+    write(root, rel, text.as_bytes())
 }
 
 /// Reads a whole data file (CSV or Parquet).
