@@ -40,8 +40,28 @@ pub fn half_width(c: char) -> char {
 }
 
 /// True when `normalize` would return the text unchanged (checked without allocating).
+///
+/// Scans bytes: every character that `normalize` changes is ASCII whitespace or starts with one
+/// of the lead bytes 0xC2 (U+0085, U+00A0), 0xE1 (U+1680), 0xE2 (U+2000..U+205F), 0xE3 (U+3000)
+/// or 0xEF (U+FF01..U+FF5E). Text with such a lead byte, rare in Chinese exports, takes the
+/// character-by-character check; the rest (CJK ideographs lead with 0xE4..0xE9) never does.
 fn is_normal(s: &str) -> bool {
     // Starts as "after a space" so that leading whitespace counts as not normal.
+    let mut after_space = true;
+    for &b in s.as_bytes() {
+        match b {
+            b' ' if after_space => return false,
+            b' ' => after_space = true,
+            b'\t' | b'\n' | 0x0B | 0x0C | b'\r' => return false,
+            0xC2 | 0xE1 | 0xE2 | 0xE3 | 0xEF => return is_normal_chars(s),
+            _ => after_space = false,
+        }
+    }
+    s.is_empty() || !after_space
+}
+
+/// `is_normal` by characters.
+fn is_normal_chars(s: &str) -> bool {
     let mut after_space = true;
     for c in s.chars() {
         if matches!(c, '\u{FF01}'..='\u{FF5E}') {
@@ -110,6 +130,20 @@ pub fn check_char(digits: &[u8; 12]) -> u8 {
 pub fn parse_app_number(raw: &str) -> Option<AppNumber> {
     let mut buf = [0u8; 16];
     let mut len = 0;
+    // Most numbers are plain ASCII: skip decoding characters for them.
+    if raw.is_ascii() {
+        for b in raw.bytes() {
+            if b.is_ascii_whitespace() || b == 0x0B {
+                continue;
+            }
+            if len == buf.len() {
+                return None;
+            }
+            buf[len] = b.to_ascii_uppercase();
+            len += 1;
+        }
+        return app_number_of(&buf[..len]);
+    }
     for c in raw.chars().map(half_width) {
         if c.is_whitespace() {
             continue;
@@ -120,7 +154,11 @@ pub fn parse_app_number(raw: &str) -> Option<AppNumber> {
         buf[len] = c.to_ascii_uppercase() as u8;
         len += 1;
     }
-    let s = &buf[..len];
+    app_number_of(&buf[..len])
+}
+
+/// The number in upper-case ASCII without whitespace.
+fn app_number_of(s: &[u8]) -> Option<AppNumber> {
     let s = s.strip_prefix(b"CN").unwrap_or(s);
     let (body, check) = match s {
         [body @ .., b'.', check] | [body @ .., check] if body.len() == 12 => (body, *check),
@@ -437,6 +475,26 @@ mod tests {
             let once = normalize(&s).into_owned();
             let twice = normalize(&once);
             prop_assert_eq!(once.as_str(), twice.as_ref());
+        }
+
+        #[test]
+        fn byte_scan_agrees_with_char_scan(s in "[ a-z;；\u{3000}\u{FF01}\u{FF5E}\u{FF5F}\u{FEFF}\t\n\u{0B}\u{0C}\r\u{85}\u{A0}\u{A9}\u{1680}\u{2000}-\u{2030}\u{205F}\u{3001}北京·]{0,12}") {
+            prop_assert_eq!(is_normal(&s), is_normal_chars(&s));
+            prop_assert_eq!(is_normal(&s), normalize(&s).as_ref() == s.as_str());
+        }
+
+        #[test]
+        fn any_text_byte_scan_agrees(s in "\\PC{0,30}") {
+            prop_assert_eq!(is_normal(&s), is_normal_chars(&s));
+        }
+
+        #[test]
+        fn ascii_numbers_parse_as_by_characters(s in "(CN|cn)?[0-9 ]{10,15}[.]?[0-9Xx \t]{0,2}") {
+            let wide: String = s.chars().map(|c| match c {
+                '!'..='~' => char::from_u32(c as u32 + 0xFEE0).unwrap(),
+                c => c,
+            }).collect();
+            prop_assert_eq!(parse_app_number(&s), parse_app_number(&wide));
         }
 
         #[test]
