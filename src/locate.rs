@@ -111,6 +111,11 @@ const ORG_MARKERS: &[&str] = &[
 ];
 
 pub fn is_individual(name: &str) -> bool {
+    // Two to four characters of two (`·`) or three (CJK) bytes each: anything longer or shorter
+    // is no person's name, and most organisation names stop here.
+    if !(4..=12).contains(&name.len()) {
+        return false;
+    }
     let n = name.chars().count();
     (2..=4).contains(&n)
         && name
@@ -119,9 +124,115 @@ pub fn is_individual(name: &str) -> bool {
         && !ORG_MARKERS.iter().any(|m| name.contains(m))
 }
 
+/// Where a first applicant was found: the city (index into `Cities::rows`) and the step.
+/// Four bytes a row, since pass 1 keeps one for every application.
+type Found = Option<(u16, Step)>;
+
+/// Applicants per method, by role (first, co) and method (`Step` order, then unresolved).
+type MethodCounts = [[u64; 5]; 2];
+
+const METHODS: [&str; 5] = ["address", "postcode", "name", "place", "unresolved"];
+
+fn method_slot(method: Option<Step>) -> usize {
+    method.map_or(4, |s| s as usize)
+}
+
+fn str_column(df: &DataFrame, file: &str, name: &str) -> Result<StringChunked, Diagnostic> {
+    let c = df.column(name).map_err(|_| {
+        Diagnostic::new(format!("`{file}` has no column `{name}`"))
+            .hint("the applications table comes from an `ingest` stage")
+    })?;
+    let c = c
+        .cast(&DataType::String)
+        .map_err(|e| Diagnostic::new(e.to_string()))?;
+    // No rechunk: the values are only iterated, and copying a 10M-row text column into one
+    // chunk cost time and a gigabyte of memory.
+    Ok(c.str().map_err(|e| Diagnostic::new(e.to_string()))?.clone())
+}
+
+/// Pass 1: each application's first applicant from its address and postcode, in strategy order.
+/// Takes the columns by value so that they are freed once it is done.
+fn locate_first(
+    address: StringChunked,
+    postcode: StringChunked,
+    spec: &LocateSpec,
+    cities: &Cities,
+    places: &PlaceIndex,
+    postcodes: &HashMap<String, usize>,
+) -> Vec<Found> {
+    let addrs: Vec<Option<&str>> = address.iter().collect();
+    let posts: Vec<Option<&str>> = postcode.iter().collect();
+    (0..addrs.len())
+        .into_par_iter()
+        .with_min_len(4096)
+        .map(|r| {
+            for step in &spec.strategy {
+                let found = match step {
+                    Step::Address => addrs[r].and_then(|a| places.address_city(cities, a)),
+                    Step::Postcode => posts[r]
+                        .filter(|p| p.len() >= 4 && p.is_char_boundary(4))
+                        .and_then(|p| postcodes.get(&p[..4]).copied()),
+                    _ => None,
+                };
+                if let Some(c) = found {
+                    // City tables have a few hundred rows (checked when loaded).
+                    return Some((c as u16, *step));
+                }
+            }
+            None
+        })
+        .collect()
+}
+
+/// The name dictionary: organisations located as first applicants, by their most frequent city
+/// (ties to the lower adcode, so the result does not depend on row order). Counted in parallel
+/// over fixed blocks of rows and merged: counts add up the same in any order, so the dictionary
+/// does not depend on the thread count.
+fn name_dictionary<'a>(apps: &[Option<&'a str>], first: &[Found]) -> PlHashMap<&'a str, u16> {
+    type Counts<'a> = PlHashMap<(&'a str, u16), u32>;
+    let counts: Counts<'a> = apps
+        .par_chunks(1 << 16)
+        .zip(first.par_chunks(1 << 16))
+        .map(|(apps, first)| {
+            let mut local: Counts<'a> = PlHashMap::default();
+            for (list, found) in apps.iter().zip(first) {
+                let (Some((c, _)), Some(list)) = (found, list) else {
+                    continue;
+                };
+                let name = list.split(';').next().unwrap_or("").trim();
+                if !name.is_empty() && !is_individual(name) {
+                    *local.entry((name, *c)).or_insert(0) += 1;
+                }
+            }
+            local
+        })
+        .reduce(PlHashMap::default, |a, b| {
+            let (mut a, b) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+            for (key, k) in b {
+                *a.entry(key).or_insert(0) += k;
+            }
+            a
+        });
+    let mut best: PlHashMap<&'a str, (u16, u32)> = PlHashMap::default();
+    for ((name, c), k) in counts {
+        let slot = best.entry(name).or_insert((c, k));
+        if k > slot.1 || (k == slot.1 && c < slot.0) {
+            *slot = (c, k);
+        }
+    }
+    best.into_iter().map(|(name, (c, _))| (name, c)).collect()
+}
+
 pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic> {
     let fail = |d: Diagnostic| kinds::stage_failed(stage, d);
     let cities = Cities::load(&root.join(&spec.cities)).map_err(fail)?;
+    if cities.rows.len() >= usize::from(u16::MAX) {
+        return Err(fail(Diagnostic::new(format!(
+            "city table `{}` has {} rows; at most 65534 are supported",
+            spec.cities,
+            cities.rows.len()
+        ))));
+    }
     let places = PlaceIndex::new(&cities);
     let postcodes = match &spec.postcodes {
         Some(p) => load_postcodes(root, p, &cities).map_err(fail)?,
@@ -141,96 +252,23 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
         ],
     )
     .map_err(fail)?;
-    let str_col = |name: &str| -> Result<StringChunked, Diagnostic> {
-        let c = df.column(name).map_err(|_| {
-            Diagnostic::new(format!("`{file}` has no column `{name}`"))
-                .hint("the applications table comes from an `ingest` stage")
-        })?;
-        let c = c
-            .cast(&DataType::String)
-            .map_err(|e| Diagnostic::new(e.to_string()))?;
-        Ok(c.str()
-            .map_err(|e| Diagnostic::new(e.to_string()))?
-            .rechunk()
-            .into_owned())
-    };
-    let applicants = str_col("applicants").map_err(fail)?;
-    let address = str_col("address").map_err(fail)?;
-    let postcode = str_col("postcode").map_err(fail)?;
+    let applicants = str_column(&df, file, "applicants").map_err(fail)?;
+    let address = str_column(&df, file, "address").map_err(fail)?;
+    let postcode = str_column(&df, file, "postcode").map_err(fail)?;
+    let app_no = str_column(&df, file, "app_no").map_err(fail)?;
     let years = tabular::ints(&df, file, "year").map_err(fail)?;
     let ptypes = tabular::ints(&df, file, "ptype").map_err(fail)?;
-    let app_no = str_col("app_no").map_err(fail)?;
     let n = df.height();
+    // The frame's other columns go now; address and postcode go after pass 1.
+    drop(df);
+    let first = locate_first(address, postcode, spec, &cities, &places, &postcodes);
     let apps: Vec<Option<&str>> = applicants.iter().collect();
-    let addrs: Vec<Option<&str>> = address.iter().collect();
-    let posts: Vec<Option<&str>> = postcode.iter().collect();
     let has = |s: Step| spec.strategy.contains(&s);
-    let order: Vec<Step> = spec.strategy.clone();
-
-    // Pass 1: first applicants from their address and postcode, in strategy order.
-    let first: Vec<(Option<usize>, Option<Step>)> = (0..n)
-        .into_par_iter()
-        .map(|r| {
-            for step in &order {
-                let found = match step {
-                    Step::Address => addrs[r].and_then(|a| places.address_city(&cities, a)),
-                    Step::Postcode => posts[r]
-                        .filter(|p| p.len() >= 4 && p.is_char_boundary(4))
-                        .and_then(|p| postcodes.get(&p[..4]).copied()),
-                    _ => None,
-                };
-                if found.is_some() {
-                    return (found, Some(*step));
-                }
-            }
-            (None, None)
-        })
-        .collect();
-
-    // The name dictionary: organisations located as first applicants, by their most frequent
-    // city (ties to the lower adcode, so the result does not depend on row order).
-    // Counted in parallel over fixed blocks of rows and merged: counts add up the same in any
-    // order, so the dictionary does not depend on the thread count.
-    type Seen<'a> = PlHashMap<&'a str, BTreeMap<usize, u32>>;
-    let seen: Seen<'_> = if has(Step::Name) {
-        let rows: Vec<usize> = (0..n).collect();
-        rows.par_chunks(1 << 16)
-            .map(|chunk| {
-                let mut local: Seen<'_> = PlHashMap::default();
-                for &r in chunk {
-                    let (Some(c), Some(list)) = (first[r].0, apps[r]) else {
-                        continue;
-                    };
-                    let name = list.split(';').next().unwrap_or("").trim();
-                    if !name.is_empty() && !is_individual(name) {
-                        *local.entry(name).or_default().entry(c).or_insert(0) += 1;
-                    }
-                }
-                local
-            })
-            .reduce(PlHashMap::default, |mut a, b| {
-                for (name, by_city) in b {
-                    let into = a.entry(name).or_default();
-                    for (c, k) in by_city {
-                        *into.entry(c).or_insert(0) += k;
-                    }
-                }
-                a
-            })
+    let dictionary = if has(Step::Name) {
+        name_dictionary(&apps, &first)
     } else {
         PlHashMap::default()
     };
-    let dictionary: PlHashMap<&str, usize> = seen
-        .into_iter()
-        .map(|(name, by_city)| {
-            let best = by_city
-                .iter()
-                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
-                .map(|(c, _)| *c)
-                .unwrap_or(0);
-            (name, best)
-        })
-        .collect();
 
     // Pass 2: every applicant, in blocks of rows streamed to Parquet, so memory stays bounded
     // by a block whatever the number of applications.
@@ -247,9 +285,9 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
         .batched(&applicant_schema())
         .map_err(cannot)?;
     let app_nos: Vec<Option<&str>> = app_no.iter().collect();
-    let mut by_method: BTreeMap<String, BTreeMap<&str, u64>> = BTreeMap::new();
-    let mut by_kind: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    let (mut total, mut unresolved) = (0usize, 0usize);
+    let mut by_method: MethodCounts = [[0; 5]; 2];
+    // (applicants, unresolved) of individuals and organisations.
+    let mut by_kind = [(0u64, 0u64); 2];
     const ROWS_PER_BATCH: usize = 1 << 19;
     for start in (0..n).step_by(ROWS_PER_BATCH) {
         let end = (start + ROWS_PER_BATCH).min(n);
@@ -266,16 +304,16 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
                         .filter(|s| !s.is_empty());
                     for (pos, name) in names.enumerate() {
                         let individual = is_individual(name);
-                        let mut found = if pos == 0 { first[r] } else { (None, None) };
-                        if found.0.is_none() && !individual {
-                            for step in &order {
+                        let mut found = if pos == 0 { first[r] } else { None };
+                        if found.is_none() && !individual {
+                            for step in &spec.strategy {
                                 let c = match step {
                                     Step::Name => dictionary.get(name).copied(),
-                                    Step::Place => places.name_city(name),
+                                    Step::Place => places.name_city(name).map(|c| c as u16),
                                     _ => None,
                                 };
-                                if c.is_some() {
-                                    found = (c, Some(*step));
+                                if let Some(c) = c {
+                                    found = Some((c, *step));
                                     break;
                                 }
                             }
@@ -285,8 +323,8 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
                             pos,
                             name,
                             individual,
-                            city: found.0.map(|c| cities.rows[c].adcode),
-                            method: found.1,
+                            city: found.map(|(c, _)| cities.rows[usize::from(c)].adcode),
+                            method: found.map(|(_, s)| s),
                         });
                     }
                 }
@@ -295,24 +333,11 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
             .collect();
         let entries: Vec<Entry<'_>> = parts.into_iter().flatten().collect();
         for e in &entries {
-            let kind = if e.individual {
-                "individual"
-            } else {
-                "organisation"
-            };
-            let method = e.method.map(Step::as_str).unwrap_or("unresolved");
-            let role = if e.pos == 0 { "first" } else { "co" };
-            *by_method
-                .entry(role.to_string())
-                .or_default()
-                .entry(method)
-                .or_insert(0) += 1;
-            let k = by_kind.entry(kind).or_insert((0, 0));
+            by_method[usize::from(e.pos > 0)][method_slot(e.method)] += 1;
+            let k = &mut by_kind[usize::from(!e.individual)];
             k.0 += 1;
             k.1 += u64::from(e.city.is_none());
-            unresolved += usize::from(e.city.is_none());
         }
-        total += entries.len();
         let df = applicant_frame(&entries, &app_nos, &years, &ptypes).map_err(cannot)?;
         writer.write_batch(&df).map_err(cannot)?;
     }
@@ -321,26 +346,52 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
         fail(Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string()))
     })?;
 
+    let total: u64 = by_kind.iter().map(|k| k.0).sum();
+    let unresolved: u64 = by_kind.iter().map(|k| k.1).sum();
     let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    // Only methods that located someone are listed, keys sorted.
+    let methods = |counts: &[u64; 5]| -> BTreeMap<&str, u64> {
+        METHODS
+            .iter()
+            .zip(counts)
+            .filter(|(_, k)| **k > 0)
+            .map(|(m, k)| (*m, *k))
+            .collect()
+    };
+    let mut by_role = BTreeMap::new();
+    for (role, counts) in ["first", "co"].into_iter().zip(&by_method) {
+        if counts.iter().any(|k| *k > 0) {
+            by_role.insert(role, methods(counts));
+        }
+    }
+    let mut kinds_json = serde_json::Map::new();
+    for (kind, (all, unres)) in ["individual", "organisation"].into_iter().zip(by_kind) {
+        if all > 0 {
+            kinds_json.insert(
+                kind.to_string(),
+                serde_json::json!({
+                    "applicants": all,
+                    "unresolved": unres,
+                    "unresolved_share": share(unres, all),
+                }),
+            );
+        }
+    }
     let report = serde_json::json!({
         "applications": n,
         "applicants": total,
         "unresolved": unresolved,
-        "unresolved_share": share(unresolved as u64, total as u64),
+        "unresolved_share": share(unresolved, total),
         "strategy": spec.strategy,
-        "by_role_and_method": by_method,
-        "by_kind": by_kind.iter().map(|(k, (all, unres))| (k.to_string(), serde_json::json!({
-            "applicants": all,
-            "unresolved": unres,
-            "unresolved_share": share(*unres, *all),
-        }))).collect::<serde_json::Map<_, _>>(),
+        "by_role_and_method": by_role,
+        "by_kind": kinds_json,
     });
     tabular::write_json(root, &spec.report, &report).map_err(fail)?;
     tracing::info!(
         applicants = total,
         unresolved,
         "located {:.1}% of applicants",
-        100.0 * (1.0 - share(unresolved as u64, total as u64))
+        100.0 * (1.0 - share(unresolved, total))
     );
     Ok(())
 }

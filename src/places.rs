@@ -263,6 +263,9 @@ impl PlaceIndex {
         let (patterns, targets): (Vec<String>, Vec<Place>) = names.into_iter().unzip();
         let matcher = aho_corasick::AhoCorasick::builder()
             .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            // A full DFA: a few hundred patterns make a small one, and it searches addresses
+            // faster than the default NFA (`locate` on 10M rows: about 19 s of CPU time to 16 s).
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(&patterns)
             .expect("place names build an automaton");
         let mut municipality_of_province = BTreeMap::new();
