@@ -7,6 +7,7 @@
 //! = kept + quarantined. Deliberately does not own: the text rules for one cell (`textnorm`) or
 //! file formats and encodings (`sources`).
 
+mod csvtext;
 mod sources;
 
 use std::borrow::Cow;
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -23,7 +25,8 @@ use crate::diag::Diagnostic;
 use crate::kinds::{self, kind_err, BuiltinCtx, ImpliedIo, KindError, ParseCtx};
 use crate::pipeline::normalize_path;
 use crate::textnorm::{self, AppNumber};
-use sources::{Encoding, Format};
+use csvtext::TextBatch;
+use sources::{Batch, Encoding, Format};
 
 /// An `ingest` stage: the spec file it was configured by and what that file says.
 #[derive(Debug, Clone, Serialize)]
@@ -482,11 +485,53 @@ fn report_json(reports: &[InputReport]) -> serde_json::Value {
     serde_json::json!({ "inputs": inputs, "totals": total.to_json() })
 }
 
-/// Reads every input in order through one de-duplication set.
+/// Where judged batches go: kept rows to the Parquet writer's thread, the rest to quarantine.
+struct Sinks<'a> {
+    frames: mpsc::SyncSender<DataFrame>,
+    quarantine: &'a mut BufWriter<File>,
+}
+
+/// Reads every input in order through one de-duplication set, while a second thread writes the
+/// kept rows to Parquet: encoding and compressing a batch then overlaps with judging the next.
 fn ingest_all(
     root: &Path,
     stage: &IngestStage,
     out: &mut Outputs,
+) -> Result<Vec<InputReport>, Diagnostic> {
+    let cannot = |e: &dyn std::fmt::Display| cannot_write(&stage.spec.out, e);
+    let Outputs {
+        parquet,
+        quarantine,
+        ..
+    } = out;
+    std::thread::scope(|scope| {
+        let (frames, rx) = mpsc::sync_channel::<DataFrame>(1);
+        let writer = scope.spawn(move || -> PolarsResult<()> {
+            for frame in rx {
+                parquet.write_batch(&frame)?;
+            }
+            Ok(())
+        });
+        let mut sinks = Sinks { frames, quarantine };
+        let read = read_inputs(root, stage, &mut sinks);
+        // Closing the channel ends the writer's loop.
+        drop(sinks);
+        let written = match writer.join() {
+            Ok(result) => result.map_err(|e| cannot(&e)),
+            Err(_) => Err(cannot(&"the Parquet writer stopped unexpectedly")),
+        };
+        // A failed write shows up on the reading side as a closed channel; report its cause.
+        match (read, written) {
+            (Ok(reports), Ok(())) => Ok(reports),
+            (_, Err(d)) | (Err(d), Ok(())) => Err(d),
+        }
+    })
+}
+
+fn read_inputs(
+    root: &Path,
+    stage: &IngestStage,
+    out: &mut Sinks<'_>,
 ) -> Result<Vec<InputReport>, Diagnostic> {
     let spec = &stage.spec;
     let mut seen: PlHashSet<u64> = PlHashSet::default();
@@ -505,7 +550,7 @@ fn ingest_all(
             counts: Counts::default(),
             next_row: 1,
         };
-        let mut sink = |df: DataFrame| ingest_batch(&df, &mut st, &mut seen, out);
+        let mut sink = |batch: Batch| ingest_batch(&batch, &mut st, &mut seen, out);
         let encoding = match format {
             Format::Csv => Some(sources::read_csv(&path, rel, spec.encoding, &mut sink)?),
             Format::Parquet => {
@@ -597,16 +642,35 @@ fn map_columns(
 }
 
 /// The cells of one batch, by field; nulls read as empty text.
-struct Cells<'a> {
-    cols: [Option<Vec<&'a str>>; FIELDS.len()],
+enum Cells<'a> {
+    /// Columns collected from a DataFrame (Parquet, xlsx).
+    Columns([Option<Vec<&'a str>>; FIELDS.len()]),
+    /// CSV records: each field's column in the record, and the batch's text.
+    Csv {
+        batch: &'a TextBatch,
+        text: &'a str,
+        first: usize,
+        index: [Option<usize>; FIELDS.len()],
+    },
 }
 
 impl<'a> Cells<'a> {
     fn get(&self, field: RawField, row: usize) -> &'a str {
-        self.cols[field as usize]
-            .as_ref()
-            .and_then(|c| c.get(row).copied())
-            .unwrap_or("")
+        match self {
+            Cells::Columns(cols) => cols[field as usize]
+                .as_ref()
+                .and_then(|c| c.get(row).copied())
+                .unwrap_or(""),
+            Cells::Csv {
+                batch,
+                text,
+                first,
+                index,
+            } => match index[field as usize] {
+                Some(col) => batch.cell(text, first + row, col),
+                None => "",
+            },
+        }
     }
 }
 
@@ -677,39 +741,54 @@ fn text_cells(col: &Column) -> PolarsResult<Vec<&str>> {
 /// Judges a batch in parallel, then in input order de-duplicates, quarantines and appends the
 /// kept rows to the Parquet output.
 fn ingest_batch(
-    df: &DataFrame,
+    batch: &Batch,
     st: &mut FileState<'_>,
     seen: &mut PlHashSet<u64>,
-    out: &mut Outputs,
+    out: &mut Sinks<'_>,
 ) -> Result<(), Diagnostic> {
     let index = match st.columns {
         Some(index) => index,
         None => {
-            let names: Vec<String> = df
-                .get_column_names()
-                .iter()
-                .map(|n| n.to_string())
-                .collect();
+            let names: Vec<String> = match batch {
+                Batch::Frame(df) => df
+                    .get_column_names()
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect(),
+                Batch::Csv { header, .. } => header.clone().unwrap_or_default(),
+            };
             let index = map_columns(&names, st)?;
             st.columns = Some(index);
             index
         }
     };
-    let read_err =
-        |e: PolarsError| Diagnostic::new(format!("cannot read `{}`", st.rel)).cause(e.to_string());
-    let mut cols: [Option<Vec<&str>>; FIELDS.len()] = Default::default();
-    cols.par_iter_mut()
-        .zip(index)
-        .try_for_each(|(slot, i)| -> PolarsResult<()> {
-            if let Some(i) = i {
-                *slot = Some(text_cells(&df.columns()[i])?);
-            }
-            Ok(())
-        })
-        .map_err(read_err)?;
-    let cells = Cells { cols };
+    let cells = match batch {
+        Batch::Frame(df) => {
+            let read_err = |e: PolarsError| {
+                Diagnostic::new(format!("cannot read `{}`", st.rel)).cause(e.to_string())
+            };
+            let mut cols: [Option<Vec<&str>>; FIELDS.len()] = Default::default();
+            cols.par_iter_mut()
+                .zip(index)
+                .try_for_each(|(slot, i)| -> PolarsResult<()> {
+                    if let Some(i) = i {
+                        *slot = Some(text_cells(&df.columns()[i])?);
+                    }
+                    Ok(())
+                })
+                .map_err(read_err)?;
+            Cells::Columns(cols)
+        }
+        Batch::Csv { text, first, .. } => Cells::Csv {
+            batch: text,
+            text: text.text(),
+            first: *first,
+            index,
+        },
+    };
+    let height = batch.height();
     let has_type = index[RawField::PatentType as usize].is_some();
-    let verdicts: Vec<Result<Clean<'_>, Reason>> = (0..df.height())
+    let verdicts: Vec<Result<Clean<'_>, Reason>> = (0..height)
         .into_par_iter()
         .with_min_len(1024)
         .map(|row| judge_row(&cells, row, has_type))
@@ -728,21 +807,22 @@ fn ingest_batch(
             Ok(clean) => kept.push((source_row, clean)),
             Err(reason) => {
                 st.counts.quarantined[reason as usize] += 1;
-                write_quarantine_row(&mut out.quarantine, st.rel, source_row, reason, &cells, row)
+                write_quarantine_row(out.quarantine, st.rel, source_row, reason, &cells, row)
                     .map_err(|e| cannot_write(&st.stage.spec.quarantine, &e))?;
             }
         }
     }
-    st.counts.rows_read += df.height() as u64;
+    st.counts.rows_read += height as u64;
     st.counts.kept += kept.len() as u64;
-    st.next_row += df.height() as u64;
+    st.next_row += height as u64;
     if kept.is_empty() {
         return Ok(());
     }
     let frame = kept_frame(&kept).map_err(|e| cannot_write(&st.stage.spec.out, &e))?;
-    out.parquet
-        .write_batch(&frame)
-        .map_err(|e| cannot_write(&st.stage.spec.out, &e))
+    // A closed channel means the writer failed; `ingest_all` reports why.
+    out.frames
+        .send(frame)
+        .map_err(|_| cannot_write(&st.stage.spec.out, &"the Parquet writer stopped"))
 }
 
 /// The kept rows as a DataFrame of the output schema (docs/data.md).

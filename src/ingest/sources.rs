@@ -1,14 +1,14 @@
-//! Reading raw exports in batches: CSV (UTF-8 or GBK), Parquet and xlsx, each handed on as polars
+//! Reading raw exports in batches: CSV (UTF-8 or GBK) as split text, Parquet and xlsx as polars
 //! DataFrames whose columns are all text, in file order.
 //!
-//! Owns: encoding detection and streaming transcoding, splitting CSV at record boundaries (quotes
-//! respected) so a 2 GB file never sits in memory as strings, reading Parquet in row slices and
+//! Owns: encoding detection and streaming transcoding, cutting CSV at record boundaries (quotes
+//! respected) so a 2 GB file never sits in memory at once, reading Parquet in row slices and
 //! xlsx through calamine (numbers as text, Excel date serials as ISO dates). Deliberately does not
-//! own: which columns mean what, or any cleaning (that is `ingest`); a batch is the file's cells
-//! as read.
+//! own: splitting a CSV piece into fields (`csvtext`), which columns mean what, or any cleaning
+//! (that is `ingest`); a batch is the file's cells as read.
 
 use std::fs::File;
-use std::io::{Cursor, Read};
+use std::io::Read;
 use std::path::Path;
 use std::sync::mpsc;
 
@@ -16,6 +16,7 @@ use calamine::{Data, Reader, Xlsx};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::csvtext::{PieceError, TextBatch};
 use crate::diag::Diagnostic;
 use crate::textnorm::normalize;
 
@@ -51,8 +52,31 @@ impl Encoding {
     }
 }
 
+/// One batch of a raw export, as read.
+pub enum Batch {
+    /// Text columns (Parquet, xlsx); the column names are the header.
+    Frame(DataFrame),
+    /// CSV records. The file's first piece carries the header, its record 0; data records start
+    /// at `first`.
+    Csv {
+        header: Option<Vec<String>>,
+        text: TextBatch,
+        first: usize,
+    },
+}
+
+impl Batch {
+    /// Data rows in the batch.
+    pub fn height(&self) -> usize {
+        match self {
+            Batch::Frame(df) => df.height(),
+            Batch::Csv { text, first, .. } => text.height() - first,
+        }
+    }
+}
+
 /// What a reader does with each batch; an error stops the reading.
-pub type Sink<'a> = dyn FnMut(DataFrame) -> Result<(), Diagnostic> + 'a;
+pub type Sink<'a> = dyn FnMut(Batch) -> Result<(), Diagnostic> + 'a;
 
 /// The kinds of input file, by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,8 +116,8 @@ fn io_err(rel: &str, e: impl std::fmt::Display) -> Diagnostic {
 // ---------------------------------------------------------------------------------------------
 // CSV
 
-/// Reads a CSV file in record-aligned pieces and hands each to `sink` as a DataFrame of text
-/// columns (the first one also carries the header). Returns the encoding actually used.
+/// Reads a CSV file in record-aligned pieces and hands each to `sink` split into fields (the
+/// first one also carries the header). Returns the encoding actually used.
 pub fn read_csv(
     path: &Path,
     rel: &str,
@@ -104,36 +128,31 @@ pub fn read_csv(
         Encoding::Auto => detect_encoding(path).map_err(|e| io_err(rel, e))?,
         fixed => fixed,
     };
-    let (tx, rx) = mpsc::sync_channel::<Result<Vec<u8>, Diagnostic>>(2);
-    let (ptx, prx) = mpsc::sync_channel::<Result<DataFrame, Diagnostic>>(1);
+    let (tx, rx) = mpsc::sync_channel::<Result<Piece, Diagnostic>>(2);
+    let (ptx, prx) = mpsc::sync_channel::<Result<Batch, Diagnostic>>(1);
     std::thread::scope(|scope| {
-        // Three steps overlap: reading and transcoding a piece, parsing the previous one, and
-        // cleaning and writing the one before (the Parquet writer is sequential, so parsing the
-        // next piece meanwhile keeps both cores busy). Order is kept: each step is one thread
-        // fed in order.
+        // Three steps overlap: reading and transcoding a piece, splitting the previous one into
+        // fields, and cleaning and writing the one before (the Parquet writer is sequential, so
+        // splitting the next piece meanwhile keeps both cores busy). Order is kept: each step is
+        // one thread fed in order.
         scope.spawn(move || produce_chunks(path, rel, encoding, &tx));
         scope.spawn(move || {
-            let mut schema: Option<SchemaRef> = None;
-            for chunk in rx {
-                let parsed = chunk.and_then(|chunk| {
-                    parse_csv_piece(chunk, schema.clone()).map_err(|e| io_err(rel, e))
-                });
-                if let Ok(df) = &parsed {
-                    if schema.is_none() {
-                        schema = Some(df.schema().clone());
-                    }
-                }
-                let failed = parsed.is_err();
-                if ptx.send(parsed).is_err() || failed {
+            let mut header_width: Option<usize> = None;
+            let mut rows_before = 0u64;
+            for piece in rx {
+                let batch = piece
+                    .and_then(|piece| split_piece(piece, rel, &mut header_width, &mut rows_before));
+                let failed = batch.is_err();
+                if ptx.send(batch).is_err() || failed {
                     return;
                 }
             }
         });
         let mut any = false;
-        for df in prx {
-            let df = df?;
+        for batch in prx {
+            let batch = batch?;
             any = true;
-            sink(df)?;
+            sink(batch)?;
         }
         // Leaving the loop early drops the receiver, which stops the producer.
         if !any {
@@ -141,6 +160,61 @@ pub fn read_csv(
                 .cause("the file is empty: a header row is required"));
         }
         Ok(encoding)
+    })
+}
+
+/// A record-aligned piece of a CSV file as UTF-8, and where it starts in the file (for a UTF-8
+/// file; a transcoded GBK file is valid UTF-8 by construction).
+struct Piece {
+    offset: u64,
+    bytes: Vec<u8>,
+}
+
+/// Splits a piece into fields; the file's first piece gives the header. A record with more
+/// fields than the header is an error (a shifted column would put text under the wrong field).
+fn split_piece(
+    piece: Piece,
+    rel: &str,
+    header_width: &mut Option<usize>,
+    rows_before: &mut u64,
+) -> Result<Batch, Diagnostic> {
+    let text = TextBatch::new(piece.bytes).map_err(|e| match e {
+        PieceError::Utf8 { valid_up_to } => {
+            bad_bytes(rel, "UTF-8", piece.offset + valid_up_to as u64)
+        }
+        PieceError::TooBig => io_err(rel, "a record is longer than 4 GB"),
+    })?;
+    let (header, first) = match *header_width {
+        Some(_) => (None, 0),
+        None if text.height() == 0 => {
+            return Err(Diagnostic::new(format!("cannot read `{rel}`"))
+                .cause("the file is empty: a header row is required"))
+        }
+        None => {
+            let names = text.record(0);
+            *header_width = Some(names.len());
+            (Some(names), 1)
+        }
+    };
+    let width = header_width.unwrap_or(0);
+    for row in first..text.height() {
+        if text.width(row) > width {
+            let data_row = *rows_before + (row - first) as u64 + 1;
+            return Err(Diagnostic::new(format!("cannot read `{rel}`"))
+                .cause(format!(
+                    "data row {data_row} has {} fields but the header has {width}",
+                    text.width(row)
+                ))
+                .hint(
+                    "quote fields that contain commas; every record needs the header's columns",
+                ));
+        }
+    }
+    *rows_before += (text.height() - first) as u64;
+    Ok(Batch::Csv {
+        header,
+        text,
+        first,
     })
 }
 
@@ -155,7 +229,7 @@ fn detect_encoding(path: &Path) -> std::io::Result<Encoding> {
     if head.starts_with(b"\xEF\xBB\xBF") {
         return Ok(Encoding::Utf8);
     }
-    Ok(match std::str::from_utf8(&head) {
+    Ok(match simdutf8::compat::from_utf8(&head) {
         Ok(_) => Encoding::Utf8,
         // A sequence cut by the end of the sample is not evidence against UTF-8.
         Err(e) if e.error_len().is_none() && head.len() == DETECT_BYTES => Encoding::Utf8,
@@ -168,7 +242,7 @@ fn produce_chunks(
     path: &Path,
     rel: &str,
     encoding: Encoding,
-    tx: &mpsc::SyncSender<Result<Vec<u8>, Diagnostic>>,
+    tx: &mpsc::SyncSender<Result<Piece, Diagnostic>>,
 ) {
     if let Err(d) = produce_chunks_inner(path, rel, encoding, tx) {
         let _ = tx.send(Err(d));
@@ -179,7 +253,7 @@ fn produce_chunks_inner(
     path: &Path,
     rel: &str,
     encoding: Encoding,
-    tx: &mpsc::SyncSender<Result<Vec<u8>, Diagnostic>>,
+    tx: &mpsc::SyncSender<Result<Piece, Diagnostic>>,
 ) -> Result<(), Diagnostic> {
     let mut file = File::open(path).map_err(|e| io_err(rel, e))?;
     let mut decoder =
@@ -213,17 +287,14 @@ fn produce_chunks_inner(
         } else {
             splitter.take_pieces()
         };
-        let mut start = splitter.consumed - pieces.iter().map(|p| p.len() as u64).sum::<u64>();
-        for piece in pieces {
-            if encoding == Encoding::Utf8 {
-                if let Err(e) = std::str::from_utf8(&piece) {
-                    return Err(bad_bytes(rel, "UTF-8", start + e.valid_up_to() as u64));
-                }
-            }
-            start += piece.len() as u64;
-            if tx.send(Ok(piece)).is_err() {
+        // UTF-8 is checked where pieces are split into fields; `offset` places an error.
+        let mut at = splitter.consumed - pieces.iter().map(|p| p.len() as u64).sum::<u64>();
+        for bytes in pieces {
+            let len = bytes.len() as u64;
+            if tx.send(Ok(Piece { offset: at, bytes })).is_err() {
                 return Ok(());
             }
+            at += len;
         }
         if last {
             return Ok(());
@@ -338,18 +409,6 @@ impl RecordSplitter {
     }
 }
 
-/// Parses one piece with polars, all columns as text. Without a schema the piece starts with the
-/// header; later pieces reuse the schema found there.
-fn parse_csv_piece(bytes: Vec<u8>, schema: Option<SchemaRef>) -> PolarsResult<DataFrame> {
-    CsvReadOptions::default()
-        .with_has_header(schema.is_none())
-        .with_infer_schema_length(Some(0))
-        .with_schema(schema)
-        .with_raise_if_empty(false)
-        .into_reader_with_file_handle(Cursor::new(bytes))
-        .finish()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Parquet
 
@@ -364,7 +423,7 @@ pub fn read_parquet(path: &Path, rel: &str, sink: &mut Sink<'_>) -> Result<(), D
                 .and_then(|df| frame_as_text(&df))
                 .map_err(|e| io_err(rel, e))?;
         let height = df.height();
-        sink(df)?;
+        sink(Batch::Frame(df))?;
         if height < BATCH_ROWS {
             return Ok(());
         }
@@ -464,13 +523,17 @@ pub fn read_xlsx(
             col.push(cell_text(cell, Some(i) == date_col));
         }
         if columns.first().is_some_and(|c| c.len() >= BATCH_ROWS) {
-            sink(text_frame(&header, &mut columns).map_err(|e| io_err(rel, e))?)?;
+            sink(Batch::Frame(
+                text_frame(&header, &mut columns).map_err(|e| io_err(rel, e))?,
+            ))?;
             sent_any = true;
         }
     }
     // The last partial batch, or the header alone when the sheet has no data rows.
     if !sent_any || columns.first().is_some_and(|c| !c.is_empty()) {
-        sink(text_frame(&header, &mut columns).map_err(|e| io_err(rel, e))?)?;
+        sink(Batch::Frame(
+            text_frame(&header, &mut columns).map_err(|e| io_err(rel, e))?,
+        ))?;
     }
     Ok(())
 }

@@ -429,6 +429,29 @@ fn gbk_read_as_utf8_is_an_error_with_a_hint() {
     );
 }
 
+/// A record with more fields than the header (an unquoted comma in a name) would shift text
+/// under the wrong fields: the stage stops and names the data row.
+#[test]
+fn a_record_wider_than_the_header_is_an_error_naming_its_row() {
+    let p = Project::new();
+    p.write("pipeline.yaml", PIPELINE);
+    p.write(
+        "raw/wide.csv",
+        "申请号,申请日,名称,主分类号,申请(专利权)人,地址,邮编,国省代码\n\
+CN201610000004.9,2016-02-01,一种方法,G06F 1/00,北京大学,北京市海淀区,100871,11\n\
+\n\
+CN201810000009.0,2018-03-01,一种装置,G06F 1/00,浙江大学,杭州,浙江省杭州市,310027,33\n",
+    );
+    p.write(
+        "stages/ingest.yaml",
+        &format!("inputs: [raw/wide.csv]\n{OUTPUTS}"),
+    );
+    let out = p.repro(&["run"]);
+    assert_eq!(out.code, 1, "{}", out.snapshot());
+    assert!(!p.exists("output/data/applications.parquet"));
+    snapshot_settings().bind(|| insta::assert_snapshot!("ingest_wide_record", out.snapshot()));
+}
+
 #[test]
 fn missing_header_names_file_header_and_headers_found() {
     let p = Project::new();
