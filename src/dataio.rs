@@ -43,6 +43,26 @@ pub fn read_frame(path: &Path) -> Result<DataFrame, Diagnostic> {
 /// Reads the named columns only (all when `None`): the scan skips the others, which matters for
 /// wide files of millions of rows. A missing column is reported with the columns found.
 pub fn read_frame_columns(path: &Path, columns: Option<&[&str]>) -> Result<DataFrame, Diagnostic> {
+    read_frame_part(path, columns, None)
+}
+
+/// `read_frame_columns` for `len` rows from row `offset` (fewer at the end of the file). A
+/// Parquet scan reads only the row groups it needs; a CSV scan reads from the start each time,
+/// so slices of large tables should be Parquet.
+pub fn read_frame_slice(
+    path: &Path,
+    columns: &[&str],
+    offset: usize,
+    len: usize,
+) -> Result<DataFrame, Diagnostic> {
+    read_frame_part(path, Some(columns), Some((offset, len)))
+}
+
+fn read_frame_part(
+    path: &Path,
+    columns: Option<&[&str]>,
+    slice: Option<(usize, usize)>,
+) -> Result<DataFrame, Diagnostic> {
     let format = format_of(path)?;
     if !path.exists() {
         return Err(Diagnostic::new(format!(
@@ -74,6 +94,10 @@ pub fn read_frame_columns(path: &Path, columns: Option<&[&str]>) -> Result<DataF
             );
         }
         lf = lf.select(cols.iter().map(|c| col(*c)).collect::<Vec<_>>());
+    }
+    if let Some((offset, len)) = slice {
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        lf = lf.slice(offset, IdxSize::try_from(len).unwrap_or(IdxSize::MAX));
     }
     lf.collect().map_err(cannot)
 }

@@ -187,6 +187,17 @@ pub fn read_columns(root: &Path, rel: &str, columns: &[&str]) -> Result<DataFram
     crate::dataio::read_frame_columns(&root.join(rel), Some(columns))
 }
 
+/// `read_columns` for `len` rows from row `offset` (fewer at the end of the table).
+pub fn read_columns_slice(
+    root: &Path,
+    rel: &str,
+    columns: &[&str],
+    offset: usize,
+    len: usize,
+) -> Result<DataFrame, Diagnostic> {
+    crate::dataio::read_frame_slice(&root.join(rel), columns, offset, len)
+}
+
 fn col<'a>(df: &'a DataFrame, file: &str, name: &str) -> Result<&'a Column, Diagnostic> {
     df.column(name).map_err(|_| {
         let found: Vec<String> = df
@@ -211,6 +222,14 @@ pub fn floats(df: &DataFrame, file: &str, name: &str) -> Result<Vec<Option<f64>>
     Ok(v.iter().map(|x| x.filter(|x| x.is_finite())).collect())
 }
 
+/// A column as 64-bit integers, for callers that convert values as they iterate.
+pub fn int_column(df: &DataFrame, file: &str, name: &str) -> Result<Int64Chunked, Diagnostic> {
+    let c = col(df, file, name)?
+        .cast(&DataType::Int64)
+        .map_err(|e| cast_err(file, name, e))?;
+    Ok(c.i64().map_err(|e| cast_err(file, name, e))?.clone())
+}
+
 pub fn ints(df: &DataFrame, file: &str, name: &str) -> Result<Vec<Option<i64>>, Diagnostic> {
     let c = col(df, file, name)?
         .cast(&DataType::Int64)
@@ -225,4 +244,41 @@ pub fn texts(df: &DataFrame, file: &str, name: &str) -> Result<Vec<Option<String
         .map_err(|e| cast_err(file, name, e))?;
     let v = c.str().map_err(|e| cast_err(file, name, e))?;
     Ok(v.iter().map(|s| s.map(str::to_string)).collect())
+}
+
+/// Writes frames with `writer` on a second thread while `produce` makes them and sends them
+/// (in order) through the channel it is given, so that encoding and compressing one batch
+/// overlaps with making the next. A write error wins over what `produce` returned: the producer
+/// sees a failed writer only as a closed channel. `cannot` turns a write error into the message.
+pub fn with_parquet_thread<W, T>(
+    writer: &mut polars::io::parquet::write::BatchedWriter<W>,
+    cannot: impl Fn(&dyn std::fmt::Display) -> Diagnostic,
+    produce: impl FnOnce(std::sync::mpsc::SyncSender<DataFrame>) -> Result<T, Diagnostic>,
+) -> Result<T, Diagnostic>
+where
+    W: std::io::Write + Send,
+{
+    std::thread::scope(|scope| {
+        let (frames, rx) = std::sync::mpsc::sync_channel::<DataFrame>(1);
+        let thread = scope.spawn(move || -> PolarsResult<()> {
+            for frame in rx {
+                writer.write_batch(&frame)?;
+            }
+            Ok(())
+        });
+        // `produce` owns the sender: the channel closes, and the writer's loop ends, when it
+        // returns.
+        let made = produce(frames);
+        let written = match thread.join() {
+            Ok(result) => result.map_err(|e| cannot(&e)),
+            Err(_) => Err(cannot(&"the Parquet writer stopped unexpectedly")),
+        };
+        written.and(made)
+    })
+}
+
+/// The error a producer gives when `with_parquet_thread`'s channel is closed (the writer failed;
+/// its own error is the one reported).
+pub fn writer_gone() -> Diagnostic {
+    Diagnostic::new("the Parquet writer stopped")
 }
