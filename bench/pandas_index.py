@@ -44,6 +44,8 @@ HALF_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: " "}
 
 ORG_MARKERS = ["公司", "大学", "学院", "学校", "研究", "中心", "集团", "医院", "厂", "局", "所",
                "院", "站", "会", "社", "部", "委", "室"]
+# A short city name followed by one of these starts a street name, not a city (`中山路`).
+STREET_WORDS = ("路", "街", "道", "巷")
 ETHNIC_MARKERS = ["朝鲜族", "土家族", "布依族", "哈尼族", "景颇族", "傈僳族", "柯尔克孜", "哈萨克",
                   "蒙古", "彝族", "藏族", "苗族", "侗族", "壮族", "傣族", "白族", "回族"]
 
@@ -205,36 +207,41 @@ class PlaceIndex:
                 self.municipality[int(self.prov[i])] = i
 
     def places(self, text: str):
-        return [self.targets[m.group(0)] for m in self.matcher.finditer(text)]
+        """(end offset, place) of every match, left to right."""
+        return [(m.end(), self.targets[m.group(0)]) for m in self.matcher.finditer(text)]
 
     def address_city(self, address: str) -> int:
+        """The province first, then a city of it: a full name anywhere, else a short name that is
+        not the province's own token and does not start a street name (`中山路`); a municipality
+        is its own city. Without a province only a full city name counts."""
         found = self.places(address)
-        province = full_city = short_city = None
-        for p in found:
-            if p[0] in ("province", "both") and province is None:
-                province = p[-1]
-            elif p[0] == "full" and full_city is None:
-                full_city = p[1]
-            elif p[0] in ("short", "both") and short_city is None:
-                short_city = p[1]
-        if province is None:
-            return -1 if full_city is None else full_city
-        if province in self.municipality:
-            return self.municipality[province]
-        for c in (full_city, short_city):
-            if c is not None and self.prov[c] == province:
-                return c
-        # `吉林省吉林市`: the first `吉林` was taken as the province; look for a second.
-        for p in found[1:]:
-            if p[0] in ("both", "short", "full"):
-                return p[1] if self.prov[p[1]] == province else -1
+        token = code = None
+        for k, (_, p) in enumerate(found):
+            if p[0] in ("province", "both"):
+                token, code = k, p[-1]
+                break
+        if token is None:
+            return next((p[1] for _, p in found if p[0] == "full"), -1)
+        if code in self.municipality:
+            return self.municipality[code]
+        for _, p in found:
+            if p[0] == "full" and self.prov[p[1]] == code:
+                return p[1]
+        for k, (end, p) in enumerate(found):
+            if (p[0] in ("short", "both") and k != token and self.prov[p[1]] == code
+                    and not address[end:].startswith(STREET_WORDS)):
+                return p[1]
         return -1
 
     def name_city(self, name: str) -> int:
-        for p in self.places(name):
-            if p[0] != "province":
+        """The leftmost city name; a name shared with a province is the city only inside that
+        province (`吉林`), else the province, which stands for its municipality or capital."""
+        for _, p in self.places(name):
+            if p[0] in ("full", "short"):
                 return p[1]
-            c = self.municipality.get(p[1], self.capitals.get(p[1]))
+            if p[0] == "both" and self.prov[p[1]] == p[2]:
+                return p[1]
+            c = self.municipality.get(p[-1], self.capitals.get(p[-1]))
             if c is not None:
                 return c
         return -1
