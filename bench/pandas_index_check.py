@@ -92,10 +92,15 @@ def main() -> None:
     for address, city in [("吉林省吉林市船营区", "吉林市"), ("浙江省杭州市西湖区文三路90号", "杭州市"),
                           ("浙江杭州西湖区", "杭州市"), ("北京市朝阳区", "北京市"), ("辽宁省朝阳市双塔区", "朝阳市"),
                           ("朝阳区建国路", None), ("浙江省西湖区", None),
-                          ("四川省凉山彝族自治州西昌市", "凉山彝族自治州")]:
+                          ("四川省凉山彝族自治州西昌市", "凉山彝族自治州"),
+                          # Street names are not cities; a full city name anywhere counts.
+                          ("广东省中山路100号", None), ("广东省中山市中山路100号", "中山市"),
+                          ("浙江省长春路8号杭州", "杭州市"), ("吉林省吉林", "吉林市"), ("吉林船营区", None)]:
         expect(f"address {address}", places.address_city(address), by(city) if city else -1)
     for name, city in [("杭州华信科技有限公司", "杭州市"), ("浙江大学", "杭州市"), ("上海交通大学", "上海市"),
-                       ("华信恒达科技有限公司", None)]:
+                       ("华信恒达科技有限公司", None),
+                       # A name shared by a city and a province: the city only inside that province.
+                       ("吉林某某有限公司", "吉林市"), ("海南大学", "海口市")]:
         expect(f"name {name}", places.name_city(name), by(city) if city else -1)
     expect("short names", [P.city_short(n) for n in ["杭州市", "阿克苏地区", "锡林郭勒盟", "凉山彝族自治州",
                                                      "海西蒙古族藏族自治州", "巴音郭楞蒙古自治州", "伊犁哈萨克自治州",
