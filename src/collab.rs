@@ -49,25 +49,23 @@ fn default_pop_column() -> String {
 
 pub fn parse(spec_path: &str, root: &Path) -> Result<IndexSpec, KindError> {
     let spec: IndexSpec = kinds::load_spec(root, spec_path)?;
-    let bad = |m: String| kinds::kind_err(format!("invalid stage spec `{spec_path}`: {m}"));
-    for p in [
-        &spec.applicants,
-        &spec.cities,
-        &spec.population,
-        &spec.out,
-        &spec.edges,
-        &spec.report,
-    ] {
-        crate::pipeline::normalize_path(p).map_err(|why| bad(format!("path `{p}`: {why}")))?;
-    }
-    if !spec.out.ends_with(".csv") {
-        return Err(bad(format!(
-            "`out` must be a `.csv` path, found `{}`",
-            spec.out
-        )));
-    }
+    kinds::check_spec_paths(
+        spec_path,
+        [
+            &spec.applicants,
+            &spec.cities,
+            &spec.population,
+            &spec.out,
+            &spec.edges,
+            &spec.report,
+        ],
+    )?;
+    kinds::check_csv_out(spec_path, &spec.out)?;
     if spec.last_year < spec.first_year {
-        return Err(bad("`last_year` is before `first_year`".into()));
+        return Err(kinds::spec_err(
+            spec_path,
+            "`last_year` is before `first_year`",
+        ));
     }
     Ok(spec)
 }

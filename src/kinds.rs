@@ -275,6 +275,33 @@ pub fn load_spec<T: serde::de::DeserializeOwned>(root: &Path, rel: &str) -> Resu
     })
 }
 
+/// An error about what stage spec `spec_path` says.
+pub fn spec_err(spec_path: &str, message: impl std::fmt::Display) -> KindError {
+    kind_err(format!("invalid stage spec `{spec_path}`: {message}"))
+}
+
+/// Checks that every path a stage spec names is a valid project path (relative, no `..`).
+pub fn check_spec_paths<'a>(
+    spec_path: &str,
+    paths: impl IntoIterator<Item = &'a String>,
+) -> Result<(), KindError> {
+    for p in paths {
+        normalize_path(p).map_err(|why| spec_err(spec_path, format!("path `{p}`: {why}")))?;
+    }
+    Ok(())
+}
+
+/// Checks that a spec's `out` is a `.csv` path (stages write its Parquet twin beside it).
+pub fn check_csv_out(spec_path: &str, out: &str) -> Result<(), KindError> {
+    if out.ends_with(".csv") {
+        return Ok(());
+    }
+    Err(spec_err(
+        spec_path,
+        format!("`out` must be a `.csv` path, found `{out}`"),
+    ))
+}
+
 pub fn take_path(
     obj: &mut serde_json::Map<String, serde_json::Value>,
     key: &str,
@@ -328,8 +355,13 @@ pub fn stage_failed(stage: &str, d: Diagnostic) -> Diagnostic {
     }
 }
 
-/// Writes an output beside its final path and renames it into place.
-pub fn write_output(root: &Path, rel: &str, bytes: &[u8]) -> std::io::Result<()> {
+/// The temp file beside output `rel` (`.NAME.repro-tmp`) and the output's path, with the folder
+/// created: outputs are written there and renamed into place, so a failed stage leaves no half
+/// file under the real name.
+pub fn temp_beside(
+    root: &Path,
+    rel: &str,
+) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf)> {
     let dest = root.join(rel);
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent)?;
@@ -338,6 +370,23 @@ pub fn write_output(root: &Path, rel: &str, bytes: &[u8]) -> std::io::Result<()>
         ".{}.repro-tmp",
         dest.file_name().and_then(|n| n.to_str()).unwrap_or("out")
     ));
+    Ok((tmp, dest))
+}
+
+/// `temp_beside` with the temp file created, for outputs streamed in batches (they cannot go
+/// through `write_output`'s one buffer) and renamed into place at the end.
+pub fn create_temp_beside(
+    root: &Path,
+    rel: &str,
+) -> std::io::Result<(std::path::PathBuf, std::path::PathBuf, std::fs::File)> {
+    let (tmp, dest) = temp_beside(root, rel)?;
+    let file = std::fs::File::create(&tmp)?;
+    Ok((tmp, dest, file))
+}
+
+/// Writes an output beside its final path and renames it into place.
+pub fn write_output(root: &Path, rel: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let (tmp, dest) = temp_beside(root, rel)?;
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, &dest)
 }

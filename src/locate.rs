@@ -68,13 +68,13 @@ fn default_strategy() -> Vec<Step> {
 
 pub fn parse(spec_path: &str, root: &Path) -> Result<LocateSpec, KindError> {
     let spec: LocateSpec = kinds::load_spec(root, spec_path)?;
-    let bad = |m: String| kinds::kind_err(format!("invalid stage spec `{spec_path}`: {m}"));
-    for p in [&spec.applications, &spec.cities, &spec.out, &spec.report]
-        .into_iter()
-        .chain(spec.postcodes.as_ref())
-    {
-        crate::pipeline::normalize_path(p).map_err(|why| bad(format!("path `{p}`: {why}")))?;
-    }
+    let bad = |m: String| kinds::spec_err(spec_path, m);
+    kinds::check_spec_paths(
+        spec_path,
+        [&spec.applications, &spec.cities, &spec.out, &spec.report]
+            .into_iter()
+            .chain(spec.postcodes.as_ref()),
+    )?;
     if spec.strategy.is_empty() {
         return Err(bad("`strategy` is empty".into()));
     }
@@ -338,8 +338,7 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
     let dictionary = name_dictionary(counts);
 
     // Pass 2: every applicant, slice by slice, streamed to Parquet.
-    let (tmp, dest) = tabular::temp_path(root, &spec.out);
-    let out_file = std::fs::File::create(&tmp).map_err(|e| {
+    let (tmp, dest, out_file) = kinds::create_temp_beside(root, &spec.out).map_err(|e| {
         fail(Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string()))
     })?;
     let cannot = |e: PolarsError| {

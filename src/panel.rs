@@ -122,24 +122,20 @@ pub const CONTROLS: &[&str] = &[
 
 pub fn parse(spec_path: &str, root: &Path) -> Result<PanelSpec, KindError> {
     let spec: PanelSpec = kinds::load_spec(root, spec_path)?;
-    let bad = |m: String| kinds::kind_err(format!("invalid stage spec `{spec_path}`: {m}"));
-    for p in [
-        &spec.yearbook,
-        &spec.rd_province,
-        &spec.index,
-        &spec.cities,
-        &spec.out,
-        &spec.codebook,
-        &spec.report,
-    ] {
-        crate::pipeline::normalize_path(p).map_err(|why| bad(format!("path `{p}`: {why}")))?;
-    }
-    if !spec.out.ends_with(".csv") {
-        return Err(bad(format!(
-            "`out` must be a `.csv` path, found `{}`",
-            spec.out
-        )));
-    }
+    let bad = |m: String| kinds::spec_err(spec_path, m);
+    kinds::check_spec_paths(
+        spec_path,
+        [
+            &spec.yearbook,
+            &spec.rd_province,
+            &spec.index,
+            &spec.cities,
+            &spec.out,
+            &spec.codebook,
+            &spec.report,
+        ],
+    )?;
+    kinds::check_csv_out(spec_path, &spec.out)?;
     if !(0.0..0.5).contains(&spec.winsorize) {
         return Err(bad("`winsorize` must be in [0, 0.5)".into()));
     }

@@ -171,7 +171,7 @@ pub fn parse(spec_path: &str, root: &Path) -> Result<SynthSpec, KindError> {
     let spec: SynthSpec = kinds::load_spec(root, spec_path)?;
     let bad = |m: String| KindError {
         location: None,
-        ..kinds::kind_err(format!("invalid stage spec `{spec_path}`: {m}"))
+        ..kinds::spec_err(spec_path, m)
     };
     crate::pipeline::normalize_path(&spec.out_dir)
         .map_err(|why| bad(format!("`out_dir`: {why}")))?;

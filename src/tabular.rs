@@ -125,20 +125,6 @@ impl Table {
     }
 }
 
-/// The temp file beside an output (named as `kinds::write_output` names it) and the output's
-/// path, for outputs streamed in batches and renamed into place at the end.
-pub fn temp_path(root: &Path, rel: &str) -> (std::path::PathBuf, std::path::PathBuf) {
-    let dest = root.join(rel);
-    if let Some(parent) = dest.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    let tmp = dest.with_file_name(format!(
-        ".{}.repro-tmp",
-        dest.file_name().and_then(|n| n.to_str()).unwrap_or("out")
-    ));
-    (tmp, dest)
-}
-
 pub fn write(root: &Path, rel: &str, bytes: &[u8]) -> Result<(), Diagnostic> {
     crate::kinds::write_output(root, rel, bytes)
         .map_err(|e| Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string()))

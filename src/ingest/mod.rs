@@ -371,44 +371,29 @@ fn output_schema() -> Schema {
     ])
 }
 
-/// A temp file beside the final path (named as `kinds::write_output` names its temp files): the
-/// Parquet and quarantine outputs are streamed, so they cannot go through `write_output`'s one
-/// buffer, but they are renamed into place the same way.
-fn temp_beside(root: &Path, rel: &str) -> std::io::Result<(PathBuf, PathBuf, File)> {
-    let dest = root.join(rel);
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = dest.with_file_name(format!(
-        ".{}.repro-tmp",
-        dest.file_name().and_then(|n| n.to_str()).unwrap_or("out")
-    ));
-    let file = File::create(&tmp)?;
-    Ok((tmp, dest, file))
-}
-
 fn cannot_write(rel: &str, e: &dyn std::fmt::Display) -> Diagnostic {
     Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string())
 }
 
 fn open_outputs(root: &Path, spec: &IngestSpec) -> Result<Outputs, Diagnostic> {
     let (ptmp, pdest, pfile) =
-        temp_beside(root, &spec.out).map_err(|e| cannot_write(&spec.out, &e))?;
+        kinds::create_temp_beside(root, &spec.out).map_err(|e| cannot_write(&spec.out, &e))?;
     // Snappy: zstd's compressor took about 6% of a 1M-row profile; snappy is cheaper and every
     // Parquet reader knows it. Files are larger (about 26 MB per million rows).
     let parquet = ParquetWriter::new(BufWriter::new(pfile))
         .with_compression(ParquetCompression::Snappy)
         .batched(&output_schema())
         .map_err(|e| cannot_write(&spec.out, &e))?;
-    let quarantine = temp_beside(root, &spec.quarantine).and_then(|(qtmp, qdest, qfile)| {
-        let mut w = BufWriter::new(qfile);
-        let header: Vec<&str> = ["source_file", "source_row", "reason"]
-            .into_iter()
-            .chain(FIELDS.iter().map(|f| f.name()))
-            .collect();
-        writeln!(w, "{}", header.join(","))?;
-        Ok((qtmp, qdest, w))
-    });
+    let quarantine =
+        kinds::create_temp_beside(root, &spec.quarantine).and_then(|(qtmp, qdest, qfile)| {
+            let mut w = BufWriter::new(qfile);
+            let header: Vec<&str> = ["source_file", "source_row", "reason"]
+                .into_iter()
+                .chain(FIELDS.iter().map(|f| f.name()))
+                .collect();
+            writeln!(w, "{}", header.join(","))?;
+            Ok((qtmp, qdest, w))
+        });
     let (qtmp, qdest, quarantine) = quarantine.map_err(|e| {
         discard(&[(ptmp.clone(), pdest.clone())]);
         cannot_write(&spec.quarantine, &e)
