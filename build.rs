@@ -4,7 +4,7 @@
 //!
 //! The archive holds only what building repro needs plus its documentation: `Cargo.toml`,
 //! `Cargo.lock`, `build.rs`, `README.md`, `ARCHITECTURE.md`, `LICENSE*`, `docs/`, `src/`, and
-//! for each crate under `crates/` its `Cargo.toml` and `src/`. Not `target/`, `tests/`, `bench/`,
+//! for each crate under `crates/` its `Cargo.toml`, `build.rs`, `src/` and `assets/`. Not `target/`, `tests/`, `bench/`,
 //! `cache/` or `output/`. Files are sorted by path and carry no times, so equal sources give
 //! byte-identical archives. Format (read by `src/srcpack.rs`): per file one header line
 //! `F <length> <mode> <path>\n` followed by the bytes.
@@ -39,8 +39,12 @@ fn main() {
     if let Ok(entries) = fs::read_dir(root.join("crates")) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
+            // What a crate's build reads: its manifest, build script, sources and embedded
+            // assets (the parts its code fingerprint covers too).
             add_file(&root, &format!("crates/{name}/Cargo.toml"), &mut files);
+            add_file(&root, &format!("crates/{name}/build.rs"), &mut files);
             add_tree(&root, &format!("crates/{name}/src"), &mut files);
+            add_tree(&root, &format!("crates/{name}/assets"), &mut files);
         }
     }
     files.sort();
@@ -69,42 +73,8 @@ fn main() {
         println!("cargo:rerun-if-changed={watched}");
     }
 
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let version = std::process::Command::new(rustc)
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let version = repro_fingerprint::rustc_version();
     println!("cargo:rustc-env=REPRO_RUSTC_VERSION={version}");
-
-    // The engine fingerprint enters the key of every built-in stage: the code of a built-in kind
-    // decides its outputs as much as its parameters do, so a repro built from other source (or
-    // by another compiler) reruns built-in stages instead of trusting outputs it did not make.
-    // Documentation does not count. FNV-1a over sorted (path, bytes): a fingerprint, not a
-    // security boundary.
-    let mut fp: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            fp ^= u64::from(*b);
-            fp = fp.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        fp ^= 0xff;
-        fp = fp.wrapping_mul(0x0000_0100_0000_01b3);
-    };
-    eat(version.as_bytes());
-    for rel in &files {
-        let code = rel == "Cargo.lock"
-            || rel == "build.rs"
-            || rel.starts_with("src/")
-            || (rel.starts_with("crates/") && rel.contains("/src/"));
-        if code {
-            eat(rel.as_bytes());
-            eat(&fs::read(root.join(rel)).unwrap_or_default());
-        }
-    }
-    println!("cargo:rustc-env=REPRO_ENGINE_FINGERPRINT={fp:016x}");
 }
 
 fn add_file(root: &Path, rel: &str, files: &mut Vec<String>) {

@@ -2,7 +2,7 @@
 """Raw patent export -> city-year collaboration index, in pandas.
 
 The comparison side of bench/index_bench.sh: the rules of repro's stages `ingest -> locate ->
-index` (docs/data.md; src/places.rs, src/locate.rs, src/collab.rs) written as an analyst would
+index` (docs/data.md; crates/study/src/places.rs, locate.rs, index.rs) written as an analyst would
 write them in pandas: one `read_csv` with the pyarrow engine and Arrow-backed strings, vectorised
 string methods (RE2 regexes through pyarrow) for normalisation and parsing, `groupby`/`merge` for
 the name dictionary and the counts. Place-name matching cannot be vectorised in pandas; it runs in
@@ -141,7 +141,7 @@ def split_applicants(raw: pd.Series) -> pd.Series:
 
 
 # --------------------------------------------------------------------------------------------
-# Place names (src/places.rs)
+# Place names (crates/study/src/places.rs)
 
 def city_short(name: str) -> str:
     if name.endswith("自治州"):

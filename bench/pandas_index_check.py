@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Checks the cell-level rules of bench/pandas_index.py on the cases of repro's own unit tests
-(src/textnorm.rs of the ingest stage, src/places.rs), so that the benchmark's pandas side is known
+(crates/study/src/textnorm.rs of the ingest stage, crates/study/src/places.rs), so that the benchmark's pandas side is known
 to implement the same rules beyond what the synthetic export exercises.
 
 Usage: pandas_index_check.py [data/cities.csv]   (exits 1 on the first failure)
@@ -80,7 +80,7 @@ def main() -> None:
     expect("individuals", P.is_individual(series(names)).tolist(),
            [True, True, True, False, False, False, False, False])
 
-    # Places (src/places.rs tests).
+    # Places (crates/study/src/places.rs tests).
     cities = pd.read_csv(cities_csv, dtype={"city": str, "province": str}).sort_values("adcode6")
     cities = cities.reset_index(drop=True)
     places = P.PlaceIndex(cities)

@@ -6,8 +6,6 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::status::DagFormat;
-
 /// A reproducible, incremental workflow engine for empirical economics.
 #[derive(Debug, Parser)]
 #[command(name = "repro", version, about, max_term_width = 100)]
@@ -139,7 +137,7 @@ pub struct StatusArgs {
 #[derive(Debug, clap::Args)]
 pub struct DagArgs {
     #[arg(long, value_enum, default_value = "text")]
-    pub format: DagFormat,
+    pub format: DagFormatArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -147,4 +145,22 @@ pub struct GcArgs {
     /// Report what would be removed without removing it.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `--format` of `repro dag`: the engine's `DagFormat` as a flag value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DagFormatArg {
+    Text,
+    Dot,
+    Mermaid,
+}
+
+impl From<DagFormatArg> for repro_engine::status::DagFormat {
+    fn from(f: DagFormatArg) -> Self {
+        match f {
+            DagFormatArg::Text => Self::Text,
+            DagFormatArg::Dot => Self::Dot,
+            DagFormatArg::Mermaid => Self::Mermaid,
+        }
+    }
 }

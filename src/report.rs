@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::diag::{Diagnostic, Failure};
-use crate::lock::{self, LockFile};
-use crate::pipeline::{Action, Pipeline};
-use crate::store::Store;
-use crate::tables::html_escape;
+use repro_engine::lock::{self, LockFile};
+use repro_engine::pipeline::{Action, Pipeline};
+use repro_engine::store::Store;
+use repro_kind::diag::{Diagnostic, Failure};
+use repro_tables::table::html_escape;
 
 /// The default place of the report when the pipeline names none.
 pub const DEFAULT_REPORT: &str = "output/report.html";
@@ -31,7 +31,7 @@ struct LastRun {
 /// Writes the report to `rel` (relative to the pipeline's folder).
 pub fn write(p: &Pipeline, rel: &str) -> Result<(), Failure> {
     let page = render(p)?;
-    crate::kinds::write_output(&p.root, rel, page.as_bytes()).map_err(|e| {
+    repro_kind::write_output(&p.root, rel, page.as_bytes()).map_err(|e| {
         Failure::stage(
             Diagnostic::new(format!("cannot write the report `{rel}`")).cause(e.to_string()),
         )
@@ -99,9 +99,9 @@ pub fn render(p: &Pipeline) -> Result<String, Failure> {
     let _ = writeln!(
         out,
         "<pre class=\"dag\">{}</pre>",
-        html_escape(&crate::status::render_dag(
+        html_escape(&repro_engine::status::render_dag(
             p,
-            crate::status::DagFormat::Text
+            repro_engine::status::DagFormat::Text
         ))
     );
 

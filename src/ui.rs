@@ -1,7 +1,8 @@
 //! What a run shows while it works: a live display on a terminal, plain lines elsewhere.
 //!
 //! Owns: progress output of `repro run` (indicatif on a terminal; one line per event when stderr
-//! is not a terminal or `CI` is set). Deliberately does not own: errors (`diag`) or logs (tracing).
+//! is not a terminal or `CI` is set), as the engine's `Reporter`. Deliberately does not own:
+//! errors (`repro_kind::diag`) or logs (tracing).
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::runner::Outcome;
+use repro_engine::reporter::{Outcome, Reporter};
 
 pub struct Ui {
     mode: Mode,
@@ -57,14 +58,16 @@ impl Ui {
             verbose: cfg.verbose,
         }
     }
+}
 
-    pub fn begin(&mut self, stages: usize) {
+impl Reporter for Ui {
+    fn begin(&mut self, stages: usize) {
         if let Mode::Live { total, .. } = &self.mode {
             total.set_length(stages as u64);
         }
     }
 
-    pub fn started(&mut self, name: &str) {
+    fn started(&mut self, name: &str) {
         match &mut self.mode {
             Mode::Plain => {}
             Mode::Live { multi, running, .. } => {
@@ -80,7 +83,7 @@ impl Ui {
         }
     }
 
-    pub fn finished(&mut self, name: &str, outcome: &Outcome) {
+    fn finished(&mut self, name: &str, outcome: &Outcome) {
         let line = match outcome {
             Outcome::Ran { seconds } => Some(format!("ran `{name}` ({seconds:.2}s)")),
             Outcome::Restored => Some(format!("restored `{name}` from the cache")),
@@ -115,7 +118,7 @@ impl Ui {
         }
     }
 
-    pub fn end(&mut self) {
+    fn end(&mut self) {
         if let Mode::Live { total, .. } = &self.mode {
             total.finish_and_clear();
         }

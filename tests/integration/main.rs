@@ -3,6 +3,7 @@
 mod data;
 mod engine;
 mod errors;
+mod fingerprint;
 mod fit;
 mod ingest;
 mod package;

@@ -89,6 +89,7 @@ fn the_default_pipeline_reproduces_the_study() {
         "{}",
         out.snapshot()
     );
+    crate::fingerprint::check_lock_fingerprints(&p);
     for f in [
         "output/data/panel.csv",
         "output/data/panel.parquet",

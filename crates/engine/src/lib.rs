@@ -1,0 +1,27 @@
+//! repro's engine: from a pipeline file to up-to-date outputs, knowing nothing of what stages
+//! compute.
+//!
+//! Owns: the pipeline model and its validation (`yaml`, `params`, `pipeline`), stage keys
+//! (`key`), file state and the stat cache (`fsstate`, `observe`), staleness (`planner`, pure),
+//! the lock file (`lock`), everything under `cache/` (`store`), running commands (`executor`),
+//! the dispatcher (`runner`, reporting through `reporter`), and the read-only views (`status`:
+//! status, dry run, DAG, gc). Deliberately does not own: any built-in kind (it sees them only
+//! through `repro_kind::BuiltinStage`), data frames, estimators, plotting or terminals. Cargo
+//! enforces this: the crate depends on none of them.
+
+// Diagnostics travel on the cold path only; keeping them unboxed keeps the code plain.
+#![allow(clippy::result_large_err)]
+
+pub mod executor;
+pub mod fsstate;
+pub mod key;
+pub mod lock;
+pub mod observe;
+pub mod params;
+pub mod pipeline;
+pub mod planner;
+pub mod reporter;
+pub mod runner;
+pub mod status;
+pub mod store;
+pub mod yaml;

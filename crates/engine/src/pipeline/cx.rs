@@ -1,0 +1,54 @@
+//! The collector of pipeline problems: every check reports here, with its place, so that one
+//! load reports every problem at once.
+//!
+//! Owns: [`Cx`] (the file, the root, the registry of kinds, the params files read so far, the
+//! diagnostics) and its primitives for placing and wording an error. Deliberately does not own:
+//! what is checked (`parse`, `graph`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use repro_kind::diag::{Diagnostic, Location};
+use repro_kind::suggest::closest;
+use repro_kind::KindRegistry;
+
+use crate::params::Param;
+use crate::yaml::{Key, Pos};
+
+pub(super) struct Cx<'k> {
+    pub(super) file: PathBuf,
+    pub(super) root: PathBuf,
+    pub(super) kinds: &'k dyn KindRegistry,
+    pub(super) diags: Vec<Diagnostic>,
+    pub(super) params_files: HashMap<String, Option<Param>>,
+}
+
+impl Cx<'_> {
+    pub(super) fn loc(&self, pos: Pos) -> Location {
+        Location {
+            file: self.file.clone(),
+            line: pos.line,
+            column: pos.column,
+        }
+    }
+
+    pub(super) fn error(&mut self, pos: Pos, message: String) -> &mut Diagnostic {
+        let d = Diagnostic::new(message).at(Some(self.loc(pos)));
+        self.diags.push(d);
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    pub(super) fn unknown_key(&mut self, key: &Key, context: &str, allowed: &[&str]) {
+        let list: Vec<String> = allowed.iter().map(|k| format!("`{k}`")).collect();
+        let suggestion = closest(&key.name, allowed);
+        let d = self
+            .error(key.pos, format!("unknown key `{}` {context}", key.name))
+            .clone()
+            .cause(format!("expected one of {}", list.join(", ")));
+        let d = match suggestion {
+            Some(s) => d.hint(format!("did you mean `{s}`?")),
+            None => d,
+        };
+        *self.diags.last_mut().expect("just pushed") = d;
+    }
+}

@@ -1,0 +1,728 @@
+//! Validating `pipeline.yaml` into a [`Pipeline`]: keys, paths, params, kinds, metadata.
+//!
+//! Owns: reading the pipeline file and the params files it names, every check of a key or value
+//! with its place, and assembling the validated stages. Deliberately does not own: linking stages
+//! into a graph (`graph`) or what a built-in kind accepts (the registry answers).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use repro_kind::diag::{Diagnostic, Failure};
+use repro_kind::paths::{normalize_path, path_within};
+use repro_kind::{KindRegistry, ParseCtx};
+
+use super::cx::Cx;
+use super::graph::{link, reorder, topo_order};
+use super::model::{Action, Exhibit, Pipeline, Source, Stage, DEFAULT_PARAMS_FILE};
+use crate::params::Param;
+use crate::yaml::{self, Key, Node, Pos, Value};
+
+/// Reads and validates a pipeline file. Every problem found is reported at once.
+pub fn load(file: &Path, kinds: &dyn KindRegistry) -> Result<Pipeline, Failure> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        let d = Diagnostic::new(format!("cannot read pipeline file `{}`", file.display()))
+            .cause(e.to_string());
+        let d = if e.kind() == std::io::ErrorKind::NotFound {
+            d.hint("run repro in the folder that holds `pipeline.yaml`, or pass `-f FILE`")
+        } else {
+            d
+        };
+        Failure::usage(d)
+    })?;
+    let root = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    parse_pipeline(file, &root, &text, kinds)
+}
+
+/// Validates pipeline text; `root` is where params files and stage paths are resolved.
+pub fn parse_pipeline(
+    file: &Path,
+    root: &Path,
+    text: &str,
+    kinds: &dyn KindRegistry,
+) -> Result<Pipeline, Failure> {
+    let mut cx = Cx {
+        file: file.to_path_buf(),
+        root: root.to_path_buf(),
+        kinds,
+        diags: Vec::new(),
+        params_files: HashMap::new(),
+    };
+    let doc = match yaml::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let d = Diagnostic::new(format!("invalid yaml in `{}`", file.display()))
+                .at(e.pos.map(|p| cx.loc(p)))
+                .cause(e.message);
+            return Err(Failure::usage(d));
+        }
+    };
+    let report = cx.report(&doc);
+    let stages = cx.stages(&doc);
+    let mut stages = stages;
+    link(&mut cx, &mut stages);
+    let sources = cx.sources(&doc);
+    let exhibits = cx.exhibits(&doc, &stages);
+    let order = if cx.diags.is_empty() {
+        topo_order(&mut cx, &stages)
+    } else {
+        Vec::new()
+    };
+    if !cx.diags.is_empty() {
+        return Err(Failure::usage_many(cx.diags));
+    }
+    let mut params_files: Vec<String> = cx
+        .params_files
+        .iter()
+        .filter(|(_, parsed)| parsed.is_some())
+        .filter_map(|(name, _)| normalize_path(name).ok())
+        .collect();
+    params_files.sort();
+    params_files.dedup();
+    Ok(Pipeline {
+        file: file.to_path_buf(),
+        root: root.to_path_buf(),
+        stages: reorder(stages, &order),
+        sources,
+        exhibits,
+        params_files,
+        report,
+    })
+}
+
+const TOP_KEYS: &[&str] = &["stages", "sources", "exhibits", "report"];
+const STAGE_KEYS: &[&str] = &[
+    "cmd", "kind", "deps", "outs", "params", "desc", "meta", "seed",
+];
+const SOURCE_KEYS: &[&str] = &[
+    "files",
+    "citation",
+    "license",
+    "access",
+    "provided",
+    "statement",
+];
+
+impl Cx<'_> {
+    /// The optional top-level `report: PATH` (a relative path inside the project).
+    fn report(&mut self, doc: &Node) -> Option<String> {
+        let Value::Map(entries) = &doc.value else {
+            return None;
+        };
+        let (_, node) = entries.iter().find(|(k, _)| k.name == "report")?;
+        let Value::Str(raw) = &node.value else {
+            self.error(
+                node.pos,
+                format!("`report` must be a path, found {}", node.value.type_name()),
+            );
+            return None;
+        };
+        match normalize_path(raw) {
+            Ok(p) => Some(p),
+            Err(why) => {
+                self.error(node.pos, format!("invalid `report` path `{raw}`: {why}"));
+                None
+            }
+        }
+    }
+
+    fn stages(&mut self, doc: &Node) -> Vec<Stage> {
+        let entries = match &doc.value {
+            Value::Map(entries) => entries,
+            Value::Null => {
+                self.error(doc.pos, "the pipeline file is empty".into())
+                    .hint = Some("declare `stages:` with at least one stage".into());
+                return Vec::new();
+            }
+            other => {
+                self.error(
+                    doc.pos,
+                    format!(
+                        "the pipeline must be a mapping, found {}",
+                        other.type_name()
+                    ),
+                );
+                return Vec::new();
+            }
+        };
+        let mut stages_node = None;
+        for (k, v) in entries {
+            if k.name == "stages" {
+                stages_node = Some(v);
+            } else if !TOP_KEYS.contains(&k.name.as_str()) {
+                self.unknown_key(k, "at the top level", TOP_KEYS);
+            }
+        }
+        let Some(stages_node) = stages_node else {
+            self.error(doc.pos, "the pipeline has no `stages:`".into());
+            return Vec::new();
+        };
+        let Value::Map(stage_entries) = &stages_node.value else {
+            self.error(
+                stages_node.pos,
+                format!(
+                    "`stages` must be a mapping from stage name to stage, found {}",
+                    stages_node.value.type_name()
+                ),
+            );
+            return Vec::new();
+        };
+        stage_entries
+            .iter()
+            .filter_map(|(k, v)| self.stage(k, v))
+            .collect()
+    }
+
+    fn stage(&mut self, key: &Key, node: &Node) -> Option<Stage> {
+        let name = key.name.clone();
+        if name.is_empty()
+            || name
+                .chars()
+                .any(|c| c.is_whitespace() || c == '/' || c == ':')
+        {
+            self.error(
+                key.pos,
+                format!("stage name `{name}` may not be empty or contain spaces, `/` or `:`"),
+            );
+        }
+        let Value::Map(fields) = &node.value else {
+            self.error(
+                node.pos,
+                format!(
+                    "stage `{name}` must be a mapping with `cmd` or `kind`, found {}",
+                    node.value.type_name()
+                ),
+            );
+            return None;
+        };
+        let mut cmd = None;
+        let mut kind = None;
+        let mut deps = Vec::new();
+        let mut outs = Vec::new();
+        let mut params = BTreeMap::new();
+        let mut params_node = None;
+        let mut desc = None;
+        let mut seed = None;
+        let owner = format!("stage `{name}`");
+        let before = self.diags.len();
+        for (k, v) in fields {
+            match k.name.as_str() {
+                "cmd" => cmd = self.command(&name, v),
+                "kind" => kind = self.string(&owner, "kind", v),
+                "deps" => deps = self.paths(&owner, "deps", v),
+                "outs" => outs = self.paths(&owner, "outs", v),
+                "params" => {
+                    params = self.params(&name, v);
+                    params_node = Some(v);
+                }
+                "desc" => desc = self.string(&owner, "desc", v),
+                "seed" => seed = self.seed(&name, v),
+                // Free-form metadata for people and later tooling; not part of the key.
+                "meta" => {}
+                _ => self.unknown_key(k, &format!("in stage `{name}`"), STAGE_KEYS),
+            }
+        }
+        let action = match (cmd, kind) {
+            (Some(c), None) => Some(Action::Cmd(c)),
+            (None, Some(kind)) => self.builtin(&name, &kind, key.pos, params_node),
+            (Some(_), Some(_)) => {
+                self.error(key.pos, format!("stage `{name}` has both `cmd` and `kind`"))
+                    .hint = Some("a stage is either a command or a built-in kind".into());
+                None
+            }
+            (None, None) if self.diags.len() > before => None,
+            (None, None) => {
+                self.error(
+                    key.pos,
+                    format!("stage `{name}` has neither `cmd` nor `kind`"),
+                )
+                .hint = Some("add `cmd: <shell command>` or `kind: <built-in kind>`".into());
+                None
+            }
+        };
+        // A stage with problems still takes part in the graph checks below, with the paths that
+        // were valid, so one report shows every problem.
+        let action = action?;
+        if let (Action::Builtin(_), Some(_)) = (&action, seed) {
+            self.error(
+                key.pos,
+                format!("stage `{name}` is a built-in kind and cannot take `seed:`"),
+            )
+            .hint = Some("built-in kinds declare their seed in their params (e.g. `se: bootstrap:REPS:SEED`)".into());
+            return None;
+        }
+        if let Action::Cmd(c) = &action {
+            if c.contains(crate::executor::SEED_VAR) && seed.is_none() {
+                self.error(
+                    key.pos,
+                    format!("stage `{name}` uses `${{seed}}` but declares no `seed:`"),
+                )
+                .hint = Some("add `seed: <integer>` to the stage".into());
+                return None;
+            }
+            // Catch a `${params.typo}` now rather than when the stage runs.
+            if let Err(why) = crate::executor::substitute(c, &params) {
+                self.error(key.pos, format!("invalid command in stage `{name}`"))
+                    .causes
+                    .push(why);
+                return None;
+            }
+        }
+        if let Action::Builtin(b) = &action {
+            let io = b.implied_io();
+            deps = merge_paths(io.deps, deps);
+            outs = merge_paths(io.outs, outs);
+        }
+        Some(Stage {
+            name,
+            action,
+            deps,
+            outs,
+            params,
+            desc,
+            seed,
+            upstream: Vec::new(),
+            pos: key.pos,
+        })
+    }
+
+    fn seed(&mut self, stage: &str, v: &Node) -> Option<u64> {
+        match &v.value {
+            Value::Int(i) if *i >= 0 => Some(*i as u64),
+            other => {
+                let found = match other {
+                    Value::Int(i) => i.to_string(),
+                    other => other.type_name().to_string(),
+                };
+                self.error(
+                    v.pos,
+                    format!(
+                        "`seed` of stage `{stage}` must be a non-negative integer, found {found}"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// The top-level mapping `key`, if present and a mapping (other shapes are reported).
+    fn top_map<'n>(&mut self, doc: &'n Node, key: &str, what: &str) -> &'n [(Key, Node)] {
+        let Value::Map(entries) = &doc.value else {
+            return &[];
+        };
+        let Some((_, node)) = entries.iter().find(|(k, _)| k.name == key) else {
+            return &[];
+        };
+        match &node.value {
+            Value::Map(m) => m,
+            Value::Null => &[],
+            other => {
+                self.error(
+                    node.pos,
+                    format!(
+                        "`{key}` must be a mapping from {what}, found {}",
+                        other.type_name()
+                    ),
+                );
+                &[]
+            }
+        }
+    }
+
+    /// `sources:`: name -> {files, citation, license, access, provided, statement}.
+    fn sources(&mut self, doc: &Node) -> Vec<Source> {
+        let entries = self.top_map(doc, "sources", "source name to its description");
+        let mut out = Vec::new();
+        for (key, node) in entries {
+            let name = key.name.clone();
+            let Value::Map(fields) = &node.value else {
+                self.error(
+                    node.pos,
+                    format!(
+                        "source `{name}` must be a mapping, found {}",
+                        node.value.type_name()
+                    ),
+                )
+                .hint = Some(format!("keys: {}", SOURCE_KEYS.join(", ")));
+                continue;
+            };
+            let mut src = Source {
+                name: name.clone(),
+                files: Vec::new(),
+                citation: None,
+                license: None,
+                access: None,
+                provided: true,
+                statement: None,
+                pos: key.pos,
+            };
+            let mut has_files = false;
+            let context = format!("source `{name}`");
+            for (k, v) in fields {
+                match k.name.as_str() {
+                    "files" => {
+                        has_files = true;
+                        src.files = self.paths(&context, "files", v);
+                    }
+                    "citation" => src.citation = self.string(&context, "citation", v),
+                    "license" => src.license = self.string(&context, "license", v),
+                    "access" => src.access = self.string(&context, "access", v),
+                    "statement" => src.statement = self.string(&context, "statement", v),
+                    "provided" => match v.value {
+                        Value::Bool(b) => src.provided = b,
+                        _ => {
+                            self.error(
+                                v.pos,
+                                format!("`provided` of source `{name}` must be `true` or `false`"),
+                            );
+                        }
+                    },
+                    _ => self.unknown_key(k, &format!("in source `{name}`"), SOURCE_KEYS),
+                }
+            }
+            if !has_files {
+                self.error(key.pos, format!("source `{name}` lists no `files`"))
+                    .hint =
+                    Some("add `files: [data/...]`, the files or folders of the source".into());
+            }
+            out.push(src);
+        }
+        out
+    }
+
+    /// `exhibits:`: output path -> label (`Table 2`). Each path must be a stage's output.
+    fn exhibits(&mut self, doc: &Node, stages: &[Stage]) -> Vec<Exhibit> {
+        let entries = self.top_map(doc, "exhibits", "output path to exhibit label");
+        let mut out: Vec<Exhibit> = Vec::new();
+        for (key, node) in entries {
+            let Value::Str(label) = &node.value else {
+                self.error(
+                    node.pos,
+                    format!(
+                        "the exhibit of `{}` must be a label such as `Table 2`, found {}",
+                        key.name,
+                        node.value.type_name()
+                    ),
+                );
+                continue;
+            };
+            let output = match normalize_path(&key.name) {
+                Ok(p) => p,
+                Err(why) => {
+                    self.error(
+                        key.pos,
+                        format!("invalid path `{}` in `exhibits`", key.name),
+                    )
+                    .causes
+                    .push(why);
+                    continue;
+                }
+            };
+            if !stages
+                .iter()
+                .any(|s| s.outs.iter().any(|o| path_within(&output, o)))
+            {
+                self.error(
+                    key.pos,
+                    format!("exhibit `{label}` names `{output}`, which no stage outputs"),
+                )
+                .hint = Some("keys of `exhibits` are output paths declared in `outs` (or implied by a built-in kind)".into());
+                continue;
+            }
+            out.push(Exhibit {
+                output,
+                label: label.clone(),
+            });
+        }
+        out
+    }
+
+    fn command(&mut self, stage: &str, v: &Node) -> Option<String> {
+        match &v.value {
+            Value::Str(s) if !s.trim().is_empty() => Some(s.clone()),
+            // DVC allows a list of commands run one after another.
+            Value::Seq(items) if !items.is_empty() => {
+                let mut parts = Vec::new();
+                for item in items {
+                    parts.push(self.string(&format!("stage `{stage}`"), "cmd", item)?);
+                }
+                Some(parts.join(" && "))
+            }
+            _ => {
+                self.error(
+                    v.pos,
+                    format!(
+                        "`cmd` of stage `{stage}` must be a non-empty string or list of strings"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, owner: &str, field: &str, v: &Node) -> Option<String> {
+        match &v.value {
+            Value::Str(s) => Some(s.clone()),
+            other => {
+                self.error(
+                    v.pos,
+                    format!(
+                        "`{field}` of {owner} must be a string, found {}",
+                        other.type_name()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn paths(&mut self, owner: &str, field: &str, v: &Node) -> Vec<String> {
+        let items: Vec<&Node> = match &v.value {
+            Value::Seq(items) => items.iter().collect(),
+            Value::Null => Vec::new(),
+            _ => vec![v],
+        };
+        let mut out = Vec::new();
+        for item in items {
+            // DVC allows `- path: {cache: false}`; accept the path, ignore the options.
+            let (raw, pos) = match &item.value {
+                Value::Str(s) => (s.clone(), item.pos),
+                Value::Map(m) if m.len() == 1 => (m[0].0.name.clone(), m[0].0.pos),
+                other => {
+                    self.error(
+                        item.pos,
+                        format!(
+                            "each entry of `{field}` in {owner} must be a path, found {}",
+                            other.type_name()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            match normalize_path(&raw) {
+                Ok(p) => {
+                    if out.contains(&p) {
+                        self.error(
+                            pos,
+                            format!("`{p}` is listed twice in `{field}` of {owner}"),
+                        );
+                    } else {
+                        out.push(p);
+                    }
+                }
+                Err(why) => {
+                    self.error(pos, format!("invalid path `{raw}` in `{field}` of {owner}"))
+                        .causes
+                        .push(why);
+                    if let Some(d) = self.diags.last_mut() {
+                        d.hint = Some(
+                            "paths are relative to the pipeline file's folder and stay inside it"
+                                .into(),
+                        );
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn params(&mut self, stage: &str, v: &Node) -> BTreeMap<String, Param> {
+        let mut out = BTreeMap::new();
+        match &v.value {
+            Value::Null => {}
+            // Inline values.
+            Value::Map(entries) => {
+                for (k, val) in entries {
+                    out.insert(k.name.clone(), Param::from_node(val));
+                }
+            }
+            // DVC references: `- key` (params.yaml) or `- file.yaml: [key, ...]`.
+            Value::Seq(items) => {
+                for item in items {
+                    match &item.value {
+                        Value::Str(key) => {
+                            self.param_ref(stage, DEFAULT_PARAMS_FILE, key, item.pos, &mut out)
+                        }
+                        Value::Map(m) => {
+                            for (file_key, keys) in m {
+                                self.param_file_refs(stage, file_key, keys, &mut out);
+                            }
+                        }
+                        other => {
+                            self.error(
+                                item.pos,
+                                format!(
+                                    "entries of `params` in stage `{stage}` must be a key or `file: [keys]`, found {}",
+                                    other.type_name()
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            other => {
+                self.error(
+                    v.pos,
+                    format!(
+                        "`params` of stage `{stage}` must be a mapping of values or a list of params-file keys, found {}",
+                        other.type_name()
+                    ),
+                );
+            }
+        }
+        out
+    }
+
+    fn param_file_refs(
+        &mut self,
+        stage: &str,
+        file_key: &Key,
+        keys: &Node,
+        out: &mut BTreeMap<String, Param>,
+    ) {
+        match &keys.value {
+            // The whole file: every top-level key.
+            Value::Null => {
+                let Some(Param::Map(all)) = self.params_file(&file_key.name, file_key.pos) else {
+                    return;
+                };
+                for (k, v) in all {
+                    out.insert(k, v);
+                }
+            }
+            Value::Seq(items) if items.is_empty() => {
+                let Some(Param::Map(all)) = self.params_file(&file_key.name, file_key.pos) else {
+                    return;
+                };
+                for (k, v) in all {
+                    out.insert(k, v);
+                }
+            }
+            Value::Seq(items) => {
+                for item in items {
+                    if let Value::Str(key) = &item.value {
+                        self.param_ref(stage, &file_key.name, key, item.pos, out);
+                    } else {
+                        self.error(
+                            item.pos,
+                            format!("params keys of `{}` must be strings", file_key.name),
+                        );
+                    }
+                }
+            }
+            other => {
+                self.error(
+                    keys.pos,
+                    format!(
+                        "`{}` in `params` of stage `{stage}` must list keys, found {}",
+                        file_key.name,
+                        other.type_name()
+                    ),
+                );
+            }
+        }
+    }
+
+    fn param_ref(
+        &mut self,
+        stage: &str,
+        file: &str,
+        key: &str,
+        pos: Pos,
+        out: &mut BTreeMap<String, Param>,
+    ) {
+        let Some(doc) = self.params_file(file, pos) else {
+            return;
+        };
+        match doc.lookup(key) {
+            Some(v) => {
+                out.insert(key.to_string(), v.clone());
+            }
+            None => {
+                self.error(
+                    pos,
+                    format!("stage `{stage}` names param `{key}`, which `{file}` does not define"),
+                );
+            }
+        }
+    }
+
+    /// Reads and caches a params file; reports a problem once per file.
+    fn params_file(&mut self, name: &str, pos: Pos) -> Option<Param> {
+        if let Some(cached) = self.params_files.get(name) {
+            return cached.clone();
+        }
+        let parsed = match normalize_path(name) {
+            Err(why) => {
+                self.error(pos, format!("invalid params file path `{name}`"))
+                    .causes
+                    .push(why);
+                None
+            }
+            Ok(rel) => match std::fs::read_to_string(self.root.join(&rel)) {
+                Err(e) => {
+                    self.error(pos, format!("cannot read params file `{rel}`"))
+                        .causes
+                        .push(e.to_string());
+                    None
+                }
+                Ok(text) => match yaml::parse(&text) {
+                    Ok(node) => Some(Param::from_node(&node)),
+                    Err(e) => {
+                        let at = e
+                            .pos
+                            .map(|p| format!(" (line {}, column {})", p.line, p.column))
+                            .unwrap_or_default();
+                        self.error(pos, format!("invalid yaml in params file `{rel}`{at}"))
+                            .causes
+                            .push(e.message);
+                        None
+                    }
+                },
+            },
+        };
+        self.params_files.insert(name.to_string(), parsed.clone());
+        parsed
+    }
+
+    fn builtin(
+        &mut self,
+        stage: &str,
+        kind: &str,
+        pos: Pos,
+        params: Option<&Node>,
+    ) -> Option<Action> {
+        let json = params
+            .map(Node::to_json)
+            .unwrap_or(serde_json::Value::Object(Default::default()));
+        let ctx = ParseCtx { root: &self.root };
+        match self.kinds.parse(kind, json, &ctx) {
+            Ok(b) => Some(Action::Builtin(b)),
+            Err(e) => {
+                let at = params.map(|p| p.pos).unwrap_or(pos);
+                let d =
+                    Diagnostic::new(format!("invalid built-in stage `{stage}` of kind `{kind}`"))
+                        .at(Some(e.location.unwrap_or_else(|| self.loc(at))))
+                        .cause(e.message);
+                let d = match e.hint {
+                    Some(h) => d.hint(h),
+                    None => d,
+                };
+                self.diags.push(d);
+                None
+            }
+        }
+    }
+}
+
+fn merge_paths(first: Vec<String>, then: Vec<String>) -> Vec<String> {
+    let mut out = first;
+    for p in then {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}

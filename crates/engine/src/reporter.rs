@@ -1,0 +1,48 @@
+//! What a run tells whoever watches it: the seam between the engine and a display.
+//!
+//! Owns: [`Outcome`] (how one stage ended) and the [`Reporter`] trait the runner calls as stages
+//! start and finish. Deliberately does not own: any display; the binary implements the trait (a
+//! live terminal view or plain lines), so the engine knows nothing of terminals.
+
+use repro_kind::Diagnostic;
+
+/// Receives a run's events, in order, on the dispatcher thread.
+pub trait Reporter {
+    /// The run is about to bring `stages` stages up to date.
+    fn begin(&mut self, stages: usize);
+    /// A worker started building stage `name`.
+    fn started(&mut self, name: &str);
+    /// Stage `name` ended.
+    fn finished(&mut self, name: &str, outcome: &Outcome);
+    /// The run ended.
+    fn end(&mut self);
+}
+
+/// How one stage ended.
+#[derive(Debug)]
+pub enum Outcome {
+    UpToDate,
+    Restored,
+    Ran {
+        seconds: f64,
+    },
+    Failed(Box<Diagnostic>),
+    /// Not started because a stage it needs failed.
+    Skipped,
+    /// Not started because the run stopped after a failure.
+    NotStarted,
+}
+
+impl Outcome {
+    /// The outcome as one word, for the run log.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::UpToDate => "up-to-date",
+            Outcome::Restored => "restored",
+            Outcome::Ran { .. } => "ran",
+            Outcome::Failed(_) => "failed",
+            Outcome::Skipped => "skipped",
+            Outcome::NotStarted => "not-started",
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Stage spec files (`stages/*.yaml`) and built-in params: reading them with their places.
+//!
+//! Owns: deserialising a spec file with file:line:col on errors, the `spec:` param of kinds
+//! configured by a spec file, and the path and `.csv` checks every such kind repeats. Deliberately
+//! does not own: any kind's fields (each kind's spec type denies unknown fields itself).
+
+use std::path::Path;
+
+use crate::diag::Location;
+use crate::paths::normalize_path;
+use crate::stage::KindError;
+
+/// A kind's error without a place.
+pub fn kind_err(message: impl Into<String>) -> KindError {
+    KindError {
+        message: message.into(),
+        hint: None,
+        location: None,
+    }
+}
+
+/// The `spec:` path of a kind configured by a stage spec file (`params: {spec: stages/x.yaml}`).
+pub fn spec_path(params: serde_json::Value) -> Result<String, KindError> {
+    let serde_json::Value::Object(mut obj) = params else {
+        return Err(kind_err(
+            "`params` must be a mapping with `spec: <stage spec file>`",
+        ));
+    };
+    let path = take_path(&mut obj, "spec")?;
+    if let Some(extra) = obj.keys().next() {
+        return Err(KindError {
+            hint: Some(format!(
+                "settings of this kind go in the spec file `{path}`"
+            )),
+            ..kind_err(format!("unknown param `{extra}`"))
+        });
+    }
+    Ok(path)
+}
+
+/// Reads and deserialises a stage spec file (`stages/*.yaml`); errors carry the file, line and
+/// column. Unknown fields should be denied by `T` so a typo is caught before anything runs.
+pub fn load_spec<T: serde::de::DeserializeOwned>(root: &Path, rel: &str) -> Result<T, KindError> {
+    let text = std::fs::read_to_string(root.join(rel)).map_err(|e| KindError {
+        hint: Some("stage spec paths are relative to the pipeline file".into()),
+        ..kind_err(format!("cannot read stage spec `{rel}`: {e}"))
+    })?;
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    serde_saphyr::from_str_with_options::<T>(&text, options).map_err(|e| {
+        let location = e.location().map(|l| Location {
+            file: rel.into(),
+            line: l.line(),
+            column: l.column(),
+        });
+        let full = e.to_string();
+        let first = full.lines().next().unwrap_or("invalid yaml").trim();
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        let message = match first.split_once(": ") {
+            Some((head, rest)) if head.starts_with("line ") && location.is_some() => rest,
+            _ => first,
+        };
+        KindError {
+            location,
+            ..kind_err(format!("invalid stage spec `{rel}`: {message}"))
+        }
+    })
+}
+
+/// An error about what stage spec `spec_path` says.
+pub fn spec_err(spec_path: &str, message: impl std::fmt::Display) -> KindError {
+    kind_err(format!("invalid stage spec `{spec_path}`: {message}"))
+}
+
+/// Checks that every path a stage spec names is a valid project path (relative, no `..`).
+pub fn check_spec_paths<'a>(
+    spec_path: &str,
+    paths: impl IntoIterator<Item = &'a String>,
+) -> Result<(), KindError> {
+    for p in paths {
+        normalize_path(p).map_err(|why| spec_err(spec_path, format!("path `{p}`: {why}")))?;
+    }
+    Ok(())
+}
+
+/// Checks that a spec's `out` is a `.csv` path (stages write its Parquet twin beside it).
+pub fn check_csv_out(spec_path: &str, out: &str) -> Result<(), KindError> {
+    if out.ends_with(".csv") {
+        return Ok(());
+    }
+    Err(spec_err(
+        spec_path,
+        format!("`out` must be a `.csv` path, found `{out}`"),
+    ))
+}
+
+/// Removes `key` from built-in params and returns it as a normal project path.
+pub fn take_path(
+    obj: &mut serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Result<String, KindError> {
+    match obj.remove(key) {
+        Some(serde_json::Value::String(s)) => normalize_path(&s)
+            .map_err(|why| kind_err(format!("invalid path `{s}` in `{key}`: {why}"))),
+        Some(other) => Err(kind_err(format!("`{key}` must be a path, found `{other}`"))),
+        None => Err(kind_err(format!("missing param `{key}`"))),
+    }
+}

@@ -1,0 +1,362 @@
+//! The `index` built-in kind: the city-year collaborative-innovation index and the city-pair
+//! collaboration network.
+//!
+//! Owns: the counting rules (docs/data.md, "Index"): joint applications (two or more
+//! applicants) counted in full for every city where an applicant is located; of them, those with
+//! located applicants in two or more cities (cross-city) and provinces (cross-province);
+//! fractional counting (a city's share of an application's applicants); invention-only variants;
+//! per 10,000 people; and per year the edge list (city pairs with their number of joint
+//! applications), degree and strength. Deliberately does not own: locating applicants
+//! (`locate`) or the analysis panel (`panel`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::places::Cities;
+use repro_kind::diag::Diagnostic;
+use repro_kind::KindError;
+use repro_tabular::table::{self as tabular, Col, Table};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSpec {
+    /// The applicant table written by a `locate` stage.
+    pub applicants: String,
+    #[serde(default = "default_cities")]
+    pub cities: String,
+    /// A city-year table with population (10,000 persons) for the per-10,000 measures.
+    pub population: String,
+    #[serde(default = "default_pop_column")]
+    pub pop_column: String,
+    pub first_year: i32,
+    pub last_year: i32,
+    /// The city-year index (`.csv`; a `.parquet` twin is written beside it).
+    pub out: String,
+    pub edges: String,
+    pub report: String,
+}
+
+fn default_cities() -> String {
+    "data/cities.csv".into()
+}
+
+fn default_pop_column() -> String {
+    "pop".into()
+}
+
+pub fn parse(spec_path: &str, root: &Path) -> Result<IndexSpec, KindError> {
+    let spec: IndexSpec = repro_kind::load_spec(root, spec_path)?;
+    repro_kind::check_spec_paths(
+        spec_path,
+        [
+            &spec.applicants,
+            &spec.cities,
+            &spec.population,
+            &spec.out,
+            &spec.edges,
+            &spec.report,
+        ],
+    )?;
+    repro_kind::check_csv_out(spec_path, &spec.out)?;
+    if spec.last_year < spec.first_year {
+        return Err(repro_kind::spec_err(
+            spec_path,
+            "`last_year` is before `first_year`",
+        ));
+    }
+    Ok(spec)
+}
+
+pub fn deps(spec: &IndexSpec) -> Vec<String> {
+    vec![
+        spec.applicants.clone(),
+        spec.cities.clone(),
+        spec.population.clone(),
+    ]
+}
+
+pub fn outs(spec: &IndexSpec) -> Vec<String> {
+    vec![
+        spec.out.clone(),
+        tabular::parquet_twin(&spec.out),
+        spec.edges.clone(),
+        spec.report.clone(),
+    ]
+}
+
+/// Counts of one city in one year.
+#[derive(Debug, Clone, Default)]
+struct Counts {
+    apps: u64,
+    joint: u64,
+    joint_cc: u64,
+    joint_cp: u64,
+    frac_cc: f64,
+    inv_joint: u64,
+    inv_joint_cc: u64,
+    inv_frac_cc: f64,
+}
+
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.apps += o.apps;
+        self.joint += o.joint;
+        self.joint_cc += o.joint_cc;
+        self.joint_cp += o.joint_cp;
+        self.frac_cc += o.frac_cc;
+        self.inv_joint += o.inv_joint;
+        self.inv_joint_cc += o.inv_joint_cc;
+        self.inv_frac_cc += o.inv_frac_cc;
+    }
+}
+
+type Partial = (
+    HashMap<(usize, i32), Counts>,
+    HashMap<(i32, usize, usize), u64>,
+);
+
+/// Applications per parallel block. Fixed (not derived from the thread count), and blocks are
+/// merged in order, so fractional sums are identical whatever the number of threads.
+const BLOCK: usize = 1 << 16;
+
+pub fn run(root: &Path, stage: &str, spec: &IndexSpec) -> Result<(), Diagnostic> {
+    let fail = |d: Diagnostic| repro_kind::stage_failed(stage, d);
+    let cities = Cities::load(&root.join(&spec.cities)).map_err(fail)?;
+    let file = spec.applicants.as_str();
+    let df =
+        tabular::read_columns(root, file, &["app", "year", "ptype", "adcode6"]).map_err(fail)?;
+    // Compact per-row vectors straight from the columns (about 12 bytes a row instead of 80 for
+    // four vectors of optional i64): memory, not arithmetic, is what 10M rows cost here.
+    let int_column = |name: &str| tabular::int_column(&df, file, name);
+    let app = int_column("app").map_err(fail)?;
+    let year: Vec<Option<i32>> = int_column("year")
+        .map_err(fail)?
+        .iter()
+        .map(|y| y.and_then(|y| i32::try_from(y).ok()))
+        .collect();
+    let invention: Vec<bool> = int_column("ptype")
+        .map_err(fail)?
+        .iter()
+        .map(|t| t == Some(1))
+        .collect();
+    let city_idx: Vec<Option<u16>> = int_column("adcode6")
+        .map_err(fail)?
+        .iter()
+        .map(|c| {
+            c.and_then(|c| u32::try_from(c).ok())
+                .and_then(|c| cities.index_of(c))
+                .and_then(|i| u16::try_from(i).ok())
+        })
+        .collect();
+
+    // Application boundaries: rows of one application are consecutive.
+    let mut starts: Vec<usize> = Vec::new();
+    let mut previous = None;
+    for (r, a) in app.iter().enumerate() {
+        if r == 0 || a != previous {
+            starts.push(r);
+        }
+        previous = a;
+    }
+    starts.push(app.len());
+    drop(app);
+    drop(df);
+    let n_apps = starts.len() - 1;
+    let (first, last) = (spec.first_year, spec.last_year);
+    let in_range = |y: Option<i32>| y.is_some_and(|y| y >= first && y <= last);
+    let out_of_range = (0..n_apps).filter(|&a| !in_range(year[starts[a]])).count();
+
+    let blocks: Vec<Partial> = (0..n_apps.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let mut counts: HashMap<(usize, i32), Counts> = HashMap::new();
+            let mut edges: HashMap<(i32, usize, usize), u64> = HashMap::new();
+            // Reused for every application: cities of located applicants, then the distinct ones.
+            let mut located: Vec<usize> = Vec::new();
+            let mut distinct: Vec<usize> = Vec::new();
+            for a in b * BLOCK..((b + 1) * BLOCK).min(n_apps) {
+                let (s, e) = (starts[a], starts[a + 1]);
+                if !in_range(year[s]) {
+                    continue;
+                }
+                let y = year[s].unwrap_or_default();
+                let invention = invention[s];
+                located.clear();
+                located.extend(city_idx[s..e].iter().flatten().map(|&c| usize::from(c)));
+                distinct.clear();
+                distinct.extend_from_slice(&located);
+                distinct.sort_unstable();
+                distinct.dedup();
+                let n_applicants = (e - s) as f64;
+                let joint = e - s >= 2;
+                let cross_city = distinct.len() >= 2;
+                let province = |c: usize| cities.rows[c].province_code;
+                let cross_prov = distinct
+                    .iter()
+                    .any(|&c| province(c) != province(distinct[0]));
+                for &c in &distinct {
+                    let k = counts.entry((c, y)).or_default();
+                    k.apps += 1;
+                    if !joint {
+                        continue;
+                    }
+                    k.joint += 1;
+                    k.inv_joint += u64::from(invention);
+                    if cross_city {
+                        let share =
+                            located.iter().filter(|&&x| x == c).count() as f64 / n_applicants;
+                        k.joint_cc += 1;
+                        k.frac_cc += share;
+                        if invention {
+                            k.inv_joint_cc += 1;
+                            k.inv_frac_cc += share;
+                        }
+                    }
+                    k.joint_cp += u64::from(cross_prov);
+                }
+                if cross_city {
+                    let d = &distinct;
+                    for i in 0..d.len() {
+                        for j in i + 1..d.len() {
+                            *edges.entry((y, d[i], d[j])).or_insert(0) += 1;
+                        }
+                    }
+                }
+            }
+            (counts, edges)
+        })
+        .collect();
+    // Merge in block order; within a block, one city-year's sums were already in row order.
+    let mut counts: BTreeMap<(usize, i32), Counts> = BTreeMap::new();
+    let mut edges: BTreeMap<(i32, usize, usize), u64> = BTreeMap::new();
+    for (c, e) in blocks {
+        let mut c: Vec<_> = c.into_iter().collect();
+        c.sort_by_key(|(k, _)| *k);
+        for (k, v) in c {
+            counts.entry(k).or_default().add(&v);
+        }
+        for (k, v) in e {
+            *edges.entry(k).or_insert(0) += v;
+        }
+    }
+
+    // Population for the per-10,000 measures.
+    let pop_file = spec.population.as_str();
+    let pdf = tabular::read(root, pop_file).map_err(fail)?;
+    let pcode = tabular::ints(&pdf, pop_file, "adcode6").map_err(fail)?;
+    let pyear = tabular::ints(&pdf, pop_file, "year").map_err(fail)?;
+    let pvalue = tabular::floats(&pdf, pop_file, &spec.pop_column).map_err(fail)?;
+    let mut pop: HashMap<(u32, i32), f64> = HashMap::new();
+    for ((c, y), v) in pcode.iter().zip(&pyear).zip(&pvalue) {
+        if let (Some(c), Some(y), Some(v)) = (c, y, v) {
+            pop.insert((*c as u32, *y as i32), *v);
+        }
+    }
+
+    // Degree and strength per city-year.
+    let mut degree: HashMap<(usize, i32), (u64, u64)> = HashMap::new();
+    for ((y, a, b), w) in &edges {
+        for c in [a, b] {
+            let d = degree.entry((*c, *y)).or_insert((0, 0));
+            d.0 += 1;
+            d.1 += w;
+        }
+    }
+
+    // Every city and year appears, with zeros where nothing was filed.
+    let mut t = Table::default();
+    let mut cols: Vec<Vec<Option<f64>>> = vec![Vec::new(); 13];
+    let mut codes = Vec::new();
+    let mut yrs = Vec::new();
+    let mut missing_pop = 0usize;
+    for (i, c) in cities.rows.iter().enumerate() {
+        for y in first..=last {
+            let k = counts.get(&(i, y)).cloned().unwrap_or_default();
+            let (deg, strength) = degree.get(&(i, y)).copied().unwrap_or((0, 0));
+            let p = pop.get(&(c.adcode, y)).copied().filter(|p| *p > 0.0);
+            missing_pop += usize::from(p.is_none());
+            let per = |v: f64| p.map(|p| v / p);
+            codes.push(Some(i64::from(c.adcode)));
+            yrs.push(Some(i64::from(y)));
+            let values = [
+                Some(k.apps as f64),
+                Some(k.joint as f64),
+                Some(k.joint_cc as f64),
+                Some(k.joint_cp as f64),
+                Some(k.frac_cc),
+                Some(k.inv_joint_cc as f64),
+                Some(k.inv_frac_cc),
+                Some(deg as f64),
+                Some(strength as f64),
+                per(k.joint_cc as f64),
+                per(k.joint_cp as f64),
+                per(k.frac_cc),
+                per(k.inv_joint_cc as f64),
+            ];
+            for (col, v) in cols.iter_mut().zip(values) {
+                col.push(v);
+            }
+        }
+    }
+    t.push("adcode6", Col::Int(codes));
+    t.push("year", Col::Int(yrs));
+    let names = [
+        "apps",
+        "joint",
+        "joint_cc",
+        "joint_cp",
+        "frac_cc",
+        "inv_joint_cc",
+        "inv_frac_cc",
+        "degree",
+        "strength",
+        "collab",
+        "collab_cp",
+        "collab_frac",
+        "collab_inv",
+    ];
+    for (k, (name, col)) in names.iter().zip(cols).enumerate() {
+        // Counts are integers (except fractional ones); keep them integer-typed.
+        if [0usize, 1, 2, 3, 5, 7, 8].contains(&k) {
+            t.push(
+                name,
+                Col::Int(col.iter().map(|v| v.map(|v| v as i64)).collect()),
+            );
+        } else {
+            t.push(name, Col::Float(col));
+        }
+    }
+    t.write_csv(root, &spec.out).map_err(fail)?;
+    t.write_parquet(root, &tabular::parquet_twin(&spec.out))
+        .map_err(fail)?;
+
+    let mut e = Table::default();
+    let mut ey = Vec::new();
+    let mut ea = Vec::new();
+    let mut eb = Vec::new();
+    let mut ew = Vec::new();
+    for ((y, a, b), w) in &edges {
+        ey.push(Some(i64::from(*y)));
+        ea.push(Some(i64::from(cities.rows[*a].adcode)));
+        eb.push(Some(i64::from(cities.rows[*b].adcode)));
+        ew.push(Some(*w as i64));
+    }
+    e.push("year", Col::Int(ey));
+    e.push("city_a", Col::Int(ea));
+    e.push("city_b", Col::Int(eb));
+    e.push("weight", Col::Int(ew));
+    e.write_csv(root, &spec.edges).map_err(fail)?;
+
+    let report = serde_json::json!({
+        "applications": n_apps,
+        "outside_years": out_of_range,
+        "city_years": cities.rows.len() * (last - first + 1) as usize,
+        "city_years_without_population": missing_pop,
+        "edges": edges.len(),
+    });
+    tabular::write_json(root, &spec.report, &report).map_err(fail)?;
+    Ok(())
+}

@@ -1,0 +1,936 @@
+//! The `ingest` built-in stage: raw patent exports in, one clean Parquet table of applications
+//! out, every rejected row in a quarantine CSV with its reason, and a JSON report of the counts.
+//!
+//! Owns: the stage spec (`stages/ingest.yaml`), mapping a vendor's headers to the fields of
+//! docs/data.md, judging each row (valid number, date, applicants, type; first occurrence of a
+//! number kept), streaming the kept rows to Parquet in input order, and the promise that rows read
+//! = kept + quarantined. Deliberately does not own: the text rules for one cell (`textnorm`) or
+//! file formats and encodings (`sources`).
+
+mod csvtext;
+mod sources;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::textnorm::{self, AppNumber};
+use csvtext::TextBatch;
+use repro_kind::diag::Diagnostic;
+use repro_kind::normalize_path;
+use repro_kind::{kind_err, BuiltinCtx, ImpliedIo, KindError, ParseCtx};
+use repro_tabular::table as tabular;
+use sources::{Batch, Encoding, Format};
+
+/// An `ingest` stage: the spec file it was configured by and what that file says.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestStage {
+    pub spec_path: String,
+    pub spec: IngestSpec,
+}
+
+/// `stages/ingest.yaml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSpec {
+    /// Raw exports (`.csv`, `.parquet`, `.xlsx`), read in this order.
+    pub inputs: Vec<String>,
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// xlsx: the sheet to read; default the first.
+    #[serde(default)]
+    pub sheet: Option<String>,
+    #[serde(default)]
+    pub columns: ColumnsSpec,
+    pub out: String,
+    pub quarantine: String,
+    pub report: String,
+}
+
+/// Field name -> header in the user's export; absent fields take the defaults of docs/data.md.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnsSpec {
+    #[serde(default)]
+    pub application_number: Option<String>,
+    #[serde(default)]
+    pub application_date: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub ipc: Option<String>,
+    #[serde(default)]
+    pub applicants: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub postcode: Option<String>,
+    #[serde(default)]
+    pub province_code: Option<String>,
+    /// Absent: the default header if the file has it, else the type comes from the number.
+    /// `null`: never read a type column. A header: that column must exist.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub patent_type: Option<Option<String>>,
+}
+
+/// Tells a key given as `null` (`Some(None)`) from an absent key (`None`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// The fields of a raw export, in the order of docs/data.md (and of the quarantine columns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RawField {
+    ApplicationNumber,
+    ApplicationDate,
+    Title,
+    Ipc,
+    Applicants,
+    Address,
+    Postcode,
+    ProvinceCode,
+    PatentType,
+}
+
+const FIELDS: [RawField; 9] = [
+    RawField::ApplicationNumber,
+    RawField::ApplicationDate,
+    RawField::Title,
+    RawField::Ipc,
+    RawField::Applicants,
+    RawField::Address,
+    RawField::Postcode,
+    RawField::ProvinceCode,
+    RawField::PatentType,
+];
+
+impl RawField {
+    fn name(self) -> &'static str {
+        match self {
+            RawField::ApplicationNumber => "application_number",
+            RawField::ApplicationDate => "application_date",
+            RawField::Title => "title",
+            RawField::Ipc => "ipc",
+            RawField::Applicants => "applicants",
+            RawField::Address => "address",
+            RawField::Postcode => "postcode",
+            RawField::ProvinceCode => "province_code",
+            RawField::PatentType => "patent_type",
+        }
+    }
+
+    fn default_header(self) -> &'static str {
+        match self {
+            RawField::ApplicationNumber => "申请号",
+            RawField::ApplicationDate => "申请日",
+            RawField::Title => "名称",
+            RawField::Ipc => "主分类号",
+            RawField::Applicants => "申请(专利权)人",
+            RawField::Address => "地址",
+            RawField::Postcode => "邮编",
+            RawField::ProvinceCode => "国省代码",
+            RawField::PatentType => "专利类型",
+        }
+    }
+}
+
+/// How a field is looked for in a file's header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Wanted {
+    Required(String),
+    /// Used when present (the optional `patent_type` under its default header).
+    IfPresent(String),
+    Never,
+}
+
+impl ColumnsSpec {
+    fn wanted(&self, field: RawField) -> Wanted {
+        let given = match field {
+            RawField::ApplicationNumber => &self.application_number,
+            RawField::ApplicationDate => &self.application_date,
+            RawField::Title => &self.title,
+            RawField::Ipc => &self.ipc,
+            RawField::Applicants => &self.applicants,
+            RawField::Address => &self.address,
+            RawField::Postcode => &self.postcode,
+            RawField::ProvinceCode => &self.province_code,
+            RawField::PatentType => {
+                return match &self.patent_type {
+                    None => Wanted::IfPresent(field.default_header().to_string()),
+                    Some(None) => Wanted::Never,
+                    Some(Some(h)) => Wanted::Required(h.clone()),
+                }
+            }
+        };
+        Wanted::Required(
+            given
+                .clone()
+                .unwrap_or_else(|| field.default_header().into()),
+        )
+    }
+}
+
+/// Why a row was not kept. Checked in this order; a row gets the first reason that applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Reason {
+    BadApplicationNumber,
+    BadDate,
+    MissingApplicant,
+    BadType,
+    Duplicate,
+}
+
+const REASONS: [Reason; 5] = [
+    Reason::BadApplicationNumber,
+    Reason::BadDate,
+    Reason::MissingApplicant,
+    Reason::BadType,
+    Reason::Duplicate,
+];
+
+impl Reason {
+    fn name(self) -> &'static str {
+        match self {
+            Reason::BadApplicationNumber => "bad_application_number",
+            Reason::BadDate => "bad_date",
+            Reason::MissingApplicant => "missing_applicant",
+            Reason::BadType => "bad_type",
+            Reason::Duplicate => "duplicate",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The kind seam
+
+pub fn parse(params: serde_json::Value, ctx: &ParseCtx<'_>) -> Result<IngestStage, KindError> {
+    let serde_json::Value::Object(mut obj) = params else {
+        return Err(kind_err("`params` must be a mapping"));
+    };
+    let spec_path = repro_kind::take_path(&mut obj, "spec")?;
+    if let Some(extra) = obj.keys().next() {
+        return Err(KindError {
+            hint: Some("an `ingest` stage takes its settings from its spec file".into()),
+            ..kind_err(format!("unknown param `{extra}`; expected only `spec`"))
+        });
+    }
+    let mut spec: IngestSpec = repro_kind::load_spec(ctx.root, &spec_path)?;
+    let bad_path = |what: &str, raw: &str, why: String| KindError {
+        hint: Some("paths in a stage spec are relative to the pipeline file".into()),
+        ..kind_err(format!(
+            "invalid path `{raw}` in `{what}` of `{spec_path}`: {why}"
+        ))
+    };
+    if spec.inputs.is_empty() {
+        return Err(kind_err(format!("`inputs` of `{spec_path}` is empty")));
+    }
+    for input in &mut spec.inputs {
+        *input = normalize_path(input).map_err(|why| bad_path("inputs", input, why))?;
+        if Format::of(input).is_none() {
+            return Err(KindError {
+                hint: Some("inputs are `.csv` (UTF-8 or GBK), `.parquet` or `.xlsx` files".into()),
+                ..kind_err(format!(
+                    "input `{input}` of `{spec_path}` has an unknown file type"
+                ))
+            });
+        }
+    }
+    for (what, path) in [
+        ("out", &mut spec.out),
+        ("quarantine", &mut spec.quarantine),
+        ("report", &mut spec.report),
+    ] {
+        *path = normalize_path(path).map_err(|why| bad_path(what, path, why))?;
+    }
+    Ok(IngestStage { spec_path, spec })
+}
+
+pub fn implied_io(stage: &IngestStage) -> ImpliedIo {
+    let s = &stage.spec;
+    ImpliedIo {
+        deps: std::iter::once(stage.spec_path.clone())
+            .chain(s.inputs.iter().cloned())
+            .collect(),
+        outs: vec![s.out.clone(), s.quarantine.clone(), s.report.clone()],
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running
+
+/// Rows read, kept and quarantined (per reason) for one input or all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Counts {
+    rows_read: u64,
+    kept: u64,
+    quarantined: [u64; REASONS.len()],
+}
+
+impl Counts {
+    fn quarantined_total(&self) -> u64 {
+        self.quarantined.iter().sum()
+    }
+
+    fn add(&mut self, other: &Counts) {
+        self.rows_read += other.rows_read;
+        self.kept += other.kept;
+        for (a, b) in self.quarantined.iter_mut().zip(other.quarantined) {
+            *a += b;
+        }
+    }
+
+    /// Keys in sorted order (serde_json keeps insertion order here).
+    fn to_json(&self) -> serde_json::Value {
+        let reasons: BTreeMap<&str, u64> = REASONS
+            .iter()
+            .map(|r| (r.name(), self.quarantined[*r as usize]))
+            .collect();
+        serde_json::json!({
+            "kept": self.kept,
+            "quarantined": reasons,
+            "quarantined_total": self.quarantined_total(),
+            "rows_read": self.rows_read,
+        })
+    }
+}
+
+/// One input's share of the report.
+struct InputReport {
+    file: String,
+    format: Format,
+    encoding: Option<Encoding>,
+    counts: Counts,
+}
+
+/// Where the streamed outputs are being written before they are renamed into place.
+struct Outputs {
+    parquet: polars::io::parquet::write::BatchedWriter<BufWriter<File>>,
+    quarantine: BufWriter<File>,
+    temps: Vec<(PathBuf, PathBuf)>,
+}
+
+pub fn run(ctx: &BuiltinCtx<'_>, stage: &IngestStage) -> Result<(), Diagnostic> {
+    let fail = |d: Diagnostic| Diagnostic {
+        message: format!("stage `{}` failed", ctx.stage),
+        causes: std::iter::once(d.message).chain(d.causes).collect(),
+        ..d
+    };
+    let started = std::time::Instant::now();
+    let spec = &stage.spec;
+    let mut outputs = open_outputs(ctx.root, spec).map_err(fail)?;
+    let result = ingest_all(ctx.root, stage, &mut outputs);
+    let reports = match result {
+        Ok(reports) => reports,
+        Err(d) => {
+            discard(&outputs.temps);
+            return Err(fail(d));
+        }
+    };
+    let finished = finish_outputs(ctx.root, outputs, spec, &reports);
+    finished.map_err(fail)?;
+    let mut total = Counts::default();
+    for r in &reports {
+        total.add(&r.counts);
+    }
+    tracing::info!(
+        stage = ctx.stage,
+        rows_read = total.rows_read,
+        kept = total.kept,
+        quarantined = total.quarantined_total(),
+        seconds = started.elapsed().as_secs_f64(),
+        "ingested"
+    );
+    Ok(())
+}
+
+fn output_schema() -> Schema {
+    let field = |name: &str, dtype: DataType| Field::new(name.into(), dtype);
+    Schema::from_iter([
+        field("app_no", DataType::String),
+        field("year", DataType::Int32),
+        field("date", DataType::String),
+        field("ptype", DataType::Int32),
+        field("ipc", DataType::String),
+        field("applicants", DataType::String),
+        field("n_applicants", DataType::Int32),
+        field("address", DataType::String),
+        field("postcode", DataType::String),
+        field("province_code", DataType::String),
+        field("source_row", DataType::UInt64),
+    ])
+}
+
+fn cannot_write(rel: &str, e: &dyn std::fmt::Display) -> Diagnostic {
+    Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string())
+}
+
+fn open_outputs(root: &Path, spec: &IngestSpec) -> Result<Outputs, Diagnostic> {
+    let (ptmp, pdest, pfile) =
+        repro_kind::create_temp_beside(root, &spec.out).map_err(|e| cannot_write(&spec.out, &e))?;
+    // Snappy: zstd's compressor took about 6% of a 1M-row profile; snappy is cheaper and every
+    // Parquet reader knows it. Files are larger (about 26 MB per million rows).
+    let parquet = ParquetWriter::new(BufWriter::new(pfile))
+        .with_compression(ParquetCompression::Snappy)
+        .batched(&output_schema())
+        .map_err(|e| cannot_write(&spec.out, &e))?;
+    let quarantine =
+        repro_kind::create_temp_beside(root, &spec.quarantine).and_then(|(qtmp, qdest, qfile)| {
+            let mut w = BufWriter::new(qfile);
+            let header: Vec<&str> = ["source_file", "source_row", "reason"]
+                .into_iter()
+                .chain(FIELDS.iter().map(|f| f.name()))
+                .collect();
+            writeln!(w, "{}", header.join(","))?;
+            Ok((qtmp, qdest, w))
+        });
+    let (qtmp, qdest, quarantine) = quarantine.map_err(|e| {
+        discard(&[(ptmp.clone(), pdest.clone())]);
+        cannot_write(&spec.quarantine, &e)
+    })?;
+    Ok(Outputs {
+        parquet,
+        quarantine,
+        temps: vec![(ptmp, pdest), (qtmp, qdest)],
+    })
+}
+
+fn discard(temps: &[(PathBuf, PathBuf)]) {
+    for (tmp, _) in temps {
+        let _ = std::fs::remove_file(tmp);
+    }
+}
+
+/// Closes the Parquet and quarantine files, renames them into place and writes the report.
+fn finish_outputs(
+    root: &Path,
+    outputs: Outputs,
+    spec: &IngestSpec,
+    reports: &[InputReport],
+) -> Result<(), Diagnostic> {
+    let Outputs {
+        parquet,
+        quarantine,
+        temps,
+    } = outputs;
+    let closed = parquet
+        .finish()
+        .map_err(|e| cannot_write(&spec.out, &e))
+        .and_then(|_| {
+            quarantine
+                .into_inner()
+                .map_err(|e| cannot_write(&spec.quarantine, e.error()))
+        });
+    if let Err(d) = closed {
+        discard(&temps);
+        return Err(d);
+    }
+    for (tmp, dest) in &temps {
+        if let Err(e) = std::fs::rename(tmp, dest) {
+            discard(&temps);
+            return Err(cannot_write(&dest.to_string_lossy(), &e));
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&report_json(reports))
+        .map_err(|e| cannot_write(&spec.report, &e))?;
+    text.push('\n');
+    repro_kind::write_output(root, &spec.report, text.as_bytes())
+        .map_err(|e| cannot_write(&spec.report, &e))
+}
+
+/// `{"inputs": [...], "totals": {...}}` with every object's keys sorted; inputs in listed order.
+fn report_json(reports: &[InputReport]) -> serde_json::Value {
+    let mut total = Counts::default();
+    let inputs: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| {
+            total.add(&r.counts);
+            let mut obj = match r.counts.to_json() {
+                serde_json::Value::Object(o) => o,
+                _ => serde_json::Map::new(),
+            };
+            obj.insert("file".into(), r.file.clone().into());
+            obj.insert("format".into(), r.format.name().into());
+            if let Some(enc) = r.encoding {
+                obj.insert("encoding".into(), enc.name().into());
+            }
+            let sorted: BTreeMap<String, serde_json::Value> = obj.into_iter().collect();
+            serde_json::Value::Object(sorted.into_iter().collect())
+        })
+        .collect();
+    serde_json::json!({ "inputs": inputs, "totals": total.to_json() })
+}
+
+/// Where judged batches go: kept rows to the Parquet writer's thread, the rest to quarantine.
+struct Sinks<'a> {
+    frames: mpsc::SyncSender<DataFrame>,
+    quarantine: &'a mut BufWriter<File>,
+}
+
+/// Reads every input in order through one de-duplication set, while a second thread writes the
+/// kept rows to Parquet: encoding and compressing a batch then overlaps with judging the next
+/// (10M records: 17 s -> 14.5 s).
+fn ingest_all(
+    root: &Path,
+    stage: &IngestStage,
+    out: &mut Outputs,
+) -> Result<Vec<InputReport>, Diagnostic> {
+    let Outputs {
+        parquet,
+        quarantine,
+        ..
+    } = out;
+    tabular::with_parquet_thread(
+        parquet,
+        |e| cannot_write(&stage.spec.out, e),
+        |frames| read_inputs(root, stage, &mut Sinks { frames, quarantine }),
+    )
+}
+
+fn read_inputs(
+    root: &Path,
+    stage: &IngestStage,
+    out: &mut Sinks<'_>,
+) -> Result<Vec<InputReport>, Diagnostic> {
+    let spec = &stage.spec;
+    let mut seen: PlHashSet<u64> = PlHashSet::default();
+    let mut reports = Vec::new();
+    for rel in &spec.inputs {
+        let path = root.join(rel);
+        if !path.is_file() {
+            return Err(Diagnostic::new(format!("input `{rel}` does not exist"))
+                .hint(format!("check `inputs:` in `{}`", stage.spec_path)));
+        }
+        let format = Format::of(rel).unwrap_or(Format::Csv);
+        let mut st = FileState {
+            rel,
+            stage,
+            columns: None,
+            counts: Counts::default(),
+            next_row: 1,
+        };
+        let mut sink = |batch: Batch| ingest_batch(&batch, &mut st, &mut seen, out);
+        let encoding = match format {
+            Format::Csv => Some(sources::read_csv(&path, rel, spec.encoding, &mut sink)?),
+            Format::Parquet => {
+                sources::read_parquet(&path, rel, &mut sink)?;
+                None
+            }
+            Format::Xlsx => {
+                let date_header = match spec.columns.wanted(RawField::ApplicationDate) {
+                    Wanted::Required(h) | Wanted::IfPresent(h) => h,
+                    Wanted::Never => String::new(),
+                };
+                let cfg = sources::XlsxConfig {
+                    sheet: spec.sheet.as_deref(),
+                    date_header: &date_header,
+                };
+                sources::read_xlsx(&path, rel, &cfg, &mut sink)?;
+                None
+            }
+        };
+        let counts = st.counts;
+        // Nothing is dropped silently: every row read is kept or quarantined.
+        if counts.rows_read != counts.kept + counts.quarantined_total() {
+            return Err(Diagnostic::new(format!(
+                "internal error: `{rel}`: {} rows read but {} kept and {} quarantined",
+                counts.rows_read,
+                counts.kept,
+                counts.quarantined_total()
+            )));
+        }
+        reports.push(InputReport {
+            file: rel.clone(),
+            format,
+            encoding,
+            counts,
+        });
+    }
+    Ok(reports)
+}
+
+/// Progress through one input file.
+struct FileState<'a> {
+    rel: &'a str,
+    stage: &'a IngestStage,
+    /// Column index of each field in this file (found from the first batch's header).
+    columns: Option<[Option<usize>; FIELDS.len()]>,
+    counts: Counts,
+    /// Source row (1-based, header excluded) of the next batch's first row.
+    next_row: u64,
+}
+
+/// Finds each field's column in a file's header (compared after text normalisation, so that
+/// `申请（专利权）人` matches `申请(专利权)人`); all missing headers are reported at once.
+fn map_columns(
+    names: &[String],
+    st: &FileState<'_>,
+) -> Result<[Option<usize>; FIELDS.len()], Diagnostic> {
+    let normalized: Vec<Cow<'_, str>> = names.iter().map(|n| textnorm::normalize(n)).collect();
+    let find = |h: &str| {
+        let h = textnorm::normalize(h);
+        normalized.iter().position(|n| *n == h)
+    };
+    let mut found = [None; FIELDS.len()];
+    let mut missing = Vec::new();
+    for (slot, field) in found.iter_mut().zip(FIELDS) {
+        match st.stage.spec.columns.wanted(field) {
+            Wanted::Required(h) => match find(&h) {
+                Some(i) => *slot = Some(i),
+                None => missing.push((field, h)),
+            },
+            Wanted::IfPresent(h) => *slot = find(&h),
+            Wanted::Never => {}
+        }
+    }
+    if missing.is_empty() {
+        return Ok(found);
+    }
+    let mut d = Diagnostic::new(format!("input `{}` lacks columns the stage needs", st.rel));
+    for (field, h) in &missing {
+        d = d.cause(format!("no column `{h}` for field `{}`", field.name()));
+    }
+    let listed: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    d = d.cause(format!("columns found: {}", listed.join(", ")));
+    let (field, _) = &missing[0];
+    Err(d.hint(format!(
+        "map each field to the file's header under `columns:` in `{}`, e.g. `{}: <header>`",
+        st.stage.spec_path,
+        field.name()
+    )))
+}
+
+/// The cells of one batch, by field; nulls read as empty text.
+enum Cells<'a> {
+    /// Columns collected from a DataFrame (Parquet, xlsx).
+    Columns([Option<Vec<&'a str>>; FIELDS.len()]),
+    /// CSV records: each field's column in the record, and the batch's text.
+    Csv {
+        batch: &'a TextBatch,
+        text: &'a str,
+        first: usize,
+        index: [Option<usize>; FIELDS.len()],
+    },
+}
+
+impl<'a> Cells<'a> {
+    fn get(&self, field: RawField, row: usize) -> &'a str {
+        match self {
+            Cells::Columns(cols) => cols[field as usize]
+                .as_ref()
+                .and_then(|c| c.get(row).copied())
+                .unwrap_or(""),
+            Cells::Csv {
+                batch,
+                text,
+                first,
+                index,
+            } => match index[field as usize] {
+                Some(col) => batch.cell(text, first + row, col),
+                None => "",
+            },
+        }
+    }
+}
+
+/// A row that passed every check, normalised, borrowing from the batch where it can.
+struct Clean<'a> {
+    number: AppNumber,
+    date: textnorm::Date,
+    ptype: i32,
+    ipc: Cow<'a, str>,
+    applicants: Cow<'a, str>,
+    n_applicants: i32,
+    address: Cow<'a, str>,
+    postcode: Cow<'a, str>,
+    province_code: Cow<'a, str>,
+}
+
+/// Applies `f` (which returns a part of its input) without copying borrowed text.
+fn narrow<'a>(c: Cow<'a, str>, f: impl Fn(&str) -> &str) -> Cow<'a, str> {
+    match c {
+        Cow::Borrowed(s) => Cow::Borrowed(f(s)),
+        Cow::Owned(s) => Cow::Owned(f(&s).to_string()),
+    }
+}
+
+/// Judges one row: the first failing check gives the reason (the duplicate check comes later, in
+/// input order).
+fn judge_row<'a>(cells: &Cells<'a>, row: usize, has_type: bool) -> Result<Clean<'a>, Reason> {
+    let cell = |f: RawField| cells.get(f, row);
+    let number = textnorm::parse_app_number(cell(RawField::ApplicationNumber))
+        .ok_or(Reason::BadApplicationNumber)?;
+    let date = textnorm::parse_date(cell(RawField::ApplicationDate)).ok_or(Reason::BadDate)?;
+    let (applicants, n_applicants) = match textnorm::normalize(cell(RawField::Applicants)) {
+        Cow::Borrowed(s) => textnorm::split_applicants(s),
+        Cow::Owned(s) => {
+            let (joined, n) = textnorm::split_applicants(&s);
+            (Cow::Owned(joined.into_owned()), n)
+        }
+    };
+    if n_applicants == 0 {
+        return Err(Reason::MissingApplicant);
+    }
+    let ptype = if has_type {
+        textnorm::parse_patent_type(cell(RawField::PatentType))
+    } else {
+        textnorm::type_from_digit(number.type_digit())
+    }
+    .ok_or(Reason::BadType)?;
+    Ok(Clean {
+        number,
+        date,
+        ptype,
+        ipc: textnorm::normalize(cell(RawField::Ipc)),
+        applicants,
+        n_applicants: i32::try_from(n_applicants).unwrap_or(i32::MAX),
+        address: textnorm::normalize(cell(RawField::Address)),
+        postcode: narrow(
+            textnorm::normalize(cell(RawField::Postcode)),
+            textnorm::postcode,
+        ),
+        province_code: textnorm::normalize(cell(RawField::ProvinceCode)),
+    })
+}
+
+fn text_cells(col: &Column) -> PolarsResult<Vec<&str>> {
+    Ok(col.str()?.iter().map(|v| v.unwrap_or("")).collect())
+}
+
+/// Judges a batch in parallel, then in input order de-duplicates, quarantines and appends the
+/// kept rows to the Parquet output.
+fn ingest_batch(
+    batch: &Batch,
+    st: &mut FileState<'_>,
+    seen: &mut PlHashSet<u64>,
+    out: &mut Sinks<'_>,
+) -> Result<(), Diagnostic> {
+    let index = match st.columns {
+        Some(index) => index,
+        None => {
+            let names: Vec<String> = match batch {
+                Batch::Frame(df) => df
+                    .get_column_names()
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect(),
+                Batch::Csv { header, .. } => header.clone().unwrap_or_default(),
+            };
+            let index = map_columns(&names, st)?;
+            st.columns = Some(index);
+            index
+        }
+    };
+    let cells = match batch {
+        Batch::Frame(df) => {
+            let read_err = |e: PolarsError| {
+                Diagnostic::new(format!("cannot read `{}`", st.rel)).cause(e.to_string())
+            };
+            let mut cols: [Option<Vec<&str>>; FIELDS.len()] = Default::default();
+            cols.par_iter_mut()
+                .zip(index)
+                .try_for_each(|(slot, i)| -> PolarsResult<()> {
+                    if let Some(i) = i {
+                        *slot = Some(text_cells(&df.columns()[i])?);
+                    }
+                    Ok(())
+                })
+                .map_err(read_err)?;
+            Cells::Columns(cols)
+        }
+        Batch::Csv { text, first, .. } => Cells::Csv {
+            batch: text,
+            text: text.text(),
+            first: *first,
+            index,
+        },
+    };
+    let height = batch.height();
+    let has_type = index[RawField::PatentType as usize].is_some();
+    let verdicts: Vec<Result<Clean<'_>, Reason>> = (0..height)
+        .into_par_iter()
+        .with_min_len(1024)
+        .map(|row| judge_row(&cells, row, has_type))
+        .collect();
+    let mut kept = Vec::with_capacity(verdicts.len());
+    for (row, verdict) in verdicts.into_iter().enumerate() {
+        let source_row = st.next_row + row as u64;
+        let verdict = verdict.and_then(|c| {
+            if seen.insert(c.number.key()) {
+                Ok(c)
+            } else {
+                Err(Reason::Duplicate)
+            }
+        });
+        match verdict {
+            Ok(clean) => kept.push((source_row, clean)),
+            Err(reason) => {
+                st.counts.quarantined[reason as usize] += 1;
+                write_quarantine_row(out.quarantine, st.rel, source_row, reason, &cells, row)
+                    .map_err(|e| cannot_write(&st.stage.spec.quarantine, &e))?;
+            }
+        }
+    }
+    st.counts.rows_read += height as u64;
+    st.counts.kept += kept.len() as u64;
+    st.next_row += height as u64;
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let frame = kept_frame(&kept).map_err(|e| cannot_write(&st.stage.spec.out, &e))?;
+    // A closed channel means the writer failed; `ingest_all` reports why.
+    out.frames.send(frame).map_err(|_| tabular::writer_gone())
+}
+
+/// The kept rows as a DataFrame of the output schema (docs/data.md).
+fn kept_frame(kept: &[(u64, Clean<'_>)]) -> PolarsResult<DataFrame> {
+    let numbers: Vec<[u8; 14]> = kept.iter().map(|(_, c)| c.number.text()).collect();
+    let dates: Vec<[u8; 10]> = kept.iter().map(|(_, c)| c.date.iso()).collect();
+    // Both are ASCII by construction, so the conversion cannot fail.
+    fn ascii(b: &[u8]) -> &str {
+        std::str::from_utf8(b).unwrap_or_default()
+    }
+    let build = |i: usize| -> Column {
+        match i {
+            0 => Column::new(
+                "app_no".into(),
+                numbers.iter().map(|b| ascii(b)).collect::<Vec<&str>>(),
+            ),
+            1 => Column::new(
+                "year".into(),
+                kept.iter().map(|(_, c)| c.date.year).collect::<Vec<i32>>(),
+            ),
+            2 => Column::new(
+                "date".into(),
+                dates.iter().map(|b| ascii(b)).collect::<Vec<&str>>(),
+            ),
+            3 => Column::new(
+                "ptype".into(),
+                kept.iter().map(|(_, c)| c.ptype).collect::<Vec<i32>>(),
+            ),
+            4 => Column::new(
+                "ipc".into(),
+                kept.iter()
+                    .map(|(_, c)| c.ipc.as_ref())
+                    .collect::<Vec<&str>>(),
+            ),
+            5 => Column::new(
+                "applicants".into(),
+                kept.iter()
+                    .map(|(_, c)| c.applicants.as_ref())
+                    .collect::<Vec<&str>>(),
+            ),
+            6 => Column::new(
+                "n_applicants".into(),
+                kept.iter()
+                    .map(|(_, c)| c.n_applicants)
+                    .collect::<Vec<i32>>(),
+            ),
+            7 => Column::new(
+                "address".into(),
+                kept.iter()
+                    .map(|(_, c)| c.address.as_ref())
+                    .collect::<Vec<&str>>(),
+            ),
+            8 => Column::new(
+                "postcode".into(),
+                kept.iter()
+                    .map(|(_, c)| c.postcode.as_ref())
+                    .collect::<Vec<&str>>(),
+            ),
+            9 => Column::new(
+                "province_code".into(),
+                kept.iter()
+                    .map(|(_, c)| c.province_code.as_ref())
+                    .collect::<Vec<&str>>(),
+            ),
+            _ => Column::new(
+                "source_row".into(),
+                kept.iter().map(|(r, _)| *r).collect::<Vec<u64>>(),
+            ),
+        }
+    };
+    // Columns are built in parallel; the order of the vector is the schema's order.
+    let columns: Vec<Column> = (0..output_schema().len())
+        .into_par_iter()
+        .map(build)
+        .collect();
+    DataFrame::new(kept.len(), columns)
+}
+
+/// One quarantine line: where the row came from, why, and its raw cells as read.
+fn write_quarantine_row(
+    w: &mut impl Write,
+    rel: &str,
+    source_row: u64,
+    reason: Reason,
+    cells: &Cells<'_>,
+    row: usize,
+) -> std::io::Result<()> {
+    write_csv_field(w, rel)?;
+    write!(w, ",{source_row},{}", reason.name())?;
+    for field in FIELDS {
+        w.write_all(b",")?;
+        write_csv_field(w, cells.get(field, row))?;
+    }
+    w.write_all(b"\n")
+}
+
+/// RFC 4180 quoting: fields with a comma, quote or line break are quoted, quotes doubled.
+fn write_csv_field(w: &mut impl Write, s: &str) -> std::io::Result<()> {
+    if !s.contains([',', '"', '\n', '\r']) {
+        return w.write_all(s.as_bytes());
+    }
+    w.write_all(b"\"")?;
+    w.write_all(s.replace('"', "\"\"").as_bytes())?;
+    w.write_all(b"\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed() {
+        let mut out = Vec::new();
+        for s in ["plain", "a,b", "say \"hi\"", "two\nlines", "北京"] {
+            write_csv_field(&mut out, s).unwrap();
+            out.push(b'|');
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "plain|\"a,b\"|\"say \"\"hi\"\"\"|\"two\nlines\"|北京|"
+        );
+    }
+
+    #[test]
+    fn patent_type_column_absent_null_or_named() {
+        let yaml = |s: &str| serde_saphyr::from_str::<ColumnsSpec>(s).unwrap();
+        assert_eq!(
+            ColumnsSpec::default().wanted(RawField::PatentType),
+            Wanted::IfPresent("专利类型".into())
+        );
+        assert_eq!(
+            yaml("patent_type: null").wanted(RawField::PatentType),
+            Wanted::Never
+        );
+        assert_eq!(
+            yaml("patent_type: Type").wanted(RawField::PatentType),
+            Wanted::Required("Type".into())
+        );
+        assert_eq!(
+            yaml("ipc: IPC").wanted(RawField::ApplicationNumber),
+            Wanted::Required("申请号".into())
+        );
+    }
+}

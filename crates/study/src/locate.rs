@@ -1,0 +1,694 @@
+//! The `locate` built-in kind: which city each applicant of each application is in.
+//!
+//! Owns: the assignment strategy (an ordered list of steps: `address`, `postcode`, `name`,
+//! `place`), classifying applicants as organisations or individuals, the name dictionary built
+//! from located first applicants, the applicant table it writes and the report of what was left
+//! unresolved. Deliberately does not own: reading raw exports (`ingest`), place-name tables
+//! (`places`) or counting (`collab`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::places::{Cities, PlaceIndex};
+use repro_kind::diag::Diagnostic;
+use repro_kind::KindError;
+use repro_tabular::table as tabular;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// The first applicant's address: province and city names.
+    Address,
+    /// The first applicant's postcode, through the postcode directory.
+    Postcode,
+    /// Any organisation whose exact name is a located first applicant elsewhere.
+    Name,
+    /// A place name inside an organisation's name (a firm named after its city, a provincial
+    /// university at the provincial capital).
+    Place,
+}
+
+impl Step {
+    fn as_str(self) -> &'static str {
+        match self {
+            Step::Address => "address",
+            Step::Postcode => "postcode",
+            Step::Name => "name",
+            Step::Place => "place",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocateSpec {
+    pub applications: String,
+    #[serde(default = "default_cities")]
+    pub cities: String,
+    /// A directory of 4-digit postcode prefixes (`prefix4,adcode6`); needed by `postcode`.
+    #[serde(default)]
+    pub postcodes: Option<String>,
+    #[serde(default = "default_strategy")]
+    pub strategy: Vec<Step>,
+    pub out: String,
+    pub report: String,
+}
+
+fn default_cities() -> String {
+    "data/cities.csv".into()
+}
+
+fn default_strategy() -> Vec<Step> {
+    vec![Step::Address, Step::Postcode, Step::Name, Step::Place]
+}
+
+pub fn parse(spec_path: &str, root: &Path) -> Result<LocateSpec, KindError> {
+    let spec: LocateSpec = repro_kind::load_spec(root, spec_path)?;
+    let bad = |m: String| repro_kind::spec_err(spec_path, m);
+    repro_kind::check_spec_paths(
+        spec_path,
+        [&spec.applications, &spec.cities, &spec.out, &spec.report]
+            .into_iter()
+            .chain(spec.postcodes.as_ref()),
+    )?;
+    if spec.strategy.is_empty() {
+        return Err(bad("`strategy` is empty".into()));
+    }
+    let mut seen = spec.strategy.clone();
+    seen.sort();
+    seen.dedup();
+    if seen.len() != spec.strategy.len() {
+        return Err(bad("`strategy` names a step twice".into()));
+    }
+    if spec.strategy.contains(&Step::Postcode) && spec.postcodes.is_none() {
+        return Err(KindError {
+            hint: Some("set `postcodes:` to a `prefix4,adcode6` table, or drop `postcode`".into()),
+            ..bad("the `postcode` step needs a postcode directory".into())
+        });
+    }
+    Ok(spec)
+}
+
+pub fn deps(spec: &LocateSpec) -> Vec<String> {
+    let mut d = vec![spec.applications.clone(), spec.cities.clone()];
+    d.extend(spec.postcodes.clone());
+    d
+}
+
+pub fn outs(spec: &LocateSpec) -> Vec<String> {
+    vec![spec.out.clone(), spec.report.clone()]
+}
+
+/// A person's name: two to four Chinese characters (or `·`) without a word that marks an
+/// organisation.
+pub fn is_individual(name: &str) -> bool {
+    // Two to four characters of two (`·`) or three (CJK) bytes each: anything longer or shorter
+    // is no person's name, and most organisation names stop here.
+    if !(4..=12).contains(&name.len()) {
+        return false;
+    }
+    let n = name.chars().count();
+    (2..=4).contains(&n)
+        && name
+            .chars()
+            .all(|c| ('\u{4e00}'..='\u{9fff}').contains(&c) || c == '·')
+        && !has_org_marker(name)
+}
+
+/// Whether a short name holds a word that marks an organisation: 公司, 大学, 学院, 学校, 研究,
+/// 中心, 集团, 医院, 厂, 局, 所, 院, 站, 会, 社, 部, 委 or 室. Checked by characters and pairs of
+/// characters: searching for each word as a substring took a tenth of `locate`'s time.
+fn has_org_marker(name: &str) -> bool {
+    let mut prev = None;
+    for c in name.chars() {
+        if matches!(
+            c,
+            '厂' | '局' | '所' | '院' | '站' | '会' | '社' | '部' | '委' | '室'
+        ) {
+            return true;
+        }
+        if let Some(p) = prev {
+            if matches!(
+                (p, c),
+                ('公', '司')
+                    | ('大', '学')
+                    | ('学', '院')
+                    | ('学', '校')
+                    | ('研', '究')
+                    | ('中', '心')
+                    | ('集', '团')
+                    | ('医', '院')
+            ) {
+                return true;
+            }
+        }
+        prev = Some(c);
+    }
+    false
+}
+
+/// Where a first applicant was found: the city (index into `Cities::rows`) and the step.
+/// Four bytes a row, since pass 1 keeps one for every application.
+type Found = Option<(u16, Step)>;
+
+/// Applicants per method, by role (first, co) and method (`Step` order, then unresolved).
+type MethodCounts = [[u64; 5]; 2];
+
+const METHODS: [&str; 5] = ["address", "postcode", "name", "place", "unresolved"];
+
+fn method_slot(method: Option<Step>) -> usize {
+    method.map_or(4, |s| s as usize)
+}
+
+fn str_column(df: &DataFrame, file: &str, name: &str) -> Result<StringChunked, Diagnostic> {
+    let c = df.column(name).map_err(|_| {
+        Diagnostic::new(format!("`{file}` has no column `{name}`"))
+            .hint("the applications table comes from an `ingest` stage")
+    })?;
+    let c = c
+        .cast(&DataType::String)
+        .map_err(|e| Diagnostic::new(e.to_string()))?;
+    // No rechunk: the values are only iterated, and copying a 10M-row text column into one
+    // chunk cost time and a gigabyte of memory.
+    Ok(c.str().map_err(|e| Diagnostic::new(e.to_string()))?.clone())
+}
+
+/// Pass 1: each application's first applicant from its address and postcode, in strategy order.
+fn locate_first(
+    address: &StringChunked,
+    postcode: &StringChunked,
+    spec: &LocateSpec,
+    cities: &Cities,
+    places: &PlaceIndex,
+    postcodes: &HashMap<String, usize>,
+) -> Vec<Found> {
+    let addrs: Vec<Option<&str>> = address.iter().collect();
+    let posts: Vec<Option<&str>> = postcode.iter().collect();
+    (0..addrs.len())
+        .into_par_iter()
+        .with_min_len(4096)
+        .map(|r| {
+            for step in &spec.strategy {
+                let found = match step {
+                    Step::Address => addrs[r].and_then(|a| places.address_city(cities, a)),
+                    Step::Postcode => posts[r]
+                        .filter(|p| p.len() >= 4 && p.is_char_boundary(4))
+                        .and_then(|p| postcodes.get(&p[..4]).copied()),
+                    _ => None,
+                };
+                if let Some(c) = found {
+                    // City tables have a few hundred rows (checked when loaded).
+                    return Some((c as u16, *step));
+                }
+            }
+            None
+        })
+        .collect()
+}
+
+/// Located first applicants that are organisations: for each name, how often it was found in
+/// each city (index into `Cities::rows`).
+type NameCounts = PlHashMap<String, Vec<(u16, u32)>>;
+
+/// Adds one slice's located first applicants to `counts`. Counted in parallel over fixed blocks
+/// of rows and merged: counts add up the same in any order, so the result does not depend on the
+/// thread count.
+fn count_first_names(apps: &[Option<&str>], first: &[Found], counts: &mut NameCounts) {
+    type Local<'a> = PlHashMap<(&'a str, u16), u32>;
+    let local: Local<'_> = apps
+        .par_chunks(1 << 16)
+        .zip(first.par_chunks(1 << 16))
+        .map(|(apps, first)| {
+            let mut local: Local<'_> = PlHashMap::default();
+            for (list, found) in apps.iter().zip(first) {
+                let (Some((c, _)), Some(list)) = (found, list) else {
+                    continue;
+                };
+                let name = list.split(';').next().unwrap_or("").trim();
+                if !name.is_empty() && !is_individual(name) {
+                    *local.entry((name, *c)).or_insert(0) += 1;
+                }
+            }
+            local
+        })
+        .reduce(PlHashMap::default, |a, b| {
+            let (mut a, b) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+            for (key, k) in b {
+                *a.entry(key).or_insert(0) += k;
+            }
+            a
+        });
+    for ((name, c), k) in local {
+        let by_city = match counts.get_mut(name) {
+            Some(v) => v,
+            None => counts.entry(name.to_string()).or_default(),
+        };
+        match by_city.iter_mut().find(|(city, _)| *city == c) {
+            Some((_, n)) => *n += k,
+            None => by_city.push((c, k)),
+        }
+    }
+}
+
+/// The name dictionary: each organisation located as a first applicant, at its most frequent
+/// city (ties to the lower adcode, so the result does not depend on row order).
+fn name_dictionary(counts: NameCounts) -> PlHashMap<String, u16> {
+    counts
+        .into_iter()
+        .map(|(name, by_city)| {
+            let best = by_city
+                .iter()
+                .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+                .map_or(0, |(c, _)| *c);
+            (name, best)
+        })
+        .collect()
+}
+
+/// The table was rewritten between the two passes (another process wrote it).
+fn changed(file: &str) -> Diagnostic {
+    Diagnostic::new(format!("`{file}` changed while it was read"))
+        .hint("run again once nothing else writes the applications table")
+}
+
+/// Rows of the applications table read at a time: memory stays bounded by a slice whatever the
+/// number of applications, and the slice's buffers are reused by the next one.
+const SLICE_ROWS: usize = 1 << 18;
+
+/// Reads the table in slices of `SLICE_ROWS`, handing each with the row number it starts at.
+fn for_each_slice(
+    root: &Path,
+    file: &str,
+    columns: &[&str],
+    mut f: impl FnMut(usize, &DataFrame) -> Result<(), Diagnostic>,
+) -> Result<usize, Diagnostic> {
+    let mut offset = 0;
+    loop {
+        let df = tabular::read_columns_slice(root, file, columns, offset, SLICE_ROWS)?;
+        let height = df.height();
+        f(offset, &df)?;
+        offset += height;
+        if height < SLICE_ROWS {
+            return Ok(offset);
+        }
+    }
+}
+
+pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic> {
+    let fail = |d: Diagnostic| repro_kind::stage_failed(stage, d);
+    let cities = Cities::load(&root.join(&spec.cities)).map_err(fail)?;
+    if cities.rows.len() >= usize::from(u16::MAX) {
+        return Err(fail(Diagnostic::new(format!(
+            "city table `{}` has {} rows; at most 65534 are supported",
+            spec.cities,
+            cities.rows.len()
+        ))));
+    }
+    let places = PlaceIndex::new(&cities);
+    let postcodes = match &spec.postcodes {
+        Some(p) => load_postcodes(root, p, &cities).map_err(fail)?,
+        None => HashMap::new(),
+    };
+    let file = spec.applications.as_str();
+    let has = |s: Step| spec.strategy.contains(&s);
+    let mut first: Vec<Found> = Vec::new();
+    let mut counts = NameCounts::default();
+    let n = for_each_slice(
+        root,
+        file,
+        &["applicants", "address", "postcode"],
+        |_, df| {
+            let address = str_column(df, file, "address")?;
+            let postcode = str_column(df, file, "postcode")?;
+            let found = locate_first(&address, &postcode, spec, &cities, &places, &postcodes);
+            if has(Step::Name) {
+                let applicants = str_column(df, file, "applicants")?;
+                let apps: Vec<Option<&str>> = applicants.iter().collect();
+                count_first_names(&apps, &found, &mut counts);
+            }
+            first.extend(found);
+            Ok(())
+        },
+    )
+    .map_err(fail)?;
+    let dictionary = name_dictionary(counts);
+
+    // Pass 2: every applicant, slice by slice, streamed to Parquet.
+    let (tmp, dest, out_file) = repro_kind::create_temp_beside(root, &spec.out).map_err(|e| {
+        fail(Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string()))
+    })?;
+    let cannot = |e: PolarsError| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string()))
+    };
+    let mut writer = ParquetWriter::new(std::io::BufWriter::new(out_file))
+        .with_compression(ParquetCompression::Snappy)
+        .batched(&applicant_schema())
+        .map_err(cannot)?;
+    let mut by_method: MethodCounts = [[0; 5]; 2];
+    // (applicants, unresolved) of individuals and organisations.
+    let mut by_kind = [(0u64, 0u64); 2];
+    let columns = ["app_no", "year", "ptype", "applicants"];
+    let cannot_write = |e: &dyn std::fmt::Display| {
+        Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string())
+    };
+    // Encoding and compressing one slice's applicants overlaps with locating the next.
+    let second = tabular::with_parquet_thread(&mut writer, cannot_write, |frames| {
+        for_each_slice(root, file, &columns, |offset, df| {
+            let app_no = str_column(df, file, "app_no")?;
+            let applicants = str_column(df, file, "applicants")?;
+            let years = tabular::ints(df, file, "year")?;
+            let ptypes = tabular::ints(df, file, "ptype")?;
+            let app_nos: Vec<Option<&str>> = app_no.iter().collect();
+            let apps: Vec<Option<&str>> = applicants.iter().collect();
+            let Some(first) = first.get(offset..offset + apps.len()) else {
+                return Err(changed(file));
+            };
+            let entries = slice_entries(&apps, first, offset, spec, &dictionary, &places, &cities);
+            for e in &entries {
+                by_method[usize::from(e.pos > 0)][method_slot(e.method)] += 1;
+                let k = &mut by_kind[usize::from(!e.individual)];
+                k.0 += 1;
+                k.1 += u64::from(e.city.is_none());
+            }
+            let df = applicant_frame(&entries, offset, &app_nos, &years, &ptypes)
+                .map_err(|e| cannot_write(&e))?;
+            frames.send(df).map_err(|_| tabular::writer_gone())
+        })
+    });
+    let second = second.and_then(|rows| {
+        if rows == n {
+            Ok(())
+        } else {
+            Err(changed(file))
+        }
+    });
+    if let Err(d) = second {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(d));
+    }
+    writer.finish().map_err(cannot)?;
+    std::fs::rename(&tmp, &dest).map_err(|e| {
+        fail(Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string()))
+    })?;
+
+    let total: u64 = by_kind.iter().map(|k| k.0).sum();
+    let unresolved: u64 = by_kind.iter().map(|k| k.1).sum();
+    let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    // Only methods that located someone are listed, keys sorted.
+    let methods = |counts: &[u64; 5]| -> BTreeMap<&str, u64> {
+        METHODS
+            .iter()
+            .zip(counts)
+            .filter(|(_, k)| **k > 0)
+            .map(|(m, k)| (*m, *k))
+            .collect()
+    };
+    let mut by_role = BTreeMap::new();
+    for (role, counts) in ["first", "co"].into_iter().zip(&by_method) {
+        if counts.iter().any(|k| *k > 0) {
+            by_role.insert(role, methods(counts));
+        }
+    }
+    let mut kinds_json = serde_json::Map::new();
+    for (kind, (all, unres)) in ["individual", "organisation"].into_iter().zip(by_kind) {
+        if all > 0 {
+            kinds_json.insert(
+                kind.to_string(),
+                serde_json::json!({
+                    "applicants": all,
+                    "unresolved": unres,
+                    "unresolved_share": share(unres, all),
+                }),
+            );
+        }
+    }
+    let report = serde_json::json!({
+        "applications": n,
+        "applicants": total,
+        "unresolved": unresolved,
+        "unresolved_share": share(unresolved, total),
+        "strategy": spec.strategy,
+        "by_role_and_method": by_role,
+        "by_kind": kinds_json,
+    });
+    tabular::write_json(root, &spec.report, &report).map_err(fail)?;
+    tracing::info!(
+        applicants = total,
+        unresolved,
+        "located {:.1}% of applicants",
+        100.0 * (1.0 - share(unresolved, total))
+    );
+    Ok(())
+}
+
+/// Every applicant of one slice's applications (rows `offset..`), in row and position order.
+fn slice_entries<'a>(
+    apps: &[Option<&'a str>],
+    first: &[Found],
+    offset: usize,
+    spec: &LocateSpec,
+    dictionary: &PlHashMap<String, u16>,
+    places: &PlaceIndex,
+    cities: &Cities,
+) -> Vec<Entry<'a>> {
+    let parts: Vec<Vec<Entry<'a>>> = apps
+        .par_chunks(8192)
+        .zip(first.par_chunks(8192))
+        .enumerate()
+        .map(|(chunk, (apps, first))| {
+            let mut out = Vec::with_capacity(apps.len() * 2);
+            for (i, (list, found_first)) in apps.iter().zip(first).enumerate() {
+                let names = list
+                    .unwrap_or("")
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty());
+                for (pos, name) in names.enumerate() {
+                    let individual = is_individual(name);
+                    let mut found = if pos == 0 { *found_first } else { None };
+                    if found.is_none() && !individual {
+                        for step in &spec.strategy {
+                            let c = match step {
+                                Step::Name => dictionary.get(name).copied(),
+                                Step::Place => places.name_city(name).map(|c| c as u16),
+                                _ => None,
+                            };
+                            if let Some(c) = c {
+                                found = Some((c, *step));
+                                break;
+                            }
+                        }
+                    }
+                    out.push(Entry {
+                        app: offset + chunk * 8192 + i,
+                        pos,
+                        name,
+                        individual,
+                        city: found.map(|(c, _)| cities.rows[usize::from(c)].adcode),
+                        method: found.map(|(_, s)| s),
+                    });
+                }
+            }
+            out
+        })
+        .collect();
+    parts.into_iter().flatten().collect()
+}
+
+/// One applicant of one application, borrowing its name from the applications table.
+struct Entry<'a> {
+    app: usize,
+    pos: usize,
+    name: &'a str,
+    individual: bool,
+    city: Option<u32>,
+    method: Option<Step>,
+}
+
+fn applicant_schema() -> Schema {
+    let field = |name: &str, dtype: DataType| Field::new(name.into(), dtype);
+    Schema::from_iter([
+        field("app", DataType::Int64),
+        field("app_no", DataType::String),
+        field("year", DataType::Int64),
+        field("ptype", DataType::Int64),
+        field("pos", DataType::Int64),
+        field("name", DataType::String),
+        field("kind", DataType::String),
+        field("adcode6", DataType::Int64),
+        field("method", DataType::String),
+    ])
+}
+
+/// The slice's applicants as a frame; `app_nos`, `years` and `ptypes` are the slice's rows, which
+/// start at row `offset` of the table.
+fn applicant_frame(
+    entries: &[Entry<'_>],
+    offset: usize,
+    app_nos: &[Option<&str>],
+    years: &[Option<i64>],
+    ptypes: &[Option<i64>],
+) -> PolarsResult<DataFrame> {
+    let col = |name: &str, c: Column| c.with_name(name.into());
+    let columns = vec![
+        col(
+            "app",
+            Column::new(
+                "".into(),
+                entries.iter().map(|e| e.app as i64).collect::<Vec<i64>>(),
+            ),
+        ),
+        col(
+            "app_no",
+            Column::new(
+                "".into(),
+                entries
+                    .iter()
+                    .map(|e| app_nos[e.app - offset])
+                    .collect::<Vec<Option<&str>>>(),
+            ),
+        ),
+        col(
+            "year",
+            Column::new(
+                "".into(),
+                entries
+                    .iter()
+                    .map(|e| years[e.app - offset])
+                    .collect::<Vec<Option<i64>>>(),
+            ),
+        ),
+        col(
+            "ptype",
+            Column::new(
+                "".into(),
+                entries
+                    .iter()
+                    .map(|e| ptypes[e.app - offset])
+                    .collect::<Vec<Option<i64>>>(),
+            ),
+        ),
+        col(
+            "pos",
+            Column::new(
+                "".into(),
+                entries.iter().map(|e| e.pos as i64).collect::<Vec<i64>>(),
+            ),
+        ),
+        col(
+            "name",
+            Column::new(
+                "".into(),
+                entries.iter().map(|e| e.name).collect::<Vec<&str>>(),
+            ),
+        ),
+        col(
+            "kind",
+            Column::new(
+                "".into(),
+                entries
+                    .iter()
+                    .map(|e| {
+                        if e.individual {
+                            "individual"
+                        } else {
+                            "organisation"
+                        }
+                    })
+                    .collect::<Vec<&str>>(),
+            ),
+        ),
+        col(
+            "adcode6",
+            Column::new(
+                "".into(),
+                entries
+                    .iter()
+                    .map(|e| e.city.map(i64::from))
+                    .collect::<Vec<Option<i64>>>(),
+            ),
+        ),
+        col(
+            "method",
+            Column::new(
+                "".into(),
+                entries
+                    .iter()
+                    .map(|e| e.method.map(Step::as_str).unwrap_or("unresolved"))
+                    .collect::<Vec<&str>>(),
+            ),
+        ),
+    ];
+    DataFrame::new(entries.len(), columns)
+}
+
+fn load_postcodes(
+    root: &Path,
+    rel: &str,
+    cities: &Cities,
+) -> Result<HashMap<String, usize>, Diagnostic> {
+    let df = tabular::read(root, rel)?;
+    let prefixes = tabular::texts(&df, rel, "prefix4")?;
+    let codes = tabular::ints(&df, rel, "adcode6")?;
+    let mut out = HashMap::new();
+    for (row, (p, c)) in prefixes.iter().zip(&codes).enumerate() {
+        let (Some(p), Some(c)) = (p, c) else {
+            return Err(Diagnostic::new(format!(
+                "postcode directory `{rel}` has a blank cell in data row {}",
+                row + 1
+            )));
+        };
+        let p = format!("{:0>4}", p.trim());
+        let Some(i) = u32::try_from(*c).ok().and_then(|c| cities.index_of(c)) else {
+            return Err(Diagnostic::new(format!(
+                "postcode directory `{rel}`, data row {}: unknown adcode `{c}`",
+                row + 1
+            ))
+            .hint("adcodes must appear in the city table"));
+        };
+        out.insert(p, i);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The words `has_org_marker` looks for, as substrings.
+    const ORG_MARKERS: &[&str] = &[
+        "公司", "大学", "学院", "学校", "研究", "中心", "集团", "医院", "厂", "局", "所", "院",
+        "站", "会", "社", "部", "委", "室",
+    ];
+
+    #[test]
+    fn every_marker_is_found_and_people_are_not_organisations() {
+        for m in ORG_MARKERS {
+            assert!(has_org_marker(m), "{m}");
+            assert!(has_org_marker(&format!("张{m}")), "{m}");
+        }
+        assert!(is_individual("张三"));
+        assert!(is_individual("欧阳娜娜"));
+        assert!(is_individual("买买·提"));
+        assert!(!is_individual("李厂"));
+        assert!(!is_individual("华为技术有限公司"));
+        assert!(!is_individual("张"));
+    }
+
+    proptest! {
+        /// The character scan agrees with searching for every marker as a substring.
+        #[test]
+        fn marker_scan_agrees_with_substring_search(
+            name in "[公司大学院校研究中心集团医厂局所站会社部委室张三王·a]{0,6}"
+        ) {
+            let by_substring = ORG_MARKERS.iter().any(|m| name.contains(m));
+            prop_assert_eq!(has_org_marker(&name), by_substring);
+        }
+    }
+}

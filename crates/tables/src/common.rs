@@ -1,0 +1,142 @@
+//! What the table kinds (`models`, `describe`, `quantiles`) share: their `spec:` param, spec
+//! paths and places, `{set}` expansion, output names, and writing tables and result JSON.
+//!
+//! Owns: helpers used by more than one table kind, so no kind reaches into another for them.
+//! Deliberately does not own: any kind's spec or its run.
+
+use indexmap::IndexMap;
+use repro_kind::diag::{Diagnostic, Location};
+use repro_kind::{BuiltinCtx, ImpliedIo, KindError};
+
+use crate::table::Table;
+
+/// The `spec` path of a spec-file kind's params (`params: {spec: stages/x.yaml}`), normalised.
+pub fn spec_param(params: serde_json::Value) -> Result<String, KindError> {
+    let serde_json::Value::Object(mut obj) = params else {
+        return Err(repro_kind::kind_err(
+            "`params` must be a mapping `{spec: PATH}`",
+        ));
+    };
+    let path = repro_kind::take_path(&mut obj, "spec")?;
+    if let Some(extra) = obj.keys().next() {
+        return Err(KindError {
+            hint: Some("the settings of this kind live in its spec file".into()),
+            ..repro_kind::kind_err(format!("unknown param `{extra}`; expected only `spec`"))
+        });
+    }
+    Ok(path)
+}
+
+/// A path of a spec file, normalised; absolute paths and `..` are errors.
+pub fn spec_path(key: &str, path: &str) -> Result<String, KindError> {
+    repro_kind::normalize_path(path)
+        .map_err(|why| repro_kind::kind_err(format!("invalid path `{path}` in `{key}`: {why}")))
+}
+
+pub fn to_location(file: &str, at: &serde_saphyr::Location) -> Location {
+    Location {
+        file: file.into(),
+        line: at.line(),
+        column: at.column(),
+    }
+}
+
+/// Replaces each `{set}` in `formula` by its variables joined with `+`; returns the sets used.
+pub fn expand_sets(
+    formula: &str,
+    sets: &IndexMap<String, Vec<String>>,
+) -> Result<(String, Vec<String>), String> {
+    let mut out = String::new();
+    let mut used = Vec::new();
+    let mut rest = formula;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed `{{` in formula `{formula}`"))?;
+        let name = after[..close].trim();
+        let vars = sets.get(name).ok_or_else(|| {
+            let known: Vec<String> = sets.keys().map(|k| format!("`{k}`")).collect();
+            format!(
+                "unknown set `{name}` in formula `{formula}`{}",
+                if known.is_empty() {
+                    "; the spec declares no `sets`".to_string()
+                } else {
+                    format!("; sets: {}", known.join(", "))
+                }
+            )
+        })?;
+        if vars.is_empty() {
+            return Err(format!("set `{name}` is empty"));
+        }
+        out.push_str(&vars.join(" + "));
+        if !used.iter().any(|u| u == name) {
+            used.push(name.to_string());
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    Ok((out, used))
+}
+
+/// The `name` of a table kind names its output files: letters, digits, `_` and `-` only.
+pub fn check_name(name: &str) -> Result<(), KindError> {
+    if is_simple_name(name) {
+        return Ok(());
+    }
+    Err(repro_kind::kind_err(format!(
+        "`name` `{name}` must be letters, digits, `_` or `-` (it names the output files)"
+    )))
+}
+
+pub fn is_simple_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// What a table kind reads (its spec file and data) and writes (table `name` in every format,
+/// then `extra`).
+pub fn table_io(spec: &str, data: &str, name: &str, extra: Vec<String>) -> ImpliedIo {
+    let mut outs = table_outputs(name);
+    outs.extend(extra);
+    ImpliedIo {
+        deps: vec![spec.to_string(), data.to_string()],
+        outs,
+    }
+}
+
+/// The files of table `name` in every format.
+pub fn table_outputs(name: &str) -> Vec<String> {
+    ["tex", "md", "html", "csv"]
+        .iter()
+        .map(|ext| format!("output/tables/{name}.{ext}"))
+        .collect()
+}
+
+/// `stage `x` failed`, with the problem as its first cause (location and hint kept).
+pub fn stage_failed(ctx: &BuiltinCtx<'_>, d: Diagnostic) -> Diagnostic {
+    repro_kind::stage_failed(ctx.stage, d)
+}
+
+/// Writes `output/tables/<name>.{tex,md,html,csv}`.
+pub fn write_table(ctx: &BuiltinCtx<'_>, name: &str, table: &Table) -> Result<(), Diagnostic> {
+    for (ext, text) in table.render_all() {
+        let rel = format!("output/tables/{name}.{ext}");
+        repro_kind::write_output(ctx.root, &rel, text.as_bytes())
+            .map_err(|e| Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string()))?;
+    }
+    Ok(())
+}
+
+pub fn write_json(
+    ctx: &BuiltinCtx<'_>,
+    rel: &str,
+    v: &serde_json::Value,
+) -> Result<(), Diagnostic> {
+    let mut text = serde_json::to_string_pretty(v).unwrap_or_default();
+    text.push('\n');
+    repro_kind::write_output(ctx.root, rel, text.as_bytes())
+        .map_err(|e| Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string()))
+}

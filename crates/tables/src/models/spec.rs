@@ -1,0 +1,112 @@
+//! The fields of a `models` stage spec file and of one validated model.
+//!
+//! Owns: the serde mirror of the spec (`title`, `data`, `name`, `vcov`, `sets`, `labels`, `keep`,
+//! `fe_labels`, `models`, `differences`, `notes`, `digits`) with unknown fields denied, and
+//! [`Model`], a model after validation. Deliberately does not own: checking values (`validate`).
+
+use indexmap::IndexMap;
+use repro_estimators::formula::Formula;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use crate::sample::SampleSpec;
+
+/// The spec file of a `models` stage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsSpec {
+    pub title: String,
+    pub data: String,
+    pub name: String,
+    #[serde(default = "default_vcov")]
+    pub vcov: String,
+    #[serde(default)]
+    pub sets: IndexMap<String, Vec<String>>,
+    #[serde(default)]
+    pub labels: IndexMap<String, String>,
+    #[serde(default)]
+    pub keep: Option<Vec<String>>,
+    #[serde(default)]
+    pub fe_labels: IndexMap<String, String>,
+    pub models: Vec<ModelEntry>,
+    #[serde(default)]
+    pub differences: Vec<DifferenceEntry>,
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default = "default_digits")]
+    pub digits: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    pub id: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    pub formula: Spanned<String>,
+    #[serde(default)]
+    pub vcov: Option<String>,
+    #[serde(default)]
+    pub sample: Option<Spanned<String>>,
+    #[serde(default)]
+    pub first_stage: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffMethod {
+    Stacked,
+    Permutation,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DifferenceEntry {
+    pub a: String,
+    pub b: String,
+    pub coef: String,
+    #[serde(default = "default_method")]
+    pub method: DiffMethod,
+    #[serde(default)]
+    pub reps: Option<usize>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+fn default_vcov() -> String {
+    "iid".to_string()
+}
+
+fn default_digits() -> usize {
+    3
+}
+
+fn default_method() -> DiffMethod {
+    DiffMethod::Stacked
+}
+
+/// One model after validation: its expanded formula and parsed restriction.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub id: String,
+    pub label: Option<String>,
+    pub group: Option<String>,
+    pub formula: String,
+    pub parsed: Formula,
+    pub vcov: String,
+    pub sample: Option<SampleSpec>,
+    /// Sets the formula referred to (`{controls}`).
+    pub sets_used: Vec<String>,
+    pub first_stage: bool,
+}
+
+/// `diff_<a>_<b>_<coef>_<method>`: the result file of one difference test.
+pub(super) fn diff_file_stem(d: &DifferenceEntry) -> String {
+    let method = match d.method {
+        DiffMethod::Stacked => "stacked",
+        DiffMethod::Permutation => "permutation",
+    };
+    format!("diff_{}_{}_{}_{method}", d.a, d.b, d.coef)
+}

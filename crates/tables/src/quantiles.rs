@@ -1,0 +1,433 @@
+//! The `quantiles` built-in kind: a coefficient's quantile process, as a table and a figure.
+//!
+//! Owns: its spec (`title`, `data`, `name`, `formula`, `sets`, `taus`, `methods`, `coef`, `se`,
+//! `quantile_vcov`, `vcov`, `labels`, `sample`, `digits`), fitting the quantile regression at every
+//! (method, tau) and the fixed-effects OLS reference (same formula, the spec's `vcov`), the result
+//! JSON per fit, the table (rows: tau; per method a coefficient and a standard-error column) and
+//! the figure's data (`output/figures/<name>.json`, the series exactly as plotted). Deliberately
+//! does not own: the estimators, drawing (`figures`) or rendering tables (`tables`).
+//!
+//! Bands are estimate +/- 1.96 standard errors (normal critical value) for every series,
+//! including the OLS reference.
+
+use indexmap::IndexMap;
+use repro_estimators::data::Frame;
+use repro_estimators::fit;
+use repro_estimators::result::FitResult;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use crate::common::{
+    check_name, expand_sets, spec_param, spec_path, stage_failed, to_location, write_table,
+};
+use crate::figures::{self, Panel, ProcessPoint, QuantileFigure, Reference};
+use crate::fitting::{self, FitRequest};
+use crate::sample::{self, SampleSpec};
+use crate::table::{self as tables, Cell, Group, Row, Table};
+use repro_kind::diag::Diagnostic;
+use repro_kind::{BuiltinCtx, ImpliedIo, KindError};
+
+/// Two-sided 95% normal critical value.
+const Z95: f64 = 1.959_963_984_540_054;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantilesSpec {
+    #[serde(default)]
+    pub title: Option<String>,
+    pub data: String,
+    pub name: String,
+    pub formula: Spanned<String>,
+    #[serde(default)]
+    pub sets: IndexMap<String, Vec<String>>,
+    #[serde(default = "default_taus")]
+    pub taus: Vec<f64>,
+    #[serde(default = "default_methods")]
+    pub methods: Vec<String>,
+    pub coef: String,
+    /// Standard errors of the quantile fits (`iid`, `nid`, `ker`, `bootstrap:REPS:SEED`).
+    #[serde(default)]
+    pub se: Option<String>,
+    /// Variance option of the quantile fits (mmqr may cluster by one variable).
+    #[serde(default = "default_iid")]
+    pub quantile_vcov: String,
+    /// Variance of the OLS reference.
+    #[serde(default = "default_iid")]
+    pub vcov: String,
+    #[serde(default)]
+    pub labels: IndexMap<String, String>,
+    #[serde(default)]
+    pub sample: Option<Spanned<String>>,
+    #[serde(default = "default_digits")]
+    pub digits: usize,
+}
+
+fn default_taus() -> Vec<f64> {
+    (1..=9).map(|k| k as f64 / 10.0).collect()
+}
+
+fn default_methods() -> Vec<String> {
+    vec!["pooled".into()]
+}
+
+fn default_iid() -> String {
+    "iid".into()
+}
+
+fn default_digits() -> usize {
+    3
+}
+
+/// A validated `quantiles` stage; only the spec path enters the definition (the spec file is a
+/// dependency).
+#[derive(Debug, Clone, Serialize)]
+pub struct QuantilesStage {
+    pub spec: String,
+    #[serde(skip)]
+    pub parsed: QuantilesSpec,
+    #[serde(skip)]
+    pub formula: String,
+    #[serde(skip)]
+    pub sample: Option<SampleSpec>,
+}
+
+fn quantile_request(s: &QuantilesSpec, formula: &str, method: &str, tau: f64) -> FitRequest {
+    FitRequest {
+        formula: formula.to_string(),
+        vcov: s.quantile_vcov.clone(),
+        quantile: Some(tau),
+        se: s.se.clone(),
+        method: Some(method.to_string()),
+        drop_singletons: false,
+    }
+}
+
+fn ols_request(s: &QuantilesSpec, formula: &str) -> FitRequest {
+    FitRequest {
+        formula: formula.to_string(),
+        vcov: s.vcov.clone(),
+        quantile: None,
+        se: None,
+        method: None,
+        drop_singletons: false,
+    }
+}
+
+impl QuantilesStage {
+    /// The bootstrap seed of the quantile standard errors, if any.
+    pub fn seeds(&self) -> Vec<u64> {
+        match self
+            .parsed
+            .se
+            .as_deref()
+            .map(str::parse::<repro_estimators::fit::QuantileSe>)
+        {
+            Some(Ok(repro_estimators::fit::QuantileSe::Bootstrap { seed, .. })) => vec![seed],
+            _ => Vec::new(),
+        }
+    }
+}
+
+pub fn parse(
+    params: serde_json::Value,
+    root: &std::path::Path,
+) -> Result<QuantilesStage, KindError> {
+    let spec = spec_param(params)?;
+    let mut parsed: QuantilesSpec = repro_kind::load_spec(root, &spec)?;
+    parsed.data = spec_path("data", &parsed.data)?;
+    check_name(&parsed.name)?;
+    let at = to_location(&spec, &parsed.formula.referenced);
+    let located = |message: String, hint: Option<String>| KindError {
+        message,
+        hint,
+        location: Some(at.clone()),
+    };
+    let (formula, _) =
+        expand_sets(&parsed.formula.value, &parsed.sets).map_err(|m| located(m, None))?;
+    if parsed.taus.is_empty() || parsed.methods.is_empty() {
+        return Err(repro_kind::kind_err(format!(
+            "`{spec}` needs at least one tau in `taus` and one method in `methods`"
+        )));
+    }
+    let mut checks = vec![ols_request(&parsed, &formula)];
+    for m in &parsed.methods {
+        for &t in &parsed.taus {
+            checks.push(quantile_request(&parsed, &formula, m, t));
+        }
+    }
+    for req in &checks {
+        fitting::model_spec(req).map_err(|d| {
+            let message = match d.snippet {
+                Some(s) => format!("{}\n{s}", d.message),
+                None => d.message,
+            };
+            located(message, d.hint)
+        })?;
+    }
+    let parsed_formula =
+        repro_estimators::formula::parse(&formula).map_err(|e| located(e.to_string(), None))?;
+    if parsed_formula.fixed_effects.len() > 1 {
+        if let Some(m) = parsed
+            .methods
+            .iter()
+            .find(|m| *m == "mmqr" || *m == "canay")
+        {
+            return Err(located(
+                format!(
+                    "method `{m}` takes one fixed effect; `{formula}` has {}",
+                    parsed_formula.fixed_effects.len()
+                ),
+                Some("keep one fixed effect for this method, or use `methods: [pooled]`".into()),
+            ));
+        }
+    }
+    if !parsed_formula.regressors.contains(&parsed.coef) {
+        return Err(located(
+            format!("`coef` `{}` is not a regressor of `{formula}`", parsed.coef),
+            None,
+        ));
+    }
+    let sample = SampleSpec::from_spec(&spec, parsed.sample.as_ref())?;
+    Ok(QuantilesStage {
+        spec,
+        parsed,
+        formula,
+        sample,
+    })
+}
+
+fn method_title(m: &str) -> String {
+    match m {
+        "pooled" => "Pooled QR (FE dummies)".into(),
+        "mmqr" => "MMQR".into(),
+        "canay" => "Canay two-step".into(),
+        other => other.to_string(),
+    }
+}
+
+fn tau_text(t: f64) -> String {
+    format!("{t:.2}")
+}
+
+impl QuantilesStage {
+    fn figure_base(&self) -> String {
+        format!("output/figures/{}", self.parsed.name)
+    }
+
+    pub fn implied_io(&self) -> ImpliedIo {
+        let name = &self.parsed.name;
+        let mut extra = vec![format!("output/results/{name}")];
+        for ext in ["svg", "png", "json"] {
+            extra.push(format!("{}.{ext}", self.figure_base()));
+        }
+        crate::common::table_io(&self.spec, &self.parsed.data, name, extra)
+    }
+
+    pub fn run(&self, ctx: &BuiltinCtx<'_>) -> Result<(), Diagnostic> {
+        self.run_inner(ctx).map_err(|d| stage_failed(ctx, d))
+    }
+
+    fn run_inner(&self, ctx: &BuiltinCtx<'_>) -> Result<(), Diagnostic> {
+        let s = &self.parsed;
+        let frame = sample::load(ctx.root, &s.data, self.sample.as_ref())?;
+        let results = format!("output/results/{}", s.name);
+        let ols = estimate(&frame, &ols_request(s, &self.formula))?;
+        write_json(ctx, &format!("{results}/ols.json"), &s.data, &ols)?;
+        let ols_coef = coefficient(&ols, &s.coef)?;
+        let mut panels = Vec::new();
+        let mut fits: Vec<Vec<FitResult>> = Vec::new();
+        for m in &s.methods {
+            let mut series = Vec::new();
+            let mut per_tau = Vec::new();
+            for &t in &s.taus {
+                let res = estimate(&frame, &quantile_request(s, &self.formula, m, t))?;
+                write_json(
+                    ctx,
+                    &format!("{results}/{m}_tau{}.json", tau_text(t)),
+                    &s.data,
+                    &res,
+                )?;
+                let c = coefficient(&res, &s.coef)?;
+                series.push(ProcessPoint {
+                    tau: t,
+                    coef: c.estimate,
+                    se: c.std_error,
+                    lo: c.estimate - Z95 * c.std_error,
+                    hi: c.estimate + Z95 * c.std_error,
+                });
+                per_tau.push(res);
+            }
+            panels.push(Panel {
+                method: m.clone(),
+                title: method_title(m),
+                series,
+            });
+            fits.push(per_tau);
+        }
+        let reference = Reference {
+            label: format!("FE OLS ({})", s.vcov),
+            coef: ols_coef.estimate,
+            se: ols_coef.std_error,
+            lo: ols_coef.estimate - Z95 * ols_coef.std_error,
+            hi: ols_coef.estimate + Z95 * ols_coef.std_error,
+        };
+        let (x_range, y_range) = figures::axis_ranges(&panels, &reference);
+        let coef_label = s.labels.get(&s.coef).cloned().unwrap_or(s.coef.clone());
+        let title = s
+            .title
+            .clone()
+            .unwrap_or_else(|| format!("Quantile process of {coef_label}"));
+        let fig = QuantileFigure {
+            title: title.clone(),
+            y_label: format!("Coefficient on {coef_label}"),
+            level: 0.95,
+            panels,
+            ols: reference,
+            x_range,
+            y_range,
+        };
+        self.write_figure(ctx, &fig)?;
+        write_table(ctx, &s.name, &self.table(&title, &coef_label, &fits, &ols))
+    }
+
+    fn write_figure(&self, ctx: &BuiltinCtx<'_>, fig: &QuantileFigure) -> Result<(), Diagnostic> {
+        let base = self.figure_base();
+        let draw_err = |e: String| Diagnostic::new("cannot draw the figure").cause(e);
+        let svg = figures::quantile_svg(fig).map_err(draw_err)?;
+        let write = |rel: String, bytes: &[u8]| {
+            repro_kind::write_output(ctx.root, &rel, bytes)
+                .map_err(|e| Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string()))
+        };
+        write(format!("{base}.svg"), svg.as_bytes())?;
+        let mut json = serde_json::to_string_pretty(fig).unwrap_or_default();
+        json.push('\n');
+        write(format!("{base}.json"), json.as_bytes())?;
+        // The PNG encoder writes to a path: draw beside the target, then rename into place.
+        let dest = ctx.root.join(format!("{base}.png"));
+        let tmp = ctx.root.join(format!(
+            "output/figures/.{}.repro-tmp.png",
+            self.parsed.name
+        ));
+        figures::quantile_png(fig, &tmp).map_err(draw_err)?;
+        std::fs::rename(&tmp, &dest)
+            .map_err(|e| Diagnostic::new(format!("cannot write `{base}.png`")).cause(e.to_string()))
+    }
+
+    fn table(
+        &self,
+        title: &str,
+        coef_label: &str,
+        fits: &[Vec<FitResult>],
+        ols: &FitResult,
+    ) -> Table {
+        let s = &self.parsed;
+        let d = s.digits;
+        let pair = |c: Option<&repro_estimators::result::Coefficient>| match c {
+            Some(c) => vec![
+                Cell {
+                    text: tables::fixed(c.estimate, d),
+                    stars: fitting::stars(c.p_value),
+                },
+                tables::paren(c.std_error, d),
+            ],
+            None => vec![Cell::empty(), Cell::empty()],
+        };
+        let mut rows = Vec::new();
+        for (k, &t) in s.taus.iter().enumerate() {
+            let mut cells = Vec::new();
+            for per_tau in fits {
+                cells.extend(pair(per_tau.get(k).and_then(|r| r.coefficient(&s.coef))));
+            }
+            rows.push(Row {
+                label: tau_text(t),
+                cells,
+            });
+        }
+        let ols_cells: Vec<Cell> = fits
+            .iter()
+            .flat_map(|_| pair(ols.coefficient(&s.coef)))
+            .collect();
+        let reference = vec![Row {
+            label: "FE OLS".into(),
+            cells: ols_cells,
+        }];
+        let n_row = vec![Row {
+            label: "Observations".into(),
+            cells: fits
+                .iter()
+                .flat_map(|per_tau| {
+                    let n = per_tau
+                        .first()
+                        .map_or(String::new(), |r| fitting::thousands(r.nobs));
+                    [Cell::text(n), Cell::empty()]
+                })
+                .collect(),
+        }];
+        Table {
+            title: title.to_string(),
+            groups: s
+                .methods
+                .iter()
+                .map(|m| Group {
+                    label: method_title(m),
+                    span: 2,
+                })
+                .collect(),
+            columns: s
+                .methods
+                .iter()
+                .flat_map(|_| [coef_label.to_string(), "SE".to_string()])
+                .collect(),
+            sections: vec![rows, reference, n_row],
+            notes: vec![
+                format!("Model: {}.", self.formula),
+                format!(
+                    "Rows: quantile tau. Quantile standard errors: {}{}; FE OLS standard errors: {}.",
+                    s.se.as_deref().unwrap_or("nid"),
+                    if s.quantile_vcov == "iid" {
+                        String::new()
+                    } else {
+                        format!(" with vcov {}", s.quantile_vcov)
+                    },
+                    s.vcov
+                ),
+                "* p<0.1, ** p<0.05, *** p<0.01".into(),
+            ],
+        }
+    }
+}
+
+fn estimate(frame: &Frame, req: &FitRequest) -> Result<FitResult, Diagnostic> {
+    let spec = fitting::model_spec(req)?;
+    fit::fit(frame, &spec).map_err(|e| {
+        let d = fitting::estim_diag(e);
+        let what = match (req.quantile, &req.method) {
+            (Some(t), Some(m)) => format!("the {m} quantile regression at tau {t}"),
+            _ => "the OLS reference".to_string(),
+        };
+        Diagnostic {
+            message: format!("cannot estimate {what} (`{}`)", req.formula),
+            causes: std::iter::once(d.message).chain(d.causes).collect(),
+            ..d
+        }
+    })
+}
+
+fn coefficient<'a>(
+    res: &'a FitResult,
+    coef: &str,
+) -> Result<&'a repro_estimators::result::Coefficient, Diagnostic> {
+    res.coefficient(coef).ok_or_else(|| {
+        Diagnostic::new(format!("`{coef}` has no estimate in `{}`", res.formula))
+            .cause(res.messages.join("; "))
+    })
+}
+
+fn write_json(
+    ctx: &BuiltinCtx<'_>,
+    rel: &str,
+    data: &str,
+    res: &FitResult,
+) -> Result<(), Diagnostic> {
+    crate::common::write_json(ctx, rel, &fitting::to_json(data, res))
+}

@@ -1,0 +1,102 @@
+//! Reading tabular data files: CSV and Parquet, whole, some columns, or a slice of rows.
+//!
+//! Owns: loading CSV and Parquet through polars' lazy engine with errors that name the file.
+//! Deliberately does not own: converting columns for the estimators (`repro-tables`), or writing
+//! files (`table`).
+
+use std::path::Path;
+
+use polars::prelude::*;
+
+use repro_kind::Diagnostic;
+
+/// The formats we read, by file extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Parquet,
+}
+
+pub fn format_of(path: &Path) -> Result<Format, Diagnostic> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "csv" => Ok(Format::Csv),
+        "parquet" | "pq" => Ok(Format::Parquet),
+        _ => Err(Diagnostic::new(format!(
+            "cannot read `{}`: unknown file type `{ext}`",
+            path.display()
+        ))
+        .hint("use a `.csv` or `.parquet` file")),
+    }
+}
+
+/// Reads the whole file (all columns) into a polars DataFrame.
+pub fn read_frame(path: &Path) -> Result<DataFrame, Diagnostic> {
+    read_frame_columns(path, None)
+}
+
+/// Reads the named columns only (all when `None`): the scan skips the others, which matters for
+/// wide files of millions of rows. A missing column is reported with the columns found.
+pub fn read_frame_columns(path: &Path, columns: Option<&[&str]>) -> Result<DataFrame, Diagnostic> {
+    read_frame_part(path, columns, None)
+}
+
+/// `read_frame_columns` for `len` rows from row `offset` (fewer at the end of the file). A
+/// Parquet scan reads only the row groups it needs; a CSV scan reads from the start each time,
+/// so slices of large tables should be Parquet.
+pub fn read_frame_slice(
+    path: &Path,
+    columns: &[&str],
+    offset: usize,
+    len: usize,
+) -> Result<DataFrame, Diagnostic> {
+    read_frame_part(path, Some(columns), Some((offset, len)))
+}
+
+fn read_frame_part(
+    path: &Path,
+    columns: Option<&[&str]>,
+    slice: Option<(usize, usize)>,
+) -> Result<DataFrame, Diagnostic> {
+    let format = format_of(path)?;
+    if !path.exists() {
+        return Err(Diagnostic::new(format!(
+            "data file `{}` does not exist",
+            path.display()
+        )));
+    }
+    let name = path.to_string_lossy().to_string();
+    let lf = match format {
+        Format::Csv => LazyCsvReader::new(PlRefPath::from(name.as_str()))
+            .with_infer_schema_length(Some(100_000))
+            .with_has_header(true)
+            .finish(),
+        Format::Parquet => {
+            LazyFrame::scan_parquet(PlRefPath::from(name.as_str()), ScanArgsParquet::default())
+        }
+    };
+    let cannot = |e: PolarsError| {
+        Diagnostic::new(format!("cannot read data file `{}`", path.display())).cause(e.to_string())
+    };
+    let mut lf = lf.map_err(cannot)?;
+    if let Some(cols) = columns {
+        let schema = lf.collect_schema().map_err(cannot)?;
+        if let Some(missing) = cols.iter().find(|c| schema.get(c).is_none()) {
+            let found: Vec<String> = schema.iter_names().map(|n| format!("`{n}`")).collect();
+            return Err(
+                Diagnostic::new(format!("`{}` has no column `{missing}`", path.display()))
+                    .cause(format!("columns found: {}", found.join(", "))),
+            );
+        }
+        lf = lf.select(cols.iter().map(|c| col(*c)).collect::<Vec<_>>());
+    }
+    if let Some((offset, len)) = slice {
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        lf = lf.slice(offset, IdxSize::try_from(len).unwrap_or(IdxSize::MAX));
+    }
+    lf.collect().map_err(cannot)
+}

@@ -1,0 +1,16 @@
+//! `repro package`: write a replication package.
+
+use repro_kind::Failure;
+
+use crate::cli::{Cli, PackageArgs};
+use crate::kinds::load_pipeline;
+use crate::replication::package;
+
+pub fn package(cli: &Cli, args: &PackageArgs) -> Result<(), Failure> {
+    let p = load_pipeline(&cli.file)?;
+    let cfg = package::PackageConfig {
+        out: args.out.clone(),
+    };
+    print!("{}", package::package(&p, &cfg)?);
+    Ok(())
+}

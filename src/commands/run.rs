@@ -1,0 +1,41 @@
+//! `repro run`: bring stages up to date, then rewrite the report if a stage ran.
+
+use repro_engine::{runner, status};
+use repro_kind::Failure;
+
+use crate::cli::{Cli, RunArgs};
+use crate::kinds::load_pipeline;
+use crate::{report, ui};
+
+pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
+    let p = load_pipeline(&cli.file)?;
+    let selected = p.select(&args.stages)?;
+    if args.dry_run {
+        let statuses = status::compute(&p, &selected)?;
+        print!("{}", status::render_dry_run(&statuses, args.force));
+        return Ok(());
+    }
+    let cfg = runner::RunConfig {
+        jobs: args.jobs.unwrap_or_else(super::default_jobs),
+        force: args.force,
+        keep_going: args.keep_going,
+        wait: args.wait,
+    };
+    let mut ui = ui::Ui::new(ui::UiConfig {
+        verbose: cli.verbose > 0,
+        plain: false,
+    });
+    let summary = runner::run(&p, &selected, &cfg, &mut ui)?;
+    // A run that rebuilt nothing leaves the report alone.
+    if let Some(rel) = p.report.as_deref().filter(|_| summary.ran > 0) {
+        report::write(&p, rel)?;
+    }
+    eprintln!(
+        "{} stages: {} ran, {} restored from the cache, {} up to date",
+        summary.ran + summary.restored + summary.up_to_date,
+        summary.ran,
+        summary.restored,
+        summary.up_to_date
+    );
+    Ok(())
+}
