@@ -12,7 +12,7 @@ use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 use super::sample::{prepare, Sample};
 use super::spec::{ModelSpec, VcovSpec};
 use super::table::{centred_ss, coefficient_table, kept_columns, to_rows, Absorption};
-use super::variance::VarianceSetup;
+use super::variance::{LinearVcov, VarianceSetup};
 use crate::data::Frame;
 use crate::demean::{demean_columns, DemeanOptions, FixedEffects};
 use crate::error::EstimError;
@@ -31,6 +31,7 @@ pub(super) fn fit_linear(
     f: &Formula,
     spec: &ModelSpec,
 ) -> Result<FitResult, EstimError> {
+    let linear_vcov = LinearVcov::of(&spec.vcov)?;
     let cluster_vars = match &spec.vcov {
         VcovSpec::Cluster(vars) => vars.clone(),
         _ => Vec::new(),
@@ -51,7 +52,7 @@ pub(super) fn fit_linear(
         return Err(EstimError::TooFewObservations { n, k: k_candidates });
     }
     let mut columns = Columns::gather(&sample, &names, f.has_intercept_coefficient());
-    let variance = VarianceSetup::new(&spec.vcov, &sample);
+    let variance = VarianceSetup::new(linear_vcov, &sample);
     if has_fe {
         absorb(&sample, &mut columns.buf, f, &names, spec, &mut messages)?;
     }

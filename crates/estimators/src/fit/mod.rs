@@ -21,7 +21,8 @@ mod table;
 mod variance;
 
 pub use spec::{
-    FitOptions, ModelSpec, QuantileMethod, QuantileSe, QuantileSpec, SingletonPolicy, VcovSpec,
+    FitOptions, MmqrVcovSpec, ModelSpec, QuantileMethod, QuantileSe, QuantileSpec, SingletonPolicy,
+    VcovSpec, LINEAR_VCOV_OPTIONS, MMQR_VCOV_OPTIONS,
 };
 
 use crate::data::Frame;

@@ -8,14 +8,18 @@
 use faer::Mat;
 
 use super::sample::{prepare, Sample};
-use super::spec::{ModelSpec, QuantileMethod, QuantileSe, QuantileSpec, VcovSpec};
+use super::spec::{
+    MmqrVcovSpec, ModelSpec, QuantileMethod, QuantileSe, QuantileSpec, VcovSpec, MMQR_VCOV_OPTIONS,
+};
 use super::table::{coefficient_table, kept_columns, to_rows, Absorption};
 use crate::data::Frame;
 use crate::error::EstimError;
 use crate::formula::Formula;
+use crate::mmqr::MmqrVcov;
 use crate::ols::{independent_columns, small_gram, tall_r, CollinearityOptions, ColumnStatus};
 use crate::quantile;
 use crate::result::{ClusterCounts, FitResult};
+use crate::vcov::ClusterIds;
 
 pub(super) fn fit_quantile(
     frame: &Frame,
@@ -41,24 +45,12 @@ pub(super) fn fit_quantile(
             fit_quantile_pooled(f, q, sample)
         }
         QuantileMethod::Mmqr => {
-            if matches!(q.se, QuantileSe::Bootstrap { .. }) {
-                return Err(EstimError::InvalidOption {
-                    message: "mmqr standard errors come from its influence functions; `se` = bootstrap is not available for it".to_string(),
-                });
-            }
-            let cluster_vars = match &spec.vcov {
-                VcovSpec::Iid | VcovSpec::Hc1 => Vec::new(),
-                VcovSpec::Cluster(vars) if vars.len() == 1 => vars.clone(),
-                VcovSpec::Cluster(_) => {
-                    return Err(EstimError::InvalidVcov {
-                        spec: spec.vcov.to_string(),
-                        message: "mmqr clusters by one variable".to_string(),
-                    })
-                }
-            };
+            check_mmqr_se(q.se)?;
+            let vcov = MmqrConvention::of(&spec.vcov)?;
             one_way_only(f, "mmqr")?;
+            let cluster_vars: Vec<String> = vcov.cluster_var().into_iter().collect();
             let sample = prepare(frame, f, &cluster_vars, &spec.options)?;
-            fit_mmqr(f, q, sample)
+            fit_mmqr(f, q, &spec.vcov, vcov, sample)
         }
         QuantileMethod::Canay => {
             one_way_only(f, "canay")?;
@@ -112,6 +104,9 @@ fn pooled_clusters(vcov: &VcovSpec, se: QuantileSe) -> Result<Vec<String>, Estim
         (VcovSpec::Hc1, _) => Err(invalid(
             "quantile regression takes `iid` or a cluster variable with the bootstrap; robustness comes from `se`",
         )),
+        (VcovSpec::Mmqr(m), _) => Err(invalid(&format!(
+            "`{m}` is a variance of mmqr; pooled quantile regression takes `iid`, or `cluster:VAR` with `se` = bootstrap"
+        ))),
     }
 }
 
@@ -144,8 +139,99 @@ fn regressor_matrix(sample: &Sample<'_>) -> Mat<f64> {
     Mat::from_fn(n, cols.len(), |i, j| cols[j][i])
 }
 
+/// MMQR's standard errors follow `vcov`; of the `se` options only the default applies.
+fn check_mmqr_se(se: QuantileSe) -> Result<(), EstimError> {
+    let name = match se {
+        QuantileSe::Nid => return Ok(()),
+        QuantileSe::Bootstrap { .. } => "bootstrap",
+        QuantileSe::Iid => "iid",
+        QuantileSe::Ker => "ker",
+    };
+    Err(EstimError::InvalidOption {
+        message: format!(
+            "mmqr standard errors come from its influence functions and follow `vcov` ({MMQR_VCOV_OPTIONS}); `se` = `{name}` is not available for it: leave `se` unset"
+        ),
+    })
+}
+
+/// The MMQR variance convention a [`VcovSpec`] asks for; variances MMQR does not have are an
+/// error listing the ones it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MmqrConvention {
+    Robust,
+    Cluster(String),
+    Xtqreg,
+    Mmqreg,
+    MmqregRobust,
+    MmqregCluster { var: String, dfadj: bool },
+}
+
+impl MmqrConvention {
+    fn of(spec: &VcovSpec) -> Result<Self, EstimError> {
+        let unsupported = |why: &str| EstimError::InvalidVcov {
+            spec: spec.to_string(),
+            message: format!("{why}; mmqr takes {MMQR_VCOV_OPTIONS}"),
+        };
+        Ok(match spec {
+            VcovSpec::Iid => {
+                return Err(unsupported(
+                    "mmqr has no iid variance (the model-based one is Theorem 3, `xtqreg` or `mmqreg`)",
+                ))
+            }
+            VcovSpec::Hc1 => {
+                return Err(unsupported(
+                    "hc1 is a least-squares variance (the heteroskedasticity-robust one of mmqr is `robust`)",
+                ))
+            }
+            VcovSpec::Cluster(vars) if vars.len() == 1 => MmqrConvention::Cluster(vars[0].clone()),
+            VcovSpec::Cluster(_) => return Err(unsupported("mmqr clusters by one variable")),
+            VcovSpec::Mmqr(MmqrVcovSpec::Robust) => MmqrConvention::Robust,
+            VcovSpec::Mmqr(MmqrVcovSpec::Xtqreg) => MmqrConvention::Xtqreg,
+            VcovSpec::Mmqr(MmqrVcovSpec::Mmqreg) => MmqrConvention::Mmqreg,
+            VcovSpec::Mmqr(MmqrVcovSpec::MmqregRobust) => MmqrConvention::MmqregRobust,
+            VcovSpec::Mmqr(MmqrVcovSpec::MmqregCluster { var, dfadj }) => {
+                MmqrConvention::MmqregCluster {
+                    var: var.clone(),
+                    dfadj: *dfadj,
+                }
+            }
+        })
+    }
+
+    fn cluster_var(&self) -> Option<String> {
+        match self {
+            MmqrConvention::Cluster(var) | MmqrConvention::MmqregCluster { var, .. } => {
+                Some(var.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// The kernel's option, with the cluster codes of the sample.
+    fn kernel(&self, cluster: Option<&ClusterIds>) -> MmqrVcov {
+        let codes = || cluster.map(|c| c.codes.clone()).unwrap_or_default();
+        match self {
+            MmqrConvention::Robust => MmqrVcov::Robust,
+            MmqrConvention::Cluster(_) => MmqrVcov::Cluster(codes()),
+            MmqrConvention::Xtqreg => MmqrVcov::Xtqreg,
+            MmqrConvention::Mmqreg => MmqrVcov::Mmqreg,
+            MmqrConvention::MmqregRobust => MmqrVcov::MmqregRobust,
+            MmqrConvention::MmqregCluster { dfadj, .. } => MmqrVcov::MmqregCluster {
+                codes: codes(),
+                dfadj: *dfadj,
+            },
+        }
+    }
+}
+
 /// Machado-Santos Silva MMQR with the (at most one) fixed effect as groups.
-fn fit_mmqr(f: &Formula, q: &QuantileSpec, sample: Sample<'_>) -> Result<FitResult, EstimError> {
+fn fit_mmqr(
+    f: &Formula,
+    q: &QuantileSpec,
+    spec_vcov: &VcovSpec,
+    convention: MmqrConvention,
+    sample: Sample<'_>,
+) -> Result<FitResult, EstimError> {
     let mut messages = sample.messages.clone();
     let n = sample.n();
     let mut y = Vec::with_capacity(n);
@@ -158,9 +244,7 @@ fn fit_mmqr(f: &Formula, q: &QuantileSpec, sample: Sample<'_>) -> Result<FitResu
         .map_or_else(|| vec![0u32; n], |t| t.codes.clone());
     let cluster = sample.clusters.first();
     let opts = crate::mmqr::MmqrOptions {
-        vcov: cluster.map_or(crate::mmqr::MmqrVcov::Robust, |c| {
-            crate::mmqr::MmqrVcov::Cluster(c.codes.clone())
-        }),
+        vcov: convention.kernel(cluster),
         ..Default::default()
     };
     let fits = crate::mmqr::mmqr(&y, x.as_ref(), &groups, &[q.tau], &opts)?;
@@ -173,8 +257,9 @@ fn fit_mmqr(f: &Formula, q: &QuantileSpec, sample: Sample<'_>) -> Result<FitResu
     messages.extend(fit.messages.iter().cloned());
     let k = fit.coef.len();
     let cov = Mat::from_fn(k, k, |a, b| fit.covariance[a][b]);
-    // MMQR's inference is asymptotic: normal p-values, as xtqreg reports z statistics.
-    let coefficients = coefficient_table(&f.regressors, &fit.coef, cov.as_ref(), None);
+    // MMQR's inference is asymptotic: normal p-values, as xtqreg reports z statistics (t with
+    // N - K degrees of freedom for `mmqreg-cluster-dfadj`, as mmqreg's dfadj).
+    let coefficients = coefficient_table(&f.regressors, &fit.coef, cov.as_ref(), fit.df_t);
     Ok(FitResult {
         formula: f.source.clone(),
         nobs: fit.nobs,
@@ -185,9 +270,9 @@ fn fit_mmqr(f: &Formula, q: &QuantileSpec, sample: Sample<'_>) -> Result<FitResu
         r2: None,
         r2_within: None,
         objective: None,
-        vcov: cluster.map_or_else(|| "robust".to_string(), |c| format!("cluster:{}", c.name)),
+        vcov: spec_vcov.to_string(),
         n_clusters: cluster.map(|c| ClusterCounts(vec![(c.name.clone(), c.n_groups)])),
-        df_t: None,
+        df_t: fit.df_t,
         covariance: to_rows(cov.as_ref()),
         first_stage: None,
         messages,

@@ -11,14 +11,44 @@ use std::str::FromStr;
 
 use crate::error::EstimError;
 
-/// Variance of OLS/IV coefficients: `iid`, `hc1`, `cluster:V` or `cluster:V1+V2`.
+/// The variance of a model's coefficients, as written after `--vcov`.
+///
+/// OLS and IV take `iid`, `hc1`, `cluster:V` or `cluster:V1+V2` (fixest's conventions). Pooled
+/// and Canay quantile regressions take `iid`, or `cluster:V` with `se` = bootstrap. MMQR takes
+/// `robust` (its default), `cluster:V` and the published conventions of [`MmqrVcovSpec`]; see
+/// [`MMQR_VCOV_OPTIONS`]. Each estimator rejects the others with an error naming what it takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VcovSpec {
     Iid,
     Hc1,
     /// One variable, or two for two-way clustering.
     Cluster(Vec<String>),
+    /// A variance convention of MMQR (`method` = `mmqr`) besides `cluster:V`.
+    Mmqr(MmqrVcovSpec),
 }
+
+/// The MMQR variance conventions other than `cluster:V`, each named after what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MmqrVcovSpec {
+    /// `robust`: the heteroskedasticity-robust sandwich of repro's influence functions.
+    Robust,
+    /// `xtqreg`: Theorem 3 of Machado and Santos Silva (2019) as their Stata `xtqreg` computes it
+    /// (uncentred `V`, no small-sample factor); reproduces the paper's Table 6.
+    Xtqreg,
+    /// `mmqreg`: Theorem 3 with the centred `V`, Rios-Avila's `mmqreg` default.
+    Mmqreg,
+    /// `mmqreg-robust`: `mmqreg, robust`.
+    MmqregRobust,
+    /// `mmqreg-cluster:V` (`mmqreg, cluster(V)`) or, with `dfadj`, `mmqreg-cluster-dfadj:V`
+    /// (`mmqreg, cluster(V) dfadj`).
+    MmqregCluster { var: String, dfadj: bool },
+}
+
+/// The variance options MMQR accepts, for error messages and help.
+pub const MMQR_VCOV_OPTIONS: &str = "`robust` (default), `cluster:VAR`, `xtqreg`, `mmqreg`, `mmqreg-robust`, `mmqreg-cluster:VAR` or `mmqreg-cluster-dfadj:VAR`";
+
+/// The variance options of OLS and IV, for error messages.
+pub const LINEAR_VCOV_OPTIONS: &str = "`iid`, `hc1`, `cluster:VAR` or `cluster:VAR1+VAR2`";
 
 impl FromStr for VcovSpec {
     type Err = EstimError;
@@ -32,12 +62,31 @@ impl FromStr for VcovSpec {
         match text {
             "iid" => return Ok(VcovSpec::Iid),
             "hc1" => return Ok(VcovSpec::Hc1),
+            "robust" => return Ok(VcovSpec::Mmqr(MmqrVcovSpec::Robust)),
+            "xtqreg" => return Ok(VcovSpec::Mmqr(MmqrVcovSpec::Xtqreg)),
+            "mmqreg" => return Ok(VcovSpec::Mmqr(MmqrVcovSpec::Mmqreg)),
+            "mmqreg-robust" => return Ok(VcovSpec::Mmqr(MmqrVcovSpec::MmqregRobust)),
             _ => {}
         }
+        for (prefix, dfadj) in [("mmqreg-cluster:", false), ("mmqreg-cluster-dfadj:", true)] {
+            if let Some(var) = text.strip_prefix(prefix) {
+                let var = var.trim();
+                if var.is_empty() {
+                    return Err(invalid("a cluster variable name is empty"));
+                }
+                if var.contains('+') {
+                    return Err(invalid("mmqreg clusters by one variable"));
+                }
+                return Ok(VcovSpec::Mmqr(MmqrVcovSpec::MmqregCluster {
+                    var: var.to_string(),
+                    dfadj,
+                }));
+            }
+        }
         let Some(vars) = text.strip_prefix("cluster:") else {
-            return Err(invalid(
-                "expected `iid`, `hc1`, `cluster:VAR` or `cluster:VAR1+VAR2`",
-            ));
+            return Err(invalid(&format!(
+                "expected {LINEAR_VCOV_OPTIONS} (OLS, IV and quantile regressions), or for mmqr {MMQR_VCOV_OPTIONS}"
+            )));
         };
         let vars: Vec<String> = vars.split('+').map(|v| v.trim().to_string()).collect();
         if vars.iter().any(String::is_empty) {
@@ -59,6 +108,48 @@ impl fmt::Display for VcovSpec {
             VcovSpec::Iid => write!(f, "iid"),
             VcovSpec::Hc1 => write!(f, "hc1"),
             VcovSpec::Cluster(vars) => write!(f, "cluster:{}", vars.join("+")),
+            VcovSpec::Mmqr(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl fmt::Display for MmqrVcovSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MmqrVcovSpec::Robust => write!(f, "robust"),
+            MmqrVcovSpec::Xtqreg => write!(f, "xtqreg"),
+            MmqrVcovSpec::Mmqreg => write!(f, "mmqreg"),
+            MmqrVcovSpec::MmqregRobust => write!(f, "mmqreg-robust"),
+            MmqrVcovSpec::MmqregCluster { var, dfadj: false } => write!(f, "mmqreg-cluster:{var}"),
+            MmqrVcovSpec::MmqregCluster { var, dfadj: true } => {
+                write!(f, "mmqreg-cluster-dfadj:{var}")
+            }
+        }
+    }
+}
+
+impl VcovSpec {
+    /// How the variance reads in a table note, e.g. `clustered by state` or `MM-QR Theorem 3 as
+    /// xtqreg (Machado and Santos Silva 2019)`.
+    pub fn describe(&self) -> String {
+        match self {
+            VcovSpec::Iid => "iid".to_string(),
+            VcovSpec::Hc1 => "heteroskedasticity-robust (HC1)".to_string(),
+            VcovSpec::Cluster(vars) => format!("clustered by {}", vars.join(" and ")),
+            VcovSpec::Mmqr(MmqrVcovSpec::Robust) => {
+                "heteroskedasticity-robust (MM-QR influence functions)".to_string()
+            }
+            VcovSpec::Mmqr(MmqrVcovSpec::Xtqreg) => {
+                "MM-QR Theorem 3 as xtqreg (Machado and Santos Silva 2019)".to_string()
+            }
+            VcovSpec::Mmqr(MmqrVcovSpec::Mmqreg) => {
+                "MM-QR Theorem 3 with centred V, as mmqreg (Rios-Avila)".to_string()
+            }
+            VcovSpec::Mmqr(MmqrVcovSpec::MmqregRobust) => "robust, as mmqreg".to_string(),
+            VcovSpec::Mmqr(MmqrVcovSpec::MmqregCluster { var, dfadj }) => format!(
+                "clustered by {var}, as mmqreg{}",
+                if *dfadj { " with dfadj" } else { "" }
+            ),
         }
     }
 }
@@ -144,6 +235,17 @@ impl FromStr for QuantileMethod {
             other => Err(EstimError::InvalidOption {
                 message: format!("quantile method `{other}`: expected `pooled`, `mmqr` or `canay`"),
             }),
+        }
+    }
+}
+
+impl QuantileMethod {
+    /// The variance a quantile regression with this method gets when the user names none:
+    /// `iid` for pooled and Canay, `robust` for MMQR (which does not take `iid`).
+    pub fn default_vcov(&self) -> VcovSpec {
+        match self {
+            QuantileMethod::Pooled | QuantileMethod::Canay => VcovSpec::Iid,
+            QuantileMethod::Mmqr => VcovSpec::Mmqr(MmqrVcovSpec::Robust),
         }
     }
 }
@@ -246,7 +348,22 @@ mod tests {
         );
         assert!("cluster:".parse::<VcovSpec>().is_err());
         assert!("cluster:a+b+c".parse::<VcovSpec>().is_err());
-        assert!("robust".parse::<VcovSpec>().is_err());
+        assert!("robust-ish".parse::<VcovSpec>().is_err());
+        for text in [
+            "robust",
+            "xtqreg",
+            "mmqreg",
+            "mmqreg-robust",
+            "mmqreg-cluster:id",
+            "mmqreg-cluster-dfadj:id",
+        ] {
+            let spec: VcovSpec = text.parse().unwrap();
+            assert!(matches!(spec, VcovSpec::Mmqr(_)), "{text}");
+            assert_eq!(spec.to_string(), text);
+        }
+        assert!("mmqreg-cluster:".parse::<VcovSpec>().is_err());
+        assert!("mmqreg-cluster:a+b".parse::<VcovSpec>().is_err());
+        assert_eq!(QuantileMethod::Mmqr.default_vcov().to_string(), "robust");
     }
 
     #[test]

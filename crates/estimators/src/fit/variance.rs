@@ -9,15 +9,42 @@
 use faer::{Mat, MatRef};
 
 use super::sample::Sample;
-use super::spec::VcovSpec;
+use super::spec::{VcovSpec, LINEAR_VCOV_OPTIONS};
+use crate::error::EstimError;
 use crate::result::ClusterCounts;
 use crate::vcov::{
     dof_k, fix_negative_variance, iid_vcov, intersect, is_nested, meat, sandwich, small_sample,
     ClusterIds, SampleKind, SmallSample, VcovKind,
 };
 
+/// The variance types of a linear model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LinearVcov {
+    Iid,
+    Hc1,
+    Cluster,
+}
+
+impl LinearVcov {
+    /// The linear variance type of `spec`; the MMQR conventions are an error naming the
+    /// options OLS and IV take.
+    pub(super) fn of(spec: &VcovSpec) -> Result<Self, EstimError> {
+        match spec {
+            VcovSpec::Iid => Ok(LinearVcov::Iid),
+            VcovSpec::Hc1 => Ok(LinearVcov::Hc1),
+            VcovSpec::Cluster(_) => Ok(LinearVcov::Cluster),
+            VcovSpec::Mmqr(m) => Err(EstimError::InvalidVcov {
+                spec: m.to_string(),
+                message: format!(
+                    "`{m}` is a variance of mmqr quantile regressions; OLS and IV take {LINEAR_VCOV_OPTIONS} (`hc1` is the heteroskedasticity-robust one)"
+                ),
+            }),
+        }
+    }
+}
+
 pub(super) struct VarianceSetup {
-    pub(super) spec: VcovSpec,
+    pub(super) spec: LinearVcov,
     /// Cluster ids; for two-way clustering the intersection is appended as a third entry.
     pub(super) ids: Vec<ClusterIds>,
     pub(super) fe_levels: Vec<usize>,
@@ -25,7 +52,7 @@ pub(super) struct VarianceSetup {
 }
 
 impl VarianceSetup {
-    pub(super) fn new(spec: &VcovSpec, sample: &Sample<'_>) -> Self {
+    pub(super) fn new(spec: LinearVcov, sample: &Sample<'_>) -> Self {
         let mut ids = sample.clusters.clone();
         if ids.len() == 2 {
             let both = intersect(&ids[0], &ids[1]);
@@ -43,7 +70,7 @@ impl VarianceSetup {
             })
             .collect();
         Self {
-            spec: spec.clone(),
+            spec,
             ids,
             fe_levels: sample.fe_levels(),
             fe_nested,
@@ -52,18 +79,18 @@ impl VarianceSetup {
 
     pub(super) fn kind(&self) -> VcovKind<'_> {
         match self.spec {
-            VcovSpec::Iid => VcovKind::Iid,
-            VcovSpec::Hc1 => VcovKind::Hetero,
-            VcovSpec::Cluster(_) => VcovKind::Cluster(&self.ids),
+            LinearVcov::Iid => VcovKind::Iid,
+            LinearVcov::Hc1 => VcovKind::Hetero,
+            LinearVcov::Cluster => VcovKind::Cluster(&self.ids),
         }
     }
 
     pub(super) fn small_sample(&self, n: usize, n_coef: usize) -> SmallSample {
         let counts: Vec<usize> = self.ids.iter().take(2).map(|c| c.n_groups).collect();
         let (kind, nested) = match self.spec {
-            VcovSpec::Iid => (SampleKind::Iid, vec![false; self.fe_levels.len()]),
-            VcovSpec::Hc1 => (SampleKind::Hetero, vec![false; self.fe_levels.len()]),
-            VcovSpec::Cluster(_) => (SampleKind::Cluster(&counts), self.fe_nested.clone()),
+            LinearVcov::Iid => (SampleKind::Iid, vec![false; self.fe_levels.len()]),
+            LinearVcov::Hc1 => (SampleKind::Hetero, vec![false; self.fe_levels.len()]),
+            LinearVcov::Cluster => (SampleKind::Cluster(&counts), self.fe_nested.clone()),
         };
         let k = dof_k(n_coef, &self.fe_levels, &nested);
         small_sample(n, k, kind)
@@ -90,7 +117,7 @@ impl VarianceSetup {
     }
 
     pub(super) fn cluster_counts(&self) -> Option<ClusterCounts> {
-        matches!(self.spec, VcovSpec::Cluster(_)).then(|| {
+        (self.spec == LinearVcov::Cluster).then(|| {
             ClusterCounts(
                 self.ids
                     .iter()
