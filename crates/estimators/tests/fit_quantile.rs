@@ -129,7 +129,7 @@ fn mmqr_through_fit_matches_direct_call() {
         &frame(&d),
         &spec(
             "y ~ x | g",
-            "iid",
+            "robust",
             0.75,
             QuantileSe::Nid,
             QuantileMethod::Mmqr,
@@ -186,7 +186,7 @@ fn quantile_option_errors() {
     let boot = QuantileSe::Bootstrap { reps: 10, seed: 1 };
     let err = fit(
         &f,
-        &spec("y ~ x | g", "iid", 0.5, boot, QuantileMethod::Mmqr),
+        &spec("y ~ x | g", "robust", 0.5, boot, QuantileMethod::Mmqr),
     )
     .unwrap_err();
     assert!(matches!(err, EstimError::InvalidOption { .. }), "{err:?}");

@@ -1,0 +1,446 @@
+//! OLS and 2SLS with absorbed fixed effects and fixest's variance conventions.
+//!
+//! Owns: [`fit_linear`] — building the column buffer, absorbing fixed effects, the collinearity
+//! checks on one triangular factor, the OLS or IV solve, the covariance, R² and the IV
+//! weak-instrument diagnostics.
+//! Deliberately does not own: the numerical kernels (`demean`, `ols`, `iv`, `vcov`), sample
+//! selection (`sample`), or quantile regression.
+
+use faer::Mat;
+use statrs::distribution::{ContinuousCDF, FisherSnedecor};
+
+use super::sample::{prepare, Sample};
+use super::spec::{ModelSpec, VcovSpec};
+use super::table::{centred_ss, coefficient_table, kept_columns, to_rows, Absorption};
+use super::variance::{LinearVcov, VarianceSetup};
+use crate::data::Frame;
+use crate::demean::{demean_columns, DemeanOptions, FixedEffects};
+use crate::error::EstimError;
+use crate::formula::Formula;
+use crate::iv;
+use crate::ols::{
+    independent_columns, residuals, small_gram, solve_from_r, sub_r, tall_r, CollinearityOptions,
+    ColumnStatus,
+};
+use crate::result::{FirstStageF, FirstStageStats, FitResult};
+use crate::vcov::dof_k;
+
+/// Estimates an OLS or IV model (with absorbed fixed effects) and its fixest-style variance.
+pub(super) fn fit_linear(
+    frame: &Frame,
+    f: &Formula,
+    spec: &ModelSpec,
+) -> Result<FitResult, EstimError> {
+    let linear_vcov = LinearVcov::of(&spec.vcov)?;
+    let cluster_vars = match &spec.vcov {
+        VcovSpec::Cluster(vars) => vars.clone(),
+        _ => Vec::new(),
+    };
+    let sample = prepare(frame, f, &cluster_vars, &spec.options)?;
+    let mut messages = sample.messages.clone();
+    let n = sample.n();
+    let has_fe = !sample.fe.is_empty();
+    let names = Names::of(f);
+    // Fewer rows than candidate parameters makes every later collinearity verdict an artefact
+    // of the sample size; say so directly.
+    let fe_dof = {
+        let levels = sample.fe_levels();
+        levels.iter().sum::<usize>() - levels.len().saturating_sub(1)
+    };
+    let k_candidates = names.exog.len() + names.endo.len() + fe_dof;
+    if n <= k_candidates {
+        return Err(EstimError::TooFewObservations { n, k: k_candidates });
+    }
+    let mut columns = Columns::gather(&sample, &names, f.has_intercept_coefficient());
+    let variance = VarianceSetup::new(linear_vcov, &sample);
+    if has_fe {
+        absorb(&sample, &mut columns.buf, f, &names, spec, &mut messages)?;
+    }
+    let y = columns.column(0);
+    let within_tss = y.iter().map(|v| v * v).sum::<f64>();
+    let factor = Factor::new(&columns, &names, has_fe);
+    let absorption = Absorption::of(has_fe);
+    let exog_kept = kept_columns(
+        &factor.status(&factor.exog_idx),
+        &names.exog,
+        absorption,
+        &mut messages,
+    );
+    let exog: Vec<&[f64]> = exog_kept.iter().map(|&j| factor.ordered[j]).collect();
+    let mut coef_names: Vec<String> = exog_kept.iter().map(|&j| names.exog[j].clone()).collect();
+    let solved = if f.iv.is_none() {
+        if coef_names.is_empty() {
+            return Err(EstimError::NoRegressors {
+                reason: if names.exog.is_empty() {
+                    "the formula has no regressor".to_string()
+                } else {
+                    "every regressor was dropped".to_string()
+                },
+            });
+        }
+        solve_ols(&factor, &exog_kept, &exog, y)?
+    } else {
+        solve_iv(
+            &factor,
+            &names,
+            &exog_kept,
+            &exog,
+            y,
+            absorption,
+            &mut messages,
+        )?
+    };
+    coef_names.extend(solved.endo_used.iter().cloned());
+
+    // Scores: the regressors (for IV the exogenous ones and the fitted endogenous ones) times
+    // the residuals.
+    let score_x: Vec<&[f64]> = exog
+        .iter()
+        .copied()
+        .chain(solved.fitted_endo.iter().map(Vec::as_slice))
+        .collect();
+    let ss = variance.small_sample(n, solved.coef.len());
+    if n <= ss.k {
+        return Err(EstimError::TooFewObservations { n, k: ss.k });
+    }
+    let (cov, repaired) = variance.covariance(solved.bread.as_ref(), &score_x, &solved.resid, &ss);
+    if repaired {
+        messages.push(
+            "variance matrix had negative variances and was repaired (eigenvalues floored, Cameron-Gelbach-Miller)"
+                .to_string(),
+        );
+    }
+    let df_t = Some(ss.df_t);
+    let coefficients = coefficient_table(&coef_names, &solved.coef, cov.as_ref(), df_t);
+    let rss: f64 = solved.resid.iter().map(|e| e * e).sum();
+    let r2 = (columns.tss > 0.0).then(|| 1.0 - rss / columns.tss);
+    let r2_within = (has_fe && within_tss > 0.0).then(|| 1.0 - rss / within_tss);
+    let first_stage = solved.first_stage.map(|(fs, excluded)| {
+        iv_diagnostics(&fs, &exog, &excluded, &solved.endo_used, &variance, n)
+    });
+
+    Ok(FitResult {
+        formula: f.source.clone(),
+        nobs: n,
+        k: Some(ss.k),
+        n_missing_dropped: sample.n_missing,
+        n_singletons_dropped: sample.n_singletons,
+        coefficients,
+        r2,
+        r2_within,
+        objective: None,
+        vcov: spec.vcov.to_string(),
+        n_clusters: variance.cluster_counts(),
+        df_t,
+        covariance: to_rows(cov.as_ref()),
+        first_stage,
+        messages,
+        residuals: solved.resid,
+        used_rows: sample.rows,
+    })
+}
+
+/// The model's column names by role; `exog` starts with `Intercept` when the model has one.
+struct Names {
+    exog: Vec<String>,
+    endo: Vec<String>,
+    inst: Vec<String>,
+}
+
+impl Names {
+    fn of(f: &Formula) -> Self {
+        let mut exog: Vec<String> = Vec::new();
+        if f.has_intercept_coefficient() {
+            exog.push("Intercept".to_string());
+        }
+        exog.extend(f.regressors.iter().cloned());
+        Self {
+            exog,
+            endo: f.iv.as_ref().map_or(Vec::new(), |p| p.endogenous.clone()),
+            inst: f.iv.as_ref().map_or(Vec::new(), |p| p.instruments.clone()),
+        }
+    }
+}
+
+/// The used rows of every model column, column-major in one buffer:
+/// y | exogenous (intercept first) | endogenous | excluded instruments.
+struct Columns {
+    n: usize,
+    buf: Vec<f64>,
+    /// Centred sum of squares of `y` before any absorption.
+    tss: f64,
+    /// Centred sum of squares of every other column before absorption (the collinearity
+    /// reference for absorbed columns).
+    reference_ss: Vec<f64>,
+}
+
+impl Columns {
+    fn gather(sample: &Sample<'_>, names: &Names, intercept: bool) -> Self {
+        let n = sample.n();
+        let m = 1 + names.exog.len() + names.endo.len() + names.inst.len();
+        let mut buf: Vec<f64> = Vec::with_capacity(n * m);
+        sample.gather(&sample.y, &mut buf);
+        if intercept {
+            buf.extend(std::iter::repeat_n(1.0, n));
+        }
+        for view in sample.x.iter().chain(&sample.endo).chain(&sample.inst) {
+            sample.gather(view, &mut buf);
+        }
+        let tss = centred_ss(&buf[..n]);
+        let reference_ss: Vec<f64> = (1..m)
+            .map(|j| centred_ss(&buf[j * n..(j + 1) * n]))
+            .collect();
+        Self {
+            n,
+            buf,
+            tss,
+            reference_ss,
+        }
+    }
+
+    fn column(&self, j: usize) -> &[f64] {
+        &self.buf[j * self.n..(j + 1) * self.n]
+    }
+}
+
+/// Absorbs the sample's fixed effects from every column of `buf`, with a message naming the
+/// columns that did not converge.
+fn absorb(
+    sample: &Sample<'_>,
+    buf: &mut [f64],
+    f: &Formula,
+    names: &Names,
+    spec: &ModelSpec,
+    messages: &mut Vec<String>,
+) -> Result<(), EstimError> {
+    let dims = sample
+        .fe
+        .iter()
+        .map(|t| (t.codes.clone(), t.n_levels))
+        .collect();
+    let fe = FixedEffects::new(dims, None)?;
+    let report = demean_columns(
+        &fe,
+        buf,
+        &DemeanOptions {
+            tol: spec.options.fixef_tol,
+            maxiter: spec.options.fixef_maxiter,
+            ..DemeanOptions::default()
+        },
+    )?;
+    if !report.converged {
+        let all_names: Vec<&String> = std::iter::once(&f.outcome)
+            .chain(&names.exog)
+            .chain(&names.endo)
+            .chain(&names.inst)
+            .collect();
+        let cols: Vec<String> = report
+            .not_converged
+            .iter()
+            .map(|&j| format!("`{}`", all_names[j]))
+            .collect();
+        messages.push(format!(
+            "fixed effects of model `{}` did not converge within {} iterations (tolerance {}) for {}",
+            f.source,
+            spec.options.fixef_maxiter,
+            spec.options.fixef_tol,
+            cols.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// One triangular factor of `[exog | instruments | endogenous | y]`: it serves every
+/// collinearity check and every solve (sub-factors are re-triangularised from it).
+struct Factor<'a> {
+    /// The columns in factor order.
+    ordered: Vec<&'a [f64]>,
+    /// Their pre-absorption sums of squares, same order.
+    ordered_ref: Vec<f64>,
+    r_all: Mat<f64>,
+    g_all: Mat<f64>,
+    has_fe: bool,
+    exog_idx: Vec<usize>,
+    inst_idx: Vec<usize>,
+    endo_idx: Vec<usize>,
+    y_idx: usize,
+}
+
+impl<'a> Factor<'a> {
+    fn new(columns: &'a Columns, names: &Names, has_fe: bool) -> Self {
+        let (k1, k2, l1) = (names.exog.len(), names.endo.len(), names.inst.len());
+        let m = 1 + k1 + k2 + l1;
+        let ordered: Vec<&[f64]> = (1..=k1)
+            .chain(1 + k1 + k2..m)
+            .chain(1 + k1..1 + k1 + k2)
+            .chain(std::iter::once(0))
+            .map(|j| columns.column(j))
+            .collect();
+        let ordered_ref: Vec<f64> = (0..k1)
+            .chain(k1 + k2..k1 + k2 + l1)
+            .chain(k1..k1 + k2)
+            .map(|j| columns.reference_ss[j])
+            .collect();
+        let r_all = tall_r(&ordered);
+        let g_all = small_gram(r_all.as_ref());
+        Self {
+            ordered,
+            ordered_ref,
+            r_all,
+            g_all,
+            has_fe,
+            exog_idx: (0..k1).collect(),
+            inst_idx: (k1..k1 + l1).collect(),
+            endo_idx: (k1 + l1..k1 + l1 + k2).collect(),
+            y_idx: k1 + l1 + k2,
+        }
+    }
+
+    /// Which of the columns `idx` (factor positions) are kept, absorbed or collinear.
+    fn status(&self, idx: &[usize]) -> Vec<ColumnStatus> {
+        let g = Mat::from_fn(idx.len(), idx.len(), |a, b| self.g_all[(idx[a], idx[b])]);
+        let refs: Vec<f64> = idx.iter().map(|&j| self.ordered_ref[j]).collect();
+        independent_columns(
+            g.as_ref(),
+            self.has_fe.then_some(refs.as_slice()),
+            &CollinearityOptions::default(),
+        )
+    }
+}
+
+/// What a solve hands to the variance and the result.
+struct Solved<'a> {
+    coef: Vec<f64>,
+    resid: Vec<f64>,
+    bread: Mat<f64>,
+    /// Kept endogenous regressors (their coefficients follow the exogenous ones).
+    endo_used: Vec<String>,
+    fitted_endo: Vec<Vec<f64>>,
+    /// The first stage and its excluded instruments, for the IV diagnostics.
+    first_stage: Option<(iv::FirstStage, Vec<&'a [f64]>)>,
+}
+
+fn solve_ols<'a>(
+    factor: &Factor<'a>,
+    exog_kept: &[usize],
+    exog: &[&[f64]],
+    y: &[f64],
+) -> Result<Solved<'a>, EstimError> {
+    let mut idx = exog_kept.to_vec();
+    idx.push(factor.y_idx);
+    let (coef, bread) = solve_from_r(sub_r(factor.r_all.as_ref(), &idx).as_ref())?;
+    let resid = residuals(exog, y, &coef);
+    Ok(Solved {
+        coef,
+        resid,
+        bread,
+        endo_used: Vec::new(),
+        fitted_endo: Vec::new(),
+        first_stage: None,
+    })
+}
+
+fn solve_iv<'a>(
+    factor: &Factor<'a>,
+    names: &Names,
+    exog_kept: &[usize],
+    exog: &[&[f64]],
+    y: &[f64],
+    absorption: Absorption,
+    messages: &mut Vec<String>,
+) -> Result<Solved<'a>, EstimError> {
+    let endo_status = factor.status(&factor.endo_idx);
+    let endo_kept = kept_columns(&endo_status, &names.endo, absorption, messages);
+    if endo_kept.is_empty() {
+        return Err(EstimError::NoRegressors {
+            reason: "every endogenous regressor was dropped".to_string(),
+        });
+    }
+    // Excluded instruments must add to the (kept) exogenous regressors.
+    let z_idx: Vec<usize> = exog_kept.iter().chain(&factor.inst_idx).copied().collect();
+    let z_status = factor.status(&z_idx);
+    let inst_kept: Vec<usize> = kept_columns(
+        &z_status[exog_kept.len()..],
+        &names.inst,
+        absorption,
+        messages,
+    )
+    .into_iter()
+    .map(|j| factor.inst_idx[j])
+    .collect();
+    if inst_kept.len() < endo_kept.len() {
+        return Err(EstimError::UnderIdentified {
+            endogenous: endo_kept.len(),
+            instruments: inst_kept.len(),
+        });
+    }
+    let excluded: Vec<&[f64]> = inst_kept.iter().map(|&j| factor.ordered[j]).collect();
+    let endo_pos: Vec<usize> = endo_kept.iter().map(|&j| factor.endo_idx[j]).collect();
+    let endo: Vec<&[f64]> = endo_pos.iter().map(|&j| factor.ordered[j]).collect();
+    let fs_idx: Vec<usize> = exog_kept
+        .iter()
+        .chain(&inst_kept)
+        .chain(&endo_pos)
+        .copied()
+        .collect();
+    let fs = iv::first_stage(
+        exog,
+        &excluded,
+        &endo,
+        sub_r(factor.r_all.as_ref(), &fs_idx),
+    )?;
+    let second = iv::second_stage(y, exog, &endo, &fs)?;
+    Ok(Solved {
+        coef: second.coef,
+        resid: second.resid,
+        bread: second.bread,
+        endo_used: endo_kept.iter().map(|&j| names.endo[j].clone()).collect(),
+        fitted_endo: fs.fitted.clone(),
+        first_stage: Some((fs, excluded)),
+    })
+}
+
+fn iv_diagnostics(
+    fs: &iv::FirstStage,
+    exog: &[&[f64]],
+    excluded: &[&[f64]],
+    endo_names: &[String],
+    variance: &VarianceSetup,
+    n: usize,
+) -> FirstStageStats {
+    let q = fs.n_excluded;
+    let k_instruments = fs.n_exog + fs.n_excluded;
+    let ss = variance.small_sample(n, k_instruments);
+    let df2 = n.saturating_sub(ss.k).max(1);
+    let wald = iv::first_stage_wald(fs, exog, excluded, variance.kind(), &ss);
+    let f_dist = FisherSnedecor::new(q as f64, df2 as f64).ok();
+    let first_stage = endo_names
+        .iter()
+        .zip(&wald)
+        .map(|(name, &stat)| FirstStageF {
+            endogenous: name.clone(),
+            f_stat: stat,
+            p_value: f_dist
+                .as_ref()
+                .filter(|_| stat.is_finite())
+                .map_or(f64::NAN, |d| d.sf(stat)),
+            df1: q,
+            df2,
+        })
+        .collect();
+    let kleibergen_paap_f = iv::kleibergen_paap_rk_wald(fs, exog, excluded, variance.kind())
+        .map(|chi2| chi2 / ss.factor / q as f64);
+    // Cragg-Donald is an iid statistic: its degrees of freedom count every fixed-effect level.
+    let k_iid = dof_k(
+        k_instruments,
+        &variance.fe_levels,
+        &vec![false; variance.fe_levels.len()],
+    );
+    let cragg_donald_f = iv::cragg_donald_eigenvalue(fs)
+        .map_or(f64::NAN, |ev| ev * (n as f64 - k_iid as f64) / q as f64);
+    FirstStageStats {
+        first_stage,
+        kleibergen_paap_f,
+        cragg_donald_f,
+    }
+}

@@ -1,0 +1,180 @@
+//! Portnoy-Koenker preprocessing for large samples (quantreg `"pfn"`).
+//!
+//! Owns: the seeded subsample fit, the leverage-scaled band that decides which observations are
+//! globbed into two pseudo-observations, the fix-up rounds, and R's type-7 sample quantile used
+//! for the band (and by the kernel standard errors).
+//! Deliberately does not own: the solvers it calls (`interior`, `vertex`).
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::design::{chol_solve, residuals_of, weighted_cholesky, Design};
+use super::interior::frisch_newton;
+use super::vertex::{basis_near_fit, vertex_descent};
+use super::Solution;
+use crate::error::EstimError;
+
+/// Seed of the preprocessing subsample: fixed, so a fit never depends on anything but its data.
+pub(super) const PFN_SEED: u64 = 20_240_611;
+
+/// Portnoy-Koenker preprocessing: fit a subsample, keep the observations whose residuals could be
+/// on either side of the full-sample fit, glob the rest into two pseudo-observations, solve, and
+/// repeat with fix-ups until every globbed observation is on its predicted side. The reduced
+/// problem's optimum is then optimal for the full problem; a final simplex check on the full
+/// sample makes it an exact vertex of the full problem.
+pub(super) fn preprocessed_frisch_newton(
+    design: &Design,
+    y: &[f64],
+    tau: f64,
+    seed: u64,
+) -> Result<Solution, EstimError> {
+    let (n, k) = (design.n, design.k);
+    let mut m = ((k as f64).sqrt() * (n as f64).powf(2.0 / 3.0)).round() as usize;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut messages = Vec::new();
+    let mut iterations = 0;
+    let coef = 'outer: loop {
+        if m >= n {
+            let sol = frisch_newton(design, y, tau)?;
+            iterations += sol.iterations;
+            break 'outer sol.coef;
+        }
+        let sample = sample_without_replacement(&mut rng, n, m);
+        let sub = design.select(&sample);
+        let sub_y: Vec<f64> = sample.iter().map(|&i| y[i]).collect();
+        let first = frisch_newton(&sub, &sub_y, tau)?;
+        iterations += first.iterations;
+        // Leverage-scaled band around the subsample fit: sqrt(x_i' (X_s'X_s)^{-1} x_i).
+        let ones = vec![1.0; sub.n];
+        let chol = weighted_cholesky(&sub, &ones)?;
+        // `gram_t[r * k + j]` is entry `r` of column `j` of the inverse: for each row the `k`
+        // products `G_j . x_i` then accumulate side by side (one contiguous, vectorisable update
+        // per `r`), each in the order of `r`.
+        let mut gram_t = vec![0.0; k * k];
+        for j in 0..k {
+            let unit: Vec<f64> = (0..k).map(|r| f64::from(u8::from(r == j))).collect();
+            for (r, v) in chol_solve(&chol, &unit).into_iter().enumerate() {
+                gram_t[r * k + j] = v;
+            }
+        }
+        let mut gx = vec![0.0; k];
+        let band: Vec<f64> = (0..n)
+            .map(|i| {
+                let xi = design.row(i);
+                gx.fill(0.0);
+                for (&xr, g_row) in xi.iter().zip(gram_t.chunks_exact(k)) {
+                    gx.iter_mut().zip(g_row).for_each(|(acc, g)| *acc += g * xr);
+                }
+                let quad: f64 = xi.iter().zip(&gx).map(|(xj, v)| xj * v).sum();
+                quad.max(0.0).sqrt()
+            })
+            .collect();
+        let resid = residuals_of(design, y, &first.coef);
+        let glob_m = 0.8 * m as f64;
+        let lo_q = (1.0 / n as f64).max(tau - glob_m / (2.0 * n as f64));
+        let hi_q = (tau + glob_m / (2.0 * n as f64)).min((n as f64 - 1.0) / n as f64);
+        let scaled: Vec<f64> = (0..n).map(|i| resid[i] / band[i].max(1e-6)).collect();
+        let kappa_lo = quantile_type7(&scaled, lo_q);
+        let kappa_hi = quantile_type7(&scaled, hi_q);
+        let mut below: Vec<bool> = (0..n).map(|i| resid[i] < band[i] * kappa_lo).collect();
+        let mut above: Vec<bool> = (0..n).map(|i| resid[i] > band[i] * kappa_hi).collect();
+        // Each round moves at least one observation out of the globs, so this ends.
+        loop {
+            let (reduced, reduced_y) = globbed_problem(design, y, &below, &above);
+            let sol = frisch_newton(&reduced, &reduced_y, tau)?;
+            iterations += sol.iterations;
+            let resid = residuals_of(design, y, &sol.coef);
+            let wrong_above: Vec<usize> = (0..n).filter(|&i| above[i] && resid[i] < 0.0).collect();
+            let wrong_below: Vec<usize> = (0..n).filter(|&i| below[i] && resid[i] > 0.0).collect();
+            let wrong = wrong_above.len() + wrong_below.len();
+            if wrong == 0 {
+                break 'outer sol.coef;
+            }
+            if wrong as f64 > 0.1 * glob_m {
+                // The subsample fit was too far off: start again with a larger one.
+                messages
+                    .push("too many fix-ups in preprocessing: doubling the subsample".to_string());
+                m *= 2;
+                continue 'outer;
+            }
+            for i in wrong_above {
+                above[i] = false;
+            }
+            for i in wrong_below {
+                below[i] = false;
+            }
+        }
+    };
+    // Verify (and if needed repair) optimality on the full sample from the reduced fit's basis.
+    let basis = basis_near_fit(design, y, &coef)?;
+    let vertex = vertex_descent(design, y, tau, basis)?;
+    Ok(Solution {
+        coef: vertex.coef,
+        iterations: iterations + vertex.steps,
+        converged: true,
+        nonunique: false,
+        messages,
+    })
+}
+
+/// The kept observations plus one pseudo-observation summing each globbed side.
+fn globbed_problem(
+    design: &Design,
+    y: &[f64],
+    below: &[bool],
+    above: &[bool],
+) -> (Design, Vec<f64>) {
+    let k = design.k;
+    let keep: Vec<usize> = (0..design.n).filter(|&i| !below[i] && !above[i]).collect();
+    let mut reduced = design.select(&keep);
+    let mut reduced_y: Vec<f64> = keep.iter().map(|&i| y[i]).collect();
+    for side in [below, above] {
+        if !side.iter().any(|&b| b) {
+            continue;
+        }
+        let mut gx = vec![0.0; k];
+        let mut gy = 0.0;
+        for i in (0..design.n).filter(|&i| side[i]) {
+            gx.iter_mut().zip(design.row(i)).for_each(|(g, x)| *g += x);
+            gy += y[i];
+        }
+        reduced.data.extend_from_slice(&gx);
+        reduced.n += 1;
+        reduced_y.push(gy);
+    }
+    (reduced, reduced_y)
+}
+
+/// `m` distinct indices of `0..n` in random order (partial Fisher-Yates).
+fn sample_without_replacement(rng: &mut ChaCha8Rng, n: usize, m: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    for i in 0..m.min(n) {
+        let j = rng.random_range(i..n);
+        idx.swap(i, j);
+    }
+    idx.truncate(m.min(n));
+    idx
+}
+
+/// R's default `quantile(x, p)` (type 7).
+pub(super) fn quantile_type7(values: &[f64], p: f64) -> f64 {
+    // Only the order statistics at `lo` and `lo + 1` matter: a selection finds them in linear time
+    // and gives exactly the values a full sort would.
+    let mut work = values.to_vec();
+    let n = work.len();
+    let index = (n - 1) as f64 * p;
+    let lo = index.floor() as usize;
+    let h = index - lo as f64;
+    let (_, &mut at_lo, above) = work.select_nth_unstable_by(lo, f64::total_cmp);
+    if index > lo as f64 {
+        let at_hi = above
+            .iter()
+            .copied()
+            .min_by(f64::total_cmp)
+            .unwrap_or(at_lo);
+        if at_hi != at_lo {
+            return (1.0 - h) * at_lo + h * at_hi;
+        }
+    }
+    at_lo
+}
