@@ -35,7 +35,7 @@ use crate::ols::{
     cholesky_upper, independent_columns, product, residuals, small_gram, solve_from_r, spd_inverse,
     sym_eigen, sym_sqrt, tall_r, upper_inverse, x_times, CollinearityOptions, ColumnStatus,
 };
-use crate::vcov::{iid_vcov, meat, sandwich, SmallSample, VcovKind};
+use crate::vcov::{iid_vcov, meat, sandwich_from_r, SmallSample, VcovKind};
 
 /// Result of the first stage.
 #[derive(Debug, Clone)]
@@ -117,6 +117,8 @@ pub struct SecondStage {
     pub resid: Vec<f64>,
     /// `(Xhat'Xhat)^-1` with `Xhat = [exog, fitted endo]`.
     pub bread: Mat<f64>,
+    /// Triangular factor of `Xhat` (`R'R = Xhat'Xhat`), for sandwich variances.
+    pub r: Mat<f64>,
 }
 
 /// 2SLS: `b = (Xhat'Xhat)^-1 Xhat'y` with `Xhat = [exog, fitted endo]`, from a QR of
@@ -149,7 +151,13 @@ pub fn second_stage(
     let (coef, bread) = solve_from_r(r.as_ref())?;
     let structural: Vec<&[f64]> = exog.iter().chain(endo).copied().collect();
     let resid = residuals(&structural, y, &coef);
-    Ok(SecondStage { coef, resid, bread })
+    let r = r.submatrix(0, 0, k, k).to_owned();
+    Ok(SecondStage {
+        coef,
+        resid,
+        bread,
+        r,
+    })
 }
 
 /// Variance of the first-stage coefficients of endogenous regressor `j`.
@@ -161,12 +169,18 @@ fn first_stage_vcov(
     ss: &SmallSample,
 ) -> Mat<f64> {
     let e = &fs.resid[j];
-    match meat(z, e, kind) {
-        None => {
-            let rss = e.iter().map(|v| v * v).sum();
-            iid_vcov(fs.bread.as_ref(), rss, e.len(), ss)
-        }
-        Some(m) => sandwich(fs.bread.as_ref(), m.as_ref(), ss.factor),
+    let l = z.len();
+    // The leading block of the factor of `[exog | excluded | endo]` is the factor of `Z`; it is
+    // nonsingular (`first_stage` inverted it).
+    let r_zz = fs.block(0..l, 0..l);
+    if matches!(kind, VcovKind::Iid) {
+        let rss = e.iter().map(|v| v * v).sum();
+        return iid_vcov(fs.bread.as_ref(), rss, e.len(), ss);
+    }
+    match sandwich_from_r(r_zz.as_ref(), z, e, kind, ss.factor) {
+        Ok(Some(v)) => v,
+        // Unreachable (not iid, nonsingular factor); NaN makes the statistic NaN.
+        _ => Mat::from_fn(l, l, |_, _| f64::NAN),
     }
 }
 

@@ -132,6 +132,64 @@ pub(crate) fn x_times(cols: &[&[f64]], b: &[f64]) -> Vec<f64> {
     out
 }
 
+/// `Q = X R^-1` (n x k) for the matrix `X` with columns `cols` and the nonsingular
+/// upper-triangular `r` (k x k) of its QR decomposition, by forward substitution row by row in
+/// parallel: column `j` of `Q` is `(x_j - sum_{m<j} R_mj q_m) / R_jj`. A sandwich built from
+/// `Q` and `R^-1` loses digits in proportion to the condition number of `X`; one built from the
+/// explicit `(X'X)^-1` loses them in proportion to its square (see [`crate::vcov::sandwich_from_r`]).
+pub(crate) fn times_upper_inverse(
+    cols: &[&[f64]],
+    r: MatRef<'_, f64>,
+) -> Result<Mat<f64>, EstimError> {
+    let k = cols.len();
+    let n = cols.first().map_or(0, |c| c.len());
+    if r.nrows() != k
+        || r.ncols() != k
+        || (0..k).any(|j| r[(j, j)] == 0.0 || !r[(j, j)].is_finite())
+    {
+        return Err(EstimError::Numerical {
+            message: "singular design matrix".into(),
+        });
+    }
+    let mut q = Mat::<f64>::zeros(n, k);
+    for j in 0..k {
+        let (done, rest) = q.as_mut().split_at_col_mut(j);
+        let done = done.as_ref();
+        let mut qj = rest.col_mut(0);
+        let out = qj
+            .as_mut()
+            .try_as_col_major_mut()
+            .expect("matrix columns are contiguous")
+            .as_slice_mut();
+        let prev: Vec<&[f64]> = (0..j)
+            .map(|m| {
+                done.col(m)
+                    .try_as_col_major()
+                    .expect("matrix columns are contiguous")
+                    .as_slice()
+            })
+            .collect();
+        let rjj = r[(j, j)];
+        out.par_chunks_mut(BLOCK_ROWS)
+            .enumerate()
+            .for_each(|(block, o)| {
+                let s = block * BLOCK_ROWS;
+                let len = o.len();
+                o.copy_from_slice(&cols[j][s..s + len]);
+                for (m, qm) in prev.iter().enumerate() {
+                    let rmj = r[(m, j)];
+                    for (oi, v) in o.iter_mut().zip(&qm[s..s + len]) {
+                        *oi -= rmj * v;
+                    }
+                }
+                for oi in o.iter_mut() {
+                    *oi /= rjj;
+                }
+            });
+    }
+    Ok(q)
+}
+
 /// `y - X b`, in parallel.
 pub(crate) fn residuals(cols: &[&[f64]], y: &[f64], b: &[f64]) -> Vec<f64> {
     let mut fitted = x_times(cols, b);
@@ -389,6 +447,32 @@ mod tests {
                 assert!(rel < 1e-10);
             }
         }
+    }
+
+    #[test]
+    fn times_upper_inverse_gives_orthonormal_columns() {
+        // More rows than one block, so the parallel split is exercised.
+        let n = 40_000;
+        let x = Mat::from_fn(n, 3, |i, j| match j {
+            0 => 1.0,
+            1 => (i % 13) as f64,
+            _ => ((i * 7) % 11) as f64 + 1e-3 * (i % 13) as f64,
+        });
+        let r = tall_r(&cols_of(&x));
+        let q = times_upper_inverse(&cols_of(&x), r.as_ref()).unwrap();
+        let qtq = small_gram(q.as_ref());
+        for i in 0..3 {
+            for j in 0..3 {
+                let target = if i == j { 1.0 } else { 0.0 };
+                assert!(
+                    (qtq[(i, j)] - target).abs() < 1e-10,
+                    "{i} {j}: {}",
+                    qtq[(i, j)]
+                );
+            }
+        }
+        let singular = Mat::<f64>::zeros(3, 3);
+        assert!(times_upper_inverse(&cols_of(&x), singular.as_ref()).is_err());
     }
 
     #[test]

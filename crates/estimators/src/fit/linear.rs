@@ -103,7 +103,13 @@ pub(super) fn fit_linear(
     if n <= ss.k {
         return Err(EstimError::TooFewObservations { n, k: ss.k });
     }
-    let (cov, repaired) = variance.covariance(solved.bread.as_ref(), &score_x, &solved.resid, &ss);
+    let (cov, repaired) = variance.covariance(
+        solved.bread.as_ref(),
+        solved.r.as_ref(),
+        &score_x,
+        &solved.resid,
+        &ss,
+    )?;
     if repaired {
         messages.push(
             "variance matrix had negative variances and was repaired (eigenvalues floored, Cameron-Gelbach-Miller)"
@@ -313,6 +319,9 @@ struct Solved<'a> {
     coef: Vec<f64>,
     resid: Vec<f64>,
     bread: Mat<f64>,
+    /// Triangular factor of the score regressors (`R'R = X'X`; for IV `X` holds the fitted
+    /// endogenous regressors), for the sandwich variances.
+    r: Mat<f64>,
     /// Kept endogenous regressors (their coefficients follow the exogenous ones).
     endo_used: Vec<String>,
     fitted_endo: Vec<Vec<f64>>,
@@ -328,12 +337,15 @@ fn solve_ols<'a>(
 ) -> Result<Solved<'a>, EstimError> {
     let mut idx = exog_kept.to_vec();
     idx.push(factor.y_idx);
-    let (coef, bread) = solve_from_r(sub_r(factor.r_all.as_ref(), &idx).as_ref())?;
+    let r_aug = sub_r(factor.r_all.as_ref(), &idx);
+    let (coef, bread) = solve_from_r(r_aug.as_ref())?;
+    let k = exog.len();
     let resid = residuals(exog, y, &coef);
     Ok(Solved {
         coef,
         resid,
         bread,
+        r: r_aug.submatrix(0, 0, k, k).to_owned(),
         endo_used: Vec::new(),
         fitted_endo: Vec::new(),
         first_stage: None,
@@ -394,6 +406,7 @@ fn solve_iv<'a>(
         coef: second.coef,
         resid: second.resid,
         bread: second.bread,
+        r: second.r,
         endo_used: endo_kept.iter().map(|&j| names.endo[j].clone()).collect(),
         fitted_endo: fs.fitted.clone(),
         first_stage: Some((fs, excluded)),

@@ -2,7 +2,7 @@
 //!
 //! Owns: turning a [`VcovSpec`] and a [`Sample`] into cluster ids (with the intersection for
 //! two-way clustering), fixest's nesting of fixed effects in clusters, the small-sample count K,
-//! and the covariance from a bread, scores and residuals.
+//! and the covariance from a bread (or the triangular factor of the scores), scores and residuals.
 //! Deliberately does not own: the formulas themselves (those are [`crate::vcov`]'s), or the
 //! variance of quantile regressions.
 
@@ -13,7 +13,7 @@ use super::spec::{VcovSpec, LINEAR_VCOV_OPTIONS};
 use crate::error::EstimError;
 use crate::result::ClusterCounts;
 use crate::vcov::{
-    dof_k, fix_negative_variance, iid_vcov, intersect, is_nested, meat, sandwich, small_sample,
+    dof_k, fix_negative_variance, iid_vcov, intersect, is_nested, sandwich_from_r, small_sample,
     ClusterIds, SampleKind, SmallSample, VcovKind,
 };
 
@@ -96,24 +96,27 @@ impl VarianceSetup {
         small_sample(n, k, kind)
     }
 
-    /// Covariance from the bread, the score regressors and the residuals; also reports whether a
-    /// negative variance had to be repaired.
+    /// Covariance from the bread `(X'X)^-1`, the triangular factor `r` of the score regressors
+    /// (`R'R = X'X`, used by the sandwiches, see [`crate::vcov::sandwich_from_r`]), the score
+    /// regressors and the residuals; also reports whether a negative variance had to be
+    /// repaired.
     pub(super) fn covariance(
         &self,
         bread: MatRef<'_, f64>,
+        r: MatRef<'_, f64>,
         score_x: &[&[f64]],
         resid: &[f64],
         ss: &SmallSample,
-    ) -> (Mat<f64>, bool) {
-        let mut v = match meat(score_x, resid, self.kind()) {
+    ) -> Result<(Mat<f64>, bool), EstimError> {
+        let mut v = match sandwich_from_r(r, score_x, resid, self.kind(), ss.factor)? {
             None => {
                 let rss = resid.iter().map(|e| e * e).sum();
                 iid_vcov(bread, rss, resid.len(), ss)
             }
-            Some(m) => sandwich(bread, m.as_ref(), ss.factor),
+            Some(v) => v,
         };
         let fixed = fix_negative_variance(&mut v);
-        (v, fixed)
+        Ok((v, fixed))
     }
 
     pub(super) fn cluster_counts(&self) -> Option<ClusterCounts> {
