@@ -41,7 +41,7 @@ pub enum Builtin {
     /// A table of descriptive statistics.
     Describe(describe::DescribeStage),
     /// A coefficient's quantile process: table and figure.
-    Quantiles(quantiles::QuantilesStage),
+    Quantiles(Box<quantiles::QuantilesStage>),
 }
 
 /// A kind configured by a stage spec file: its path (a dependency) and its parsed content
@@ -100,7 +100,7 @@ impl Builtin {
             "ingest" => Builtin::Ingest(ingest::parse(params, ctx)?),
             "models" => Builtin::Models(models::parse(params, root)?),
             "describe" => Builtin::Describe(describe::parse(params, root)?),
-            "quantiles" => Builtin::Quantiles(quantiles::parse(params, root)?),
+            "quantiles" => Builtin::Quantiles(Box::new(quantiles::parse(params, root)?)),
             _ => return Err(unknown_kind(kind, KIND_NAMES)),
         })
     }

@@ -45,12 +45,17 @@ pub struct QuantilesSpec {
     #[serde(default = "default_methods")]
     pub methods: Vec<String>,
     pub coef: String,
-    /// Standard errors of the quantile fits (`iid`, `nid`, `ker`, `bootstrap:REPS:SEED`).
+    /// Standard errors of the `pooled` and `canay` quantile fits (`iid`, `nid`, `ker`,
+    /// `bootstrap:REPS:SEED`); MM-QR's come from `mmqr_vcov`.
     #[serde(default)]
     pub se: Option<String>,
-    /// Variance option of the quantile fits (mmqr may cluster by one variable).
+    /// Variance option of the `pooled` and `canay` quantile fits.
     #[serde(default = "default_iid")]
     pub quantile_vcov: String,
+    /// Variance convention of the `mmqr` fits (`robust`, `xtqreg`, `mmqreg`, `mmqreg-robust`,
+    /// `cluster:VAR`, `mmqreg-cluster:VAR`, `mmqreg-cluster-dfadj:VAR`; crates/estimators/VCOV.md).
+    #[serde(default = "default_mmqr_vcov")]
+    pub mmqr_vcov: String,
     /// Variance of the OLS reference.
     #[serde(default = "default_iid")]
     pub vcov: String,
@@ -74,6 +79,10 @@ fn default_iid() -> String {
     "iid".into()
 }
 
+fn default_mmqr_vcov() -> String {
+    "robust".into()
+}
+
 fn default_digits() -> usize {
     3
 }
@@ -91,12 +100,19 @@ pub struct QuantilesStage {
     pub sample: Option<SampleSpec>,
 }
 
+/// The request of one quantile fit: MM-QR takes its variance convention from `mmqr_vcov` and has
+/// no `se` option; the other methods take `quantile_vcov` and `se`.
 fn quantile_request(s: &QuantilesSpec, formula: &str, method: &str, tau: f64) -> FitRequest {
+    let mmqr = method == "mmqr";
     FitRequest {
         formula: formula.to_string(),
-        vcov: s.quantile_vcov.clone(),
+        vcov: if mmqr {
+            s.mmqr_vcov.clone()
+        } else {
+            s.quantile_vcov.clone()
+        },
         quantile: Some(tau),
-        se: s.se.clone(),
+        se: if mmqr { None } else { s.se.clone() },
         method: Some(method.to_string()),
         drop_singletons: false,
     }
@@ -382,19 +398,43 @@ impl QuantilesStage {
             notes: vec![
                 format!("Model: {}.", self.formula),
                 format!(
-                    "Rows: quantile tau. Quantile standard errors: {}{}; FE OLS standard errors: {}.",
-                    s.se.as_deref().unwrap_or("nid"),
-                    if s.quantile_vcov == "iid" {
-                        String::new()
-                    } else {
-                        format!(" with vcov {}", s.quantile_vcov)
-                    },
-                    s.vcov
+                    "Rows: quantile tau. Standard errors: {}; FE OLS: {}.",
+                    self.quantile_se_notes().join("; "),
+                    describe_vcov(&s.vcov)
                 ),
                 "* p<0.1, ** p<0.05, *** p<0.01".into(),
             ],
         }
     }
+}
+
+impl QuantilesStage {
+    /// How each method's standard errors were computed, in `methods` order.
+    fn quantile_se_notes(&self) -> Vec<String> {
+        let s = &self.parsed;
+        s.methods
+            .iter()
+            .map(|m| {
+                let how = if m == "mmqr" {
+                    describe_vcov(&s.mmqr_vcov)
+                } else {
+                    let se = s.se.as_deref().unwrap_or("nid");
+                    if s.quantile_vcov == "iid" {
+                        se.to_string()
+                    } else {
+                        format!("{se}, {}", describe_vcov(&s.quantile_vcov))
+                    }
+                };
+                format!("{} {how}", method_title(m))
+            })
+            .collect()
+    }
+}
+
+/// A vcov option as the notes name it.
+fn describe_vcov(v: &str) -> String {
+    v.parse::<repro_estimators::fit::VcovSpec>()
+        .map_or_else(|_| v.to_string(), |spec| spec.describe())
 }
 
 fn estimate(frame: &Frame, req: &FitRequest) -> Result<FitResult, Diagnostic> {

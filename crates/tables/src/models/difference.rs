@@ -65,6 +65,13 @@ pub(super) fn difference(
                 .hint("cluster the two models by one variable"))
         }
         VcovSpec::Iid | VcovSpec::Hc1 => None,
+        VcovSpec::Mmqr(_) => {
+            return Err(fail(format!(
+                "vcov `{}` is for MM-QR quantile fits, not the linear models a difference test compares",
+                model.vcov
+            ))
+            .hint("use `iid`, `hc1` or `cluster:VAR`"))
+        }
     };
     let data = DiffData {
         y: &y,

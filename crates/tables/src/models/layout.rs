@@ -364,10 +364,6 @@ fn push_unique(list: &mut Vec<String>, item: &str) {
 
 /// How a vcov string reads in the notes.
 fn describe_vcov(v: &str) -> String {
-    match v.parse::<VcovSpec>() {
-        Ok(VcovSpec::Iid) => "iid".into(),
-        Ok(VcovSpec::Hc1) => "heteroskedasticity-robust (HC1)".into(),
-        Ok(VcovSpec::Cluster(vars)) => format!("clustered by {}", vars.join(" and ")),
-        Err(_) => v.to_string(),
-    }
+    v.parse::<VcovSpec>()
+        .map_or_else(|_| v.to_string(), |spec| spec.describe())
 }
