@@ -692,3 +692,86 @@ fn outputs_and_lock_are_byte_identical_across_folders_jobs_and_threads() {
         assert_eq!(runs[0].0.read(file), runs[1].0.read(file), "{file} differs");
     }
 }
+
+/// The hash a lock records for output `out` of stage `stage`.
+fn recorded_hash(p: &Project, stage: &str, out: &str) -> String {
+    let lock: serde_json::Value = serde_json::from_str(&p.read("repro.lock")).unwrap();
+    lock["stages"][stage]["outs"][out]["hash"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn object_path(p: &Project, hash: &str) -> std::path::PathBuf {
+    p.path()
+        .join("cache/objects")
+        .join(&hash[..2])
+        .join(&hash[2..])
+}
+
+/// Overwrites a (read-only) cache object, as a power loss or a bad disk would.
+fn damage(path: &std::path::Path, bytes: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_cache_object_is_never_restored() {
+    for damaged in [&b""[..], &b"A\nC\n"[..]] {
+        let p = two_stage_project();
+        p.repro(&["run"]).ok();
+        let hash = recorded_hash(&p, "prep", "mid.txt");
+        damage(&object_path(&p, &hash), damaged);
+        p.remove("mid.txt");
+        let out = p.repro(&["run"]);
+        out.ok();
+        assert!(out.stderr.contains("ran `prep`"), "{}", out.stderr);
+        assert!(!out.stderr.contains("restored `prep`"), "{}", out.stderr);
+        assert_eq!(p.read("mid.txt"), "A\nB\n");
+        assert_eq!(p.count("runs/prep"), 2);
+        // The rerun stored a good object in place of the damaged one.
+        assert_eq!(std::fs::read(object_path(&p, &hash)).unwrap(), b"A\nB\n");
+        assert_eq!(p.read("report.txt"), "2\n");
+    }
+}
+
+#[test]
+fn a_damaged_folder_manifest_is_never_restored() {
+    let p = Project::new();
+    p.write(
+        "pipeline.yaml",
+        "stages:\n  split:\n    cmd: mkdir -p parts && echo 1 > parts/a && echo x >> runs\n    outs: [parts]\n",
+    );
+    p.repro(&["run"]).ok();
+    let hash = recorded_hash(&p, "split", "parts");
+    damage(&object_path(&p, &hash), b"0 f a\n");
+    p.remove("parts");
+    let out = p.repro(&["run"]);
+    out.ok();
+    assert!(out.stderr.contains("ran `split`"), "{}", out.stderr);
+    assert_eq!(p.read("parts/a"), "1\n");
+    assert_eq!(p.count("runs"), 2);
+}
+
+#[test]
+fn a_panic_in_a_stage_fails_it_and_the_run_ends() {
+    let p = Project::new();
+    p.write("in.csv", "y,x\n1,1\n2,3\n3,2\n4,5\n").write(
+        "pipeline.yaml",
+        "stages:\n  m:\n    kind: fit\n    params: {data: in.csv, out: m.json, formula: y ~ x}\n",
+    );
+    p.repro(&["run"]).ok();
+    let before = p.read("m.json");
+    p.write("in.csv", "y,x\n1,1\n2,3\n3,2\n4,6\n");
+    let mut cmd = p.command(&["run"]);
+    cmd.env("REPRO_FAILPOINT", "panic:m");
+    let o = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("this is a bug in repro"), "{stderr}");
+    // The previous output is back and the project lock is free: the next run succeeds.
+    assert_eq!(p.read("m.json"), before);
+    p.repro(&["run"]).ok();
+    assert_ne!(p.read("m.json"), before);
+}

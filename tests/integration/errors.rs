@@ -102,3 +102,23 @@ fn another_pipeline_file_and_its_lock() {
     );
     assert!(p.exists("sub/flow.lock"));
 }
+
+/// `digits: 70000` once made the table stage panic (the formatter's limit) and the run hang;
+/// it is a spec error now, found before anything runs.
+#[test]
+fn out_of_range_digits_are_a_spec_error() {
+    let p = Project::new();
+    p.write("d.csv", "y,x\n1,1\n2,3\n3,2\n")
+        .write(
+            "t.yaml",
+            "title: t\ndata: d.csv\nname: t\ndigits: 70000\nmodels:\n  - id: a\n    formula: y ~ x\n",
+        )
+        .write(
+            "pipeline.yaml",
+            "stages:\n  t:\n    kind: models\n    params: {spec: t.yaml}\n",
+        );
+    let out = p.repro(&["run"]);
+    assert_eq!(out.code, 2, "{}", out.snapshot());
+    assert!(out.stderr.contains("`digits` is 70000"), "{}", out.stderr);
+    assert!(out.stderr.contains("`digits` takes 0 to 12"), "{}", out.stderr);
+}

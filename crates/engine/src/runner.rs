@@ -155,7 +155,14 @@ pub fn run(
                     let ctx = &ctx;
                     let stage = &p.stages[i];
                     scope.spawn(move || {
-                        let (outcome, entry) = build_stage(ctx, stage, entry);
+                        // A panic anywhere in building the stage is that stage's failure: the
+                        // worker still reports, so the dispatcher never waits forever.
+                        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            build_stage(ctx, stage, entry)
+                        }));
+                        let (outcome, entry) = built.unwrap_or_else(|panic| {
+                            (Outcome::Failed(Box::new(bug(stage, panic.as_ref()))), None)
+                        });
                         let _ = tx.send(Done {
                             index: i,
                             outcome,
@@ -395,21 +402,7 @@ fn try_build(
             }
         }
         if let Some(outs) = ctx.store.stage_record(&obs.key) {
-            if ctx.store.outputs_available(&outs) {
-                for o in &outs {
-                    let on_disk = view.out_states.get(&o.path).and_then(|s| s.hash());
-                    if on_disk == Some(o.hash.as_str()) {
-                        continue;
-                    }
-                    ctx.store.restore(o).map_err(|e| {
-                        io_diag(
-                            stage,
-                            &format!("cannot restore `{}` from the cache", o.path),
-                            &e,
-                        )
-                    })?;
-                    ctx.stat.forget(&o.path);
-                }
+            if ctx.store.outputs_available(&outs) && restore_all(ctx, stage, &view, &outs)? {
                 return Ok((
                     Outcome::Restored,
                     Some(planner::lock_entry(stage, obs, lock_outs(&outs))),
@@ -418,6 +411,38 @@ fn try_build(
         }
     }
     run_stage(ctx, stage, &view)
+}
+
+/// Restores a stage's outputs from the store, each verified against its hash. False when an
+/// object turned out to be damaged: it has been removed, and the stage must run instead.
+fn restore_all(
+    ctx: &Ctx<'_>,
+    stage: &Stage,
+    view: &StageView,
+    outs: &[Output],
+) -> Result<bool, Diagnostic> {
+    for o in outs {
+        let on_disk = view.out_states.get(&o.path).and_then(|s| s.hash());
+        if on_disk == Some(o.hash.as_str()) {
+            continue;
+        }
+        match ctx.store.restore(o) {
+            Ok(()) => ctx.stat.forget(&o.path),
+            Err(e) if crate::store::is_damaged(&e) => {
+                tracing::warn!("stage `{}`: {e}; running it instead", stage.name);
+                ctx.stat.forget(&o.path);
+                return Ok(false);
+            }
+            Err(e) => {
+                return Err(io_diag(
+                    stage,
+                    &format!("cannot restore `{}` from the cache", o.path),
+                    &e,
+                ))
+            }
+        }
+    }
+    Ok(true)
 }
 
 fn run_stage(
@@ -480,12 +505,40 @@ fn put_back_all(ctx: &Ctx<'_>, aside: Vec<(String, Option<std::path::PathBuf>)>)
     }
 }
 
+/// Fault injection for the reliability tests (docs/reliability.md): with
+/// `REPRO_FAILPOINT=panic:STAGE`, built-in stage `STAGE` panics where its work would start, as a
+/// bug in a kind would.
+fn failpoint(stage: &str) {
+    if let Ok(fp) = std::env::var("REPRO_FAILPOINT") {
+        if fp.strip_prefix("panic:") == Some(stage) {
+            panic!("failpoint `{fp}`");
+        }
+    }
+}
+
+/// The failure of a stage whose code panicked: a bug in repro, not in the user's input.
+fn bug(stage: &Stage, panic: &(dyn std::any::Any + Send)) -> Diagnostic {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    Diagnostic::new(format!("stage `{}` failed", stage.name))
+        .cause(format!("this is a bug in repro: {what}"))
+        .hint("its previous outputs were put back; please report the bug with the stage's spec")
+}
+
 fn execute(ctx: &Ctx<'_>, stage: &Stage) -> Result<(), Diagnostic> {
     match &stage.action {
-        Action::Builtin(b) => b.run(&BuiltinCtx {
-            root: ctx.root,
-            stage: &stage.name,
-        }),
+        // Caught here, inside the stage's run, so that the outputs moved aside are put back.
+        Action::Builtin(b) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            failpoint(&stage.name);
+            b.run(&BuiltinCtx {
+                root: ctx.root,
+                stage: &stage.name,
+            })
+        }))
+        .unwrap_or_else(|panic| Err(bug(stage, panic.as_ref()))),
         Action::Cmd(template) => {
             let template = executor::substitute_seed(template, stage.seed);
             let cmd = executor::substitute(&template, &stage.params)

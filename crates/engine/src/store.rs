@@ -180,9 +180,26 @@ impl Store {
         })
     }
 
+    /// A folder's manifest from the store; `None` when absent or damaged (a damaged one is
+    /// removed).
     fn manifest(&self, hash: &str) -> Option<Vec<DirEntry>> {
         let bytes = self.read_object(hash).ok()?;
+        if blake3::hash(&bytes).to_hex().as_str() != hash {
+            self.remove_object(hash);
+            return None;
+        }
         fsstate::parse_manifest(std::str::from_utf8(&bytes).ok()?)
+    }
+
+    /// Removes a damaged object so that nothing restores it again.
+    fn remove_object(&self, hash: &str) {
+        let path = self.object_path(hash);
+        if let Err(e) = fs::remove_file(&path) {
+            tracing::warn!(
+                "cannot remove damaged cache object `{}`: {e}",
+                path.display()
+            );
+        }
     }
 
     /// Puts an output back into the workspace from the store, replacing what is there.
@@ -192,15 +209,9 @@ impl Store {
             fs::create_dir_all(parent)?;
         }
         if !out.is_dir {
-            remove_path(&dest)?;
             return self.get_to(&out.hash, &dest, false);
         }
-        let files = self.manifest(&out.hash).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("folder manifest {} is missing from the cache", out.hash),
-            )
-        })?;
+        let files = self.manifest(&out.hash).ok_or_else(|| damaged(&out.hash))?;
         // Build the folder aside, then swap it in.
         let staging = self.scratch_path("restore")?;
         fs::create_dir_all(&staging)?;
@@ -420,6 +431,17 @@ impl ObjectStore for Store {
         }
         let tmp = self.scratch_path("object")?;
         fs::copy(src, &tmp)?;
+        // On disk before it has its name, so a power loss cannot leave a short object that
+        // claims a hash; and the copy must be what was hashed (an output rewritten meanwhile
+        // would teach the cache a wrong answer).
+        File::open(&tmp)?.sync_all()?;
+        if fsstate::hash_file(&tmp)? != hash {
+            let _ = fs::remove_file(&tmp);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("`{}` changed while it was being stored", src.display()),
+            ));
+        }
         // Objects are read-only: an edit through a stray hard link must not corrupt the cache.
         fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))?;
         let dest = self.object_path(hash);
@@ -432,8 +454,18 @@ impl ObjectStore for Store {
     fn get_to(&self, hash: &str, dest: &Path, executable: bool) -> io::Result<()> {
         let tmp = self.scratch_path("get")?;
         fs::copy(self.object_path(hash), &tmp)?;
+        // Every restore is checked against its hash before it replaces anything: a truncated or
+        // flipped object is removed (the stage then reruns and stores a good one).
+        if fsstate::hash_file(&tmp)? != hash {
+            let _ = fs::remove_file(&tmp);
+            self.remove_object(hash);
+            return Err(damaged(hash));
+        }
         let mode = if executable { 0o755 } else { 0o644 };
         fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
+        if fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir()) {
+            remove_path(dest)?;
+        }
         fs::rename(&tmp, dest)
     }
 }
@@ -444,6 +476,19 @@ fn sorted_entries(dir: &Path) -> io::Result<Vec<PathBuf>> {
         .collect::<Result<_, _>>()?;
     v.sort();
     Ok(v)
+}
+
+/// The error of a cache object whose content does not match its hash (or that is gone).
+pub fn damaged(hash: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("cache object {hash} is damaged: its content does not match its hash"),
+    )
+}
+
+/// True for the errors of [`damaged`] objects: the stage should run instead of restoring.
+pub fn is_damaged(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidData
 }
 
 /// Removes a file or folder if it exists.

@@ -80,6 +80,21 @@ pub fn expand_sets(
     Ok((out, used))
 }
 
+/// The largest `digits` a table prints: beyond 12 decimals a double's digits are noise (and the
+/// formatter's own limit is 65,535).
+pub const MAX_DIGITS: usize = 12;
+
+/// Checks a table spec's `digits` (0 to [`MAX_DIGITS`]).
+pub fn check_digits(file: &str, digits: usize) -> Result<(), KindError> {
+    if digits <= MAX_DIGITS {
+        return Ok(());
+    }
+    Err(KindError {
+        hint: Some(format!("`digits` takes 0 to {MAX_DIGITS}")),
+        ..repro_kind::kind_err(format!("invalid stage spec `{file}`: `digits` is {digits}"))
+    })
+}
+
 /// The `name` of a table kind names its output files: letters, digits, `_` and `-` only.
 pub fn check_name(name: &str) -> Result<(), KindError> {
     if is_simple_name(name) {

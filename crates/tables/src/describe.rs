@@ -9,7 +9,9 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use crate::common::{check_name, spec_param, spec_path, stage_failed, table_io, write_table};
+use crate::common::{
+    check_digits, check_name, spec_param, spec_path, stage_failed, table_io, write_table,
+};
 use crate::sample::{self, SampleSpec};
 use crate::table::{self as tables, Cell, Row, Table};
 use repro_kind::diag::Diagnostic;
@@ -52,6 +54,7 @@ pub fn parse(
     let mut parsed: DescribeSpec = repro_kind::load_spec(root, &spec)?;
     parsed.data = spec_path("data", &parsed.data)?;
     check_name(&parsed.name)?;
+    check_digits(&spec, parsed.digits)?;
     if parsed.variables.is_empty() {
         return Err(repro_kind::kind_err(format!(
             "`{spec}` lists no `variables`"

@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use crate::common::{
-    check_name, expand_sets, spec_param, spec_path, stage_failed, to_location, write_table,
+    check_digits, check_name, expand_sets, spec_param, spec_path, stage_failed, to_location,
+    write_table,
 };
 use crate::figures::{self, Panel, ProcessPoint, QuantileFigure, Reference};
 use crate::fitting::{self, FitRequest};
@@ -152,6 +153,7 @@ pub fn parse(
     let mut parsed: QuantilesSpec = repro_kind::load_spec(root, &spec)?;
     parsed.data = spec_path("data", &parsed.data)?;
     check_name(&parsed.name)?;
+    check_digits(&spec, parsed.digits)?;
     let at = to_location(&spec, &parsed.formula.referenced);
     let located = |message: String, hint: Option<String>| KindError {
         message,
