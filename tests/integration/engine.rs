@@ -499,7 +499,7 @@ fn a_declared_output_the_command_did_not_create_is_an_error() {
 }
 
 #[test]
-fn kill_9_mid_run_loses_only_the_unfinished_stage() {
+fn kill_9_mid_run_loses_only_the_unfinished_stage_and_leaves_no_command_behind() {
     let p = Project::new();
     p.write(
         "pipeline.yaml",
@@ -508,7 +508,7 @@ fn kill_9_mid_run_loses_only_the_unfinished_stage() {
     cmd: echo 1 > first.txt && echo x >> runs.first
     outs: [first.txt]
   slow:
-    cmd: echo x >> runs.slow && echo partial > slow.txt && touch slow.started && sleep 30 && echo done > slow.txt
+    cmd: echo x >> runs.slow && echo partial > slow.txt && touch slow.started && sleep 3 && echo done > slow.txt && echo x >> runs.slow.done
     deps: [first.txt]
     outs: [slow.txt]
 "#,
@@ -522,9 +522,8 @@ fn kill_9_mid_run_loses_only_the_unfinished_stage() {
         std::thread::sleep(Duration::from_millis(25));
     }
     assert!(started.exists(), "the slow stage never started");
-    // SIGKILL the whole process group: repro and the command it runs.
-    let pid = child.id() as i32;
-    unsafe_kill(pid);
+    // SIGKILL to the repro process this test started, and to nothing else.
+    child.kill().unwrap();
     let _ = child.wait();
     let lock = p.read("repro.lock");
     assert!(
@@ -539,21 +538,72 @@ fn kill_9_mid_run_loses_only_the_unfinished_stage() {
     let v: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
     assert_eq!(v["stages"][0]["stale"], false);
     assert_eq!(v["stages"][1]["stale"], true);
-    let fast = p.read("pipeline.yaml").replace("sleep 30", "true");
-    p.write("pipeline.yaml", &fast);
-    p.repro(&["run"]).ok();
+    // What the killed command started still runs (its `sleep`): no new run may start beside it.
+    let beside = p.repro(&["run"]);
+    assert_eq!(beside.code, 1, "{}", beside.snapshot());
+    assert!(
+        beside.stderr.contains("another repro process is running"),
+        "{}",
+        beside.stderr
+    );
+    // Once it has ended, a run goes ahead; the killed command's shell died with repro, so it
+    // never went on to write its output.
+    p.repro(&["run", "--wait"]).ok();
     assert_eq!(p.read("slow.txt"), "done\n");
-    assert_eq!((p.count("runs.first"), p.count("runs.slow")), (1, 2));
+    assert_eq!(
+        (
+            p.count("runs.first"),
+            p.count("runs.slow"),
+            p.count("runs.slow.done")
+        ),
+        (1, 2, 1)
+    );
 }
 
-fn unsafe_kill(pid: i32) {
-    // `kill -9` on the repro process; its child is killed separately so the test ends quickly.
+#[test]
+fn ctrl_c_stops_the_running_command_and_puts_outputs_back() {
+    let p = Project::new();
+    let fast = "stages:\n  slow:\n    cmd: cp in.txt out.txt && touch started && true && echo late >> out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n";
+    p.write("in.txt", "1\n").write("pipeline.yaml", fast);
+    p.repro(&["run"]).ok();
+    assert_eq!(p.read("out.txt"), "1\nlate\n");
+    p.remove("started");
+    p.write("pipeline.yaml", &fast.replace("&& true", "&& sleep 30"));
+    p.write("in.txt", "2\n");
+    let child = p
+        .command(&["run"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..400 {
+        if p.exists("started") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(p.exists("started"), "the command never started");
+    let begun = std::time::Instant::now();
+    // SIGINT, as Ctrl-C sends, to the repro process this test started.
     let _ = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
+        .args(["-INT", &child.id().to_string()])
         .status();
-    let _ = std::process::Command::new("pkill")
-        .args(["-9", "-f", "sleep 30"])
-        .status();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        begun.elapsed() < Duration::from_secs(20),
+        "repro waited for the command"
+    );
+    assert!(stderr.contains("the run was interrupted"), "{stderr}");
+    assert_eq!(
+        p.read("out.txt"),
+        "1\nlate\n",
+        "the previous output is back"
+    );
+    // The command's whole process group was stopped, so the project is free at once.
+    p.write("pipeline.yaml", fast);
+    p.repro(&["run"]).ok();
+    assert_eq!(p.read("out.txt"), "2\nlate\n");
 }
 
 #[test]
@@ -774,4 +824,26 @@ fn a_panic_in_a_stage_fails_it_and_the_run_ends() {
     assert_eq!(p.read("m.json"), before);
     p.repro(&["run"]).ok();
     assert_ne!(p.read("m.json"), before);
+}
+
+#[test]
+fn a_dep_edited_while_its_stage_runs_is_not_recorded() {
+    let p = Project::new();
+    p.write("in.txt", "old\n").write(
+        "pipeline.yaml",
+        "stages:\n  copy:\n    cmd: cp in.txt out.txt && echo new > in.txt\n    deps: [in.txt]\n    outs: [out.txt]\n",
+    );
+    let out = p.repro(&["run"]);
+    assert_eq!(out.code, 1, "{}", out.snapshot());
+    assert!(
+        out.stderr
+            .contains("dep `in.txt` changed while the stage ran"),
+        "{}",
+        out.stderr
+    );
+    assert!(!p.exists("out.txt"), "no output is recorded or kept");
+    // Reverting the edit must not restore an output made from other content.
+    p.write("in.txt", "old\n");
+    let status = p.repro(&["status"]);
+    assert!(!status.stdout.contains("up to date"), "{}", status.stdout);
 }

@@ -120,5 +120,9 @@ fn out_of_range_digits_are_a_spec_error() {
     let out = p.repro(&["run"]);
     assert_eq!(out.code, 2, "{}", out.snapshot());
     assert!(out.stderr.contains("`digits` is 70000"), "{}", out.stderr);
-    assert!(out.stderr.contains("`digits` takes 0 to 12"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`digits` takes 0 to 12"),
+        "{}",
+        out.stderr
+    );
 }

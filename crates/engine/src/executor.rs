@@ -6,8 +6,12 @@
 //! Deliberately does not own: deciding whether to run, or outputs and the store.
 
 use std::collections::BTreeMap;
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use crate::params::Param;
 
@@ -19,6 +23,9 @@ pub struct CommandJob {
     pub cmd: String,
     pub cwd: PathBuf,
     pub env: Vec<(String, String)>,
+    /// A descriptor the command's processes inherit: the project lock, so that no new run can
+    /// start while any process of this command lives, even after repro itself was killed.
+    pub hold: Option<RawFd>,
 }
 
 #[derive(Debug)]
@@ -44,16 +51,98 @@ pub trait Executor: Sync {
 /// Runs commands on this machine with `sh -c`.
 pub struct LocalExecutor;
 
+/// Process groups of the commands running now, for [`interrupt`].
+static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// Set once the run was interrupted: commands still starting are not started.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// True after [`interrupt`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Stops every running command: SIGTERM to each command's process group (its shell and
+/// everything the shell started). Called when repro gets SIGINT, SIGTERM or SIGHUP.
+pub fn interrupt() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    let groups = RUNNING.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for pgid in groups {
+        // SAFETY: kill(2) with a negative pid signals the process group; no memory is touched.
+        unsafe { libc::kill(-pgid, libc::SIGTERM) };
+    }
+}
+
+/// Forwards SIGINT, SIGTERM and SIGHUP to the running commands ([`interrupt`]) instead of
+/// dying with them running: the run then ends as failed, outputs put back, the lock released.
+pub fn forward_signals() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            interrupt();
+        }
+    });
+    Ok(())
+}
+
 impl Executor for LocalExecutor {
     fn run(&self, job: &CommandJob) -> CommandOutcome {
         tracing::info!(stage = %job.stage, cmd = %job.cmd, "running command");
-        let out = Command::new("sh")
+        if interrupted() {
+            return CommandOutcome {
+                code: None,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+                spawn_error: Some("the run was interrupted".into()),
+            };
+        }
+        let mut command = Command::new("sh");
+        command
             .arg("-c")
             .arg(&job.cmd)
             .current_dir(&job.cwd)
             .envs(job.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
-            .output();
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let hold = job.hold;
+        // SAFETY: between fork and exec only async-signal-safe calls (setpgid, prctl, getppid,
+        // fcntl) are made, on the child's own state.
+        unsafe {
+            command.pre_exec(move || {
+                // Its own process group, so that stopping the command stops all it started.
+                if libc::setpgid(0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The shell dies with repro, even with kill -9.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() == 1 {
+                    return Err(std::io::Error::other(
+                        "repro exited before the command started",
+                    ));
+                }
+                if let Some(fd) = hold {
+                    libc::fcntl(fd, libc::F_SETFD, 0);
+                }
+                Ok(())
+            });
+        }
+        let out = command.spawn().and_then(|child| {
+            let pgid = child.id() as i32;
+            RUNNING.lock().unwrap_or_else(|e| e.into_inner()).push(pgid);
+            if interrupted() {
+                // SAFETY: as in `interrupt`.
+                unsafe { libc::kill(-pgid, libc::SIGTERM) };
+            }
+            let out = child.wait_with_output();
+            RUNNING
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|g| *g != pgid);
+            out
+        });
         match out {
             Ok(o) => CommandOutcome {
                 code: o.status.code(),

@@ -41,6 +41,8 @@ pub struct Summary {
 
 struct Ctx<'a> {
     root: &'a Path,
+    /// The project lock's descriptor, inherited by commands.
+    hold: Option<std::os::fd::RawFd>,
     store: &'a Store,
     stat: &'a StatCache,
     executor: &'a dyn Executor,
@@ -69,7 +71,7 @@ pub fn run(
     ui: &mut dyn Reporter,
 ) -> Result<Summary, Failure> {
     let store = Store::new(&p.root);
-    let _guard = match store
+    let guard = match store
         .lock_project(cfg.wait)
         .map_err(|e| Failure::io("cannot take the project lock `cache/lock`", &e))?
     {
@@ -95,11 +97,20 @@ pub fn run(
     let executor = executor::LocalExecutor;
     let ctx = Ctx {
         root: &p.root,
+        hold: Some(guard.fd()),
         store: &store,
         stat: &stat,
         executor: &executor,
         force: cfg.force,
     };
+    // Ctrl-C, SIGTERM and SIGHUP stop the running commands and end the run as failed, instead
+    // of leaving commands behind.
+    static SIGNALS: std::sync::Once = std::sync::Once::new();
+    SIGNALS.call_once(|| {
+        if let Err(e) = executor::forward_signals() {
+            tracing::warn!("cannot catch signals: {e}");
+        }
+    });
     let run_started = unix_now();
     let mut st = RunState {
         state: vec![State::Pending; p.stages.len()],
@@ -115,6 +126,7 @@ pub fn run(
         let (tx, rx) = mpsc::channel::<Done>();
         let mut running = 0usize;
         loop {
+            stop |= executor::interrupted();
             if !stop {
                 for &i in selected {
                     if running >= jobs {
@@ -203,6 +215,13 @@ pub fn run(
         }
     });
     mark_unreached(p, selected, &mut st, ui);
+    if executor::interrupted() {
+        st.failures.push(
+            Diagnostic::new("the run was interrupted").cause(
+                "running commands were stopped; their stages' previous outputs were put back",
+            ),
+        );
+    }
     ui.end();
     if let Err(e) = store.save_stat_cache(&stat) {
         tracing::warn!("cannot save the stat cache: {e}");
@@ -413,6 +432,24 @@ fn try_build(
     run_stage(ctx, stage, &view)
 }
 
+/// The deps a stage ran on must still be the ones its key was computed from: a dep edited while
+/// the command ran would teach the cache "old input -> output made from new input", and a revert
+/// would later restore that wrong output. Such a run fails; the next run sees the new content.
+fn deps_unchanged(ctx: &Ctx<'_>, stage: &Stage, view: &StageView) -> Result<(), Diagnostic> {
+    for (dep, before) in &view.observed.deps {
+        let now = crate::fsstate::hash_path(ctx.root, dep, ctx.stat)
+            .map_err(|e| io_diag(stage, &format!("cannot read dep `{dep}` again"), &e))?;
+        if now.hash() != Some(before.as_str()) {
+            return Err(Diagnostic::new(format!("stage `{}` failed", stage.name))
+                .cause(format!("dep `{dep}` changed while the stage ran"))
+                .hint(
+                    "its outputs were not recorded and the previous ones were put back; run again",
+                ));
+        }
+    }
+    Ok(())
+}
+
 /// Restores a stage's outputs from the store, each verified against its hash. False when an
 /// object turned out to be damaged: it has been removed, and the stage must run instead.
 fn restore_all(
@@ -472,7 +509,9 @@ fn run_stage(
     let started = Instant::now();
     let result = execute(ctx, stage);
     let seconds = started.elapsed().as_secs_f64();
-    let result = result.and_then(|()| collect_outputs(ctx, stage, &view.observed.key));
+    let result = result
+        .and_then(|()| deps_unchanged(ctx, stage, view))
+        .and_then(|()| collect_outputs(ctx, stage, &view.observed.key));
     match result {
         Ok(outs) => {
             for (_, a) in aside {
@@ -553,6 +592,7 @@ fn execute(ctx: &Ctx<'_>, stage: &Stage) -> Result<(), Diagnostic> {
                 cmd,
                 cwd: ctx.root.to_path_buf(),
                 env,
+                hold: ctx.hold,
             };
             let out = ctx.executor.run(&job);
             let _ = ctx

@@ -47,9 +47,18 @@ pub struct Store {
     counter: AtomicU64,
 }
 
-/// Held while a run owns the project; released on drop (and by the OS if the process dies).
+/// Held while a run owns the project; released on drop (and by the OS when the process dies
+/// and no command it started still holds the descriptor).
 pub struct ProjectLock {
-    _file: File,
+    file: File,
+}
+
+impl ProjectLock {
+    /// The lock's descriptor, for commands to inherit ([`crate::executor::CommandJob::hold`]).
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.file.as_raw_fd()
+    }
 }
 
 pub enum LockOutcome {
@@ -83,10 +92,10 @@ impl Store {
             .open(self.dir.join("lock"))?;
         if wait {
             file.lock()?;
-            return Ok(LockOutcome::Acquired(ProjectLock { _file: file }));
+            return Ok(LockOutcome::Acquired(ProjectLock { file }));
         }
         match file.try_lock() {
-            Ok(()) => Ok(LockOutcome::Acquired(ProjectLock { _file: file })),
+            Ok(()) => Ok(LockOutcome::Acquired(ProjectLock { file })),
             Err(fs::TryLockError::WouldBlock) => Ok(LockOutcome::Busy),
             Err(fs::TryLockError::Error(e)) => Err(e),
         }
