@@ -847,3 +847,41 @@ fn a_dep_edited_while_its_stage_runs_is_not_recorded() {
     let status = p.repro(&["status"]);
     assert!(!status.stdout.contains("up to date"), "{}", status.stdout);
 }
+
+#[test]
+fn repros_own_files_and_paths_below_a_link_are_not_outputs() {
+    for (out, says) in [
+        ("pipeline.yaml", "is repro's own file `pipeline.yaml`"),
+        ("repro.lock", "is repro's own file `repro.lock`"),
+        ("cache", "is the cache folder `cache/`"),
+        ("cache/objects", "is the cache folder `cache/`"),
+    ] {
+        let p = Project::new();
+        let pipeline = format!("stages:\n  s:\n    cmd: echo x > {out}\n    outs: [{out}]\n");
+        p.write("pipeline.yaml", &pipeline);
+        let o = p.repro(&["run"]);
+        assert_eq!(o.code, 2, "{}", o.snapshot());
+        assert!(o.stderr.contains(says), "{}", o.stderr);
+        assert_eq!(p.read("pipeline.yaml"), pipeline, "nothing was run");
+    }
+    // A folder outside the project, reached through a link inside it, is never touched.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("keep.txt"), "precious\n").unwrap();
+    let p = Project::new();
+    std::os::unix::fs::symlink(outside.path(), p.path().join("ext")).unwrap();
+    p.write(
+        "pipeline.yaml",
+        "stages:\n  s:\n    cmd: echo x > ext/keep.txt\n    outs: [ext/keep.txt]\n",
+    );
+    let o = p.repro(&["run"]);
+    assert_eq!(o.code, 2, "{}", o.snapshot());
+    assert!(
+        o.stderr.contains("lies below the symbolic link `ext`"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("keep.txt")).unwrap(),
+        "precious\n"
+    );
+}

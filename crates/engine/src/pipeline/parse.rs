@@ -275,6 +275,9 @@ impl Cx<'_> {
             deps = merge_paths(io.deps, deps);
             outs = merge_paths(io.outs, outs);
         }
+        if !self.outputs_are_safe(&name, key.pos, &outs) {
+            return None;
+        }
         Some(Stage {
             name,
             action,
@@ -286,6 +289,59 @@ impl Cx<'_> {
             upstream: Vec::new(),
             pos: key.pos,
         })
+    }
+
+    /// Outputs are replaced, moved aside and deleted by runs: none may be repro's own state (the
+    /// pipeline file, its lock, `cache/`, a params file) or lie below a symbolic link, which could
+    /// lead outside the project.
+    fn outputs_are_safe(&mut self, stage: &str, pos: Pos, outs: &[String]) -> bool {
+        let file_name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
+        };
+        let pipeline = file_name(&self.file);
+        let stem = Path::new(&pipeline)
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let lock = if stem == "pipeline" {
+            "repro.lock".to_string()
+        } else {
+            format!("{stem}.lock")
+        };
+        let mut ok = true;
+        for out in outs {
+            let owned = if path_within("cache", out) || path_within(out, "cache") {
+                Some("the cache folder `cache/`".to_string())
+            } else if [pipeline.as_str(), lock.as_str(), DEFAULT_PARAMS_FILE]
+                .contains(&out.as_str())
+                || self.params_files.contains_key(out.as_str())
+            {
+                Some(format!("repro's own file `{out}`"))
+            } else {
+                None
+            };
+            if let Some(what) = owned {
+                self.error(pos, format!("output `{out}` of stage `{stage}` is {what}"))
+                    .hint = Some("a run replaces its outputs: choose another path".into());
+                ok = false;
+                continue;
+            }
+            if let Some(link) = symlink_on_the_way(&self.root, out) {
+                self.error(
+                    pos,
+                    format!(
+                        "output `{out}` of stage `{stage}` lies below the symbolic link `{link}`"
+                    ),
+                )
+                .hint = Some(
+                    "outputs must stay inside the project: name the real folder instead".into(),
+                );
+                ok = false;
+            }
+        }
+        ok
     }
 
     fn seed(&mut self, stage: &str, v: &Node) -> Option<u64> {
@@ -725,4 +781,21 @@ fn merge_paths(first: Vec<String>, then: Vec<String>) -> Vec<String> {
         }
     }
     out
+}
+
+/// The first parent folder of output `rel` that is a symbolic link, if any (the output itself may
+/// not be one either: replacing it would act on what it points to).
+fn symlink_on_the_way(root: &Path, rel: &str) -> Option<String> {
+    let mut prefix = PathBuf::new();
+    for part in rel.split('/') {
+        prefix.push(part);
+        match std::fs::symlink_metadata(root.join(&prefix)) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Some(prefix.to_string_lossy().to_string())
+            }
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
 }
