@@ -41,7 +41,16 @@ use clap::Parser;
 
 use crate::cli::Cli;
 
+/// Restores the default SIGPIPE action, which Rust's runtime ignores: `repro fit --json | head`
+/// then ends quietly when `head` closes the pipe, as Unix tools do, instead of panicking on the
+/// failed write.
+fn quiet_on_closed_pipe() {
+    // SAFETY: sets a signal disposition before any thread is started.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     keep_freed_memory();
     repro_estimators::deterministic_linear_algebra();
     let cli = Cli::parse();

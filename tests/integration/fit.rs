@@ -295,3 +295,25 @@ fn mmqr_xtqreg_reproduces_the_published_table_6_median_row() {
     );
     assert!(bad.stderr.contains("`xtqreg`"), "{}", bad.stderr);
 }
+
+/// `repro fit --json | true` ends quietly when the reader has closed the pipe (it used to
+/// panic with "failed printing to stdout").
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let p = project_with_produc();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' {} --json | true",
+            crate::repro_bin().display(),
+            PRODUC_TWFE.join(" ").replace(
+                "lgsp ~ lpcap + lpc + lemp + unemp | state + year",
+                "'lgsp ~ lpcap + lpc + lemp + unemp | state + year'"
+            )
+        ))
+        .current_dir(p.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
