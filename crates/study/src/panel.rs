@@ -14,6 +14,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::places::{distance_km, Cities};
+use crate::yearbook;
 use repro_kind::diag::Diagnostic;
 use repro_kind::KindError;
 use repro_tabular::table::{self as tabular, Col, Table};
@@ -244,41 +245,6 @@ struct Yearbook {
     cols: BTreeMap<String, Vec<Option<f64>>>,
 }
 
-const YEARBOOK_COLUMNS: &[&str] = &[
-    "pop",
-    "area_km2",
-    "gdp",
-    "pcgdp",
-    "sec_share",
-    "ter_share",
-    "budget_exp",
-    "fdi",
-    "loans",
-    "students",
-    "road_area",
-    "internet",
-    "employment",
-    "emp_manufacturing",
-    "emp_construction",
-    "emp_trade",
-    "emp_finance",
-    "emp_it",
-    "emp_public",
-    "wage",
-    "capital_stock",
-    "innov_index",
-    "passengers",
-    "price_food",
-    "price_clothing",
-    "price_housing",
-    "price_transport",
-    "price_education",
-    "price_health",
-    "hist_post_1984",
-];
-const SECTORS: std::ops::Range<usize> = 13..19;
-const PRICES: std::ops::Range<usize> = 23..29;
-
 pub fn run(root: &Path, stage: &str, spec: &PanelSpec) -> Result<(), Diagnostic> {
     let fail = |d: Diagnostic| repro_kind::stage_failed(stage, d);
     let cities = Cities::load(&root.join(&spec.cities)).map_err(fail)?;
@@ -289,8 +255,8 @@ pub fn run(root: &Path, stage: &str, spec: &PanelSpec) -> Result<(), Diagnostic>
     // The yearbook, by city and year.
     let yf = spec.yearbook.as_str();
     let ydf = tabular::read(root, yf).map_err(fail)?;
-    let codes = tabular::ints(&ydf, yf, "adcode6").map_err(fail)?;
-    let yyears = tabular::ints(&ydf, yf, "year").map_err(fail)?;
+    let codes = tabular::ints(&ydf, yf, yearbook::CITY_CODE).map_err(fail)?;
+    let yyears = tabular::ints(&ydf, yf, yearbook::YEAR).map_err(fail)?;
     let mut yb = Yearbook {
         rows: HashMap::new(),
         cols: BTreeMap::new(),
@@ -300,10 +266,10 @@ pub fn run(root: &Path, stage: &str, spec: &PanelSpec) -> Result<(), Diagnostic>
             yb.rows.insert((*c as u32, *y as i32), r);
         }
     }
-    for name in YEARBOOK_COLUMNS {
+    for column in &yearbook::COLUMNS {
         yb.cols.insert(
-            name.to_string(),
-            tabular::floats(&ydf, yf, name).map_err(fail)?,
+            column.name.to_string(),
+            tabular::floats(&ydf, yf, column.name).map_err(fail)?,
         );
     }
     drop(ydf);
@@ -329,9 +295,9 @@ pub fn run(root: &Path, stage: &str, spec: &PanelSpec) -> Result<(), Diagnostic>
             })
             .collect()
     };
-    let g: BTreeMap<&str, Vec<Vec<Option<f64>>>> = YEARBOOK_COLUMNS
+    let g: BTreeMap<&str, Vec<Vec<Option<f64>>>> = yearbook::COLUMNS
         .iter()
-        .map(|name| (*name, grid(name, &mut filled)))
+        .map(|column| (column.name, grid(column.name, &mut filled)))
         .collect();
 
     // The index.
@@ -546,17 +512,20 @@ pub fn run(root: &Path, stage: &str, spec: &PanelSpec) -> Result<(), Diagnostic>
                         if !in_sample(i, t) {
                             return None;
                         }
-                        let national: Vec<f64> = SECTORS
-                            .map(|k| {
+                        let national: Vec<f64> = yearbook::SECTORS
+                            .iter()
+                            .map(|sector| {
                                 (0..n)
                                     .filter(|&j| in_sample(j, t))
-                                    .filter_map(|j| g[YEARBOOK_COLUMNS[k]][j][t])
+                                    .filter_map(|j| g[sector][j][t])
                                     .sum::<f64>()
                             })
                             .collect();
                         let ntot: f64 = national.iter().sum();
-                        let own: Option<Vec<f64>> =
-                            SECTORS.map(|k| g[YEARBOOK_COLUMNS[k]][i][t]).collect();
+                        let own: Option<Vec<f64>> = yearbook::SECTORS
+                            .iter()
+                            .map(|sector| g[sector][i][t])
+                            .collect();
                         let own = own?;
                         let otot: f64 = own.iter().sum();
                         if otot <= 0.0 || ntot <= 0.0 {
@@ -817,7 +786,7 @@ fn market_integration(
     k: usize,
     in_sample: &dyn Fn(usize, usize) -> bool,
 ) -> Vec<Vec<Option<f64>>> {
-    let goods: Vec<&str> = PRICES.map(|p| YEARBOOK_COLUMNS[p]).collect();
+    let goods = yearbook::PRICES;
     let mut out = vec![vec![None; nt]; n];
     for t in 0..nt {
         let cities: Vec<usize> = (0..n)

@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::places::{distance_km, Cities, City, PlaceIndex};
+use crate::yearbook;
 use repro_kind::diag::Diagnostic;
 use repro_kind::KindError;
 use repro_tabular::table as tabular;
@@ -261,24 +262,10 @@ struct CityDraw {
     sec_base: f64,
 }
 
-const SECTORS: usize = 6;
-const SECTOR_NAMES: [&str; SECTORS] = [
-    "emp_manufacturing",
-    "emp_construction",
-    "emp_trade",
-    "emp_finance",
-    "emp_it",
-    "emp_public",
-];
+/// How many employment sectors the yearbook has.
+const SECTORS: usize = yearbook::SECTORS.len();
+/// The mean employment share of each sector, in the yearbook's sector order.
 const SECTOR_MEAN_SHARES: [f64; SECTORS] = [0.30, 0.12, 0.18, 0.08, 0.07, 0.25];
-const PRICE_GOODS: [&str; 6] = [
-    "price_food",
-    "price_clothing",
-    "price_housing",
-    "price_transport",
-    "price_education",
-    "price_health",
-];
 
 fn draw_cities(seed: u64, cities: &Cities) -> Vec<CityDraw> {
     cities
@@ -1444,10 +1431,10 @@ fn yearbook(
             -m.ln()
         })
         .collect();
-    let prices: Vec<[f64; 6]> = (0..nt)
+    let prices: Vec<[f64; yearbook::PRICES.len()]> = (0..nt)
         .map(|t| {
             let mut r = stream(seed, "inflation", t as u64);
-            let mut p = [0.0; 6];
+            let mut p = [0.0; yearbook::PRICES.len()];
             for v in &mut p {
                 *v = 0.02 + 0.01 * normal(&mut r);
             }
@@ -1469,18 +1456,8 @@ fn yearbook(
             fx.innovation * (1.0 + lagging * fx.innovation_catch_up)
         })
         .collect();
-    let mut csv = String::from(
-        "adcode6,city,year,pop,area_km2,gdp,pcgdp,sec_share,ter_share,budget_exp,fdi,loans,\
-         students,road_area,internet,employment",
-    );
-    for s in SECTOR_NAMES {
-        let _ = write!(csv, ",{s}");
-    }
-    csv.push_str(",wage,capital_stock,innov_index,passengers");
-    for g in PRICE_GOODS {
-        let _ = write!(csv, ",{g}");
-    }
-    csv.push_str(",hist_post_1984\n");
+    let mut csv = yearbook::header();
+    csv.push('\n');
     for i in 0..n {
         let c = &cities.rows[i];
         let d = &draws[i];
@@ -1518,37 +1495,40 @@ fn yearbook(
             let wsum: f64 = weights.iter().sum();
             let wage = (40_000f64.ln() + d.wage_level + 0.08 * tf + 0.03 * normal(&mut r)).exp();
 
-            let _ = write!(csv, "{},{},{year}", c.adcode, c.name);
-            cell(&mut csv, Some(p), 2);
-            cell(&mut csv, Some(d.area), 0);
-            cell(&mut csv, d.complete.then_some(gdp), 2);
-            cell(&mut csv, d.complete.then_some(pc), 0);
-            cell(&mut csv, Some(row.sec), 2);
-            cell(&mut csv, Some(row.ter), 2);
-            cell(&mut csv, d.complete.then_some(row.gov * gdp), 2);
-            let fdi = have(&mut r).then_some(row.open * gdp);
-            cell(&mut csv, fdi, 2);
-            let loans = have(&mut r).then_some(row.fin * gdp);
-            cell(&mut csv, loans, 2);
-            let students = have(&mut r).then_some(row.hum * p);
-            cell(&mut csv, students, 0);
-            let road = have(&mut r).then_some(row.infra * p);
-            cell(&mut csv, road, 2);
-            let internet = have(&mut r).then_some(row.info * p / 100.0);
-            cell(&mut csv, internet, 2);
-            cell(&mut csv, Some(emp), 2);
-            for w in &weights {
-                cell(&mut csv, Some(emp * w / wsum), 3);
-            }
-            cell(&mut csv, Some(wage), 0);
-            cell(&mut csv, d.complete.then_some(capital), 2);
-            cell(&mut csv, Some(innov), 3);
-            cell(&mut csv, Some(passengers), 1);
+            // The values in the schema's column order; the draws happen in that order too.
+            let mut values: Vec<Option<f64>> = Vec::with_capacity(yearbook::COLUMNS.len());
+            values.extend([
+                Some(p),
+                Some(d.area),
+                d.complete.then_some(gdp),
+                d.complete.then_some(pc),
+                Some(row.sec),
+                Some(row.ter),
+                d.complete.then_some(row.gov * gdp),
+            ]);
+            values.push(have(&mut r).then_some(row.open * gdp));
+            values.push(have(&mut r).then_some(row.fin * gdp));
+            values.push(have(&mut r).then_some(row.hum * p));
+            values.push(have(&mut r).then_some(row.infra * p));
+            values.push(have(&mut r).then_some(row.info * p / 100.0));
+            values.push(Some(emp));
+            values.extend(weights.iter().map(|w| Some(emp * w / wsum)));
+            values.extend([
+                Some(wage),
+                d.complete.then_some(capital),
+                Some(innov),
+                Some(passengers),
+            ]);
             for good in &prices[t] {
-                let v = 100.0 * (good + dispersion * normal(&mut r)).exp();
-                cell(&mut csv, Some(v), 3);
+                values.push(Some(100.0 * (good + dispersion * normal(&mut r)).exp()));
             }
-            cell(&mut csv, Some((0.3 + 0.4 * d.hist).exp()), 4);
+            values.push(Some((0.3 + 0.4 * d.hist).exp()));
+            debug_assert_eq!(values.len(), yearbook::COLUMNS.len());
+
+            let _ = write!(csv, "{},{},{year}", c.adcode, c.name);
+            for (column, value) in yearbook::COLUMNS.iter().zip(values) {
+                cell(&mut csv, value, column.decimals);
+            }
             csv.push('\n');
         }
     }
