@@ -113,37 +113,96 @@ impl Counts {
     }
 }
 
+/// Counts by (city, year).
+type CityYearCounts = BTreeMap<(usize, i32), Counts>;
+
+/// Joint cross-city applications by (year, city a, city b), a < b: the network's edges.
+type Edges = BTreeMap<(i32, usize, usize), u64>;
+
+/// The counts and edges of one block of applications.
 type Partial = (
     HashMap<(usize, i32), Counts>,
     HashMap<(i32, usize, usize), u64>,
 );
 
+/// The applicant table as compact per-row vectors, and where each application starts.
+struct Applications {
+    year: Vec<Option<i32>>,
+    invention: Vec<bool>,
+    /// The index of the applicant's city in the city table (None: not located).
+    city_idx: Vec<Option<u16>>,
+    /// The first row of each application, then the number of rows: rows of one application
+    /// are consecutive.
+    starts: Vec<usize>,
+}
+
+impl Applications {
+    fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+}
+
 /// Applications per parallel block. Fixed (not derived from the thread count), and blocks are
 /// merged in order, so fractional sums are identical whatever the number of threads.
 const BLOCK: usize = 1 << 16;
 
+/// Runs an `index` stage: counts every application for the cities of its applicants, and
+/// writes the city-year index (CSV and Parquet), the edge list and the report.
 pub fn run(root: &Path, stage: &str, spec: &IndexSpec) -> Result<(), Diagnostic> {
     let fail = |d: Diagnostic| repro_kind::stage_failed(stage, d);
     let cities = Cities::load(&root.join(&spec.cities)).map_err(fail)?;
+    let apps = read_applications(root, spec, &cities).map_err(fail)?;
+    let (first, last) = (spec.first_year, spec.last_year);
+    let n_apps = apps.len();
+    let out_of_range = (0..n_apps)
+        .filter(|&a| !in_years(spec, apps.year[apps.starts[a]]))
+        .count();
+    let (counts, edges) = count(&apps, &cities, spec);
+    drop(apps);
+    let pop = read_population(root, spec).map_err(fail)?;
+
+    let (t, missing_pop) = index_table(spec, &cities, &counts, &edges, &pop);
+    t.write_csv(root, &spec.out).map_err(fail)?;
+    t.write_parquet(root, &tabular::parquet_twin(&spec.out))
+        .map_err(fail)?;
+    edge_table(&cities, &edges)
+        .write_csv(root, &spec.edges)
+        .map_err(fail)?;
+
+    let report = serde_json::json!({
+        "applications": n_apps,
+        "outside_years": out_of_range,
+        "city_years": cities.rows.len() * (last - first + 1) as usize,
+        "city_years_without_population": missing_pop,
+        "edges": edges.len(),
+    });
+    tabular::write_json(root, &spec.report, &report).map_err(fail)?;
+    Ok(())
+}
+
+/// Whether an application's year is one the index covers.
+fn in_years(spec: &IndexSpec, year: Option<i32>) -> bool {
+    year.is_some_and(|y| y >= spec.first_year && y <= spec.last_year)
+}
+
+/// Reads the applicant table's four columns into compact vectors and finds the applications.
+fn read_applications(
+    root: &Path,
+    spec: &IndexSpec,
+    cities: &Cities,
+) -> Result<Applications, Diagnostic> {
     let file = spec.applicants.as_str();
-    let df =
-        tabular::read_columns(root, file, &["app", "year", "ptype", "adcode6"]).map_err(fail)?;
+    let df = tabular::read_columns(root, file, &["app", "year", "ptype", "adcode6"])?;
     // Compact per-row vectors straight from the columns (about 12 bytes a row instead of 80 for
     // four vectors of optional i64): memory, not arithmetic, is what 10M rows cost here.
     let int_column = |name: &str| tabular::int_column(&df, file, name);
-    let app = int_column("app").map_err(fail)?;
-    let year: Vec<Option<i32>> = int_column("year")
-        .map_err(fail)?
+    let app = int_column("app")?;
+    let year: Vec<Option<i32>> = int_column("year")?
         .iter()
         .map(|y| y.and_then(|y| i32::try_from(y).ok()))
         .collect();
-    let invention: Vec<bool> = int_column("ptype")
-        .map_err(fail)?
-        .iter()
-        .map(|t| t == Some(1))
-        .collect();
-    let city_idx: Vec<Option<u16>> = int_column("adcode6")
-        .map_err(fail)?
+    let invention: Vec<bool> = int_column("ptype")?.iter().map(|t| t == Some(1)).collect();
+    let city_idx: Vec<Option<u16>> = int_column("adcode6")?
         .iter()
         .map(|c| {
             c.and_then(|c| u32::try_from(c).ok())
@@ -164,74 +223,24 @@ pub fn run(root: &Path, stage: &str, spec: &IndexSpec) -> Result<(), Diagnostic>
     starts.push(app.len());
     drop(app);
     drop(df);
-    let n_apps = starts.len() - 1;
-    let (first, last) = (spec.first_year, spec.last_year);
-    let in_range = |y: Option<i32>| y.is_some_and(|y| y >= first && y <= last);
-    let out_of_range = (0..n_apps).filter(|&a| !in_range(year[starts[a]])).count();
+    Ok(Applications {
+        year,
+        invention,
+        city_idx,
+        starts,
+    })
+}
 
-    let blocks: Vec<Partial> = (0..n_apps.div_ceil(BLOCK))
+/// Counts the applications in the years of the spec, in fixed blocks in parallel, merged in
+/// block order.
+fn count(apps: &Applications, cities: &Cities, spec: &IndexSpec) -> (CityYearCounts, Edges) {
+    let blocks: Vec<Partial> = (0..apps.len().div_ceil(BLOCK))
         .into_par_iter()
-        .map(|b| {
-            let mut counts: HashMap<(usize, i32), Counts> = HashMap::new();
-            let mut edges: HashMap<(i32, usize, usize), u64> = HashMap::new();
-            // Reused for every application: cities of located applicants, then the distinct ones.
-            let mut located: Vec<usize> = Vec::new();
-            let mut distinct: Vec<usize> = Vec::new();
-            for a in b * BLOCK..((b + 1) * BLOCK).min(n_apps) {
-                let (s, e) = (starts[a], starts[a + 1]);
-                if !in_range(year[s]) {
-                    continue;
-                }
-                let y = year[s].unwrap_or_default();
-                let invention = invention[s];
-                located.clear();
-                located.extend(city_idx[s..e].iter().flatten().map(|&c| usize::from(c)));
-                distinct.clear();
-                distinct.extend_from_slice(&located);
-                distinct.sort_unstable();
-                distinct.dedup();
-                let n_applicants = (e - s) as f64;
-                let joint = e - s >= 2;
-                let cross_city = distinct.len() >= 2;
-                let province = |c: usize| cities.rows[c].province_code;
-                let cross_prov = distinct
-                    .iter()
-                    .any(|&c| province(c) != province(distinct[0]));
-                for &c in &distinct {
-                    let k = counts.entry((c, y)).or_default();
-                    k.apps += 1;
-                    if !joint {
-                        continue;
-                    }
-                    k.joint += 1;
-                    k.inv_joint += u64::from(invention);
-                    if cross_city {
-                        let share =
-                            located.iter().filter(|&&x| x == c).count() as f64 / n_applicants;
-                        k.joint_cc += 1;
-                        k.frac_cc += share;
-                        if invention {
-                            k.inv_joint_cc += 1;
-                            k.inv_frac_cc += share;
-                        }
-                    }
-                    k.joint_cp += u64::from(cross_prov);
-                }
-                if cross_city {
-                    let d = &distinct;
-                    for i in 0..d.len() {
-                        for j in i + 1..d.len() {
-                            *edges.entry((y, d[i], d[j])).or_insert(0) += 1;
-                        }
-                    }
-                }
-            }
-            (counts, edges)
-        })
+        .map(|b| count_block(apps, cities, spec, b))
         .collect();
     // Merge in block order; within a block, one city-year's sums were already in row order.
-    let mut counts: BTreeMap<(usize, i32), Counts> = BTreeMap::new();
-    let mut edges: BTreeMap<(i32, usize, usize), u64> = BTreeMap::new();
+    let mut counts = CityYearCounts::new();
+    let mut edges = Edges::new();
     for (c, e) in blocks {
         let mut c: Vec<_> = c.into_iter().collect();
         c.sort_by_key(|(k, _)| *k);
@@ -242,23 +251,99 @@ pub fn run(root: &Path, stage: &str, spec: &IndexSpec) -> Result<(), Diagnostic>
             *edges.entry(k).or_insert(0) += v;
         }
     }
+    (counts, edges)
+}
 
-    // Population for the per-10,000 measures.
+/// Counts block `b` of the applications (docs/data.md, "Index").
+fn count_block(apps: &Applications, cities: &Cities, spec: &IndexSpec, b: usize) -> Partial {
+    let (year, invention, city_idx, starts) =
+        (&apps.year, &apps.invention, &apps.city_idx, &apps.starts);
+    let n_apps = apps.len();
+    let mut counts: HashMap<(usize, i32), Counts> = HashMap::new();
+    let mut edges: HashMap<(i32, usize, usize), u64> = HashMap::new();
+    // Reused for every application: cities of located applicants, then the distinct ones.
+    let mut located: Vec<usize> = Vec::new();
+    let mut distinct: Vec<usize> = Vec::new();
+    for a in b * BLOCK..((b + 1) * BLOCK).min(n_apps) {
+        let (s, e) = (starts[a], starts[a + 1]);
+        if !in_years(spec, year[s]) {
+            continue;
+        }
+        let y = year[s].unwrap_or_default();
+        let invention = invention[s];
+        located.clear();
+        located.extend(city_idx[s..e].iter().flatten().map(|&c| usize::from(c)));
+        distinct.clear();
+        distinct.extend_from_slice(&located);
+        distinct.sort_unstable();
+        distinct.dedup();
+        let n_applicants = (e - s) as f64;
+        let joint = e - s >= 2;
+        let cross_city = distinct.len() >= 2;
+        let province = |c: usize| cities.rows[c].province_code;
+        let cross_prov = distinct
+            .iter()
+            .any(|&c| province(c) != province(distinct[0]));
+        for &c in &distinct {
+            let k = counts.entry((c, y)).or_default();
+            k.apps += 1;
+            if !joint {
+                continue;
+            }
+            k.joint += 1;
+            k.inv_joint += u64::from(invention);
+            if cross_city {
+                let share = located.iter().filter(|&&x| x == c).count() as f64 / n_applicants;
+                k.joint_cc += 1;
+                k.frac_cc += share;
+                if invention {
+                    k.inv_joint_cc += 1;
+                    k.inv_frac_cc += share;
+                }
+            }
+            k.joint_cp += u64::from(cross_prov);
+        }
+        if cross_city {
+            let d = &distinct;
+            for i in 0..d.len() {
+                for j in i + 1..d.len() {
+                    *edges.entry((y, d[i], d[j])).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    (counts, edges)
+}
+
+/// Population for the per-10,000 measures, by (city code, year).
+fn read_population(root: &Path, spec: &IndexSpec) -> Result<HashMap<(u32, i32), f64>, Diagnostic> {
     let pop_file = spec.population.as_str();
-    let pdf = tabular::read(root, pop_file).map_err(fail)?;
-    let pcode = tabular::ints(&pdf, pop_file, "adcode6").map_err(fail)?;
-    let pyear = tabular::ints(&pdf, pop_file, "year").map_err(fail)?;
-    let pvalue = tabular::floats(&pdf, pop_file, &spec.pop_column).map_err(fail)?;
+    let pdf = tabular::read(root, pop_file)?;
+    let pcode = tabular::ints(&pdf, pop_file, "adcode6")?;
+    let pyear = tabular::ints(&pdf, pop_file, "year")?;
+    let pvalue = tabular::floats(&pdf, pop_file, &spec.pop_column)?;
     let mut pop: HashMap<(u32, i32), f64> = HashMap::new();
     for ((c, y), v) in pcode.iter().zip(&pyear).zip(&pvalue) {
         if let (Some(c), Some(y), Some(v)) = (c, y, v) {
             pop.insert((*c as u32, *y as i32), *v);
         }
     }
+    Ok(pop)
+}
 
+/// The city-year index: every city and year, with zeros where nothing was filed; and how many
+/// city-years lack population.
+fn index_table(
+    spec: &IndexSpec,
+    cities: &Cities,
+    counts: &CityYearCounts,
+    edges: &Edges,
+    pop: &HashMap<(u32, i32), f64>,
+) -> (Table, usize) {
+    let (first, last) = (spec.first_year, spec.last_year);
     // Degree and strength per city-year.
     let mut degree: HashMap<(usize, i32), (u64, u64)> = HashMap::new();
-    for ((y, a, b), w) in &edges {
+    for ((y, a, b), w) in edges {
         for c in [a, b] {
             let d = degree.entry((*c, *y)).or_insert((0, 0));
             d.0 += 1;
@@ -329,16 +414,18 @@ pub fn run(root: &Path, stage: &str, spec: &IndexSpec) -> Result<(), Diagnostic>
             t.push(name, Col::Float(col));
         }
     }
-    t.write_csv(root, &spec.out).map_err(fail)?;
-    t.write_parquet(root, &tabular::parquet_twin(&spec.out))
-        .map_err(fail)?;
 
+    (t, missing_pop)
+}
+
+/// The network's edge list: year, the two cities' codes and the number of joint applications.
+fn edge_table(cities: &Cities, edges: &Edges) -> Table {
     let mut e = Table::default();
     let mut ey = Vec::new();
     let mut ea = Vec::new();
     let mut eb = Vec::new();
     let mut ew = Vec::new();
-    for ((y, a, b), w) in &edges {
+    for ((y, a, b), w) in edges {
         ey.push(Some(i64::from(*y)));
         ea.push(Some(i64::from(cities.rows[*a].adcode)));
         eb.push(Some(i64::from(cities.rows[*b].adcode)));
@@ -348,15 +435,5 @@ pub fn run(root: &Path, stage: &str, spec: &IndexSpec) -> Result<(), Diagnostic>
     e.push("city_a", Col::Int(ea));
     e.push("city_b", Col::Int(eb));
     e.push("weight", Col::Int(ew));
-    e.write_csv(root, &spec.edges).map_err(fail)?;
-
-    let report = serde_json::json!({
-        "applications": n_apps,
-        "outside_years": out_of_range,
-        "city_years": cities.rows.len() * (last - first + 1) as usize,
-        "city_years_without_population": missing_pop,
-        "edges": edges.len(),
-    });
-    tabular::write_json(root, &spec.report, &report).map_err(fail)?;
-    Ok(())
+    e
 }

@@ -18,6 +18,7 @@ pub mod panel;
 pub mod places;
 pub mod synth;
 pub mod textnorm;
+pub mod yearbook;
 
 /// The fingerprint of this crate's code and everything it depends on (build.rs).
 pub const CODE_FINGERPRINT: &str = env!("REPRO_CODE_FINGERPRINT");

@@ -1,0 +1,319 @@
+//! The patent office export: the records written as the messy CSV an office hands out, and
+//! the synthetic postcode directory that locates addresses without a city.
+//!
+//! Owns: application numbers with their check character, serial numbers, the export's five date
+//! formats, titles, IPC classes, addresses and postcodes, the mess (full-width characters, stray
+//! spaces, blank fields, fatal errors on exactly the records marked unclean, re-exported
+//! duplicates), and `postcodes.csv`. Deliberately does not own: which records exist and who
+//! applies (`records`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+
+use super::draw::{pick, stream};
+use super::orgs::FOREIGN;
+use super::records::{GenCtx, Record};
+use crate::places::Cities;
+use repro_tabular::table as tabular;
+
+const DISTRICTS: &[&str] = &[
+    "高新技术产业开发区",
+    "经济技术开发区",
+    "城东新区",
+    "城西新区",
+    "滨江新区",
+    "工业园区",
+];
+const ROADS: &[&str] = &[
+    "科技路",
+    "创新大道",
+    "工业大道",
+    "学府路",
+    "人民路",
+    "建设路",
+];
+const TITLE_NOUN: &[&str] = &[
+    "数据处理装置",
+    "电池极片",
+    "复合材料",
+    "检测系统",
+    "控制电路",
+    "传动机构",
+    "催化剂",
+    "显示面板",
+];
+const TITLE_HOW: &[&str] = &["制备方法", "控制方法", "及其应用", "装置", "系统及方法"];
+const IPC: &[&str] = &[
+    "H04L 29/06",
+    "G06F 17/30",
+    "H01M 4/13",
+    "C08L 67/02",
+    "G01N 21/01",
+    "B65G 47/90",
+    "A61K 31/00",
+    "F16H 1/28",
+    "C02F 9/14",
+    "H02J 7/00",
+];
+
+/// A synthetic postcode directory: each city gets a 4-digit prefix (province block + city).
+pub fn postcode_prefixes(cities: &Cities) -> Vec<u32> {
+    let mut next_in_province: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut province_block: BTreeMap<u32, u32> = BTreeMap::new();
+    cities
+        .rows
+        .iter()
+        .map(|c| {
+            let n = province_block.len() as u32;
+            let block = *province_block.entry(c.province_code).or_insert(10 + n * 2);
+            let k = next_in_province.entry(c.province_code).or_insert(0);
+            let prefix = block * 100 + *k;
+            *k += 1;
+            prefix
+        })
+        .collect()
+}
+
+/// The check character of a 12-digit application number (docs/data.md).
+pub fn check_char(digits: &str) -> char {
+    const W: [u32; 12] = [2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5];
+    let sum: u32 = digits
+        .chars()
+        .filter_map(|c| c.to_digit(10))
+        .zip(W)
+        .map(|(d, w)| d * w)
+        .sum();
+    match sum % 11 {
+        10 => 'X',
+        v => char::from_digit(v, 10).unwrap_or('0'),
+    }
+}
+
+/// The export, `patents.csv`: per year, that year's records (then its anchors), then the
+/// duplicates re-exported, in a fixed order; each year draws from its own stream (`export`,
+/// year).
+pub fn patents_csv(
+    ctx: &GenCtx<'_>,
+    per_year: &[Vec<Record>],
+    anchors: Vec<Record>,
+    years: &[i32],
+    prefixes: &[u32],
+) -> String {
+    let records = per_year.iter().map(Vec::len).sum::<usize>() + anchors.len();
+    let mut text = String::with_capacity(records * 200);
+    text.push_str("申请号,申请日,名称,主分类号,申请(专利权)人,地址,邮编,国省代码\n");
+    let mut serial: BTreeMap<(i32, u8), u32> = BTreeMap::new();
+    let mut anchors_by_year: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
+    for a in anchors {
+        anchors_by_year.entry(a.year).or_default().push(a);
+    }
+    for (yi, recs) in per_year.iter().enumerate() {
+        let year = years[yi];
+        let mut r = stream(ctx.seed, "export", year as u64);
+        let extra = anchors_by_year.remove(&year).unwrap_or_default();
+        let mut dups: Vec<String> = Vec::new();
+        for rec in recs.iter().chain(extra.iter()) {
+            let s = serial.entry((rec.year, rec.ptype)).or_insert(100_000);
+            *s += 1 + r.random_range(0..3u32);
+            let line = export_line(ctx, &mut r, rec, *s, prefixes);
+            if r.random::<f64>() < ctx.mess.duplicates && rec.clean {
+                dups.push(line.clone());
+            }
+            text.push_str(&line);
+        }
+        for d in dups {
+            // A re-export of the same application, sometimes with different spacing.
+            if r.random::<f64>() < 0.5 {
+                text.push(' ');
+            }
+            text.push_str(&d);
+        }
+    }
+    text
+}
+
+/// The postcode directory, `postcodes.csv`: every city's 4-digit prefix, sorted by prefix.
+pub fn postcodes_csv(prefixes: &[u32], cities: &Cities) -> String {
+    let mut pc = String::from("prefix4,adcode6\n");
+    let mut sorted: Vec<(u32, u32)> = prefixes
+        .iter()
+        .zip(&cities.rows)
+        .map(|(p, c)| (*p, c.adcode))
+        .collect();
+    sorted.sort();
+    for (p, a) in sorted {
+        let _ = writeln!(pc, "{p:04},{a}");
+    }
+    pc
+}
+
+/// ASCII to its full-width form (and a space to the ideographic space), as some exports write
+/// numbers.
+fn to_full_width(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '!'..='~' => char::from_u32(c as u32 - 0x21 + 0xFF01).unwrap_or(c),
+            ' ' => '\u{3000}',
+            _ => c,
+        })
+        .collect()
+}
+
+/// One record as an export line, with its share of the mess, drawn from the year's stream.
+fn export_line(
+    ctx: &GenCtx<'_>,
+    r: &mut ChaCha8Rng,
+    rec: &Record,
+    serial: u32,
+    prefixes: &[u32],
+) -> String {
+    let m = ctx.mess;
+    let digits = format!("{}{}{:07}", rec.year, rec.ptype, serial);
+    let mut check = check_char(&digits);
+    // Fatal mess, chosen so that exactly the records marked unclean are unusable.
+    let mut bad_date = false;
+    let mut no_applicant = false;
+    if !rec.clean {
+        let u = r.random::<f64>() * (m.bad_dates + m.missing_applicants + m.bad_numbers);
+        if u < m.bad_dates {
+            bad_date = true;
+        } else if u < m.bad_dates + m.missing_applicants {
+            no_applicant = true;
+        } else {
+            check = if check == '0' { '1' } else { '0' };
+        }
+    }
+    let mut number = format!("CN{digits}.{check}");
+    let day_of_year = r.random_range(0..365u32);
+    let (month, day) = month_day(rec.year, day_of_year);
+    let mut date = match r.random_range(0..20u32) {
+        0..=13 => format!("{}-{month:02}-{day:02}", rec.year),
+        14 | 15 => format!("{}/{month}/{day}", rec.year),
+        16 | 17 => format!("{}.{month:02}.{day:02}", rec.year),
+        18 => format!("{}{month:02}{day:02}", rec.year),
+        _ => format!("{}年{month}月{day}日", rec.year),
+    };
+    if bad_date {
+        date = match r.random_range(0..4u32) {
+            0 => format!("{}-13-{day:02}", rec.year),
+            1 => format!("{}-02-30", rec.year),
+            2 => "NA".to_string(),
+            _ => String::new(),
+        };
+    }
+    let blank = |r: &mut ChaCha8Rng| r.random::<f64>() < m.blank_fields;
+    let title = if blank(r) {
+        String::new()
+    } else {
+        format!("一种{}的{}", pick(r, TITLE_NOUN), pick(r, TITLE_HOW))
+    };
+    let ipc = if blank(r) {
+        String::new()
+    } else {
+        pick(r, IPC).to_string()
+    };
+    let mut applicants = if no_applicant {
+        String::new()
+    } else {
+        rec.applicants
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    let (address, postcode, province_code) = match (rec.foreign, rec.first_city) {
+        (Some(f), _) => (
+            FOREIGN[f].1.to_string(),
+            String::new(),
+            FOREIGN[f].2.to_string(),
+        ),
+        (None, None) => (String::new(), String::new(), String::new()),
+        (None, Some(i)) => {
+            let c = &ctx.cities.rows[i];
+            let street = format!(
+                "{}{}{}号",
+                pick(r, DISTRICTS),
+                pick(r, ROADS),
+                r.random_range(1..400u32)
+            );
+            let code = format!("{:04}{:02}", prefixes[i], r.random_range(0..100u32));
+            let without_city = !c.municipality && r.random::<f64>() < m.address_without_city;
+            let address = if c.municipality {
+                format!("{}{street}", c.name)
+            } else if without_city {
+                format!("{}{street}", c.province)
+            } else {
+                format!("{}{}{street}", c.province, c.name)
+            };
+            // A blank postcode only where the address names the city.
+            let postcode = if !without_city && blank(r) {
+                String::new()
+            } else {
+                code
+            };
+            (address, postcode, format!("{}", c.province_code))
+        }
+    };
+    if r.random::<f64>() < m.full_width {
+        number = to_full_width(&number);
+        applicants = applicants
+            .replace(';', "；")
+            .replace('(', "（")
+            .replace(')', "）");
+    }
+    if r.random::<f64>() < m.stray_spaces {
+        number = format!(" {number} ");
+        applicants = applicants.replace(';', " ; ");
+    }
+    let mut line = String::with_capacity(200);
+    for (k, f) in [
+        &number,
+        &date,
+        &title,
+        &ipc,
+        &applicants,
+        &address,
+        &postcode,
+        &province_code,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if k > 0 {
+            line.push(',');
+        }
+        tabular::push_field(&mut line, f);
+    }
+    line.push('\n');
+    line
+}
+
+/// The month and day of a 0-based day of the year.
+fn month_day(year: i32, day_of_year: u32) -> (u32, u32) {
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let lengths = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    let mut d = day_of_year;
+    for (m, len) in lengths.iter().enumerate() {
+        if d < *len {
+            return (m as u32 + 1, d + 1);
+        }
+        d -= len;
+    }
+    (12, 31)
+}

@@ -1,0 +1,351 @@
+//! The patent application records: how many of each kind a year gets, and who applies with
+//! whom.
+//!
+//! Owns: calibrating the number of cross-city applications per year to the target
+//! collaboration level, drawing each year's records (cross-city, same-city, single-applicant and
+//! foreign) from its own stream, and the anchor records that make every co-applying unplaced
+//! organisation findable by name. Deliberately does not own: writing a record into the export
+//! (`export`) or counting what the pipeline must find (`truth`).
+
+use std::collections::{HashMap, HashSet};
+
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+
+use super::cities::World;
+use super::draw::{cumulative, draw_cum, pick, stream};
+use super::orgs::{person_name, Org, FOREIGN};
+use super::spec::{Mess, SynthSpec};
+use crate::places::Cities;
+
+/// One applicant as generated: who, and the city the pipeline can find (None: unlocatable).
+#[derive(Debug, Clone)]
+pub struct Applicant {
+    pub name: String,
+    pub city: Option<usize>,
+}
+
+/// A patent application as generated: its year, type (the application number's type digit; 1 is
+/// an invention), applicants in order, where the first one is, and a foreign applicant.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub year: i32,
+    pub ptype: u8,
+    pub applicants: Vec<Applicant>,
+    pub first_city: Option<usize>,
+    pub foreign: Option<usize>,
+    /// Whether this record survives ingestion (no fatal mess); only such records count in truth.
+    pub clean: bool,
+}
+
+/// Per-year generation plan.
+pub struct YearPlan {
+    pub year: i32,
+    pub t: usize,
+    pub cross_city: u64,
+    pub same_city: u64,
+    pub single: u64,
+    /// Expected cross-city incidences per city drive the draws.
+    pub first_cum: Vec<f64>,
+    pub weight: Vec<f64>,
+    pub pop: Vec<f64>,
+}
+
+/// The records to draw: one plan per year, and the total of cross-city applications.
+pub struct Plans {
+    pub years: Vec<YearPlan>,
+    pub cross_total: u64,
+}
+
+/// `records` is too small for the calibrated collaboration level.
+pub struct TooFewRecords {
+    /// The least number of records that would do.
+    pub at_least: f64,
+}
+
+/// Calibrates the number of cross-city patents per year so that the expected mean incidences
+/// per 10,000 people (over cities with yearbook data) follow the targets geometrically, then
+/// fills the rest of `records` with same-city and single-applicant ones.
+pub fn plan_years(spec: &SynthSpec, world: &World) -> Result<Plans, TooFewRecords> {
+    let n = world.draws.len();
+    let nt = world.years.len();
+    let (pop, intensity, gravity, complete) = (
+        &world.pop,
+        &world.intensity,
+        &world.gravity,
+        &world.complete,
+    );
+    let mut plans = Vec::with_capacity(nt);
+    let mut cross_total = 0u64;
+    for (t, &year) in world.years.iter().enumerate() {
+        let demand: Vec<f64> = (0..n).map(|i| intensity[i][t] * pop[i][t]).collect();
+        let total_demand: f64 = demand.iter().sum();
+        let p: Vec<f64> = demand.iter().map(|d| d / total_demand).collect();
+        // Partner probabilities q(j | i) ∝ demand_j * gravity_ij.
+        // A partner city always, a third city in 8% of applications (see `gen_year`); records
+        // made unusable by the export's mess do not count.
+        let mut expected = p.clone();
+        for i in 0..n {
+            let row: f64 = (0..n).map(|j| demand[j] * gravity[i][j]).sum();
+            for j in 0..n {
+                expected[j] += 1.08 * p[i] * demand[j] * gravity[i][j] / row;
+            }
+        }
+        let usable =
+            1.0 - (spec.mess.bad_dates + spec.mess.missing_applicants + spec.mess.bad_numbers);
+        for e in &mut expected {
+            *e *= usable;
+        }
+        let per_patent: f64 = complete
+            .iter()
+            .map(|&i| expected[i] / pop[i][t])
+            .sum::<f64>()
+            / complete.len() as f64;
+        let share = t as f64 / (nt - 1) as f64;
+        let target = spec.collab_first * (spec.collab_last / spec.collab_first).powf(share);
+        let cross_city = (target / per_patent).round() as u64;
+        cross_total += cross_city;
+        plans.push(YearPlan {
+            year,
+            t,
+            cross_city,
+            same_city: 0,
+            single: 0,
+            first_cum: cumulative(demand.iter().copied()),
+            weight: demand,
+            pop: (0..n).map(|i| pop[i][t]).collect(),
+        });
+    }
+    let budget = spec.records as f64;
+    if budget < cross_total as f64 * 1.3 {
+        return Err(TooFewRecords {
+            at_least: (cross_total as f64 * 1.3).ceil(),
+        });
+    }
+    // The rest: same-city joint applications (a quarter of the cross-city number) and
+    // single-applicant ones, growing 8% a year.
+    let rest = budget - cross_total as f64 * 1.25;
+    let growth: Vec<f64> = (0..nt).map(|t| 1.08f64.powi(t as i32)).collect();
+    let gsum: f64 = growth.iter().sum();
+    for plan in &mut plans {
+        plan.same_city = (plan.cross_city as f64 * 0.25).round() as u64;
+        plan.single = (rest * growth[plan.t] / gsum).round() as u64;
+    }
+    Ok(Plans {
+        years: plans,
+        cross_total,
+    })
+}
+
+/// What drawing a year's records needs besides its plan.
+pub struct GenCtx<'a> {
+    pub seed: u64,
+    pub cities: &'a Cities,
+    pub orgs: &'a [Org],
+    pub orgs_of_city: &'a [Vec<usize>],
+    pub gravity: &'a [Vec<f64>],
+    pub mess: &'a Mess,
+}
+
+fn org_applicant(ctx: &GenCtx<'_>, k: usize) -> Applicant {
+    Applicant {
+        name: ctx.orgs[k].name.clone(),
+        city: Some(ctx.orgs[k].city),
+    }
+}
+
+fn random_org(ctx: &GenCtx<'_>, r: &mut ChaCha8Rng, city: usize) -> usize {
+    *pick(r, &ctx.orgs_of_city[city])
+}
+
+fn draw_type(r: &mut ChaCha8Rng, invention_share: f64) -> u8 {
+    let u = r.random::<f64>();
+    if u < invention_share {
+        1
+    } else if u < invention_share + (1.0 - invention_share) * 0.8 {
+        2
+    } else {
+        3
+    }
+}
+
+/// Draws one year's records from the year's own stream (`records`, year), shuffled.
+pub fn gen_year(ctx: &GenCtx<'_>, plan: &YearPlan) -> Vec<Record> {
+    let n = ctx.cities.rows.len();
+    let mut r = stream(ctx.seed, "records", plan.year as u64);
+    let total = plan.cross_city + plan.same_city + plan.single;
+    let mut recs = Vec::with_capacity(total as usize);
+    let m = ctx.mess;
+    let fatal = m.bad_dates + m.missing_applicants + m.bad_numbers;
+    let partner_cums: Vec<Vec<f64>> = (0..n)
+        .map(|i| cumulative((0..n).map(|j| plan.weight[j] * ctx.gravity[i][j])))
+        .collect();
+    // Cross-city joint applications.
+    for _ in 0..plan.cross_city {
+        let i = draw_cum(&mut r, &plan.first_cum);
+        let partner_cum = &partner_cums[i];
+        let j = draw_cum(&mut r, partner_cum);
+        let mut applicants = vec![
+            org_applicant(ctx, random_org(ctx, &mut r, i)),
+            org_applicant(ctx, random_org(ctx, &mut r, j)),
+        ];
+        let u = r.random::<f64>();
+        if u < 0.08 {
+            let k = draw_cum(&mut r, partner_cum);
+            applicants.push(org_applicant(ctx, random_org(ctx, &mut r, k)));
+        } else if u < 0.20 {
+            // An inventor named as co-applicant: individuals cannot be located by name.
+            applicants.push(Applicant {
+                name: person_name(&mut r),
+                city: None,
+            });
+        }
+        dedup_names(&mut applicants);
+        recs.push(Record {
+            year: plan.year,
+            ptype: draw_type(&mut r, 0.6),
+            first_city: Some(i),
+            applicants,
+            foreign: None,
+            clean: r.random::<f64>() >= fatal,
+        });
+    }
+    // Same-city joint applications.
+    let pop_cum = cumulative(plan.pop.iter().copied());
+    for _ in 0..plan.same_city {
+        let i = draw_cum(&mut r, &pop_cum);
+        let mut applicants = vec![org_applicant(ctx, random_org(ctx, &mut r, i))];
+        if r.random::<f64>() < 0.5 {
+            applicants.push(org_applicant(ctx, random_org(ctx, &mut r, i)));
+        } else {
+            applicants.push(Applicant {
+                name: person_name(&mut r),
+                city: None,
+            });
+        }
+        dedup_names(&mut applicants);
+        recs.push(Record {
+            year: plan.year,
+            ptype: draw_type(&mut r, 0.45),
+            first_city: Some(i),
+            applicants,
+            foreign: None,
+            clean: r.random::<f64>() >= fatal,
+        });
+    }
+    // Single-applicant applications, and foreign applicants.
+    for _ in 0..plan.single {
+        let u = r.random::<f64>();
+        if u < m.foreign {
+            let f = r.random_range(0..FOREIGN.len());
+            let mut applicants = vec![Applicant {
+                name: FOREIGN[f].0.to_string(),
+                city: None,
+            }];
+            if r.random::<f64>() < 0.3 {
+                let i = draw_cum(&mut r, &pop_cum);
+                // Only placed organisations: a foreign-led record does not anchor any name.
+                let placed: Vec<usize> = ctx.orgs_of_city[i]
+                    .iter()
+                    .copied()
+                    .filter(|&k| ctx.orgs[k].placed)
+                    .collect();
+                if !placed.is_empty() {
+                    let k = placed[r.random_range(0..placed.len())];
+                    applicants.push(org_applicant(ctx, k));
+                }
+            }
+            recs.push(Record {
+                year: plan.year,
+                ptype: draw_type(&mut r, 0.7),
+                first_city: None,
+                applicants,
+                foreign: Some(f),
+                clean: r.random::<f64>() >= fatal,
+            });
+            continue;
+        }
+        let i = draw_cum(&mut r, &pop_cum);
+        let (applicant, located) = if r.random::<f64>() < 0.25 {
+            // Individuals file too; a tenth of them give no usable address.
+            let located = r.random::<f64>() >= 0.1;
+            (
+                Applicant {
+                    name: person_name(&mut r),
+                    city: located.then_some(i),
+                },
+                located,
+            )
+        } else {
+            (org_applicant(ctx, random_org(ctx, &mut r, i)), true)
+        };
+        recs.push(Record {
+            year: plan.year,
+            ptype: draw_type(&mut r, 0.35),
+            first_city: located.then_some(i),
+            applicants: vec![applicant],
+            foreign: None,
+            clean: r.random::<f64>() >= fatal,
+        });
+    }
+    // Shuffle within the year (exports are sorted by number, which is assigned afterwards).
+    for k in (1..recs.len()).rev() {
+        let j = r.random_range(0..=k);
+        recs.swap(k, j);
+    }
+    recs
+}
+
+fn dedup_names(applicants: &mut Vec<Applicant>) {
+    let mut seen = HashSet::new();
+    applicants.retain(|a| seen.insert(a.name.clone()));
+}
+
+/// Unplaced organisations that appear as co-applicants must be findable by name: an anchor
+/// record, drawn from the `anchors` stream, gives each one without a clean record as first
+/// applicant (with its address) such a record.
+pub fn anchor_records(
+    seed: u64,
+    orgs: &[Org],
+    per_year: &[Vec<Record>],
+    years: &[i32],
+) -> Vec<Record> {
+    let nt = years.len();
+    let mut anchored = vec![false; orgs.len()];
+    let mut needed = vec![false; orgs.len()];
+    let org_index: HashMap<&str, usize> = orgs
+        .iter()
+        .enumerate()
+        .map(|(k, o)| (o.name.as_str(), k))
+        .collect();
+    for rec in per_year.iter().flatten() {
+        for (pos, a) in rec.applicants.iter().enumerate() {
+            if let Some(&k) = org_index.get(a.name.as_str()) {
+                if pos == 0 && rec.clean && rec.first_city.is_some() {
+                    anchored[k] = true;
+                } else if pos > 0 && !orgs[k].placed {
+                    needed[k] = true;
+                }
+            }
+        }
+    }
+    let mut anchors: Vec<Record> = Vec::new();
+    let mut ar = stream(seed, "anchors", 0);
+    for k in 0..orgs.len() {
+        if needed[k] && !anchored[k] {
+            let year = years[ar.random_range(0..nt)];
+            anchors.push(Record {
+                year,
+                ptype: 2,
+                applicants: vec![Applicant {
+                    name: orgs[k].name.clone(),
+                    city: Some(orgs[k].city),
+                }],
+                first_city: Some(orgs[k].city),
+                foreign: None,
+                clean: true,
+            });
+        }
+    }
+    anchors
+}

@@ -1,0 +1,228 @@
+//! The truth files: what the pipeline must find, counted from the records as the pipeline
+//! counts them, and the true parameters with the estimands they imply.
+//!
+//! Owns: the city-year counts from the clean records (`truth_city_year.csv`), the true
+//! regressor ln(1 + cross-city co-applications per 10,000) the yearbook responds to, the
+//! realised collaboration means, and `truth.json`. Deliberately does not own: drawing the
+//! records (`records`) or the yearbook (`statistics`).
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use super::cities::World;
+use super::records::Record;
+use super::spec::SynthSpec;
+use super::statistics::Yearbook;
+use crate::places::Cities;
+use repro_tabular::table as tabular;
+
+/// Counts of the truth table per city-year.
+#[derive(Debug, Clone, Default)]
+pub struct Counts {
+    pub joint: f64,
+    pub joint_cc: f64,
+    pub joint_cp: f64,
+    pub frac_cc: f64,
+    pub inv_joint_cc: f64,
+    pub inv_frac_cc: f64,
+    pub total: f64,
+}
+
+/// The counts per city-year from the clean records only (what ingestion keeps).
+pub fn count_clean<'a>(
+    spec: &SynthSpec,
+    cities: &Cities,
+    records: impl Iterator<Item = &'a Record>,
+) -> Vec<Vec<Counts>> {
+    let n = cities.rows.len();
+    let nt = (spec.last_year - spec.first_year + 1) as usize;
+    let mut counts: Vec<Vec<Counts>> = vec![vec![Counts::default(); nt]; n];
+    for rec in records {
+        if !rec.clean {
+            continue;
+        }
+        count_record(
+            &mut counts,
+            rec,
+            (rec.year - spec.first_year) as usize,
+            cities,
+        );
+    }
+    counts
+}
+
+/// Counts one record for every city where an applicant is located (docs/data.md, "Index").
+fn count_record(counts: &mut [Vec<Counts>], rec: &Record, t: usize, cities: &Cities) {
+    let located: Vec<usize> = rec
+        .applicants
+        .iter()
+        .enumerate()
+        .filter_map(|(pos, a)| if pos == 0 { rec.first_city } else { a.city })
+        .collect();
+    let mut distinct: Vec<usize> = located.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    for &c in &distinct {
+        counts[c][t].total += 1.0;
+    }
+    if rec.applicants.len() < 2 {
+        return;
+    }
+    let n_app = rec.applicants.len() as f64;
+    let cross_city = distinct.len() >= 2;
+    let provinces: HashSet<u32> = distinct
+        .iter()
+        .map(|&c| cities.rows[c].province_code)
+        .collect();
+    let cross_prov = provinces.len() >= 2;
+    for &c in &distinct {
+        let share = located.iter().filter(|&&x| x == c).count() as f64 / n_app;
+        let k = &mut counts[c][t];
+        k.joint += 1.0;
+        if cross_city {
+            k.joint_cc += 1.0;
+            k.frac_cc += share;
+            if rec.ptype == 1 {
+                k.inv_joint_cc += 1.0;
+                k.inv_frac_cc += share;
+            }
+        }
+        if cross_prov {
+            k.joint_cp += 1.0;
+        }
+    }
+}
+
+/// The true regressor per city-year: ln(1 + cross-city co-applied applications per 10,000).
+pub fn collab_true(counts: &[Vec<Counts>], pop: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    counts
+        .iter()
+        .zip(pop)
+        .map(|(k, p)| {
+            k.iter()
+                .zip(p)
+                .map(|(k, p)| (1.0 + k.joint_cc / p).ln())
+                .collect()
+        })
+        .collect()
+}
+
+/// The truth per city-year, `truth_city_year.csv`.
+pub fn city_year_csv(cities: &Cities, world: &World, counts: &[Vec<Counts>]) -> String {
+    let (years, pop) = (&world.years, &world.pop);
+    let mut tc = String::from(
+        "adcode6,year,pop,apps,joint,joint_cc,joint_cp,frac_cc,inv_joint_cc,inv_frac_cc,collab\n",
+    );
+    for (i, c) in cities.rows.iter().enumerate() {
+        for (t, year) in years.iter().enumerate() {
+            let k = &counts[i][t];
+            let _ = writeln!(
+                tc,
+                "{},{year},{},{},{},{},{},{},{},{},{}",
+                c.adcode,
+                pop[i][t],
+                k.total,
+                k.joint,
+                k.joint_cc,
+                k.joint_cp,
+                tabular::fmt_f(k.frac_cc),
+                k.inv_joint_cc,
+                tabular::fmt_f(k.inv_frac_cc),
+                tabular::fmt_f(k.joint_cc / pop[i][t])
+            );
+        }
+    }
+    tc
+}
+
+/// Means of collaboration per 10,000 people over cities with yearbook data, per year.
+pub fn realised_means(world: &World, counts: &[Vec<Counts>]) -> Vec<f64> {
+    let (complete, pop) = (&world.complete, &world.pop);
+    (0..world.years.len())
+        .map(|t| {
+            complete
+                .iter()
+                .map(|&i| counts[i][t].joint_cc / pop[i][t])
+                .sum::<f64>()
+                / complete.len() as f64
+        })
+        .collect()
+}
+
+/// `truth.json`: the spec's true parameters, the realised collaboration level and the estimands.
+pub fn truth_json(
+    spec: &SynthSpec,
+    cities: &Cities,
+    world: &World,
+    realised: &[f64],
+    yb: &Yearbook,
+) -> serde_json::Value {
+    let (draws, complete, years) = (&world.draws, &world.complete, &world.years);
+    use serde_json::json;
+    let fx = &spec.effects;
+    let mean_beta = |keep: &dyn Fn(usize) -> bool| -> f64 {
+        let sel: Vec<usize> = complete.iter().copied().filter(|&i| keep(i)).collect();
+        sel.iter().map(|&i| yb.beta[i]).sum::<f64>() / sel.len().max(1) as f64
+    };
+    let east = |i: usize| cities.rows[i].region == "east";
+    let coastal = |i: usize| cities.rows[i].coastal;
+    let agglo = |i: usize| cities.rows[i].agglomeration.is_some();
+    let tert = |i: usize| yb.tertiary_first[i];
+    let average = mean_beta(&|_| true);
+    let sqrt3 = 3f64.sqrt();
+    let quantiles: serde_json::Map<String, serde_json::Value> = (1..10)
+        .map(|k| {
+            let tau = k as f64 / 10.0;
+            (
+                format!("{tau:.1}"),
+                json!(average + fx.gap_scale * sqrt3 * (2.0 * tau - 1.0)),
+            )
+        })
+        .collect();
+    let by_year: serde_json::Map<String, serde_json::Value> = years
+        .iter()
+        .zip(realised)
+        .map(|(y, v)| (y.to_string(), json!(v)))
+        .collect();
+    json!({
+        "seed": spec.seed,
+        "records": spec.records,
+        "effects": fx,
+        "cities": {
+            "total": cities.rows.len(),
+            "with_yearbook_data": complete.len(),
+            "core": complete.iter().filter(|&&i| draws[i].core).count(),
+        },
+        "collaboration_per_10k": {
+            "target_first": spec.collab_first,
+            "target_last": spec.collab_last,
+            "mean_by_year": by_year,
+        },
+        "estimands": {
+            "note": "effects of collab = ln(1 + cross-city co-applied applications per 10,000 \
+                     people); gap = |ln pcGDP - ln mean pcGDP|; averages over cities with \
+                     yearbook data, equally weighted",
+            "gap_average": average,
+            "gap_by_group": {
+                "east": mean_beta(&|i| east(i)),
+                "central_west": mean_beta(&|i| !east(i)),
+                "coastal": mean_beta(&|i| coastal(i)),
+                "inland": mean_beta(&|i| !coastal(i)),
+                "tertiary": mean_beta(&|i| tert(i)),
+                "not_tertiary": mean_beta(&|i| !tert(i)),
+                "agglomeration": mean_beta(&|i| agglo(i)),
+                "not_agglomeration": mean_beta(&|i| !agglo(i)),
+            },
+            "gap_quantile_note": "conditional quantile effects of the DGP: gap_average + \
+                                  gap_scale * sqrt(3) * (2 tau - 1)",
+            "gap_quantile": quantiles,
+            "tfp": fx.tfp,
+            "innovation_capability": complete.iter().map(|&i| yb.innovation[i]).sum::<f64>()
+                / complete.len() as f64,
+            "linkage_approx": fx.linkage,
+            "rd_fund_flow": 0.0,
+            "rd_personnel_flow": 0.0,
+            "ols_bias": "positive: the unobserved confounder raises both collaboration and the gap",
+        },
+    })
+}
