@@ -287,8 +287,8 @@ class Build:
                 return r["adcode6"]
         if prov2 in MUNICIPALITIES:
             return MUNICIPALITIES[prov2]
-        for c in self.county_rows:  # 省直辖 units appear as their group
-            if c["province_adcode"][:2] == prov2 and c["name"] == name:
+        for c in self.county_rows:  # 省直辖 units appear as their group (never a county-level namesake)
+            if c["province_adcode"][:2] == prov2 and c["name"] == name and c["in_cities_csv"] == 0:
                 return c["prefecture_adcode"]
         return ""
 
@@ -569,6 +569,7 @@ class Build:
                 f"provinces/cities/areas/streets/villages.csv {c['adcode6']} {s['code']}")
 
         # 3. old names: jionlp's dated change list (old prefecture / county -> new prefecture)
+        cur_names = {(c["province_adcode"][:2], c["name"]) for c in self.county_rows}
         for line in self.src.jionlp_changes():
             left, right = line.split("=>")
             lf, rf = left.split("\t"), right.split("\t")
@@ -580,8 +581,9 @@ class Build:
                 old_county = lf[6]
                 add(prov + old_city + old_county, "old_name", new_pref, f"jionlp {self.src.versions['jionlp']}",
                     f"dictionary/china_location_change.txt {date} {old_county}")
-                if old_county in ("城区", "郊区", "矿区") or len(old_county) <= 2:
-                    continue
+                if old_county in ("城区", "郊区", "矿区") or len(old_county) <= 2 or \
+                        (self.prov2(prov), old_county) in cur_names:
+                    continue  # generic, or still the name of a unit elsewhere in the province: ambiguous as written
                 add(prov_s + old_county, "old_name", new_pref, f"jionlp {self.src.versions['jionlp']}",
                     f"dictionary/china_location_change.txt {date} {old_county} (province short + county)")
             else:
@@ -589,10 +591,10 @@ class Build:
                     f"dictionary/china_location_change.txt {date} {old_city}")
 
         # 4. old names and postcodes: china-region's older county table (names as they were)
-        cur_names = {(c["province_adcode"][:2], c["name"]) for c in self.county_rows}
         all_cur_names = Counter(c["name"] for c in self.county_rows)
         cr = self.src.china_region()
         cr_names = Counter(r["county"] for r in cr)
+        cr_in_prov = Counter((self.prov2(r["province"]), r["county"]) for r in cr)
         for r in sorted(cr, key=lambda r: sha("cr:" + r["province"] + r["city"] + r["county"])):
             prov2 = self.prov2(r["province"])
             if prov2 is None or r["county"] == r["city"]:
@@ -601,8 +603,12 @@ class Build:
             if not pref or pref not in self.city_by_code:
                 continue  # the source's prefecture no longer exists under that name: left out, not guessed
             if (prov2, r["county"]) not in cur_names:
-                text = r["county"] if cr_names[r["county"]] == 1 and all_cur_names[r["county"]] == 0 \
-                    else province_short(r["province"]) + r["county"]
+                if cr_names[r["county"]] == 1 and all_cur_names[r["county"]] == 0:
+                    text = r["county"]
+                elif cr_in_prov[(prov2, r["county"])] == 1:
+                    text = province_short(r["province"]) + r["county"]
+                else:
+                    continue  # ambiguous as written (河北桥东区 was in 石家庄, 张家口 and 邢台): left out
                 add(text, "old_name", pref, f"china-region {self.src.versions['china-region']}",
                     f"china_region/region.csv {r['province']} {r['city']} {r['county']}")
         pc = 0
