@@ -107,7 +107,11 @@ class Matcher:
         t = re.sub(r"^\d{6}(?!\d)", "", t)  # a postcode before the address
         for name, code in self.inst_names:
             if t.startswith(name):
-                return code
+                rest = self.locate_places(t[len(name):]) if len(t) > len(name) else ""
+                return rest or code  # a place named after the institution wins (山东大学威海分校)
+        return self.locate_places(t)
+
+    def locate_places(self, t):
         hits = self.scan(t)
 
         def context(before):
@@ -145,9 +149,9 @@ class Matcher:
             if unique:
                 return next(iter(unique[0]))  # the leftmost unambiguous name
             return ""  # ambiguous at the most specific level that matched: abstain
-        # an organisation named after a province only: its capital (山西大学 -> 太原)
+        # a university named after a province only: its capital (山西大学 -> 太原); companies are not guessed
         provs, _ = context(len(t) + 1)
-        if len(provs) == 1 and re.search(r"(大学|学院|研究院|研究所|公司)$", t):
+        if len(provs) == 1 and re.search(r"(大学|学院)$", t):
             return self.capital.get(provs.pop(), "")
         return ""
 
