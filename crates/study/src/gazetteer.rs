@@ -116,11 +116,9 @@ impl Located {
     }
 }
 
-/// A name found in a text: byte span and name id.
+/// A name found in a text (its id), in the order of the text.
 #[derive(Debug, Clone, Copy)]
 struct Hit {
-    start: usize,
-    end: usize,
     id: u32,
 }
 
@@ -194,7 +192,7 @@ impl Gazetteer {
             .map(|(i, &c)| (c, i as u16))
             .collect();
         let mut names: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
-        let mut add = |names: &mut BTreeMap<String, Vec<Entry>>, name: &str, e: Entry| {
+        let add = |names: &mut BTreeMap<String, Vec<Entry>>, name: &str, e: Entry| {
             let v = names.entry(nfkc(name)).or_default();
             if !v.contains(&e) {
                 v.push(e);
@@ -396,6 +394,18 @@ impl Gazetteer {
                 .collect();
         }
 
+        // An old county name that is now a prefecture's (亳州市 and 随州市 were county-level
+        // cities before they became prefectures) applies only with its old prefecture before it
+        // (`history`), never alone. One that is a current county's name elsewhere (清河区) is
+        // tried after the current names (rule 7's order).
+        for v in names.values_mut() {
+            let current = v
+                .iter()
+                .any(|e| matches!(e.level, Level::PrefFull | Level::Province));
+            if current {
+                v.retain(|e| e.level != Level::OldCounty);
+            }
+        }
         // Short names of a prefecture are read as the prefecture, not as a county of that short
         // name (西安, 大同, 中山, 朝阳: docs/data.md).
         for v in names.values_mut() {
@@ -646,11 +656,7 @@ impl Gazetteer {
                 at = m.start() + t[m.start()..].chars().next().map_or(1, char::len_utf8);
                 continue;
             }
-            hits.push(Hit {
-                start: m.start(),
-                end: m.end(),
-                id: id as u32,
-            });
+            hits.push(Hit { id: id as u32 });
             at = m.end();
         }
     }
