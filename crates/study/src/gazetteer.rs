@@ -179,6 +179,8 @@ const TRADITIONAL: &str =
 impl Gazetteer {
     /// Builds the gazetteer from the city table and the optional tables under `root`. Without
     /// them, only province and prefecture names are known.
+    // Rows are read across several columns at once, by index.
+    #[allow(clippy::needless_range_loop)]
     pub fn load(
         root: &Path,
         cities: &Cities,

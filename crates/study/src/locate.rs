@@ -349,10 +349,13 @@ fn count_first_names(apps: &[Option<&str>], first: &[Found], counts: &mut NameCo
     }
 }
 
+/// Organisation names located in several units as first applicants, with counts by unit.
+type AmbiguousNames = Vec<(String, Vec<(u16, u32)>)>;
+
 /// The name dictionary: each organisation located as a first applicant, at its most frequent
 /// city (ties to the lower unit, so the result does not depend on row order); and the names
 /// located in more than one city, with their counts by unit (sorted by unit).
-fn name_dictionary(counts: NameCounts) -> (PlHashMap<String, u16>, Vec<(String, Vec<(u16, u32)>)>) {
+fn name_dictionary(counts: NameCounts) -> (PlHashMap<String, u16>, AmbiguousNames) {
     let mut ambiguous = Vec::new();
     let dictionary = counts
         .into_iter()
