@@ -1014,12 +1014,22 @@ mod tests {
     }
 
     /// Development aid: the matcher on the evaluation set's even rows (`REPRO_EVAL=even`), odd
-    /// rows (`odd`) or all; prints the table by form and, with `REPRO_EVAL_SHOW=1`, the misses.
+    /// rows (`odd`) or all (`all`); prints the table by form and, with `REPRO_EVAL_SHOW=1`, the
+    /// misses.
     /// Run with `cargo test --release -p repro-study eval_by_form -- --ignored --nocapture`.
     #[test]
     #[ignore]
     fn eval_by_form() {
-        let (_, g) = gazetteer();
+        let (cities, mut g) = gazetteer();
+        // `REPRO_EVAL_NO_REGISTER=1`: the name heuristics alone on the organisation rows.
+        if std::env::var("REPRO_EVAL_NO_REGISTER").is_ok() {
+            let sources = Sources {
+                counties: Some("data/counties.csv"),
+                history: Some("data/place_history.csv"),
+                institutions: None,
+            };
+            g = Gazetteer::load(&root(), &cities, &sources).unwrap();
+        }
         let which = std::env::var("REPRO_EVAL").unwrap_or_else(|_| "even".into());
         let show = std::env::var("REPRO_EVAL_SHOW").is_ok();
         let mut s = Scratch::default();
