@@ -11,7 +11,7 @@ copy() {
   rm -rf "$work/p" && mkdir -p "$work/p/data" "$work/p/docs"
   cp "$here/pipeline.yaml" "$work/p/"
   cp -r "$here/stages" "$work/p/"
-  cp "$here/data/cities.csv" "$here/data/cities.README.md" "$work/p/data/"
+  cp "$here"/data/*.csv "$here"/data/*.README.md "$work/p/data/"
   cp "$here/docs/dgp.md" "$work/p/docs/"
 }
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"

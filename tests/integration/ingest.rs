@@ -487,7 +487,7 @@ fn spec_errors_are_located_before_anything_runs() {
     assert!(out.stderr.contains("aplicants"), "{}", out.stderr);
     p.write(
         "stages/ingest.yaml",
-        &format!("inputs: [raw/a.txt]\n{OUTPUTS}"),
+        &format!("inputs: [raw/a.docx]\n{OUTPUTS}"),
     );
     let out = p.repro(&["run"]);
     assert_eq!(out.code, 2, "{}", out.snapshot());
@@ -550,4 +550,66 @@ fn parquet_with_typed_columns_is_read_as_text() {
     assert_eq!(strs(&out, "date"), ["2010-03-15"]);
     assert_eq!(strs(&out, "postcode"), ["518129"]);
     assert_eq!(strs(&out, "province_code"), ["44"]);
+}
+
+/// A CNKI-style text export, hand-made and saved as GBK: three records of `label=value` lines
+/// separated by blank lines, with CNKI's labels (`申请人` once per applicant, `地址` the first
+/// applicant's address with its postcode in front, no `专利类型`).
+const CNKI_TEXT: &str = "申请号=CN201610000004.9\r\n申请日=2016-02-01\r\n名称=一种数据处理方法\r\n\
+主分类号=G06F 17/30\r\n申请人=北京大学\r\n申请人=清华大学\r\n地址=100871 北京市海淀区颐和园路5号\r\n\
+国省代码=11\r\n\r\n\
+申请号=CN201810000009.0\r\n申请日=2018.03.01\r\n名称=一种装置\r\n主分类号=B01D 53/00\r\n\
+申请人=浙江大学\r\n地址=浙江省杭州市西湖区\r\n  余杭塘路866号\r\n邮编=310058\r\n国省代码=33\r\n\r\n\r\n\
+申请号=CN2018XXXX\r\n申请日=2018-03-02\r\n申请人=某某有限公司\r\n地址=广东省深圳市\r\n国省代码=44\r\n";
+
+#[test]
+fn a_cnki_text_export_in_gbk_gives_the_rows_worked_out_by_hand() {
+    let p = Project::new();
+    p.write("pipeline.yaml", PIPELINE);
+    let (bytes, _, unmappable) = encoding_rs::GBK.encode(CNKI_TEXT);
+    assert!(!unmappable);
+    assert!(
+        std::str::from_utf8(&bytes).is_err(),
+        "must be GBK, not UTF-8"
+    );
+    std::fs::create_dir_all(p.path().join("raw")).unwrap();
+    std::fs::write(p.path().join("raw/cnki.txt"), bytes).unwrap();
+    p.write(
+        "stages/ingest.yaml",
+        &format!("inputs: [raw/cnki.txt]\nencoding: auto\n{OUTPUTS}"),
+    );
+    p.repro(&["run"]).ok();
+    let df = read_parquet(&p, "output/data/applications.parquet");
+    // Record 1: the two `申请人` lines joined (2 applicants); the postcode in front of `地址`
+    // becomes the postcode (there is no `邮编`) and leaves the address; type 1 from the number's
+    // fifth digit (no `专利类型` label). Record 2: `2018.03.01` is a date; the indented line
+    // continues the address after one space; the postcode from `邮编`. Record 3: a bad
+    // application number, quarantined.
+    assert_eq!(strs(&df, "app_no"), ["201610000004.9", "201810000009.0"]);
+    assert_eq!(ints(&df, "year"), [2016, 2018]);
+    assert_eq!(ints(&df, "ptype"), [1, 1]);
+    assert_eq!(strs(&df, "applicants"), ["北京大学;清华大学", "浙江大学"]);
+    assert_eq!(ints(&df, "n_applicants"), [2, 1]);
+    assert_eq!(
+        strs(&df, "address"),
+        [
+            "北京市海淀区颐和园路5号",
+            "浙江省杭州市西湖区 余杭塘路866号"
+        ]
+    );
+    assert_eq!(strs(&df, "postcode"), ["100871", "310058"]);
+    assert_eq!(strs(&df, "province_code"), ["11", "33"]);
+    let q = p.read("output/data/quarantine.csv");
+    assert!(
+        q.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("raw/cnki.txt,3,bad_application_number,"),
+        "{q}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&p.read("output/reports/ingest.json")).unwrap();
+    let input = &report["inputs"][0];
+    assert_eq!(input["format"], "text", "{report}");
+    assert_eq!(input["encoding"], "gbk", "{report}");
 }

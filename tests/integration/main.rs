@@ -7,6 +7,7 @@ mod fingerprint;
 mod fit;
 mod ingest;
 mod package;
+mod places;
 mod present;
 mod study;
 

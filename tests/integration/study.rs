@@ -16,6 +16,12 @@ pub fn default_pipeline() -> Project {
         "pipeline.yaml",
         "data/cities.csv",
         "data/cities.README.md",
+        "data/counties.csv",
+        "data/counties.README.md",
+        "data/place_history.csv",
+        "data/place_history.README.md",
+        "data/institutions.csv",
+        "data/institutions.README.md",
         "docs/dgp.md",
     ] {
         p.write(rel, &std::fs::read_to_string(root.join(rel)).unwrap());

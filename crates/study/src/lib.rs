@@ -2,7 +2,8 @@
 //!
 //! Owns: the built-in kinds `synth` (seeded synthetic raw data and truth files), `ingest` (raw
 //! exports to clean applications and a quarantine; `textnorm` normalises text), `locate` (the
-//! city of every applicant; `places` holds the city table and the place-name matcher), `index`
+//! city of every applicant; `places` holds the city table, `gazetteer` the county, old-name and
+//! institution tables and the place matcher), `index`
 //! (the city-year collaboration index and network) and `panel` (the analysis panel and its
 //! codebook), and the yearbook's schema that `synth` writes and `panel` reads (`yearbook`).
 //! Deliberately does not own: scheduling or keys (crate `repro-engine`), estimation or tables
@@ -11,6 +12,7 @@
 // Diagnostics travel on the cold path only; keeping them unboxed keeps the code plain.
 #![allow(clippy::result_large_err)]
 
+pub mod gazetteer;
 pub mod index;
 pub mod ingest;
 pub mod locate;

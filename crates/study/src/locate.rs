@@ -1,10 +1,10 @@
 //! The `locate` built-in kind: which city each applicant of each application is in.
 //!
 //! Owns: the assignment strategy (an ordered list of steps: `address`, `postcode`, `name`,
-//! `place`), classifying applicants as organisations or individuals, the name dictionary built
-//! from located first applicants, the applicant table it writes and the report of what was left
-//! unresolved. Deliberately does not own: reading raw exports (`ingest`), place-name tables
-//! (`places`) or counting (`collab`).
+//! `register`, `place`), classifying applicants as organisations or individuals, the name
+//! dictionary built from located first applicants, the applicant table it writes and the report
+//! of what was left unresolved or ambiguous. Deliberately does not own: reading raw exports
+//! (`ingest`), place-name tables and matching (`places`, `gazetteer`) or counting (`index`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -13,7 +13,8 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::places::{Cities, PlaceIndex};
+use crate::gazetteer::{self, Gazetteer, Located, Scratch, Sources};
+use crate::places::Cities;
 use repro_kind::diag::Diagnostic;
 use repro_kind::KindError;
 use repro_tabular::table as tabular;
@@ -27,6 +28,8 @@ pub enum Step {
     Postcode,
     /// Any organisation whose exact name is a located first applicant elsewhere.
     Name,
+    /// An organisation whose name starts with a name in the institution register.
+    Register,
     /// A place name inside an organisation's name (a firm named after its city, a provincial
     /// university at the provincial capital).
     Place,
@@ -38,6 +41,7 @@ impl Step {
             Step::Address => "address",
             Step::Postcode => "postcode",
             Step::Name => "name",
+            Step::Register => "register",
             Step::Place => "place",
         }
     }
@@ -52,6 +56,17 @@ pub struct LocateSpec {
     /// A directory of 4-digit postcode prefixes (`prefix4,adcode6`); needed by `postcode`.
     #[serde(default)]
     pub postcodes: Option<String>,
+    /// County-level units with their prefecture (`data/counties.csv`); without it only province
+    /// and prefecture names are known.
+    #[serde(default)]
+    pub counties: Option<String>,
+    /// Old names of prefectures and counties with their current prefecture
+    /// (`data/place_history.csv`).
+    #[serde(default)]
+    pub place_history: Option<String>,
+    /// The institution register (`data/institutions.csv`); needed by `register`.
+    #[serde(default)]
+    pub institutions: Option<String>,
     #[serde(default = "default_strategy")]
     pub strategy: Vec<Step>,
     pub out: String,
@@ -63,7 +78,13 @@ fn default_cities() -> String {
 }
 
 fn default_strategy() -> Vec<Step> {
-    vec![Step::Address, Step::Postcode, Step::Name, Step::Place]
+    vec![
+        Step::Address,
+        Step::Postcode,
+        Step::Name,
+        Step::Register,
+        Step::Place,
+    ]
 }
 
 pub fn parse(spec_path: &str, root: &Path) -> Result<LocateSpec, KindError> {
@@ -73,7 +94,10 @@ pub fn parse(spec_path: &str, root: &Path) -> Result<LocateSpec, KindError> {
         spec_path,
         [&spec.applications, &spec.cities, &spec.out, &spec.report]
             .into_iter()
-            .chain(spec.postcodes.as_ref()),
+            .chain(spec.postcodes.as_ref())
+            .chain(spec.counties.as_ref())
+            .chain(spec.place_history.as_ref())
+            .chain(spec.institutions.as_ref()),
     )?;
     if spec.strategy.is_empty() {
         return Err(bad("`strategy` is empty".into()));
@@ -90,12 +114,33 @@ pub fn parse(spec_path: &str, root: &Path) -> Result<LocateSpec, KindError> {
             ..bad("the `postcode` step needs a postcode directory".into())
         });
     }
+    if spec.strategy.contains(&Step::Register) && spec.institutions.is_none() {
+        return Err(KindError {
+            hint: Some(
+                "set `institutions:` to a register such as data/institutions.csv, or drop \
+                 `register`"
+                    .into(),
+            ),
+            ..bad("the `register` step needs an institution register".into())
+        });
+    }
     Ok(spec)
+}
+
+fn gazetteer_sources(spec: &LocateSpec) -> Sources<'_> {
+    Sources {
+        counties: spec.counties.as_deref(),
+        history: spec.place_history.as_deref(),
+        institutions: spec.institutions.as_deref(),
+    }
 }
 
 pub fn deps(spec: &LocateSpec) -> Vec<String> {
     let mut d = vec![spec.applications.clone(), spec.cities.clone()];
     d.extend(spec.postcodes.clone());
+    d.extend(spec.counties.clone());
+    d.extend(spec.place_history.clone());
+    d.extend(spec.institutions.clone());
     d
 }
 
@@ -151,17 +196,40 @@ fn has_org_marker(name: &str) -> bool {
     false
 }
 
-/// Where a first applicant was found: the city (index into `Cities::rows`) and the step.
-/// Four bytes a row, since pass 1 keeps one for every application.
+/// Where a first applicant was found: the unit (index into `Gazetteer::units`: a city of the
+/// table or a province-administered group) and the step. Four bytes a row, since pass 1 keeps
+/// one for every application.
 type Found = Option<(u16, Step)>;
 
 /// Applicants per method, by role (first, co) and method (`Step` order, then unresolved).
-type MethodCounts = [[u64; 5]; 2];
+type MethodCounts = [[u64; 6]; 2];
 
-const METHODS: [&str; 5] = ["address", "postcode", "name", "place", "unresolved"];
+const METHODS: [&str; 6] = [
+    "address",
+    "postcode",
+    "name",
+    "register",
+    "place",
+    "unresolved",
+];
 
 fn method_slot(method: Option<Step>) -> usize {
-    method.map_or(4, |s| s as usize)
+    method.map_or(5, |s| s as usize)
+}
+
+/// How often each place name made the matcher abstain (name id -> count).
+type Abstentions = PlHashMap<u32, u64>;
+
+fn add_abstentions(mut a: Abstentions, b: Abstentions) -> Abstentions {
+    let (mut a, b) = if a.len() >= b.len() {
+        (a, b)
+    } else {
+        (b, std::mem::take(&mut a))
+    };
+    for (k, n) in b {
+        *a.entry(k).or_insert(0) += n;
+    }
+    a
 }
 
 fn str_column(df: &DataFrame, file: &str, name: &str) -> Result<StringChunked, Diagnostic> {
@@ -177,37 +245,64 @@ fn str_column(df: &DataFrame, file: &str, name: &str) -> Result<StringChunked, D
     Ok(c.str().map_err(|e| Diagnostic::new(e.to_string()))?.clone())
 }
 
-/// Pass 1: each application's first applicant from its address and postcode, in strategy order.
+/// Pass 1: each application's first applicant from its address and postcode, in strategy order,
+/// and the place names at which the address matcher abstained. A blank postcode is taken from
+/// the start of the address when one is written there (`100084 北京市海淀区…`).
 fn locate_first(
     address: &StringChunked,
     postcode: &StringChunked,
     spec: &LocateSpec,
-    cities: &Cities,
-    places: &PlaceIndex,
+    gaz: &Gazetteer,
     postcodes: &HashMap<String, usize>,
-) -> Vec<Found> {
+) -> (Vec<Found>, Abstentions) {
     let addrs: Vec<Option<&str>> = address.iter().collect();
     let posts: Vec<Option<&str>> = postcode.iter().collect();
-    (0..addrs.len())
-        .into_par_iter()
-        .with_min_len(4096)
-        .map(|r| {
-            for step in &spec.strategy {
-                let found = match step {
-                    Step::Address => addrs[r].and_then(|a| places.address_city(cities, a)),
-                    Step::Postcode => posts[r]
-                        .filter(|p| p.len() >= 4 && p.is_char_boundary(4))
-                        .and_then(|p| postcodes.get(&p[..4]).copied()),
-                    _ => None,
-                };
-                if let Some(c) = found {
-                    // City tables have a few hundred rows (checked when loaded).
-                    return Some((c as u16, *step));
-                }
-            }
-            None
+    let parts: Vec<(Vec<Found>, Abstentions)> = addrs
+        .par_chunks(4096)
+        .zip(posts.par_chunks(4096))
+        .map(|(addrs, posts)| {
+            let mut s = Scratch::default();
+            let mut abstained = Abstentions::default();
+            let found = addrs
+                .iter()
+                .zip(posts)
+                .map(|(address, post)| {
+                    for step in &spec.strategy {
+                        let found = match step {
+                            Step::Address => match address.map(|a| gaz.locate_address(a, &mut s)) {
+                                Some(Located::Unit(u)) => Some(u),
+                                Some(Located::Ambiguous(name)) => {
+                                    *abstained.entry(name).or_insert(0) += 1;
+                                    None
+                                }
+                                _ => None,
+                            },
+                            Step::Postcode => post
+                                .filter(|p| !p.trim().is_empty())
+                                .or_else(|| address.and_then(gazetteer::postcode_in))
+                                .filter(|p| p.len() >= 4 && p.is_char_boundary(4))
+                                .and_then(|p| postcodes.get(&p[..4]))
+                                // City tables have a few hundred rows (checked when loaded).
+                                .map(|&c| c as u16),
+                            _ => None,
+                        };
+                        if let Some(c) = found {
+                            return Some((c, *step));
+                        }
+                    }
+                    None
+                })
+                .collect();
+            (found, abstained)
         })
-        .collect()
+        .collect();
+    let mut first = Vec::with_capacity(addrs.len());
+    let mut abstained = Abstentions::default();
+    for (found, a) in parts {
+        first.extend(found);
+        abstained = add_abstentions(abstained, a);
+    }
+    (first, abstained)
 }
 
 /// Located first applicants that are organisations: for each name, how often it was found in
@@ -254,20 +349,33 @@ fn count_first_names(apps: &[Option<&str>], first: &[Found], counts: &mut NameCo
     }
 }
 
+/// Organisation names located in several units as first applicants, with counts by unit.
+type AmbiguousNames = Vec<(String, Vec<(u16, u32)>)>;
+
 /// The name dictionary: each organisation located as a first applicant, at its most frequent
-/// city (ties to the lower adcode, so the result does not depend on row order).
-fn name_dictionary(counts: NameCounts) -> PlHashMap<String, u16> {
-    counts
+/// city (ties to the lower unit, so the result does not depend on row order); and the names
+/// located in more than one city, with their counts by unit (sorted by unit).
+fn name_dictionary(counts: NameCounts) -> (PlHashMap<String, u16>, AmbiguousNames) {
+    let mut ambiguous = Vec::new();
+    let dictionary = counts
         .into_iter()
-        .map(|(name, by_city)| {
+        .map(|(name, mut by_city)| {
             let best = by_city
                 .iter()
                 .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
                 .map_or(0, |(c, _)| *c);
+            if by_city.len() > 1 {
+                by_city.sort();
+                ambiguous.push((name.clone(), by_city));
+            }
             (name, best)
         })
-        .collect()
+        .collect();
+    (dictionary, ambiguous)
 }
+
+/// Report entries listed at most, for ambiguous place names and organisation names.
+const LISTED: usize = 50;
 
 /// The table was rewritten between the two passes (another process wrote it).
 fn changed(file: &str) -> Diagnostic {
@@ -308,7 +416,7 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
             cities.rows.len()
         ))));
     }
-    let places = PlaceIndex::new(&cities);
+    let gaz = Gazetteer::load(root, &cities, &gazetteer_sources(spec)).map_err(fail)?;
     let postcodes = match &spec.postcodes {
         Some(p) => load_postcodes(root, p, &cities).map_err(fail)?,
         None => HashMap::new(),
@@ -317,6 +425,7 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
     let has = |s: Step| spec.strategy.contains(&s);
     let mut first: Vec<Found> = Vec::new();
     let mut counts = NameCounts::default();
+    let mut abstained = Abstentions::default();
     let n = for_each_slice(
         root,
         file,
@@ -324,7 +433,8 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
         |_, df| {
             let address = str_column(df, file, "address")?;
             let postcode = str_column(df, file, "postcode")?;
-            let found = locate_first(&address, &postcode, spec, &cities, &places, &postcodes);
+            let (found, a) = locate_first(&address, &postcode, spec, &gaz, &postcodes);
+            abstained = add_abstentions(std::mem::take(&mut abstained), a);
             if has(Step::Name) {
                 let applicants = str_column(df, file, "applicants")?;
                 let apps: Vec<Option<&str>> = applicants.iter().collect();
@@ -335,7 +445,7 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
         },
     )
     .map_err(fail)?;
-    let dictionary = name_dictionary(counts);
+    let (dictionary, ambiguous_orgs) = name_dictionary(counts);
 
     // Pass 2: every applicant, slice by slice, streamed to Parquet.
     let (tmp, dest, out_file) = repro_kind::create_temp_beside(root, &spec.out).map_err(|e| {
@@ -349,7 +459,9 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
         .with_compression(ParquetCompression::Snappy)
         .batched(&applicant_schema())
         .map_err(cannot)?;
-    let mut by_method: MethodCounts = [[0; 5]; 2];
+    let mut by_method: MethodCounts = [[0; 6]; 2];
+    // Applicants located in a province-administered unit (outside the panel).
+    let mut outside = 0u64;
     // (applicants, unresolved) of individuals and organisations.
     let mut by_kind = [(0u64, 0u64); 2];
     let columns = ["app_no", "year", "ptype", "applicants"];
@@ -368,14 +480,15 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
             let Some(first) = first.get(offset..offset + apps.len()) else {
                 return Err(changed(file));
             };
-            let entries = slice_entries(&apps, first, offset, spec, &dictionary, &places, &cities);
+            let entries = slice_entries(&apps, first, offset, spec, &dictionary, &gaz);
             for e in &entries {
+                outside += u64::from(e.unit.is_some_and(|u| !gaz.in_panel(u)));
                 by_method[usize::from(e.pos > 0)][method_slot(e.method)] += 1;
                 let k = &mut by_kind[usize::from(!e.individual)];
                 k.0 += 1;
-                k.1 += u64::from(e.city.is_none());
+                k.1 += u64::from(e.unit.is_none());
             }
-            let df = applicant_frame(&entries, offset, &app_nos, &years, &ptypes)
+            let df = applicant_frame(&entries, offset, &app_nos, &years, &ptypes, &gaz.units)
                 .map_err(|e| cannot_write(&e))?;
             frames.send(df).map_err(|_| tabular::writer_gone())
         })
@@ -400,7 +513,7 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
     let unresolved: u64 = by_kind.iter().map(|k| k.1).sum();
     let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     // Only methods that located someone are listed, keys sorted.
-    let methods = |counts: &[u64; 5]| -> BTreeMap<&str, u64> {
+    let methods = |counts: &[u64; 6]| -> BTreeMap<&str, u64> {
         METHODS
             .iter()
             .zip(counts)
@@ -427,14 +540,63 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
             );
         }
     }
+    // Share of all applicants resolved by each method (unresolved included, so they sum to 1).
+    let mut share_by_method = BTreeMap::new();
+    for (slot, m) in METHODS.iter().enumerate() {
+        let k = by_method[0][slot] + by_method[1][slot];
+        if k > 0 {
+            share_by_method.insert(*m, share(k, total));
+        }
+    }
+    // Place names at which the address matcher abstained, most frequent first.
+    let mut places: Vec<(&str, u64)> = abstained
+        .iter()
+        .map(|(&id, &k)| (gaz.name_text(id), k))
+        .collect();
+    places.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let ambiguous_places: Vec<serde_json::Value> = places
+        .iter()
+        .take(LISTED)
+        .map(|(name, k)| serde_json::json!({"name": name, "addresses": k}))
+        .collect();
+    // Organisations whose first-applicant addresses put them in several cities.
+    let mut orgs = ambiguous_orgs;
+    let total_of = |v: &[(u16, u32)]| v.iter().map(|x| u64::from(x.1)).sum::<u64>();
+    orgs.sort_by(|a, b| total_of(&b.1).cmp(&total_of(&a.1)).then(a.0.cmp(&b.0)));
+    let ambiguous_orgs: Vec<serde_json::Value> = orgs
+        .iter()
+        .take(LISTED)
+        .map(|(name, by)| {
+            let cities: BTreeMap<String, u32> = by
+                .iter()
+                .map(|(u, k)| (gaz.units[usize::from(*u)].to_string(), *k))
+                .collect();
+            serde_json::json!({"name": name, "first_applicant_cities": cities})
+        })
+        .collect();
     let report = serde_json::json!({
         "applications": n,
         "applicants": total,
         "unresolved": unresolved,
         "unresolved_share": share(unresolved, total),
+        "outside_panel": outside,
         "strategy": spec.strategy,
         "by_role_and_method": by_role,
+        "share_by_method": share_by_method,
         "by_kind": kinds_json,
+        "ambiguous_places": {
+            "names": places.len(),
+            "addresses": places.iter().map(|p| p.1).sum::<u64>(),
+            "most_frequent": ambiguous_places,
+        },
+        "ambiguous_organisations": {
+            "names": orgs.len(),
+            "most_frequent": ambiguous_orgs,
+        },
+        "gazetteer": {
+            "names": gaz.name_count(),
+            "institutions": gaz.register_len(),
+        },
     });
     tabular::write_json(root, &spec.report, &report).map_err(fail)?;
     tracing::info!(
@@ -453,8 +615,7 @@ fn slice_entries<'a>(
     offset: usize,
     spec: &LocateSpec,
     dictionary: &PlHashMap<String, u16>,
-    places: &PlaceIndex,
-    cities: &Cities,
+    gaz: &Gazetteer,
 ) -> Vec<Entry<'a>> {
     let parts: Vec<Vec<Entry<'a>>> = apps
         .par_chunks(8192)
@@ -462,6 +623,7 @@ fn slice_entries<'a>(
         .enumerate()
         .map(|(chunk, (apps, first))| {
             let mut out = Vec::with_capacity(apps.len() * 2);
+            let mut s = Scratch::default();
             for (i, (list, found_first)) in apps.iter().zip(first).enumerate() {
                 let names = list
                     .unwrap_or("")
@@ -475,7 +637,8 @@ fn slice_entries<'a>(
                         for step in &spec.strategy {
                             let c = match step {
                                 Step::Name => dictionary.get(name).copied(),
-                                Step::Place => places.name_city(name).map(|c| c as u16),
+                                Step::Register => gaz.locate_register(name, &mut s),
+                                Step::Place => gaz.locate_name(name, &mut s).unit(),
                                 _ => None,
                             };
                             if let Some(c) = c {
@@ -489,7 +652,7 @@ fn slice_entries<'a>(
                         pos,
                         name,
                         individual,
-                        city: found.map(|(c, _)| cities.rows[usize::from(c)].adcode),
+                        unit: found.map(|(c, _)| c),
                         method: found.map(|(_, s)| s),
                     });
                 }
@@ -506,7 +669,8 @@ struct Entry<'a> {
     pos: usize,
     name: &'a str,
     individual: bool,
-    city: Option<u32>,
+    /// Index into `Gazetteer::units`.
+    unit: Option<u16>,
     method: Option<Step>,
 }
 
@@ -533,6 +697,7 @@ fn applicant_frame(
     app_nos: &[Option<&str>],
     years: &[Option<i64>],
     ptypes: &[Option<i64>],
+    units: &[u32],
 ) -> PolarsResult<DataFrame> {
     let col = |name: &str, c: Column| c.with_name(name.into());
     let columns = vec![
@@ -609,7 +774,7 @@ fn applicant_frame(
                 "".into(),
                 entries
                     .iter()
-                    .map(|e| e.city.map(i64::from))
+                    .map(|e| e.unit.map(|u| i64::from(units[usize::from(u)])))
                     .collect::<Vec<Option<i64>>>(),
             ),
         ),

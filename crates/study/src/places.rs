@@ -388,7 +388,7 @@ mod tests {
     fn the_project_table_loads_with_unique_short_names_per_province() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let cities = Cities::load(&root.join("../../data/cities.csv")).unwrap();
-        assert_eq!(cities.rows.len(), 338);
+        assert_eq!(cities.rows.len(), 337);
         let places = PlaceIndex::new(&cities);
         let by = |name: &str| cities.rows.iter().position(|c| c.name == name);
         assert_eq!(

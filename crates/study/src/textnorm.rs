@@ -305,6 +305,22 @@ pub fn postcode(normalized: &str) -> &str {
     }
 }
 
+/// The 6-digit postcode a normalised address starts with (`100871 北京市…`, `100871北京市…`),
+/// when a non-digit follows it.
+pub fn leading_postcode(normalized: &str) -> Option<&str> {
+    let b = normalized.as_bytes();
+    let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    (digits == 6 && b.len() > 6).then(|| &normalized[..6])
+}
+
+/// The address after its leading postcode and the separators that follow it.
+pub fn after_leading_postcode(normalized: &str) -> &str {
+    match leading_postcode(normalized) {
+        Some(p) => normalized[p.len()..].trim_start_matches([' ', ',', ';', ':', '-']),
+        None => normalized,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,6 +130,29 @@ impl RawField {
         }
     }
 
+    /// Other headers that exports use for the field: CNKI's text export (申请人, 地址), and the
+    /// wordings of commercial exports (申请人地址, 邮政编码, 申请日期 ...). Tried in this order
+    /// when the spec leaves the field's header at its default.
+    fn aliases(self) -> &'static [&'static str] {
+        match self {
+            RawField::ApplicationNumber => &["申请号码", "专利申请号", "申请号/专利号"],
+            RawField::ApplicationDate => &["申请日期"],
+            RawField::Title => &["题名", "专利名称", "发明名称", "标题"],
+            RawField::Ipc => &["IPC主分类号", "主IPC", "IPC主分类", "分类号"],
+            RawField::Applicants => &[
+                "申请人",
+                "申请(专利权)人(原始)",
+                "原始申请(专利权)人",
+                "专利权人",
+                "申请人名称",
+            ],
+            RawField::Address => &["申请人地址", "第一申请人地址", "地址(第一申请人)"],
+            RawField::Postcode => &["邮政编码", "申请人邮编"],
+            RawField::ProvinceCode => &["国省代码(第一申请人)", "申请人国省代码", "省市代码"],
+            RawField::PatentType => &["类型"],
+        }
+    }
+
     fn default_header(self) -> &'static str {
         match self {
             RawField::ApplicationNumber => "申请号",
@@ -239,7 +262,11 @@ pub fn parse(params: serde_json::Value, ctx: &ParseCtx<'_>) -> Result<IngestStag
         *input = normalize_path(input).map_err(|why| bad_path("inputs", input, why))?;
         if Format::of(input).is_none() {
             return Err(KindError {
-                hint: Some("inputs are `.csv` (UTF-8 or GBK), `.parquet` or `.xlsx` files".into()),
+                hint: Some(
+                    "inputs are `.csv` (UTF-8 or GBK), `.parquet`, `.xlsx` or `.txt` (`label=value` \
+                     records, UTF-8 or GBK) files"
+                        .into(),
+                ),
                 ..kind_err(format!(
                     "input `{input}` of `{spec_path}` has an unknown file type"
                 ))
@@ -526,6 +553,12 @@ fn read_inputs(
                 sources::read_parquet(&path, rel, &mut sink)?;
                 None
             }
+            Format::Text => Some(sources::read_text_records(
+                &path,
+                rel,
+                spec.encoding,
+                &mut sink,
+            )?),
             Format::Xlsx => {
                 let date_header = match spec.columns.wanted(RawField::ApplicationDate) {
                     Wanted::Required(h) | Wanted::IfPresent(h) => h,
@@ -585,10 +618,19 @@ fn map_columns(
     let mut missing = Vec::new();
     for (slot, field) in found.iter_mut().zip(FIELDS) {
         match st.stage.spec.columns.wanted(field) {
-            Wanted::Required(h) => match find(&h) {
-                Some(i) => *slot = Some(i),
-                None => missing.push((field, h)),
-            },
+            // A header left at its default is also looked for under the names other exports
+            // give the field (`申请人`, `申请人地址`, `邮政编码`).
+            Wanted::Required(h) => {
+                let alias = || {
+                    (h == field.default_header())
+                        .then(|| field.aliases().iter().find_map(|a| find(a)))
+                        .flatten()
+                };
+                match find(&h).or_else(alias) {
+                    Some(i) => *slot = Some(i),
+                    None => missing.push((field, h)),
+                }
+            }
             Wanted::IfPresent(h) => *slot = find(&h),
             Wanted::Never => {}
         }
@@ -687,6 +729,19 @@ fn judge_row<'a>(cells: &Cells<'a>, row: usize, has_type: bool) -> Result<Clean<
         textnorm::type_from_digit(number.type_digit())
     }
     .ok_or(Reason::BadType)?;
+    let mut address = textnorm::normalize(cell(RawField::Address));
+    let mut postcode = narrow(
+        textnorm::normalize(cell(RawField::Postcode)),
+        textnorm::postcode,
+    );
+    // An address that starts with the postcode (`100871 北京市海淀区…`, as CNKI writes 地址) gives
+    // the postcode when the export has none, and loses it either way.
+    if let Some(code) = textnorm::leading_postcode(&address) {
+        if postcode.is_empty() {
+            postcode = Cow::Owned(code.to_string());
+        }
+        address = narrow(address, textnorm::after_leading_postcode);
+    }
     Ok(Clean {
         number,
         date,
@@ -694,11 +749,8 @@ fn judge_row<'a>(cells: &Cells<'a>, row: usize, has_type: bool) -> Result<Clean<
         ipc: textnorm::normalize(cell(RawField::Ipc)),
         applicants,
         n_applicants: i32::try_from(n_applicants).unwrap_or(i32::MAX),
-        address: textnorm::normalize(cell(RawField::Address)),
-        postcode: narrow(
-            textnorm::normalize(cell(RawField::Postcode)),
-            textnorm::postcode,
-        ),
+        address,
+        postcode,
         province_code: textnorm::normalize(cell(RawField::ProvinceCode)),
     })
 }

@@ -84,6 +84,8 @@ pub enum Format {
     Csv,
     Parquet,
     Xlsx,
+    /// A CNKI-style text export (`.txt`): records of `label=value` lines, blank lines between.
+    Text,
 }
 
 impl Format {
@@ -96,6 +98,7 @@ impl Format {
             "csv" => Some(Format::Csv),
             "parquet" | "pq" => Some(Format::Parquet),
             "xlsx" => Some(Format::Xlsx),
+            "txt" => Some(Format::Text),
             _ => None,
         }
     }
@@ -105,6 +108,7 @@ impl Format {
             Format::Csv => "csv",
             Format::Parquet => "parquet",
             Format::Xlsx => "xlsx",
+            Format::Text => "text",
         }
     }
 }
@@ -538,6 +542,124 @@ pub fn read_xlsx(
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------
+// CNKI-style text exports
+
+/// Reads a text export of `label=value` records (CNKI's "自定义" and similar exports): records are
+/// separated by blank lines, each line is `label=value` (`=` or `＝`, spaces around either side
+/// trimmed), a line without `=` continues the previous value, and a label given twice in a record
+/// (one `申请人=` line per applicant) joins its values with `;`. Each label is a column, in the
+/// order labels first appear; a record without a label has an empty cell. GBK or UTF-8 as
+/// `encoding` says (`auto`: UTF-8 when the whole file is, else GBK); a UTF-8 BOM is skipped.
+/// Such exports are small (a download is capped at a few thousand records), so the file is
+/// decoded at once and handed on in batches of rows.
+pub fn read_text_records(
+    path: &Path,
+    rel: &str,
+    encoding: Encoding,
+    sink: &mut Sink<'_>,
+) -> Result<Encoding, Diagnostic> {
+    let bytes = std::fs::read(path).map_err(|e| io_err(rel, e))?;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let (text, used): (std::borrow::Cow<'_, str>, Encoding) = match encoding {
+        Encoding::Utf8 => match std::str::from_utf8(bytes) {
+            Ok(t) => (t.into(), Encoding::Utf8),
+            Err(e) => {
+                return Err(bad_bytes(rel, "utf-8", e.valid_up_to() as u64)
+                    .hint("set `encoding: gbk` (or `auto`) if the export is GBK"))
+            }
+        },
+        Encoding::Auto if std::str::from_utf8(bytes).is_ok() => (
+            std::str::from_utf8(bytes).unwrap_or_default().into(),
+            Encoding::Utf8,
+        ),
+        Encoding::Auto | Encoding::Gbk => {
+            match encoding_rs::GBK.decode_without_bom_handling_and_without_replacement(bytes) {
+                Some(t) => (t, Encoding::Gbk),
+                None => {
+                    return Err(
+                        Diagnostic::new(format!("`{rel}` is neither UTF-8 nor GBK text"))
+                            .hint("save the export as UTF-8 or GBK"),
+                    )
+                }
+            }
+        }
+    };
+    let records = parse_records(&text);
+    let mut header: Vec<String> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = Default::default();
+    for r in &records {
+        for (label, _) in r {
+            if !index.contains_key(label) {
+                index.insert(label.clone(), header.len());
+                header.push(label.clone());
+            }
+        }
+    }
+    for chunk in records.chunks(BATCH_ROWS) {
+        let mut columns: Vec<Vec<String>> = vec![Vec::with_capacity(chunk.len()); header.len()];
+        for r in chunk {
+            let row = columns.first().map_or(0, Vec::len);
+            for c in columns.iter_mut() {
+                c.push(String::new());
+            }
+            for (label, value) in r {
+                columns[index[label]][row] = value.clone();
+            }
+        }
+        let df = text_frame(&header, &mut columns).map_err(|e| io_err(rel, e))?;
+        sink(Batch::Frame(df))?;
+    }
+    if records.is_empty() {
+        let df = text_frame(&header, &mut []).map_err(|e| io_err(rel, e))?;
+        sink(Batch::Frame(df))?;
+    }
+    Ok(used)
+}
+
+/// The records of a `label=value` text: one `(label, value)` per label, in first-seen order.
+fn parse_records(text: &str) -> Vec<Vec<(String, String)>> {
+    let mut records = Vec::new();
+    let mut current: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            if !current.is_empty() {
+                records.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        let split = line.find(['=', '＝']).map(|i| {
+            let sep = line[i..].chars().next().map_or(1, char::len_utf8);
+            (line[..i].trim(), line[i + sep..].trim())
+        });
+        match split {
+            Some((label, value)) if !label.is_empty() => {
+                match current.iter_mut().find(|(l, _)| l == label) {
+                    Some((_, v)) if v.is_empty() => v.push_str(value),
+                    Some((_, v)) if !value.is_empty() => {
+                        v.push(';');
+                        v.push_str(value);
+                    }
+                    Some(_) => {}
+                    None => current.push((label.to_string(), value.to_string())),
+                }
+            }
+            // A continuation of the previous value (a wrapped abstract or address).
+            _ => {
+                if let Some((_, v)) = current.last_mut() {
+                    v.push(' ');
+                    v.push_str(line.trim());
+                }
+            }
+        }
+    }
+    if !current.is_empty() {
+        records.push(current);
+    }
+    records
+}
+
 /// Builds a DataFrame of text columns and empties the buffers. Duplicate or empty header names get
 /// a suffix, as polars' CSV reader does, so that building the frame cannot fail on them.
 fn text_frame(header: &[String], columns: &mut [Vec<String>]) -> PolarsResult<DataFrame> {
@@ -594,6 +716,31 @@ fn serial_or_number(v: f64) -> String {
     let dt = calamine::ExcelDateTime::new(v, calamine::ExcelDateTimeType::DateTime, false);
     let (y, m, d, ..) = dt.to_ymd_hms_milli();
     format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::parse_records;
+
+    #[test]
+    fn records_labels_continuations_and_repeats() {
+        let text =
+            "申请号=CN1\r\n申请人=甲\n申请人 = 乙\n摘要=一行\n  续行\n\n\n申请号＝CN2\n地址=\n";
+        let r = parse_records(text);
+        assert_eq!(r.len(), 2);
+        let pairs = |i: usize| -> Vec<(&str, &str)> {
+            r[i].iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
+        };
+        assert_eq!(
+            pairs(0),
+            [
+                ("申请号", "CN1"),
+                ("申请人", "甲;乙"),
+                ("摘要", "一行 续行")
+            ]
+        );
+        assert_eq!(pairs(1), [("申请号", "CN2"), ("地址", "")]);
+    }
 }
 
 #[cfg(test)]
