@@ -80,6 +80,13 @@ pub fn empty_on_signal(path: &Path) -> Registration {
     register(|p, id| p.paths.push((id, path.to_path_buf(), true)))
 }
 
+/// Stops the process group `pgid` (SIGTERM, then SIGKILL after a grace period) if repro is
+/// interrupted; paths are removed only after the group is gone.
+pub fn stop_group_on_signal(pgid: u32) -> Registration {
+    install();
+    register(|p, id| p.groups.push((id, pgid)))
+}
+
 fn undo() {
     let p = PENDING.lock().unwrap_or_else(|e| e.into_inner());
     for (_, g) in &p.groups {

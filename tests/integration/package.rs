@@ -778,6 +778,99 @@ fn package_holds_only_the_pipelines_files_and_nothing_outside_the_project() {
     assert!(!linked.exists());
 }
 
+/// The entries of a zip, name -> bytes.
+fn zip_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    (0..archive.len())
+        .map(|i| {
+            let mut f = archive.by_index(i).unwrap();
+            let mut bytes = Vec::new();
+            f.read_to_end(&mut bytes).unwrap();
+            (f.name().unwrap().to_string(), bytes)
+        })
+        .collect()
+}
+
+/// A copy of a zip with `extra` added: (name, Some(bytes)) for a file, (name, None) for a
+/// symlink to `README.md`.
+fn zip_with(from: &Path, to: &Path, extra: &[(&str, Option<&[u8]>)]) {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(to).unwrap());
+    let options = zip::write::SimpleFileOptions::default();
+    for (name, bytes) in zip_entries(from) {
+        zip.start_file(name, options).unwrap();
+        zip.write_all(&bytes).unwrap();
+    }
+    for (name, bytes) in extra {
+        match bytes {
+            Some(b) => {
+                zip.start_file(*name, options).unwrap();
+                zip.write_all(b).unwrap();
+            }
+            None => zip.add_symlink(*name, "README.md", options).unwrap(),
+        }
+    }
+    zip.finish().unwrap();
+}
+
+#[test]
+fn verify_reports_unlisted_files_and_refuses_unsafe_zip_entries() {
+    let p = small_project();
+    p.repro(&["run"]).ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pkg");
+    p.repro(&["package", "--out", dir.to_str().unwrap()]).ok();
+
+    // A folder package with a file its manifest does not list.
+    std::fs::write(dir.join("stages/extra.sh"), "echo hi\n").unwrap();
+    let out = repro_in(&dir, &["verify"], &[]);
+    assert_eq!(out.code, 1, "{}", out.snapshot());
+    assert!(
+        out.stdout
+            .contains("UNLISTED `stages/extra.sh`: in the package but not in MANIFEST.sha256"),
+        "{}",
+        out.stdout
+    );
+    std::fs::remove_file(dir.join("stages/extra.sh")).unwrap();
+    repro_in(&dir, &["verify"], &[]).ok();
+
+    // The same in a zip.
+    let good = tmp.path().join("good.zip");
+    p.repro(&["package", "--out", good.to_str().unwrap()]).ok();
+    let extra = tmp.path().join("extra.zip");
+    zip_with(&good, &extra, &[("notes/extra.txt", Some(b"x"))]);
+    let out = repro_in(tmp.path(), &["verify", extra.to_str().unwrap()], &[]);
+    assert_eq!(out.code, 1, "{}", out.snapshot());
+    assert!(
+        out.stdout.contains("UNLISTED `notes/extra.txt`"),
+        "{}",
+        out.stdout
+    );
+
+    // Entries that would land outside the folder, or symlinks, are refused before anything runs.
+    for (name, bytes) in [
+        ("../escaped.txt", Some(&b"x"[..])),
+        ("output/../../escaped.txt", Some(&b"x"[..])),
+        ("/tmp/escaped-by-repro-test.txt", Some(&b"x"[..])),
+        ("link.md", None),
+    ] {
+        let bad = tmp.path().join("bad.zip");
+        zip_with(&good, &bad, &[(name, bytes)]);
+        let out = repro_in(tmp.path(), &["verify", bad.to_str().unwrap()], &[]);
+        assert_ne!(out.code, 0, "{name}: {}", out.snapshot());
+        assert!(
+            out.stderr
+                .contains(&format!("cannot unpack `{}`", bad.display()))
+                && out.stderr.contains(&format!("`{name}`")),
+            "{name}: {}",
+            out.snapshot()
+        );
+        assert!(!out.stdout.contains("rebuilding"), "{}", out.stdout);
+        assert!(!tmp.path().join("escaped.txt").exists());
+    }
+}
+
 /// A pipeline file name a shell would otherwise split and run: quotes, `;`, `$( )`, spaces.
 const CRAFTED: &str = "my pipe;touch PWNED;$(touch PWNED2)'q'.yaml";
 
@@ -846,5 +939,90 @@ fn run_sh_and_the_readme_quote_the_pipeline_file_name() {
     assert_eq!(args, format!("-f\n{CRAFTED}\nrun\n--force\n"), "{cmd}");
     for dir in [p.path(), pkg.as_path()] {
         assert!(!dir.join("PWNED").exists() && !dir.join("PWNED2").exists());
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+#[test]
+fn an_interrupted_verify_removes_its_temporary_folder_and_stops_the_command() {
+    for signal in ["INT", "TERM"] {
+        let p = Project::new();
+        // Slow only when verify rebuilds it (SLOW is set for verify, not for the first run); the
+        // command records the pid of its `sleep`.
+        p.write(
+            "pipeline.yaml",
+            "stages:\n  s:\n    cmd: if [ -n \"$SLOW\" ]; then sleep 60 & echo $! > \"$SLOW\"; wait; fi; echo hi > out.txt\n    outs: [out.txt]\n",
+        );
+        p.repro(&["run"]).ok();
+        let scratch = tempfile::tempdir().unwrap();
+        let tmpdir = scratch.path().join("tmp");
+        std::fs::create_dir_all(&tmpdir).unwrap();
+        let pid_file = scratch.path().join("pid");
+        let mut child = p
+            .command(&["verify"])
+            .env("TMPDIR", &tmpdir)
+            .env("SLOW", &pid_file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let cmd_pid: u32 = loop {
+            if let Some(pid) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                break pid;
+            }
+            assert!(
+                started.elapsed().as_secs() < 60,
+                "the command never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert!(
+            std::fs::read_dir(&tmpdir).unwrap().next().is_some(),
+            "verify works in TMPDIR"
+        );
+        let killed = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if started.elapsed().as_secs() > 30 {
+                let _ = child.kill();
+                panic!("verify did not stop on SIG{signal}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert!(!status.success());
+        let left: Vec<_> = std::fs::read_dir(&tmpdir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(left.is_empty(), "SIG{signal} left {left:?}");
+        let started = std::time::Instant::now();
+        while alive(cmd_pid) && started.elapsed().as_secs() < 10 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(!alive(cmd_pid), "SIG{signal} left the command running");
+        assert!(
+            !p.exists("cache/tmp")
+                || std::fs::read_dir(p.path().join("cache/tmp"))
+                    .unwrap()
+                    .next()
+                    .is_none()
+        );
     }
 }
