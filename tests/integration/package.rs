@@ -942,6 +942,38 @@ fn run_sh_and_the_readme_quote_the_pipeline_file_name() {
     }
 }
 
+#[test]
+fn lint_flags_params_a_shell_would_interpret() {
+    let p = small_project();
+    let pipeline = SMALL.replace(
+        "    seed: 42\n",
+        "    seed: 42\n  label:\n    cmd: echo ${params.title} ${params.plain} > output/label.txt\n    outs: [output/label.txt]\n    deps: [output/draws.csv]\n    params:\n      title: \"Table 1; $(date)\"\n      plain: table-1_final\n      unused: \"a|b\"\n",
+    );
+    let pipeline = pipeline.replace(
+        "  output/draws.csv: Table 1\n",
+        "  output/draws.csv: Table 1\n  output/label.txt: Label\n",
+    );
+    p.write("pipeline.yaml", &pipeline);
+    let out = p.repro(&["lint"]);
+    assert!(
+        out.stdout.contains(
+            "warning: param `title` of stage `label` holds characters a shell interprets"
+        ),
+        "{}",
+        out.snapshot()
+    );
+    assert!(
+        out.stdout.contains("`;`") && out.stdout.contains("`$`"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("hint: "), "{}", out.stdout);
+    assert!(!out.stdout.contains("`plain`"), "{}", out.stdout);
+    assert!(!out.stdout.contains("`unused`"), "{}", out.stdout);
+    // The value is still pasted as is (as DVC does): this is a warning, not an error.
+    assert_eq!(out.code, 0, "{}", out.snapshot());
+}
+
 fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
