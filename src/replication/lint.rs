@@ -5,7 +5,8 @@
 //! over commands and scripts: R `runif/rnorm/sample(...)` without `set.seed`, Python
 //! `random.`/`np.random` without a seed, Stata `runiform()` and friends without `set seed`, shell
 //! `$RANDOM`/`shuf`), declared seeds a command never passes on, final outputs no exhibit claims,
-//! data sources without citation or availability statement, data files in no source, and the
+//! data sources without citation or availability statement, data files in no source, params a
+//! command pastes in whose value a shell would interpret (a warning: they are pasted as is), and the
 //! README facts the package would lack (no sources, no exhibits, no recorded runtimes). Errors make
 //! `repro lint` exit 1; warnings alone exit 0. Deliberately does not own: loading the pipeline
 //! (its errors exit 2 before lint runs) or the README's text (`readme`).
@@ -49,6 +50,7 @@ pub fn lint(p: &Pipeline) -> Vec<Finding> {
         }
         if let Action::Cmd(cmd) = &s.action {
             randomness(p, s, cmd, &scripts, &mut out);
+            shell_params(p, s, cmd, &mut out);
         }
     }
     let mut yaml_files: Vec<String> = p
@@ -171,6 +173,88 @@ fn stage_paths(p: &Pipeline, s: &Stage, out: &mut Vec<Finding>) {
                 .hint(RELATIVE_HINT),
             );
         }
+    }
+}
+
+/// Characters `sh` gives a meaning to wherever they stand in a word.
+const SHELL_SPECIAL: &str = "$`;|&<>()'\"\\*?[\n\r";
+
+/// The characters of `value` a shell would interpret, in order of appearance, as shown in a
+/// message (`~` and `#` count at the start of a word; spaces, which only split words, do not).
+fn shell_characters(value: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut word_start = true;
+    for c in value.chars() {
+        let special = SHELL_SPECIAL.contains(c) || (word_start && (c == '~' || c == '#'));
+        word_start = c == ' ' || c == '\t';
+        if !special {
+            continue;
+        }
+        let shown = match c {
+            '\n' => "a newline".to_string(),
+            '\r' => "a carriage return".to_string(),
+            '`' => "a backtick".to_string(),
+            c => format!("`{c}`"),
+        };
+        if !found.contains(&shown) {
+            found.push(shown);
+        }
+    }
+    found
+}
+
+/// Params a command pastes in (`${params.NAME}`) whose value a shell would interpret: repro
+/// substitutes the text as is (as DVC does) and `sh -c` runs the result.
+fn shell_params(p: &Pipeline, s: &Stage, cmd: &str, out: &mut Vec<Finding>) {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut rest = cmd;
+    while let Some(start) = rest.find("${params.") {
+        let after = &rest[start + "${params.".len()..];
+        let Some(end) = after.find('}') else { break };
+        let name = &after[..end];
+        rest = &after[end + 1..];
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        let value = s.params.get(name).or_else(|| {
+            let (head, tail) = name.split_once('.')?;
+            s.params.get(head)?.lookup(tail)
+        });
+        let Some(value) = value.map(Param::as_command_text) else {
+            continue;
+        };
+        let chars = shell_characters(&value);
+        if chars.is_empty() {
+            continue;
+        }
+        let var: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        push(
+            out,
+            Severity::Warning,
+            Diagnostic::new(format!(
+                "param `{name}` of stage `{}` holds characters a shell interprets: {}",
+                s.name,
+                chars.join(", ")
+            ))
+            .at(at(p, s.pos))
+            .cause(format!(
+                "`${{params.{name}}}` pastes `{}` into the command as is, and `sh -c` runs the result",
+                value.escape_debug()
+            ))
+            .hint(format!(
+                "if the value is data, not shell code, read it in the script from \"$REPRO_PARAM_{var}\" (in double quotes), or keep these characters out of it"
+            )),
+        );
     }
 }
 
@@ -615,6 +699,15 @@ mod tests {
         assert_eq!(find_call("x <- resample(y)", "sample("), None);
         assert_eq!(find_call("x <- sample(y)", "sample("), Some(5));
         assert_eq!(find_call("np.random.rand(3)", "random."), Some(3));
+    }
+
+    #[test]
+    fn finds_what_a_shell_interprets() {
+        assert!(shell_characters("table-1_final.csv 2").is_empty());
+        assert_eq!(shell_characters("a; $(b)"), ["`;`", "`$`", "`(`", "`)`"]);
+        assert_eq!(shell_characters("~/x #c a#b"), ["`~`", "`#`"]);
+        assert_eq!(shell_characters("`x`\n"), ["a backtick", "a newline"]);
+        assert_eq!(shell_characters("[1,2]"), ["`[`"]);
     }
 
     #[test]

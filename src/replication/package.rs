@@ -5,7 +5,10 @@
 //! the generated `run.sh`, the checksum manifests (`MANIFEST.sha256`, `sha256sum -c` compatible,
 //! and `MANIFEST.blake3`, `b3sum -c` compatible), and writing the package as a folder or as a
 //! deterministic zip (sorted entries, fixed 1980-01-01 timestamps, fixed permissions). Also the
-//! file helpers `verify` shares (listing files, hashing, manifests). Deliberately does not own:
+//! file helpers `verify` shares (listing files, hashing, manifests, keeping paths inside the
+//! project), and refusing an `--out` that is not an unchanged package repro wrote (its marker
+//! `.repro-package` and a manifest listing exactly its files; `docs/reliability.md`). Only the
+//! pipeline's current stages are packaged, and only paths inside the project. Deliberately does not own:
 //! the README's text (`readme`), rebuilding and comparing (`verify`), or what is stale (`status`).
 
 use std::collections::BTreeMap;
@@ -22,7 +25,13 @@ use repro_kind::diag::{Diagnostic, Failure};
 /// Names the package itself uses at its top level; project files may not take them.
 pub const MANIFEST_SHA256: &str = "MANIFEST.sha256";
 pub const MANIFEST_BLAKE3: &str = "MANIFEST.blake3";
+/// The file by which repro recognises a package it wrote (with its manifest listing exactly the
+/// package's files, each with its content): only such a folder or zip may be replaced.
+pub const MARKER: &str = ".repro-package";
+const MARKER_TEXT: &str = "This folder is a replication package written by `repro package`.\n\
+    `repro package` replaces it only while MANIFEST.sha256 lists exactly its files, each unchanged.\n";
 const RESERVED: &[&str] = &[
+    MARKER,
     "README.md",
     "run.sh",
     MANIFEST_SHA256,
@@ -50,9 +59,25 @@ struct Entry {
 
 /// Packages the pipeline; returns the summary printed on success.
 pub fn package(p: &Pipeline, cfg: &PackageConfig) -> Result<String, Failure> {
-    require_up_to_date(p)?;
     refuse_to_overwrite_the_project(&p.root, &cfg.out)?;
-    let lockfile = lock::read(&p.lock_path())?;
+    let pipeline_file = file_name(&p.file);
+    if pipeline_file.chars().any(char::is_control) {
+        return Err(Failure::usage(
+            Diagnostic::new(format!(
+                "cannot package `{}`: the pipeline file's name holds a control character",
+                pipeline_file.escape_debug()
+            ))
+            .hint("rename the pipeline file; run.sh and the README quote it in shell commands"),
+        ));
+    }
+    // The lock is checked before anything else reads it: a path it names is opened below.
+    let lockfile = current_lock(p, lock::read(&p.lock_path())?)?;
+    require_up_to_date(p)?;
+    let is_zip = cfg
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+    let existing = check_target(&cfg.out, is_zip)?;
     let (project_files, withheld) = project_files(p, &lockfile)?;
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     for rel in project_files {
@@ -73,6 +98,12 @@ pub fn package(p: &Pipeline, cfg: &PackageConfig) -> Result<String, Failure> {
             },
         );
     }
+    // The package's lock records the stages of this pipeline only.
+    entries.insert(
+        file_name(&p.lock_path()),
+        generated(lock::render(&lockfile).into_bytes()),
+    );
+    entries.insert(MARKER.into(), generated(MARKER_TEXT.as_bytes().to_vec()));
     let src = crate::replication::srcpack::files().map_err(|e| {
         Failure::stage(Diagnostic::new("cannot read the embedded repro source").cause(e))
     })?;
@@ -91,7 +122,7 @@ pub fn package(p: &Pipeline, cfg: &PackageConfig) -> Result<String, Failure> {
         sizes.insert(path.clone(), content_len(&e.content)?);
     }
     let facts = Facts {
-        pipeline_file: file_name(&p.file),
+        pipeline_file,
         repro_version: env!("CARGO_PKG_VERSION").to_string(),
         rustc_version: crate::replication::srcpack::RUSTC_VERSION.to_string(),
         machine: readme::this_machine(),
@@ -113,14 +144,10 @@ pub fn package(p: &Pipeline, cfg: &PackageConfig) -> Result<String, Failure> {
     entries.insert(MANIFEST_SHA256.into(), generated(sha.into_bytes()));
     entries.insert(MANIFEST_BLAKE3.into(), generated(b3.into_bytes()));
 
-    let is_zip = cfg
-        .out
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
     let written = if is_zip {
         write_zip(&cfg.out, &entries)
     } else {
-        write_dir(&cfg.out, &entries)
+        write_dir(&cfg.out, existing, &entries)
     };
     written.map_err(|e| {
         Failure::io(
@@ -168,19 +195,22 @@ fn require_up_to_date(p: &Pipeline) -> Result<(), Failure> {
     ))
 }
 
-/// The project files a package holds (pipeline and lock, params files, the files the stages
-/// start from, the data of provided sources, every recorded output), and, apart, the files
-/// of sources that are not provided (sorted).
+/// The project files a package holds (pipeline file, params files, the files the stages start
+/// from, the data of provided sources, every output the lock records for the pipeline's stages),
+/// and, apart, the files of sources that are not provided (sorted). Every path must stay inside
+/// the project, also through symlinks.
 fn project_files(p: &Pipeline, lockfile: &LockFile) -> Result<(Vec<String>, Vec<String>), Failure> {
-    let mut files = vec![file_name(&p.file), file_name(&p.lock_path())];
-    files.extend(p.params_files.iter().cloned());
+    let root =
+        fs::canonicalize(&p.root).map_err(|e| read_err(&p.root.display().to_string(), &e))?;
+    let mut files = vec![file_name(&p.file)];
     let withheld_roots: Vec<&str> = p
         .sources
         .iter()
         .filter(|s| !s.provided)
         .flat_map(|s| s.files.iter().map(String::as_str))
         .collect();
-    let mut inputs: Vec<String> = p.source_deps();
+    let mut inputs: Vec<String> = p.params_files.clone();
+    inputs.extend(p.source_deps());
     inputs.extend(
         p.sources
             .iter()
@@ -189,7 +219,12 @@ fn project_files(p: &Pipeline, lockfile: &LockFile) -> Result<(Vec<String>, Vec<
     );
     let mut withheld = Vec::new();
     for rel in inputs {
-        for f in list_files(&p.root, &rel).map_err(|e| read_err(&rel, &e))? {
+        if withheld_roots.iter().any(|w| path_within(&rel, w)) {
+            // Not provided: listed, never opened.
+            withheld.extend(list_files(&p.root, &rel).map_err(|e| read_err(&rel, &e))?);
+            continue;
+        }
+        for f in inside_files(&root, &rel)? {
             if withheld_roots.iter().any(|w| path_within(&f, w)) {
                 withheld.push(f);
             } else {
@@ -199,12 +234,132 @@ fn project_files(p: &Pipeline, lockfile: &LockFile) -> Result<(Vec<String>, Vec<
     }
     for entry in lockfile.stages.values() {
         for out in entry.outs.keys() {
-            files.extend(list_files(&p.root, out).map_err(|e| read_err(out, &e))?);
+            files.extend(inside_files(&root, out)?);
         }
     }
     withheld.sort();
     withheld.dedup();
     Ok((files, withheld))
+}
+
+/// `repro.lock` cut to the stages of this pipeline, after checking that every path it records
+/// (for any stage) is a normalised relative path: a lock naming `../x` or `/x` was edited or is
+/// corrupt, and packaging it would copy (or write) outside the project.
+fn current_lock(p: &Pipeline, mut lockfile: LockFile) -> Result<LockFile, Failure> {
+    let lock_name = file_name(&p.lock_path());
+    for (stage, entry) in &lockfile.stages {
+        for path in entry.outs.keys().chain(entry.deps.keys()) {
+            if let Err(why) = check_relative(path) {
+                return Err(Failure::usage(
+                    Diagnostic::new(format!(
+                        "`{lock_name}` records the path `{path}` for stage `{stage}`"
+                    ))
+                    .cause(why)
+                    .hint(format!(
+                        "`{lock_name}` was edited or is corrupt: remove it and run `repro run`"
+                    )),
+                ));
+            }
+        }
+    }
+    lockfile
+        .stages
+        .retain(|name, _| p.stages.iter().any(|s| s.name == *name));
+    Ok(lockfile)
+}
+
+/// Ok for a normalised relative path (`a/b.csv`); else why not.
+pub fn check_relative(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("the path is empty".into());
+    }
+    if path.starts_with('/') || Path::new(path).is_absolute() {
+        return Err("the path is absolute; packages hold paths inside the project only".into());
+    }
+    if path.chars().any(|c| c.is_control() || c == '\\') {
+        return Err("the path holds a control character or a backslash".into());
+    }
+    for part in path.split('/') {
+        match part {
+            "" | "." => return Err("the path is not normalised (`//` or `.`)".into()),
+            ".." => return Err(
+                "the path leaves the project (`..`); packages hold paths inside the project only"
+                    .into(),
+            ),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The files at `rel` (itself, or every file in the folder), sorted; none if absent. Each must
+/// resolve, through any symlink, to a path inside `root` (canonical); a folder is entered once.
+pub fn inside_files(root: &Path, rel: &str) -> Result<Vec<String>, Failure> {
+    check_relative(rel).map_err(|why| {
+        Failure::usage(Diagnostic::new(format!("cannot package `{rel}`")).cause(why))
+    })?;
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    walk_inside(root, rel, &mut seen, &mut out)?;
+    Ok(out)
+}
+
+fn walk_inside(
+    root: &Path,
+    rel: &str,
+    seen: &mut std::collections::BTreeSet<PathBuf>,
+    out: &mut Vec<String>,
+) -> Result<(), Failure> {
+    let full = root.join(rel);
+    let real = match fs::canonicalize(&full) {
+        Ok(r) => r,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Absent (or a dangling symlink): nothing to package; a link is still refused.
+            if fs::symlink_metadata(&full).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Failure::usage(
+                    Diagnostic::new(format!("cannot package `{rel}`"))
+                        .cause("it is a symlink to nothing")
+                        .hint("remove the symlink, or put the file it stands for in its place"),
+                ));
+            }
+            return Ok(());
+        }
+        Err(e) => return Err(read_err(rel, &e)),
+    };
+    if !real.starts_with(root) {
+        return Err(outside(rel, &format!("`{}`", real.display())));
+    }
+    let meta = fs::metadata(&real).map_err(|e| read_err(rel, &e))?;
+    if !meta.is_dir() {
+        out.push(rel.to_string());
+        return Ok(());
+    }
+    if !seen.insert(real.clone()) {
+        return Err(Failure::usage(
+            Diagnostic::new(format!("cannot package `{rel}`"))
+                .cause("a symlink leads back to a folder already packaged")
+                .hint("replace the symlink with the files it stands for"),
+        ));
+    }
+    let mut names: Vec<String> = fs::read_dir(&real)
+        .and_then(|d| {
+            d.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect::<Result<_, _>>()
+        })
+        .map_err(|e| read_err(rel, &e))?;
+    names.sort();
+    for name in names {
+        walk_inside(root, &format!("{rel}/{name}"), seen, out)?;
+    }
+    Ok(())
+}
+
+fn outside(rel: &str, target: &str) -> Failure {
+    Failure::usage(
+        Diagnostic::new(format!("cannot package `{rel}`"))
+            .cause(format!("it resolves to {target}, outside the project"))
+            .hint("copy the file into the project instead of linking to it"),
+    )
 }
 
 /// Replacing an earlier package removes its folder: never let that folder hold the project.
@@ -242,8 +397,31 @@ fn run_script(pipeline_file: &str) -> String {
          set -eu\n\
          cd \"$(dirname \"$0\")\"\n\
          cargo build --release --locked --manifest-path repro-src/Cargo.toml\n\
-         cargo run --release --locked --quiet --manifest-path repro-src/Cargo.toml -- -f {pipeline_file} verify .\n"
+         cargo run --release --locked --quiet --manifest-path repro-src/Cargo.toml -- -f {} verify .\n",
+        file_arg(pipeline_file)
     )
+}
+
+/// A file name as one shell word that no option parser mistakes for a flag.
+pub fn file_arg(name: &str) -> String {
+    if name.starts_with('-') {
+        shell_quote(&format!("./{name}"))
+    } else {
+        shell_quote(name)
+    }
+}
+
+/// `s` as one shell word: as is when it holds only characters no shell interprets, else in
+/// single quotes (each `'` written `'\''`). Control characters are refused before this.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./+,:@%=-".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// The seconds of each stage's last real run, from the run log (`cache/runs.jsonl`).
@@ -372,25 +550,240 @@ pub fn parse_manifest(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn write_dir(out: &Path, entries: &BTreeMap<String, Entry>) -> io::Result<()> {
-    if out.exists() {
-        let empty = fs::read_dir(out)?.next().is_none();
-        if !empty && !out.join(MANIFEST_SHA256).is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "the folder exists, is not empty and is not a repro package; choose another `--out`",
-            ));
+/// What is at `--out` before writing.
+pub enum Existing {
+    /// Nothing, or an empty folder.
+    Nothing,
+    /// A package repro wrote (folder), with every file it holds.
+    OurFolder(Vec<String>),
+    /// A package zip repro wrote.
+    OurZip,
+}
+
+/// Refuses an `--out` that holds anything repro did not write: a folder or zip is replaced only
+/// when it is a package repro wrote, unchanged (its marker, and a manifest listing exactly its
+/// files, each with its content).
+fn check_target(out: &Path, is_zip: bool) -> Result<Existing, Failure> {
+    let meta = match fs::symlink_metadata(out) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if is_zip {
+                let tmp = zip_tmp(out);
+                if fs::symlink_metadata(&tmp).is_ok() {
+                    return Err(refuse(
+                        out,
+                        format!(
+                            "`{}` exists and repro writes the zip there first",
+                            tmp.display()
+                        ),
+                        "remove that file if it is a leftover, or pass another `--out`",
+                    ));
+                }
+            }
+            return Ok(Existing::Nothing);
         }
-        // An earlier package: replace it whole, so no stale file survives.
-        fs::remove_dir_all(out)?;
+        Err(e) => return Err(Failure::io(format!("cannot read `{}`", out.display()), &e)),
+    };
+    let foreign = "pass a new folder or `.zip` file to `--out`, or remove that one yourself if you no longer need what it holds";
+    if meta.file_type().is_symlink() {
+        return Err(refuse(out, "it is a symbolic link".into(), foreign));
+    }
+    if is_zip {
+        if !meta.is_file() {
+            return Err(refuse(out, "it exists and is not a file".into(), foreign));
+        }
+        return match our_zip(out) {
+            Ok(()) => check_target_tmp(out).map(|()| Existing::OurZip),
+            Err(why) => Err(refuse(
+                out,
+                format!("it exists and is not a package zip written by repro: {why}"),
+                foreign,
+            )),
+        };
+    }
+    if !meta.is_dir() {
+        return Err(refuse(out, "it exists and is not a folder".into(), foreign));
+    }
+    let empty = fs::read_dir(out)
+        .map_err(|e| Failure::io(format!("cannot read `{}`", out.display()), &e))?
+        .next()
+        .is_none();
+    if empty {
+        return Ok(Existing::Nothing);
+    }
+    match our_folder(out) {
+        Ok(files) => Ok(Existing::OurFolder(files)),
+        Err(why) => Err(refuse(
+            out,
+            format!(
+                "the folder is not empty and is not an unchanged package written by repro: {why}"
+            ),
+            foreign,
+        )),
+    }
+}
+
+fn check_target_tmp(out: &Path) -> Result<(), Failure> {
+    let tmp = zip_tmp(out);
+    if fs::symlink_metadata(&tmp).is_ok() {
+        return Err(refuse(
+            out,
+            format!(
+                "`{}` exists and repro writes the zip there first",
+                tmp.display()
+            ),
+            "remove that file if it is a leftover, or pass another `--out`",
+        ));
+    }
+    Ok(())
+}
+
+fn refuse(out: &Path, why: String, hint: &str) -> Failure {
+    Failure::usage(
+        Diagnostic::new(format!("cannot write the package to `{}`", out.display()))
+            .cause(why)
+            .hint(hint),
+    )
+}
+
+/// Every file under `dir` (relative paths, sorted); a symlink or other special file is an error
+/// naming it.
+fn regular_files(dir: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), String> {
+    let full = if rel.is_empty() {
+        dir.to_path_buf()
+    } else {
+        dir.join(rel)
+    };
+    let mut names: Vec<String> = fs::read_dir(&full)
+        .and_then(|d| {
+            d.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect::<Result<_, _>>()
+        })
+        .map_err(|e| format!("cannot read `{rel}`: {e}"))?;
+    names.sort();
+    for name in names {
+        let path = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let meta = fs::symlink_metadata(dir.join(&path)).map_err(|e| format!("`{path}`: {e}"))?;
+        if meta.is_dir() {
+            regular_files(dir, &path, out)?;
+        } else if meta.is_file() {
+            out.push(path);
+        } else {
+            return Err(format!("`{path}` is not a regular file"));
+        }
+    }
+    Ok(())
+}
+
+/// Ok with its files when `dir` is a package repro wrote and nobody changed since.
+fn our_folder(dir: &Path) -> Result<Vec<String>, String> {
+    let mut files = Vec::new();
+    regular_files(dir, "", &mut files)?;
+    let read = |name: &str| fs::read(dir.join(name)).ok();
+    let listed = check_listing(&files, read)?;
+    for (path, want) in &listed {
+        let got = fs::File::open(dir.join(path))
+            .and_then(digests)
+            .map_err(|e| format!("cannot read `{path}`: {e}"))?;
+        if got.0 != *want {
+            return Err(format!("`{path}` differs from its `{MANIFEST_SHA256}`"));
+        }
+    }
+    Ok(files)
+}
+
+/// Ok when the zip at `path` is a package repro wrote and nobody changed since.
+fn our_zip(path: &Path) -> Result<(), String> {
+    let file = fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
+    let mut contents: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).map_err(|e| e.to_string())?;
+        let name = f.name().map_err(|e| e.to_string())?.to_string();
+        if !f.is_file() {
+            return Err(format!("`{name}` is not a regular file"));
+        }
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        contents.insert(name, bytes);
+    }
+    let names: Vec<String> = contents.keys().cloned().collect();
+    let listed = check_listing(&names, |n| contents.get(n).cloned())?;
+    for (name, want) in &listed {
+        let got = digests(contents[name].as_slice()).map_err(|e| e.to_string())?;
+        if got.0 != *want {
+            return Err(format!("`{name}` differs from its `{MANIFEST_SHA256}`"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the marker and that the manifest lists exactly `files` (besides the manifests);
+/// returns the manifest (path -> sha256).
+fn check_listing(
+    files: &[String],
+    read: impl Fn(&str) -> Option<Vec<u8>>,
+) -> Result<BTreeMap<String, String>, String> {
+    if read(MARKER).as_deref() != Some(MARKER_TEXT.as_bytes()) {
+        return Err(format!("it has no `{MARKER}` written by repro"));
+    }
+    let manifest = read(MANIFEST_SHA256)
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| format!("it has no `{MANIFEST_SHA256}`"))?;
+    let listed = parse_manifest(&manifest);
+    for f in files {
+        if f != MANIFEST_SHA256 && f != MANIFEST_BLAKE3 && !listed.contains_key(f) {
+            return Err(format!("`{f}` is not listed in its `{MANIFEST_SHA256}`"));
+        }
+    }
+    if let Some(missing) = listed.keys().find(|k| !files.contains(k)) {
+        return Err(format!(
+            "`{missing}` is listed in its `{MANIFEST_SHA256}` but absent"
+        ));
+    }
+    Ok(listed)
+}
+
+fn write_dir(out: &Path, existing: Existing, entries: &BTreeMap<String, Entry>) -> io::Result<()> {
+    let created = fs::symlink_metadata(out).is_err();
+    if let Existing::OurFolder(files) = existing {
+        // An earlier package, unchanged: remove exactly its files and the folders they leave
+        // empty, so no stale file survives and nothing else is touched.
+        for f in &files {
+            fs::remove_file(out.join(f))?;
+        }
+        let mut dirs: Vec<&Path> = files
+            .iter()
+            .flat_map(|f| Path::new(f).ancestors().skip(1))
+            .filter(|d| !d.as_os_str().is_empty())
+            .collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        dirs.dedup();
+        for d in dirs {
+            match fs::remove_dir(out.join(d)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
     }
     fs::create_dir_all(out)?;
+    // Interrupted, the half-written package goes: all of it if repro made the folder, else
+    // what is inside it (repro wrote all of that).
+    let _undo = if created {
+        crate::replication::interrupt::remove_on_signal(out)
+    } else {
+        crate::replication::interrupt::empty_on_signal(out)
+    };
     for (path, e) in entries {
         let dest = out.join(path);
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)?;
         }
-        let mut f = fs::File::create(&dest)?;
+        let mut f = fs::File::create_new(&dest)?;
         io::copy(&mut open(&e.content)?, &mut f)?;
         use std::os::unix::fs::PermissionsExt;
         let mode = if e.executable { 0o755 } else { 0o644 };
@@ -399,13 +792,19 @@ fn write_dir(out: &Path, entries: &BTreeMap<String, Entry>) -> io::Result<()> {
     Ok(())
 }
 
+fn zip_tmp(out: &Path) -> PathBuf {
+    out.with_extension("zip.tmp")
+}
+
 fn write_zip(out: &Path, entries: &BTreeMap<String, Entry>) -> io::Result<()> {
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent)?;
     }
-    let tmp = out.with_extension("zip.tmp");
-    {
-        let file = fs::File::create(&tmp)?;
+    let tmp = zip_tmp(out);
+    // Never truncate a file repro did not make; interrupted, the partial zip goes.
+    let file = fs::File::create_new(&tmp)?;
+    let _undo = crate::replication::interrupt::remove_on_signal(&tmp);
+    let written = (|| {
         let mut zip = zip::ZipWriter::new(io::BufWriter::new(file));
         for (path, e) in entries {
             let options = zip::write::SimpleFileOptions::default()
@@ -418,7 +817,11 @@ fn write_zip(out: &Path, entries: &BTreeMap<String, Entry>) -> io::Result<()> {
             io::copy(&mut open(&e.content)?, &mut zip)?;
         }
         let mut w = zip.finish().map_err(zip_err)?;
-        w.flush()?;
+        w.flush()
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
     fs::rename(&tmp, out)
 }

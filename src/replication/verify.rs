@@ -5,6 +5,10 @@
 //! folder, rebuilding every stage there with the ordinary runner, and comparing each output
 //! recorded in `repro.lock` with the rebuilt bytes; for a difference it names the file and, for a
 //! CSV table, the first differing cell (for other text, the first differing line). Deliberately
+//! Also: every file of a package must be listed in its manifest; a zip is unpacked here, entry
+//! by entry, refusing absolute paths, `..` and symlinks; and the first `repro verify` supervises
+//! a second in its own process group, so an interrupt stops every command and removes every
+//! temporary file ([`supervise`]). Deliberately
 //! does not own: running stages (`runner`) or writing packages (`package`).
 
 use std::fmt::Write as _;
@@ -27,27 +31,94 @@ pub struct VerifyConfig {
     /// The pipeline file's name inside the target.
     pub pipeline_file: PathBuf,
     pub jobs: usize,
+    /// The folder the temporary folders go in (the supervising `repro verify` made it and
+    /// removes it, also when interrupted); `None`: the system's temporary folder.
+    pub scratch: Option<PathBuf>,
 }
 
-/// A folder under the system's temporary folder, removed when dropped.
-struct TempDir(PathBuf);
+/// The environment variable by which the supervising `repro verify` hands its scratch folder to
+/// the `repro verify` it runs (see [`supervise`]).
+pub const SCRATCH_ENV: &str = "REPRO_VERIFY_SCRATCH";
+const SCRATCH_PREFIX: &str = "repro-verify-";
+
+/// A new folder, removed when dropped, and when repro is interrupted.
+struct TempDir(PathBuf, Option<crate::replication::interrupt::Registration>);
 
 impl TempDir {
-    fn new(label: &str) -> io::Result<TempDir> {
+    fn new(parent: Option<&Path>, label: &str) -> io::Result<TempDir> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("repro-{label}-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&dir)?;
-        Ok(TempDir(dir))
+        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let dir = parent.join(format!("repro-{label}-{}-{nanos}", std::process::id()));
+        fs::create_dir(&dir)?;
+        let undo = crate::replication::interrupt::remove_on_signal(&dir);
+        Ok(TempDir(dir, Some(undo)))
+    }
+}
+
+/// Runs this `repro verify` again as a child in its own process group, with a scratch folder
+/// (under the system's temporary folder) for every temporary file, and waits for it. On SIGINT,
+/// SIGTERM or SIGHUP it stops the child's whole process group (the rebuild and every command it
+/// started) and removes the scratch folder, then exits with 128 + the signal. Returns the
+/// child's exit code; `None` when the child cannot be started (then verify runs in this process,
+/// still removing its scratch folder when interrupted, but unable to stop running commands).
+pub fn supervise() -> Option<i32> {
+    use std::os::unix::process::CommandExt;
+    sweep_scratch();
+    let exe = std::env::current_exe().ok()?;
+    let scratch = TempDir::new(None, "verify").ok()?;
+    let _undo = crate::replication::interrupt::remove_on_signal(&scratch.0);
+    let mut child = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(SCRATCH_ENV, &scratch.0)
+        .process_group(0)
+        .spawn()
+        .ok()?;
+    let _stop = crate::replication::interrupt::stop_group_on_signal(child.id());
+    let status = child.wait().ok()?;
+    // Commands the rebuild left running in the background go too.
+    crate::replication::interrupt::signal_group(child.id(), "KILL");
+    Some(status.code().unwrap_or(1))
+}
+
+/// Removes scratch folders of `repro verify` processes that no longer exist (killed with
+/// SIGKILL, which no handler sees). Only folders named by this code, whose process is gone.
+fn sweep_scratch() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(SCRATCH_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let ours = e.file_type().is_ok_and(|t| t.is_dir())
+            && fs::metadata(e.path()).is_ok_and(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.uid()
+                    == fs::metadata("/proc/self")
+                        .map(|s| s.uid())
+                        .unwrap_or(u32::MAX)
+            });
+        if ours && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(e.path());
+        }
     }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
+        self.1.take();
     }
 }
 
@@ -62,17 +133,33 @@ pub struct Verified {
 pub fn verify(cfg: &VerifyConfig) -> Result<Verified, Failure> {
     let mut report = String::new();
     let mut differences = 0usize;
-    let (pkg_root, _unzipped) = package_root(cfg)?;
+    let (pkg_root, unzipped) = package_root(cfg)?;
 
-    // 1. The package's own integrity.
-    differences += check_manifests(&pkg_root, &mut report)?;
+    let p = crate::kinds::load_pipeline(&pkg_root.join(&cfg.pipeline_file))?;
+
+    // 1. The package's own integrity: every file listed, every listed file unchanged. The data
+    // of sources that are not provided are the replicator's to add.
+    let files: Vec<String> = match &unzipped {
+        Some((_, entries)) => entries.clone(),
+        None => folder_files(&pkg_root),
+    }
+    .into_iter()
+    .filter(|f| {
+        !p.sources
+            .iter()
+            .filter(|s| !s.provided)
+            .any(|s| s.files.iter().any(|w| path_within(f, w)))
+    })
+    .collect();
+    differences += check_manifests(&pkg_root, &files, &mut report)?;
 
     // 2. Rebuild from scratch.
-    let p = crate::kinds::load_pipeline(&pkg_root.join(&cfg.pipeline_file))?;
     let lockfile = lock::read(&p.lock_path())?;
     let recorded: Vec<(String, String, bool)> = lockfile
         .stages
-        .values()
+        .iter()
+        .filter(|(name, _)| p.stages.iter().any(|s| s.name == **name))
+        .map(|(_, e)| e)
         .flat_map(|e| {
             e.outs
                 .iter()
@@ -88,8 +175,8 @@ pub fn verify(cfg: &VerifyConfig) -> Result<Verified, Failure> {
             .hint("run `repro run` (and `repro package`) first"),
         ));
     }
-    let build =
-        TempDir::new("verify").map_err(|e| Failure::io("cannot make a temporary folder", &e))?;
+    let build = TempDir::new(cfg.scratch.as_deref(), "build")
+        .map_err(|e| Failure::io("cannot make a temporary folder", &e))?;
     let missing = copy_inputs(&p, &build.0)?;
     if !missing.is_empty() {
         for (file, why) in &missing {
@@ -150,24 +237,26 @@ pub fn verify(cfg: &VerifyConfig) -> Result<Verified, Failure> {
 }
 
 /// The folder of the package to verify: the target folder, or a zip unpacked into a temporary
-/// folder (returned too, so it lives as long as the verification).
-fn package_root(cfg: &VerifyConfig) -> Result<(PathBuf, Option<TempDir>), Failure> {
+/// folder (returned too, with the zip's files, so it lives as long as the verification).
+#[allow(clippy::type_complexity)]
+fn package_root(cfg: &VerifyConfig) -> Result<(PathBuf, Option<(TempDir, Vec<String>)>), Failure> {
     let is_zip = cfg.target.is_file()
         && cfg
             .target
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
     if is_zip {
-        let dir =
-            TempDir::new("unzip").map_err(|e| Failure::io("cannot make a temporary folder", &e))?;
-        unzip(&cfg.target, &dir.0).map_err(|e| {
+        let dir = TempDir::new(cfg.scratch.as_deref(), "unzip")
+            .map_err(|e| Failure::io("cannot make a temporary folder", &e))?;
+        let files = unzip(&cfg.target, &dir.0).map_err(|e| {
             Failure::stage(
                 Diagnostic::new(format!("cannot unpack `{}`", cfg.target.display()))
-                    .cause(e.to_string()),
+                    .cause(e.to_string())
+                    .hint("a package zip holds regular files at relative paths inside it only; get the zip `repro package` wrote"),
             )
         })?;
         let root = dir.0.clone();
-        return Ok((root, Some(dir)));
+        return Ok((root, Some((dir, files))));
     }
     if cfg.target.is_dir() {
         return Ok((cfg.target.clone(), None));
@@ -179,6 +268,47 @@ fn package_root(cfg: &VerifyConfig) -> Result<(PathBuf, Option<TempDir>), Failur
         ))
         .hint("pass the package folder or zip that `repro package` wrote, or `.`"),
     ))
+}
+
+/// What using a package folder adds to it, which its manifest cannot list: `cache/` (repro's
+/// store, from `repro run` in the folder) and `repro-src/target/` (cargo's build, from `run.sh`).
+const MADE_BY_USE: &[&str] = &["cache", "repro-src/target"];
+
+/// Every file in a package folder (symlinks included, not followed), sorted, except those
+/// under [`MADE_BY_USE`].
+fn folder_files(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, rel: &str, out: &mut Vec<String>) {
+        let Ok(entries) = fs::read_dir(if rel.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(rel)
+        }) else {
+            return;
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        for name in names {
+            let path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            if MADE_BY_USE.contains(&path.as_str()) {
+                continue;
+            }
+            match fs::symlink_metadata(root.join(&path)) {
+                Ok(m) if m.is_dir() => walk(root, &path, out),
+                Ok(_) => out.push(path),
+                Err(_) => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, "", &mut out);
+    out
 }
 
 /// Compares every recorded output (path, hash, folder) with the rebuilt bytes in `build` and
@@ -231,14 +361,63 @@ fn compare_outputs(
     Ok(differences)
 }
 
-fn unzip(zip_path: &Path, dest: &Path) -> io::Result<()> {
+/// Unpacks a package zip into the empty folder `dest`; returns the files it held. Refuses,
+/// naming the entry, anything but regular files and folders at normalised relative paths
+/// (no absolute path, `..`, symlink or duplicate), before anything is read from a refused entry.
+fn unzip(zip_path: &Path, dest: &Path) -> io::Result<Vec<String>> {
+    use std::os::unix::fs::PermissionsExt;
+    let bad = |name: &str, why: &str| io::Error::other(format!("entry `{name}` {why}"));
     let file = fs::File::open(zip_path)?;
     let mut archive = zip::ZipArchive::new(file).map_err(package::zip_err)?;
-    archive.extract(dest).map_err(package::zip_err)
+    let mut files = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(package::zip_err)?;
+        let name = entry.name().map_err(package::zip_err)?.to_string();
+        if entry.is_symlink() {
+            return Err(bad(&name, "is a symbolic link"));
+        }
+        let is_dir = entry.is_dir();
+        let path = if is_dir {
+            name.trim_end_matches('/')
+        } else {
+            name.as_str()
+        };
+        if let Err(why) = package::check_relative(path) {
+            return Err(bad(&name, &format!("is refused: {why}")));
+        }
+        if entry.enclosed_name().as_deref() != Some(Path::new(path)) {
+            return Err(bad(&name, "would be written outside the folder"));
+        }
+        let to = dest.join(path);
+        if is_dir {
+            fs::create_dir_all(&to)?;
+            continue;
+        }
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let mut out = match fs::File::create_new(&to) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(bad(&name, "appears twice"))
+            }
+            other => other?,
+        };
+        io::copy(&mut entry, &mut out)?;
+        let mode = if entry.unix_mode().is_some_and(|m| m & 0o111 != 0) {
+            0o755
+        } else {
+            0o644
+        };
+        fs::set_permissions(&to, fs::Permissions::from_mode(mode))?;
+        files.push(path.to_string());
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Checks `MANIFEST.sha256` and `MANIFEST.blake3` if present; returns the number of problems.
-fn check_manifests(root: &Path, report: &mut String) -> Result<usize, Failure> {
+/// Every file of the package (`files`) must be listed: each one that is not counts as a problem.
+fn check_manifests(root: &Path, files: &[String], report: &mut String) -> Result<usize, Failure> {
     let sha_path = root.join(MANIFEST_SHA256);
     if !sha_path.is_file() {
         let _ = writeln!(
@@ -275,10 +454,21 @@ fn check_manifests(root: &Path, report: &mut String) -> Result<usize, Failure> {
         problems += 1;
         let _ = writeln!(report, "{line}");
     }
+    let listed = problems;
+    for f in files {
+        if f == MANIFEST_SHA256 || f == MANIFEST_BLAKE3 || sha.contains_key(f) {
+            continue;
+        }
+        problems += 1;
+        let _ = writeln!(
+            report,
+            "UNLISTED `{f}`: in the package but not in {MANIFEST_SHA256}"
+        );
+    }
     let _ = writeln!(
         report,
         "manifest: {} of {} files match {MANIFEST_SHA256}",
-        sha.len() - problems,
+        sha.len() - listed,
         sha.len()
     );
     Ok(problems)
@@ -291,9 +481,11 @@ fn copy_inputs(p: &Pipeline, dest: &Path) -> Result<Vec<(String, String)>, Failu
     wanted.extend(p.params_files.iter().cloned());
     wanted.extend(p.source_deps());
     let mut missing = Vec::new();
+    let root = fs::canonicalize(&p.root)
+        .map_err(|e| Failure::io(format!("cannot read `{}`", p.root.display()), &e))?;
     for rel in wanted {
-        let files = package::list_files(&p.root, &rel)
-            .map_err(|e| Failure::io(format!("cannot read `{rel}`"), &e))?;
+        // Nothing outside the package is copied in, even through a symlink.
+        let files = package::inside_files(&root, &rel)?;
         if files.is_empty() {
             let source = p.sources.iter().find(|s| {
                 s.files
