@@ -22,6 +22,9 @@ STOP_TIMEOUT=${WEED_STOP_TIMEOUT:-20}
 die() { echo "seaweedfs.sh: error: $*" >&2; exit 1; }
 log() { echo "seaweedfs.sh: $*" >&2; }
 alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+# ours PID STATE_DIR: PID is alive and its command line names STATE_DIR (-dir=...), so a
+# stale pid file whose PID was reused by another process is never signalled.
+ours() { alive "$1" && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"; }
 tail_log() {
     if [[ -s $1 ]]; then
         echo "---- last lines of $1 ----" >&2; tail -n 30 "$1" >&2; echo "----" >&2
@@ -50,7 +53,7 @@ cmd_start() {
     [[ -n $S ]] || S=$(mktemp -d /tmp/repro-seaweedfs.XXXXXX)
     mkdir -p "$S"
     S=$(cd "$S" && pwd -P)
-    if [[ -f $S/weed.pid ]] && alive "$(<"$S/weed.pid")"; then
+    if [[ -f $S/weed.pid ]] && ours "$(<"$S/weed.pid")" "$S"; then
         die "weed already running from $S (pid $(<"$S/weed.pid")); run: $0 stop $S"
     fi
     [[ -x $WEED ]] || die "no weed binary at $WEED; run tests/services/install.sh"
@@ -142,10 +145,11 @@ cmd_stop() {
     local S=${1:-}
     [[ -n $S ]] || die "usage: $0 stop STATE_DIR"
     [[ -d $S ]] || die "no state dir $S"
+    S=$(cd "$S" && pwd -P)
     local pid i
     [[ -f $S/weed.pid ]] || { log "nothing to stop in $S"; return 0; }
     pid=$(<"$S/weed.pid")
-    if alive "$pid"; then
+    if ours "$pid" "$S"; then
         kill -TERM "$pid" 2>/dev/null || true
         for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
             alive "$pid" || break
@@ -172,7 +176,7 @@ cmd_stop() {
 
 cmd_status() {
     local S=${1:?usage: $0 status STATE_DIR}
-    if [[ -f $S/weed.pid ]] && alive "$(<"$S/weed.pid")"; then
+    if [[ -f $S/weed.pid ]] && ours "$(<"$S/weed.pid")" "$S"; then
         echo "weed running (pid $(<"$S/weed.pid"))"; cat "$S/ports"
     else
         echo "weed not running"; return 1

@@ -46,6 +46,9 @@ PY
 }
 
 alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+# ours PID STATE_DIR: PID is alive and its command line names STATE_DIR, so a stale pid
+# file whose PID was reused by another process is never signalled.
+ours() { alive "$1" && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"; }
 
 # wait_exit PID NAME LOG: SIGTERM already sent; wait up to STOP_TIMEOUT, then SIGKILL.
 wait_exit() {
@@ -77,7 +80,7 @@ stop_pidfile() {
     local pidfile=$1 name=$2 logf=$3 rc=0 pid
     [[ -f $pidfile ]] || return 0
     pid=$(<"$pidfile")
-    if alive "$pid"; then
+    if ours "$pid" "$(dirname "$pidfile")"; then
         kill -TERM "$pid" 2>/dev/null || true
         wait_exit "$pid" "$name" "$logf" || rc=1
     fi
@@ -93,7 +96,7 @@ cmd_start() {
     mkdir -p "$S"
     S=$(cd "$S" && pwd -P)
     for f in munged slurmctld slurmd; do
-        if [[ -f $S/$f.pid ]] && alive "$(<"$S/$f.pid")"; then
+        if [[ -f $S/$f.pid ]] && ours "$(<"$S/$f.pid")" "$S"; then
             die "$f already running from $S (pid $(<"$S/$f.pid")); run: $0 stop $S"
         fi
     done
@@ -129,6 +132,7 @@ cmd_start() {
     [[ $slurmd_port != "$ctld_port" ]] || slurmd_port=$(free_port)
 
     # ---- munge: own key, socket, pid, log and seed inside STATE_DIR ----
+    # (in the foreground munged logs to stderr, i.e. log/munged.out)
     mungekey --create --keyfile="$S/munge/munge.key" >/dev/null 2>&1 \
         || dd if=/dev/urandom of="$S/munge/munge.key" bs=1024 count=1 status=none
     chmod 400 "$S/munge/munge.key"
@@ -141,10 +145,10 @@ cmd_start() {
     local i
     for ((i = 0; i < START_TIMEOUT * 10; i++)); do
         [[ -S $sock ]] && munge --socket="$sock" -n 2>/dev/null | unmunge --socket="$sock" >/dev/null 2>&1 && break
-        alive "$(<"$S/munged.pid")" || { tail_log "$S/log/munged.log"; tail_log "$S/log/munged.out"; die "munged exited during start"; }
+        alive "$(<"$S/munged.pid")" || { tail_log "$S/log/munged.out"; die "munged exited during start"; }
         sleep 0.1
     done
-    ((i < START_TIMEOUT * 10)) || { tail_log "$S/log/munged.log"; die "munged not answering on $sock after ${START_TIMEOUT}s"; }
+    ((i < START_TIMEOUT * 10)) || { tail_log "$S/log/munged.out"; die "munged not answering on $sock after ${START_TIMEOUT}s"; }
 
     local task_plugin=task/none jag_params=OverMemoryKill
     case $MEM_ENFORCE in
@@ -258,7 +262,7 @@ cmd_stop() {
     export SLURM_CONF=$S/slurm.conf
 
     # 1. Cancel every job of this cluster and wait until none is left running.
-    if [[ -f $S/slurmctld.pid ]] && alive "$(<"$S/slurmctld.pid")" && [[ -f $SLURM_CONF ]]; then
+    if [[ -f $S/slurmctld.pid ]] && ours "$(<"$S/slurmctld.pid")" "$S" && [[ -f $SLURM_CONF ]]; then
         local jobs
         jobs=$(squeue -h -o '%A' 2>/dev/null | tr '\n' ' ') || true
         if [[ -n ${jobs// /} ]]; then
@@ -277,7 +281,7 @@ cmd_stop() {
     # 2. slurmd, 3. slurmctld, 4. munged.
     stop_pidfile "$S/slurmd.pid" slurmd "$S/log/slurmd.log" || rc=1
     stop_pidfile "$S/slurmctld.pid" slurmctld "$S/log/slurmctld.log" || rc=1
-    stop_pidfile "$S/munged.pid" munged "$S/log/munged.log" || rc=1
+    stop_pidfile "$S/munged.pid" munged "$S/log/munged.out" || rc=1
     # cgroup mode: slurmd leaves its (now empty) cgroup folders; remove them if empty.
     if [[ -f $S/cgroup.conf ]]; then
         local d
@@ -296,7 +300,7 @@ cmd_stop() {
 cmd_status() {
     local S=${1:?usage: $0 status STATE_DIR} f rc=0
     for f in munged slurmctld slurmd; do
-        if [[ -f $S/$f.pid ]] && alive "$(<"$S/$f.pid")"; then
+        if [[ -f $S/$f.pid ]] && ours "$(<"$S/$f.pid")" "$S"; then
             echo "$f running (pid $(<"$S/$f.pid"))"
         else
             echo "$f not running"; rc=1
