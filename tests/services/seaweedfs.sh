@@ -124,6 +124,7 @@ AWS_REGION=us-east-1
 AWS_DEFAULT_REGION=us-east-1
 AWS_ALLOW_HTTP=true
 S3_BUCKET=$BUCKET
+AWS_BUCKET=$BUCKET
 E
     # Wait until a signed request works, then create the bucket (retried: the filer and
     # volume server may still be registering with the master).
