@@ -10,5 +10,6 @@ pub mod interrupt;
 pub mod lint;
 pub mod package;
 pub mod readme;
+pub mod shell;
 pub mod srcpack;
 pub mod verify;

@@ -398,30 +398,8 @@ fn run_script(pipeline_file: &str) -> String {
          cd \"$(dirname \"$0\")\"\n\
          cargo build --release --locked --manifest-path repro-src/Cargo.toml\n\
          cargo run --release --locked --quiet --manifest-path repro-src/Cargo.toml -- -f {} verify .\n",
-        file_arg(pipeline_file)
+        crate::replication::shell::file_arg(pipeline_file)
     )
-}
-
-/// A file name as one shell word that no option parser mistakes for a flag.
-pub fn file_arg(name: &str) -> String {
-    if name.starts_with('-') {
-        shell_quote(&format!("./{name}"))
-    } else {
-        shell_quote(name)
-    }
-}
-
-/// `s` as one shell word: as is when it holds only characters no shell interprets, else in
-/// single quotes (each `'` written `'\''`). Control characters are refused before this.
-pub fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_./+,:@%=-".contains(c));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
 }
 
 /// The seconds of each stage's last real run, from the run log (`cache/runs.jsonl`).

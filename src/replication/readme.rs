@@ -495,7 +495,7 @@ fn write_instructions(o: &mut String, v: &View<'_>) {
         o,
         "{}. To rewrite the outputs in this folder instead: `repro-src/target/release/repro -f {} run --force`.\n",
         step + 1,
-        crate::replication::package::file_arg(&f.pipeline_file)
+        crate::replication::shell::file_arg(&f.pipeline_file)
     );
 }
 

@@ -71,23 +71,7 @@ pub fn run(
     ui: &mut dyn Reporter,
 ) -> Result<Summary, Failure> {
     let store = Store::new(&p.root);
-    let guard = match store
-        .lock_project(cfg.wait)
-        .map_err(|e| Failure::io("cannot take the project lock `cache/lock`", &e))?
-    {
-        LockOutcome::Acquired(g) => g,
-        LockOutcome::Busy => {
-            return Err(Failure::stage(
-                Diagnostic::new("another repro process is running in this project")
-                    .cause("`cache/lock` is held by another `repro run`")
-                    .hint("wait for it to finish, or pass `--wait` to queue behind it"),
-            ))
-        }
-    };
-    // Scratch files of a run that was killed are garbage now that we hold the lock.
-    store
-        .clean_scratch()
-        .map_err(|e| Failure::io("cannot clean `cache/tmp`", &e))?;
+    let guard = own_project(&store, cfg.wait)?;
     let lock_path = p.lock_path();
     let mut lockfile = lock::read(&lock_path)?;
     lockfile.engine = lock::engine_version();
@@ -103,14 +87,7 @@ pub fn run(
         executor: &executor,
         force: cfg.force,
     };
-    // Ctrl-C, SIGTERM and SIGHUP stop the running commands and end the run as failed, instead
-    // of leaving commands behind.
-    static SIGNALS: std::sync::Once = std::sync::Once::new();
-    SIGNALS.call_once(|| {
-        if let Err(e) = executor::forward_signals() {
-            tracing::warn!("cannot catch signals: {e}");
-        }
-    });
+    forward_signals_once();
     let run_started = unix_now();
     let mut st = RunState {
         state: vec![State::Pending; p.stages.len()],
@@ -330,6 +307,39 @@ fn prune_lock(
             .map_err(|e| Failure::io(format!("cannot write `{}`", lock_path.display()), &e))?;
     }
     Ok(())
+}
+
+/// Takes the project lock (or waits for it with `wait`), then clears the scratch files of a run
+/// that was killed: they are garbage once the lock is ours.
+fn own_project(store: &Store, wait: bool) -> Result<crate::store::ProjectLock, Failure> {
+    let guard = match store
+        .lock_project(wait)
+        .map_err(|e| Failure::io("cannot take the project lock `cache/lock`", &e))?
+    {
+        LockOutcome::Acquired(g) => g,
+        LockOutcome::Busy => {
+            return Err(Failure::stage(
+                Diagnostic::new("another repro process is running in this project")
+                    .cause("`cache/lock` is held by another `repro run` or a command it started")
+                    .hint("wait for it to finish, or pass `--wait` to queue behind it"),
+            ))
+        }
+    };
+    store
+        .clean_scratch()
+        .map_err(|e| Failure::io("cannot clean `cache/tmp`", &e))?;
+    Ok(guard)
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP stop the running commands and end the run as failed, instead of
+/// leaving commands behind (installed once per process).
+fn forward_signals_once() {
+    static SIGNALS: std::sync::Once = std::sync::Once::new();
+    SIGNALS.call_once(|| {
+        if let Err(e) = executor::forward_signals() {
+            tracing::warn!("cannot catch signals: {e}");
+        }
+    });
 }
 
 /// Every dep that no stage produces must exist before anything runs.
