@@ -228,16 +228,7 @@ fn shell_params(p: &Pipeline, s: &Stage, cmd: &str, out: &mut Vec<Finding>) {
         if chars.is_empty() {
             continue;
         }
-        let var: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_uppercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let var = repro_engine::executor::param_var(name);
         push(
             out,
             Severity::Warning,
@@ -252,7 +243,7 @@ fn shell_params(p: &Pipeline, s: &Stage, cmd: &str, out: &mut Vec<Finding>) {
                 value.escape_debug()
             ))
             .hint(format!(
-                "if the value is data, not shell code, read it in the script from \"$REPRO_PARAM_{var}\" (in double quotes), or keep these characters out of it"
+                "if the value is data, not shell code, read it in the script from \"${var}\" (in double quotes), or keep these characters out of it"
             )),
         );
     }

@@ -176,20 +176,24 @@ pub fn substitute_seed(cmd: &str, seed: Option<u64>) -> String {
 pub fn param_env(params: &BTreeMap<String, Param>) -> Vec<(String, String)> {
     params
         .iter()
-        .map(|(name, value)| {
-            let var: String = name
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_uppercase()
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            (format!("REPRO_PARAM_{var}"), value.as_command_text())
-        })
+        .map(|(name, value)| (param_var(name), value.as_command_text()))
         .collect()
+}
+
+/// The environment variable that holds param `name`: `REPRO_PARAM_` and the name upper-cased,
+/// every character that is not a letter or digit as `_`.
+pub fn param_var(name: &str) -> String {
+    let var: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("REPRO_PARAM_{var}")
 }
 
 /// Replaces `${params.NAME}` (NAME may be dotted) with the param's text. Unknown names are an
