@@ -408,32 +408,81 @@ fn for_each_slice(
 
 pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic> {
     let fail = |d: Diagnostic| repro_kind::stage_failed(stage, d);
-    let cities = Cities::load(&root.join(&spec.cities)).map_err(fail)?;
+    let (gaz, postcodes) = load_places(root, spec).map_err(fail)?;
+    let pass1 = first_pass(root, spec, &gaz, &postcodes).map_err(fail)?;
+    let (dictionary, ambiguous_orgs) = name_dictionary(pass1.counts);
+    let tally =
+        second_pass(root, spec, &gaz, &pass1.first, pass1.rows, &dictionary).map_err(fail)?;
+    let report = report_json(
+        spec,
+        &gaz,
+        pass1.rows,
+        &tally,
+        &pass1.abstained,
+        ambiguous_orgs,
+    );
+    tabular::write_json(root, &spec.report, &report).map_err(fail)?;
+    let (total, unresolved) = tally.totals();
+    tracing::info!(
+        applicants = total,
+        unresolved,
+        "located {:.1}% of applicants",
+        100.0 * (1.0 - share(unresolved, total))
+    );
+    Ok(())
+}
+
+/// The gazetteer over the city table and the postcode table, if the spec names one.
+fn load_places(
+    root: &Path,
+    spec: &LocateSpec,
+) -> Result<(Gazetteer, HashMap<String, usize>), Diagnostic> {
+    let cities = Cities::load(&root.join(&spec.cities))?;
     if cities.rows.len() >= usize::from(u16::MAX) {
-        return Err(fail(Diagnostic::new(format!(
+        return Err(Diagnostic::new(format!(
             "city table `{}` has {} rows; at most 65534 are supported",
             spec.cities,
             cities.rows.len()
-        ))));
+        )));
     }
-    let gaz = Gazetteer::load(root, &cities, &gazetteer_sources(spec)).map_err(fail)?;
+    let gaz = Gazetteer::load(root, &cities, &gazetteer_sources(spec))?;
     let postcodes = match &spec.postcodes {
-        Some(p) => load_postcodes(root, p, &cities).map_err(fail)?,
+        Some(p) => load_postcodes(root, p, &cities)?,
         None => HashMap::new(),
     };
+    Ok((gaz, postcodes))
+}
+
+/// What pass 1 leaves for pass 2 and the report.
+struct FirstPass {
+    /// Rows of the applications table.
+    rows: usize,
+    first: Vec<Found>,
+    counts: NameCounts,
+    abstained: Abstentions,
+}
+
+/// Pass 1 over the table, slice by slice: the first applicants (`locate_first`) and, when the
+/// strategy has the name step, the counts of the name dictionary.
+fn first_pass(
+    root: &Path,
+    spec: &LocateSpec,
+    gaz: &Gazetteer,
+    postcodes: &HashMap<String, usize>,
+) -> Result<FirstPass, Diagnostic> {
     let file = spec.applications.as_str();
     let has = |s: Step| spec.strategy.contains(&s);
     let mut first: Vec<Found> = Vec::new();
     let mut counts = NameCounts::default();
     let mut abstained = Abstentions::default();
-    let n = for_each_slice(
+    let rows = for_each_slice(
         root,
         file,
         &["applicants", "address", "postcode"],
         |_, df| {
             let address = str_column(df, file, "address")?;
             let postcode = str_column(df, file, "postcode")?;
-            let (found, a) = locate_first(&address, &postcode, spec, &gaz, &postcodes);
+            let (found, a) = locate_first(&address, &postcode, spec, gaz, postcodes);
             abstained = add_abstentions(std::mem::take(&mut abstained), a);
             if has(Step::Name) {
                 let applicants = str_column(df, file, "applicants")?;
@@ -443,27 +492,65 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
             first.extend(found);
             Ok(())
         },
-    )
-    .map_err(fail)?;
-    let (dictionary, ambiguous_orgs) = name_dictionary(counts);
+    )?;
+    Ok(FirstPass {
+        rows,
+        first,
+        counts,
+        abstained,
+    })
+}
 
-    // Pass 2: every applicant, slice by slice, streamed to Parquet.
+/// Applicants counted in pass 2.
+#[derive(Default)]
+struct Tally {
+    by_method: MethodCounts,
+    /// Applicants located in a province-administered unit (outside the panel).
+    outside: u64,
+    /// (applicants, unresolved) of individuals and organisations.
+    by_kind: [(u64, u64); 2],
+}
+
+impl Tally {
+    fn add(&mut self, e: &Entry<'_>, gaz: &Gazetteer) {
+        self.outside += u64::from(e.unit.is_some_and(|u| !gaz.in_panel(u)));
+        self.by_method[usize::from(e.pos > 0)][method_slot(e.method)] += 1;
+        let k = &mut self.by_kind[usize::from(!e.individual)];
+        k.0 += 1;
+        k.1 += u64::from(e.unit.is_none());
+    }
+
+    /// (applicants, unresolved).
+    fn totals(&self) -> (u64, u64) {
+        let total: u64 = self.by_kind.iter().map(|k| k.0).sum();
+        let unresolved: u64 = self.by_kind.iter().map(|k| k.1).sum();
+        (total, unresolved)
+    }
+}
+
+/// Pass 2: every applicant, slice by slice, streamed to Parquet (written beside `spec.out`, then
+/// renamed over it; removed on failure).
+fn second_pass(
+    root: &Path,
+    spec: &LocateSpec,
+    gaz: &Gazetteer,
+    first: &[Found],
+    n: usize,
+    dictionary: &PlHashMap<String, u16>,
+) -> Result<Tally, Diagnostic> {
+    let file = spec.applications.as_str();
     let (tmp, dest, out_file) = repro_kind::create_temp_beside(root, &spec.out).map_err(|e| {
-        fail(Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string()))
+        Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string())
     })?;
     let cannot = |e: PolarsError| {
         let _ = std::fs::remove_file(&tmp);
-        fail(Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string()))
+        Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string())
     };
     let mut writer = ParquetWriter::new(std::io::BufWriter::new(out_file))
         .with_compression(ParquetCompression::Snappy)
         .batched(&applicant_schema())
         .map_err(cannot)?;
-    let mut by_method: MethodCounts = [[0; 6]; 2];
-    // Applicants located in a province-administered unit (outside the panel).
-    let mut outside = 0u64;
-    // (applicants, unresolved) of individuals and organisations.
-    let mut by_kind = [(0u64, 0u64); 2];
+    let mut tally = Tally::default();
     let columns = ["app_no", "year", "ptype", "applicants"];
     let cannot_write = |e: &dyn std::fmt::Display| {
         Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string())
@@ -480,13 +567,9 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
             let Some(first) = first.get(offset..offset + apps.len()) else {
                 return Err(changed(file));
             };
-            let entries = slice_entries(&apps, first, offset, spec, &dictionary, &gaz);
+            let entries = slice_entries(&apps, first, offset, spec, dictionary, gaz);
             for e in &entries {
-                outside += u64::from(e.unit.is_some_and(|u| !gaz.in_panel(u)));
-                by_method[usize::from(e.pos > 0)][method_slot(e.method)] += 1;
-                let k = &mut by_kind[usize::from(!e.individual)];
-                k.0 += 1;
-                k.1 += u64::from(e.unit.is_none());
+                tally.add(e, gaz);
             }
             let df = applicant_frame(&entries, offset, &app_nos, &years, &ptypes, &gaz.units)
                 .map_err(|e| cannot_write(&e))?;
@@ -502,52 +585,35 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
     });
     if let Err(d) = second {
         let _ = std::fs::remove_file(&tmp);
-        return Err(fail(d));
+        return Err(d);
     }
     writer.finish().map_err(cannot)?;
     std::fs::rename(&tmp, &dest).map_err(|e| {
-        fail(Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string()))
+        Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string())
     })?;
+    Ok(tally)
+}
 
-    let total: u64 = by_kind.iter().map(|k| k.0).sum();
-    let unresolved: u64 = by_kind.iter().map(|k| k.1).sum();
-    let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    // Only methods that located someone are listed, keys sorted.
-    let methods = |counts: &[u64; 6]| -> BTreeMap<&str, u64> {
-        METHODS
-            .iter()
-            .zip(counts)
-            .filter(|(_, k)| **k > 0)
-            .map(|(m, k)| (*m, *k))
-            .collect()
-    };
-    let mut by_role = BTreeMap::new();
-    for (role, counts) in ["first", "co"].into_iter().zip(&by_method) {
-        if counts.iter().any(|k| *k > 0) {
-            by_role.insert(role, methods(counts));
-        }
+fn share(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
     }
-    let mut kinds_json = serde_json::Map::new();
-    for (kind, (all, unres)) in ["individual", "organisation"].into_iter().zip(by_kind) {
-        if all > 0 {
-            kinds_json.insert(
-                kind.to_string(),
-                serde_json::json!({
-                    "applicants": all,
-                    "unresolved": unres,
-                    "unresolved_share": share(unres, all),
-                }),
-            );
-        }
-    }
-    // Share of all applicants resolved by each method (unresolved included, so they sum to 1).
-    let mut share_by_method = BTreeMap::new();
-    for (slot, m) in METHODS.iter().enumerate() {
-        let k = by_method[0][slot] + by_method[1][slot];
-        if k > 0 {
-            share_by_method.insert(*m, share(k, total));
-        }
-    }
+}
+
+/// The report: counts by role, method and kind, and the most frequent ambiguous place and
+/// organisation names.
+fn report_json(
+    spec: &LocateSpec,
+    gaz: &Gazetteer,
+    n: usize,
+    tally: &Tally,
+    abstained: &Abstentions,
+    ambiguous_orgs: AmbiguousNames,
+) -> serde_json::Value {
+    let (total, unresolved) = tally.totals();
+    let (by_role, share_by_method, kinds_json) = method_tables(tally, total);
     // Place names at which the address matcher abstained, most frequent first.
     let mut places: Vec<(&str, u64)> = abstained
         .iter()
@@ -574,12 +640,12 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
             serde_json::json!({"name": name, "first_applicant_cities": cities})
         })
         .collect();
-    let report = serde_json::json!({
+    serde_json::json!({
         "applications": n,
         "applicants": total,
         "unresolved": unresolved,
         "unresolved_share": share(unresolved, total),
-        "outside_panel": outside,
+        "outside_panel": tally.outside,
         "strategy": spec.strategy,
         "by_role_and_method": by_role,
         "share_by_method": share_by_method,
@@ -597,15 +663,60 @@ pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic
             "names": gaz.name_count(),
             "institutions": gaz.register_len(),
         },
-    });
-    tabular::write_json(root, &spec.report, &report).map_err(fail)?;
-    tracing::info!(
-        applicants = total,
-        unresolved,
-        "located {:.1}% of applicants",
-        100.0 * (1.0 - share(unresolved, total))
-    );
-    Ok(())
+    })
+}
+
+/// Method counts by role, method shares of all `total` applicants, and counts by kind.
+#[allow(clippy::type_complexity)]
+fn method_tables(
+    tally: &Tally,
+    total: u64,
+) -> (
+    BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+    BTreeMap<&'static str, f64>,
+    serde_json::Map<String, serde_json::Value>,
+) {
+    let by_method = &tally.by_method;
+    // Only methods that located someone are listed, keys sorted.
+    let methods = |counts: &[u64; 6]| -> BTreeMap<&'static str, u64> {
+        METHODS
+            .iter()
+            .zip(counts)
+            .filter(|(_, k)| **k > 0)
+            .map(|(m, k)| (*m, *k))
+            .collect()
+    };
+    let mut by_role = BTreeMap::new();
+    for (role, counts) in ["first", "co"].into_iter().zip(by_method) {
+        if counts.iter().any(|k| *k > 0) {
+            by_role.insert(role, methods(counts));
+        }
+    }
+    let mut kinds_json = serde_json::Map::new();
+    for (kind, (all, unres)) in ["individual", "organisation"]
+        .into_iter()
+        .zip(tally.by_kind)
+    {
+        if all > 0 {
+            kinds_json.insert(
+                kind.to_string(),
+                serde_json::json!({
+                    "applicants": all,
+                    "unresolved": unres,
+                    "unresolved_share": share(unres, all),
+                }),
+            );
+        }
+    }
+    // Share of all applicants resolved by each method (unresolved included, so they sum to 1).
+    let mut share_by_method = BTreeMap::new();
+    for (slot, m) in METHODS.iter().enumerate() {
+        let k = by_method[0][slot] + by_method[1][slot];
+        if k > 0 {
+            share_by_method.insert(*m, share(k, total));
+        }
+    }
+    (by_role, share_by_method, kinds_json)
 }
 
 /// Every applicant of one slice's applications (rows `offset..`), in row and position order.
