@@ -50,6 +50,36 @@ pub enum Command {
     Lint,
     /// Write one self-contained HTML page with the tables, figures, stage graph and provenance.
     Report(ReportArgs),
+    /// Internal: run one built-in stage's work here, as a Slurm job does on its node (no lock,
+    /// no hashing, no recording: the dispatcher that submitted the job does those).
+    #[command(name = "__stage", hide = true)]
+    Stage(StageArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StageArgs {
+    /// The built-in stage to run.
+    pub name: String,
+    /// The stage's definition check as the dispatcher computed it; the stage refuses to run
+    /// when this pipeline file or binary gives another.
+    #[arg(long)]
+    pub expect: String,
+}
+
+/// `--executor`: where stages run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorArg {
+    Local,
+    Slurm,
+}
+
+impl From<ExecutorArg> for repro_engine::pipeline::ExecutorKind {
+    fn from(e: ExecutorArg) -> Self {
+        match e {
+            ExecutorArg::Local => Self::Local,
+            ExecutorArg::Slurm => Self::Slurm,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -123,6 +153,10 @@ pub struct RunArgs {
     /// If another repro run holds the project, wait for it instead of refusing.
     #[arg(long)]
     pub wait: bool,
+    /// Where every stage runs, over the pipeline's `executor:` settings (default: as the
+    /// pipeline says, else local). `slurm` submits one `sbatch` job per stage.
+    #[arg(long, value_enum)]
+    pub executor: Option<ExecutorArg>,
 }
 
 #[derive(Debug, clap::Args)]

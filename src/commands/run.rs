@@ -20,6 +20,8 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         force: args.force,
         keep_going: args.keep_going,
         wait: args.wait,
+        executor: args.executor.map(Into::into),
+        node_command: super::stage::node_command(&p)?,
     };
     let mut ui = ui::Ui::new(ui::UiConfig {
         verbose: cli.verbose > 0,

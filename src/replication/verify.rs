@@ -207,6 +207,9 @@ pub fn verify(cfg: &VerifyConfig) -> Result<Verified, Failure> {
         force: false,
         keep_going: true,
         wait: false,
+        // The rebuild is in a local temporary folder: every stage runs here.
+        executor: Some(repro_engine::pipeline::ExecutorKind::Local),
+        node_command: Vec::new(),
     };
     let mut ui = Ui::new(UiConfig {
         verbose: false,

@@ -1,7 +1,6 @@
 //! Running a command stage's program.
 //!
-//! Owns: the [`Executor`] seam (a later Slurm executor implements the same trait), the local
-//! executor (`sh -c` from the pipeline folder), how commands see their params (`${params.NAME}`
+//! Owns: the [`Executor`] seam (`crate::slurm` implements it too), the local executor (`sh -c` from the pipeline folder), how commands see their params (`${params.NAME}`
 //! substitution in the command and `REPRO_PARAM_NAME` environment variables), and capturing output.
 //! Deliberately does not own: deciding whether to run, or outputs and the store.
 
@@ -14,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use crate::params::Param;
+use crate::pipeline::Resources;
 
 /// One program to run.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct CommandJob {
     /// A descriptor the command's processes inherit: the project lock, so that no new run can
     /// start while any process of this command lives, even after repro itself was killed.
     pub hold: Option<RawFd>,
+    /// What the stage asks of a cluster; the local executor ignores it.
+    pub resources: Resources,
 }
 
 #[derive(Debug)]
@@ -35,11 +37,53 @@ pub struct CommandOutcome {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub spawn_error: Option<String>,
+    /// What the batch system said about the job (None for a local command).
+    pub job: Option<JobReport>,
+}
+
+/// A batch job's end as the scheduler reported it, kept in `cache/logs/<stage>.job.json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobReport {
+    pub executor: &'static str,
+    pub id: String,
+    pub name: String,
+    /// The scheduler's final state (`COMPLETED`, `FAILED`, `CANCELLED`, `TIMEOUT`, ...).
+    pub state: String,
+    pub reason: String,
+    /// Exit status and terminating signal of the job's script, `STATUS:SIGNAL`.
+    pub exit_code: String,
+    /// Why the job did not succeed, in words; None when it did.
+    pub failure: Option<String>,
 }
 
 impl CommandOutcome {
     pub fn success(&self) -> bool {
-        self.spawn_error.is_none() && self.code == Some(0)
+        self.spawn_error.is_none()
+            && self.code == Some(0)
+            && self.job.as_ref().is_none_or(|j| j.failure.is_none())
+    }
+
+    /// An outcome for a command that never started.
+    pub fn not_started(why: impl Into<String>) -> CommandOutcome {
+        CommandOutcome {
+            code: None,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            spawn_error: Some(why.into()),
+            job: None,
+        }
+    }
+
+    /// Why the command did not succeed, in words.
+    pub fn failure_cause(&self, cmd: &str) -> String {
+        if let Some(why) = self.job.as_ref().and_then(|j| j.failure.clone()) {
+            return why;
+        }
+        match (&self.spawn_error, self.code) {
+            (Some(e), _) => e.clone(),
+            (None, Some(code)) => format!("command exited with code {code}: `{cmd}`"),
+            (None, None) => format!("command was killed by a signal: `{cmd}`"),
+        }
     }
 }
 
@@ -70,6 +114,7 @@ pub fn interrupt() {
         // SAFETY: kill(2) with a negative pid signals the process group; no memory is touched.
         unsafe { libc::kill(-pgid, libc::SIGTERM) };
     }
+    crate::slurm::cancel_all();
 }
 
 /// Forwards SIGINT, SIGTERM and SIGHUP to the running commands ([`interrupt`]) instead of
@@ -89,12 +134,7 @@ impl Executor for LocalExecutor {
     fn run(&self, job: &CommandJob) -> CommandOutcome {
         tracing::info!(stage = %job.stage, cmd = %job.cmd, "running command");
         if interrupted() {
-            return CommandOutcome {
-                code: None,
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-                spawn_error: Some("the run was interrupted".into()),
-            };
+            return CommandOutcome::not_started("cannot start `sh`: the run was interrupted");
         }
         let mut command = Command::new("sh");
         command
@@ -149,13 +189,9 @@ impl Executor for LocalExecutor {
                 stdout: o.stdout,
                 stderr: o.stderr,
                 spawn_error: None,
+                job: None,
             },
-            Err(e) => CommandOutcome {
-                code: None,
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-                spawn_error: Some(e.to_string()),
-            },
+            Err(e) => CommandOutcome::not_started(format!("cannot start `sh`: {e}")),
         }
     }
 }

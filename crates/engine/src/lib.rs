@@ -3,7 +3,8 @@
 //!
 //! Owns: the pipeline model and its validation (`yaml`, `params`, `pipeline`), stage keys
 //! (`key`), file state and the stat cache (`fsstate`, `observe`), staleness (`planner`, pure),
-//! the lock file (`lock`), everything under `cache/` (`store`), running commands (`executor`),
+//! the lock file (`lock`), everything under `cache/` (`store`), running commands (`executor`,
+//! `slurm`),
 //! the dispatcher (`runner`, reporting through `reporter`), and the read-only views (`status`:
 //! status, dry run, DAG, gc). Deliberately does not own: any built-in kind (it sees them only
 //! through `repro_kind::BuiltinStage`), data frames, estimators, plotting or terminals. Cargo
@@ -22,6 +23,7 @@ pub mod pipeline;
 pub mod planner;
 pub mod reporter;
 pub mod runner;
+pub mod slurm;
 pub mod status;
 pub mod store;
 pub mod yaml;

@@ -2,9 +2,10 @@
 //!
 //! Owns: the dispatcher loop (one thread owns all state; workers only build a stage and report back
 //! over a channel), building one stage (up to date, restored from the cache, or run), keeping the
-//! previous outputs when a stage fails, and recording results in the lock file after every stage so
-//! a killed run loses only the stages that were in flight. Deliberately does not own: what is stale
-//! (`planner`), how commands run (`executor`), where outputs are kept (`store`), or display (a [`Reporter`] the caller passes).
+//! previous outputs when a stage fails, recording results in the lock file after every stage so
+//! a killed run loses only the stages that were in flight, and choosing each stage's executor
+//! (local, or Slurm with built-in stages run by the node's `repro __stage`). Deliberately does
+//! not own: what is stale (`planner`), how commands run (`executor`, `slurm`), where outputs are kept (`store`), or display (a [`Reporter`] the caller passes).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,9 +16,10 @@ use crate::executor::{self, CommandJob, Executor};
 use crate::fsstate::{PathState, StatCache};
 use crate::lock::{self, LockEntry, LockOut};
 use crate::observe::{observe, observe_known, StageView};
-use crate::pipeline::{Action, Pipeline, Stage};
+use crate::pipeline::{Action, ExecutorKind, Pipeline, Stage};
 use crate::planner;
 use crate::reporter::{Outcome, Reporter};
+use crate::slurm::{self, SlurmConfig, SlurmExecutor};
 use crate::store::{LockOutcome, Output, Store};
 use repro_kind::diag::{Diagnostic, Failure};
 use repro_kind::BuiltinCtx;
@@ -28,6 +30,11 @@ pub struct RunConfig {
     pub force: bool,
     pub keep_going: bool,
     pub wait: bool,
+    /// `--executor`: where every stage runs, over the pipeline's `executor:` settings.
+    pub executor: Option<ExecutorKind>,
+    /// The command line that runs one built-in stage on a cluster node, without the stage name
+    /// (the binary's hidden `__stage`); empty when built-in stages cannot run elsewhere.
+    pub node_command: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -46,7 +53,28 @@ struct Ctx<'a> {
     store: &'a Store,
     stat: &'a StatCache,
     executor: &'a dyn Executor,
+    /// Present when a selected stage runs on Slurm.
+    slurm: Option<&'a SlurmExecutor>,
+    place: Placement<'a>,
     force: bool,
+}
+
+/// Where each stage runs: `--executor`, else the stage's `executor:`, else the pipeline's, else
+/// here. The choice never enters a key: a stage's outputs are the same bytes wherever it runs.
+#[derive(Clone, Copy)]
+struct Placement<'a> {
+    flag: Option<ExecutorKind>,
+    pipeline: Option<ExecutorKind>,
+    node_command: &'a [String],
+}
+
+impl Placement<'_> {
+    fn of(&self, stage: &Stage) -> ExecutorKind {
+        self.flag
+            .or(stage.executor)
+            .or(self.pipeline)
+            .unwrap_or_default()
+    }
 }
 
 struct Done {
@@ -79,12 +107,27 @@ pub fn run(
     check_sources(p, selected, &stat)?;
 
     let executor = executor::LocalExecutor;
+    let place = Placement {
+        flag: cfg.executor,
+        pipeline: p.executor,
+        node_command: &cfg.node_command,
+    };
+    let on_slurm = selected
+        .iter()
+        .any(|&i| place.of(&p.stages[i]) == ExecutorKind::Slurm);
+    let slurm = if on_slurm {
+        Some(slurm_executor(p, &store)?)
+    } else {
+        None
+    };
     let ctx = Ctx {
         root: &p.root,
         hold: Some(guard.fd()),
         store: &store,
         stat: &stat,
         executor: &executor,
+        slurm: slurm.as_ref(),
+        place,
         force: cfg.force,
     };
     forward_signals_once();
@@ -329,6 +372,21 @@ fn own_project(store: &Store, wait: bool) -> Result<crate::store::ProjectLock, F
         .clean_scratch()
         .map_err(|e| Failure::io("cannot clean `cache/tmp`", &e))?;
     Ok(guard)
+}
+
+/// The Slurm executor of this run: jobs work in the project folder (absolute, on the shared
+/// filesystem) and write their output under the project's scratch space.
+fn slurm_executor(p: &Pipeline, store: &Store) -> Result<SlurmExecutor, Failure> {
+    let root = std::path::absolute(&p.root)
+        .map_err(|e| Failure::io(format!("cannot resolve `{}`", p.root.display()), &e))?;
+    let log_dir = store
+        .scratch_path("slurm")
+        .map_err(|e| Failure::io("cannot create `cache/tmp`", &e))?;
+    Ok(SlurmExecutor::new(SlurmConfig {
+        root,
+        log_dir,
+        run: slurm::run_id(),
+    }))
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP stop the running commands and end the run as failed, instead of
@@ -577,58 +635,105 @@ fn bug(stage: &Stage, panic: &(dyn std::any::Any + Send)) -> Diagnostic {
         .hint("its previous outputs were put back; please report the bug with the stage's spec")
 }
 
+/// Runs a built-in stage in this process, a panic in its code being its failure. The runner
+/// calls it for local stages; the binary's `__stage` calls it on a cluster node.
+pub fn run_builtin(root: &Path, stage: &Stage) -> Result<(), Diagnostic> {
+    let Action::Builtin(b) = &stage.action else {
+        return Err(Diagnostic::new(format!(
+            "stage `{}` is a command, not a built-in kind",
+            stage.name
+        )));
+    };
+    // Caught here, inside the stage's run, so that the outputs moved aside are put back.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        failpoint(&stage.name);
+        b.run(&BuiltinCtx {
+            root,
+            stage: &stage.name,
+        })
+    }))
+    .unwrap_or_else(|panic| Err(bug(stage, panic.as_ref())))
+}
+
 fn execute(ctx: &Ctx<'_>, stage: &Stage) -> Result<(), Diagnostic> {
-    match &stage.action {
-        // Caught here, inside the stage's run, so that the outputs moved aside are put back.
-        Action::Builtin(b) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            failpoint(&stage.name);
-            b.run(&BuiltinCtx {
-                root: ctx.root,
-                stage: &stage.name,
-            })
-        }))
-        .unwrap_or_else(|panic| Err(bug(stage, panic.as_ref()))),
-        Action::Cmd(template) => {
-            let template = executor::substitute_seed(template, stage.seed);
-            let cmd = executor::substitute(&template, &stage.params)
-                .map_err(|e| Diagnostic::new(format!("stage `{}` failed", stage.name)).cause(e))?;
-            let mut env = executor::param_env(&stage.params);
-            env.push(("REPRO_STAGE".into(), stage.name.clone()));
-            if let Some(seed) = stage.seed {
-                env.push(("REPRO_SEED".into(), seed.to_string()));
-            }
-            let job = CommandJob {
-                stage: stage.name.clone(),
-                cmd,
-                cwd: ctx.root.to_path_buf(),
-                env,
-                hold: ctx.hold,
-            };
-            let out = ctx.executor.run(&job);
-            let _ = ctx
-                .store
-                .save_command_logs(&stage.name, &out.stdout, &out.stderr);
-            if out.success() {
-                return Ok(());
-            }
-            let mut d = Diagnostic::new(format!("stage `{}` failed", stage.name));
-            d = match (&out.spawn_error, out.code) {
-                (Some(e), _) => d.cause(format!("cannot start `sh`: {e}")),
-                (None, Some(code)) => {
-                    d.cause(format!("command exited with code {code}: `{}`", job.cmd))
-                }
-                (None, None) => d.cause(format!("command was killed by a signal: `{}`", job.cmd)),
-            };
-            let tail = stderr_tail(&out.stderr, 20);
-            if !tail.is_empty() {
-                d = d.cause(format!("stderr (last lines):\n{tail}"));
-            }
-            Err(d.hint(format!(
-                "full output in `cache/logs/{0}.out` and `cache/logs/{0}.err`; earlier outputs were kept",
-                stage.name
-            )))
-        }
+    let on = ctx.place.of(stage);
+    let job = match &stage.action {
+        Action::Builtin(_) if on == ExecutorKind::Local => return run_builtin(ctx.root, stage),
+        Action::Builtin(_) => builtin_job(ctx, stage)?,
+        Action::Cmd(template) => command_job(ctx, stage, template)?,
+    };
+    let out = match (on, ctx.slurm) {
+        (ExecutorKind::Slurm, Some(slurm)) => slurm.run(&job),
+        _ => ctx.executor.run(&job),
+    };
+    let _ = ctx
+        .store
+        .save_command_logs(&stage.name, &out.stdout, &out.stderr);
+    let record = out
+        .job
+        .as_ref()
+        .and_then(|j| serde_json::to_vec_pretty(j).ok());
+    let _ = ctx.store.save_job_record(&stage.name, record.as_deref());
+    if out.success() {
+        return Ok(());
     }
+    let mut d = Diagnostic::new(format!("stage `{}` failed", stage.name))
+        .cause(out.failure_cause(&job.cmd));
+    let tail = stderr_tail(&out.stderr, 20);
+    if !tail.is_empty() {
+        d = d.cause(format!("stderr (last lines):\n{tail}"));
+    }
+    Err(d.hint(format!(
+        "full output in `cache/logs/{0}.out` and `cache/logs/{0}.err`; earlier outputs were kept",
+        stage.name
+    )))
+}
+
+/// A command stage's job: the command with its params and seed, their environment variables.
+fn command_job(ctx: &Ctx<'_>, stage: &Stage, template: &str) -> Result<CommandJob, Diagnostic> {
+    let template = executor::substitute_seed(template, stage.seed);
+    let cmd = executor::substitute(&template, &stage.params)
+        .map_err(|e| Diagnostic::new(format!("stage `{}` failed", stage.name)).cause(e))?;
+    let mut env = executor::param_env(&stage.params);
+    env.push(("REPRO_STAGE".into(), stage.name.clone()));
+    if let Some(seed) = stage.seed {
+        env.push(("REPRO_SEED".into(), seed.to_string()));
+    }
+    Ok(CommandJob {
+        stage: stage.name.clone(),
+        cmd,
+        cwd: ctx.root.to_path_buf(),
+        env,
+        hold: ctx.hold,
+        resources: stage.resources.clone(),
+    })
+}
+
+/// A built-in stage as a job on a node: `repro __stage NAME --expect CHECK`, which runs the
+/// stage's work only; hashing, recording and the lock stay with this dispatcher.
+fn builtin_job(ctx: &Ctx<'_>, stage: &Stage) -> Result<CommandJob, Diagnostic> {
+    if ctx.place.node_command.is_empty() {
+        return Err(
+            Diagnostic::new(format!("stage `{}` cannot run on Slurm", stage.name))
+                .cause("this program cannot run built-in stages on a node")
+                .hint("run it with `repro run`"),
+        );
+    }
+    let mut words: Vec<String> = ctx.place.node_command.to_vec();
+    words.extend([
+        stage.name.clone(),
+        "--expect".into(),
+        slurm::definition_check(stage),
+    ]);
+    let cmd: Vec<String> = words.iter().map(|w| slurm::sh_quote(w)).collect();
+    Ok(CommandJob {
+        stage: stage.name.clone(),
+        cmd: cmd.join(" "),
+        cwd: ctx.root.to_path_buf(),
+        env: vec![("REPRO_STAGE".into(), stage.name.clone())],
+        hold: None,
+        resources: stage.resources.clone(),
+    })
 }
 
 fn collect_outputs(ctx: &Ctx<'_>, stage: &Stage, key: &str) -> Result<Vec<Output>, Diagnostic> {

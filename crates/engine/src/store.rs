@@ -11,7 +11,8 @@
 //! - `cache/objects/ab/cdef…`: file contents and folder manifests, named by their blake3 hash;
 //! - `cache/stages/<key>`: the outputs a stage key produced, one `kind hash path` line each;
 //! - `cache/stat`: the stat cache; `cache/runs.jsonl`: the run log (times, durations);
-//! - `cache/logs/<stage>.{out,err}`: the last captured output of each command stage;
+//! - `cache/logs/<stage>.{out,err}`: the last captured output of each command stage (and
+//!   `<stage>.job.json`, the end of its last batch job);
 //! - `cache/tmp/`: scratch space; `cache/lock`: held by the running `repro` process.
 
 use std::collections::{BTreeSet, HashMap};
@@ -363,6 +364,19 @@ impl Store {
         let logs = self.dir.join("logs");
         self.write_atomic(&logs.join(format!("{stage}.out")), stdout)?;
         self.write_atomic(&logs.join(format!("{stage}.err")), stderr)
+    }
+
+    /// Keeps what the batch system said about a stage's last job (`cache/logs/<stage>.job.json`),
+    /// or removes an older one when the stage last ran outside a batch system (`None`).
+    pub fn save_job_record(&self, stage: &str, json: Option<&[u8]>) -> io::Result<()> {
+        let path = self.dir.join("logs").join(format!("{stage}.job.json"));
+        match json {
+            Some(bytes) => self.write_atomic(&path, bytes),
+            None => match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        }
     }
 
     /// Removes objects and stage records that nothing in `keep` refers to.

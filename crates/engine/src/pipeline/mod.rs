@@ -6,11 +6,13 @@
 //! Deliberately does not own: whether files exist or what they hash to (`fsstate`), or what is
 //! stale (`planner`).
 
+mod cluster;
 mod cx;
 mod graph;
 mod model;
 mod parse;
 
+pub use cluster::{ExecutorKind, Resources};
 pub use model::{Action, Exhibit, Pipeline, Source, Stage, DEFAULT_PARAMS_FILE};
 pub use parse::{load, parse_pipeline};
 pub use repro_kind::paths::{normalize_path, path_within};

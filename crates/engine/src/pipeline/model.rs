@@ -13,6 +13,7 @@ use repro_kind::diag::{Diagnostic, Failure};
 use repro_kind::paths::path_within;
 use repro_kind::BuiltinStage;
 
+use super::cluster::{ExecutorKind, Resources};
 use crate::params::Param;
 use crate::yaml::Pos;
 
@@ -36,6 +37,8 @@ pub struct Pipeline {
     pub exhibits: Vec<Exhibit>,
     /// The params files the stages read (relative paths, sorted).
     pub params_files: Vec<String>,
+    /// The top-level `executor:`, for stages that name none (`cluster`). Not in any key.
+    pub executor: Option<ExecutorKind>,
 }
 
 /// A data source: where its files come from and whether the package may include them.
@@ -86,6 +89,10 @@ pub struct Stage {
     /// Indices (into `Pipeline::stages`) of the stages that produce this stage's deps.
     pub upstream: Vec<usize>,
     pub pos: Pos,
+    /// The stage's own `executor:`, and its `resources:` over the top-level ones (`cluster`).
+    /// Neither enters the key: outputs are the same bytes wherever the stage runs.
+    pub executor: Option<ExecutorKind>,
+    pub resources: Resources,
 }
 
 impl Stage {

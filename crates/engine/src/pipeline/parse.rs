@@ -60,8 +60,9 @@ pub fn parse_pipeline(
         }
     };
     let report = cx.report(&doc);
-    let stages = cx.stages(&doc);
-    let mut stages = stages;
+    let cluster = cx.cluster_defaults(&doc);
+    let mut stages = cx.stages(&doc);
+    super::cluster::apply_defaults(&mut stages, &cluster);
     link(&mut cx, &mut stages);
     let sources = cx.sources(&doc);
     let exhibits = cx.exhibits(&doc, &stages);
@@ -89,12 +90,29 @@ pub fn parse_pipeline(
         exhibits,
         params_files,
         report,
+        executor: cluster.executor,
     })
 }
 
-const TOP_KEYS: &[&str] = &["stages", "sources", "exhibits", "report"];
+const TOP_KEYS: &[&str] = &[
+    "stages",
+    "sources",
+    "exhibits",
+    "report",
+    "executor",
+    "resources",
+];
 const STAGE_KEYS: &[&str] = &[
-    "cmd", "kind", "deps", "outs", "params", "desc", "meta", "seed",
+    "cmd",
+    "kind",
+    "deps",
+    "outs",
+    "params",
+    "desc",
+    "meta",
+    "seed",
+    "executor",
+    "resources",
 ];
 const SOURCE_KEYS: &[&str] = &[
     "files",
@@ -205,6 +223,8 @@ impl Cx<'_> {
         let mut params_node = None;
         let mut desc = None;
         let mut seed = None;
+        let mut executor = None;
+        let mut resources = Default::default();
         let owner = format!("stage `{name}`");
         let before = self.diags.len();
         for (k, v) in fields {
@@ -219,6 +239,8 @@ impl Cx<'_> {
                 }
                 "desc" => desc = self.string(&owner, "desc", v),
                 "seed" => seed = self.seed(&name, v),
+                "executor" => executor = self.executor_kind(&owner, v),
+                "resources" => resources = self.resources(&owner, v),
                 // Free-form metadata for people and later tooling; not part of the key.
                 "meta" => {}
                 _ => self.unknown_key(k, &format!("in stage `{name}`"), STAGE_KEYS),
@@ -288,6 +310,8 @@ impl Cx<'_> {
             seed,
             upstream: Vec::new(),
             pos: key.pos,
+            executor,
+            resources,
         })
     }
 
