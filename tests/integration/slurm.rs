@@ -31,7 +31,10 @@ fn cluster() -> Option<Cluster> {
                 started: None,
             });
         }
-        return unavailable(&format!("`SLURM_CONF` names `{}`, which does not exist", conf.display()));
+        return unavailable(&format!(
+            "`SLURM_CONF` names `{}`, which does not exist",
+            conf.display()
+        ));
     }
     let dir = tempfile::Builder::new()
         .prefix("repro-slurm-")
@@ -212,7 +215,10 @@ fn the_default_pipeline_runs_on_slurm_with_the_same_bytes_as_locally() {
     let remote = default_pipeline();
     // Each job gets 1 GB without `memory:` (DefMemPerCPU); the data stages need more.
     let pipeline = remote.read("pipeline.yaml");
-    remote.write("pipeline.yaml", &format!("{pipeline}\nresources:\n  memory: 6G\n"));
+    remote.write(
+        "pipeline.yaml",
+        &format!("{pipeline}\nresources:\n  memory: 6G\n"),
+    );
     let t = Instant::now();
     let out = cluster.repro(&remote, &["run", "-j", "2", "--executor", "slurm"]);
     out.ok();
@@ -222,31 +228,66 @@ fn the_default_pipeline_runs_on_slurm_with_the_same_bytes_as_locally() {
     // Every stage ran as its own Slurm job, in this project, and completed.
     let jobs = cluster.completed_jobs(remote.path());
     let stages = [
-        "synth", "ingest", "locate", "index", "panel", "descriptive", "baseline", "robustness",
-        "endogeneity", "heterogeneity", "quantile", "mechanisms",
+        "synth",
+        "ingest",
+        "locate",
+        "index",
+        "panel",
+        "descriptive",
+        "baseline",
+        "robustness",
+        "endogeneity",
+        "heterogeneity",
+        "quantile",
+        "mechanisms",
     ];
     for stage in stages {
         let mine: Vec<_> = jobs
             .iter()
-            .filter(|(name, _, _)| name.starts_with("repro-") && name.ends_with(&format!("-{stage}")))
+            .filter(|(name, _, _)| {
+                name.starts_with("repro-") && name.ends_with(&format!("-{stage}"))
+            })
             .collect();
         assert_eq!(mine.len(), 1, "one job for `{stage}`: {jobs:?}");
-        assert_eq!((mine[0].1.as_str(), mine[0].2.as_str()), ("COMPLETED", "0:0"));
+        assert_eq!(
+            (mine[0].1.as_str(), mine[0].2.as_str()),
+            ("COMPLETED", "0:0")
+        );
     }
     assert_eq!(jobs.len(), stages.len(), "{jobs:?}");
 
-    // The same bytes, and the same lock: the executor enters no key.
-    let outputs = files(&local.path().join("output"));
-    assert_eq!(outputs, files(&remote.path().join("output")));
+    // The same bytes, and the same lock: the executor enters no key. (The report is not a
+    // stage output: it shows each run's durations.)
+    let report = Path::new("report.html");
+    let outputs: Vec<PathBuf> = files(&local.path().join("output"))
+        .into_iter()
+        .filter(|f| f != report)
+        .collect();
+    let remote_outputs: Vec<PathBuf> = files(&remote.path().join("output"))
+        .into_iter()
+        .filter(|f| f != report)
+        .collect();
+    assert_eq!(outputs, remote_outputs);
+    assert!(outputs.len() > 30, "{outputs:?}");
     for rel in &outputs {
         let a = std::fs::read(local.path().join("output").join(rel)).unwrap();
         let b = std::fs::read(remote.path().join("output").join(rel)).unwrap();
-        assert!(a == b, "output/{} differs between local and Slurm", rel.display());
+        assert!(
+            a == b,
+            "output/{} differs between local and Slurm",
+            rel.display()
+        );
     }
     assert_eq!(local.read("repro.lock"), remote.read("repro.lock"));
     let again = cluster.repro(&remote, &["run", "--executor", "slurm"]);
     again.ok();
-    assert!(again.stderr.contains("0 ran, 0 restored from the cache, 12 up to date"), "{}", again.stderr);
+    assert!(
+        again
+            .stderr
+            .contains("0 ran, 0 restored from the cache, 12 up to date"),
+        "{}",
+        again.stderr
+    );
 }
 
 /// `slow` sleeps and `hungry` holds 300 MB under a 50 MB limit, until the file `go` exists (it is
@@ -283,7 +324,10 @@ fn cancelled_and_out_of_memory_jobs_fail_with_slurms_reason_and_a_rerun_resumes(
     let (id, name) = cluster
         .job_of(&p, "slow", Duration::from_secs(60))
         .expect("the job of `slow` runs");
-    assert!(name.starts_with("repro-") && name.ends_with("-slow"), "{name}");
+    assert!(
+        name.starts_with("repro-") && name.ends_with("-slow"),
+        "{name}"
+    );
     let status = cluster.client("scancel").arg(&id).status().unwrap();
     assert!(status.success());
     let code = wait_bounded(&mut child, Duration::from_secs(120));
@@ -312,7 +356,10 @@ fn cancelled_and_out_of_memory_jobs_fail_with_slurms_reason_and_a_rerun_resumes(
             .map(|(_, s, _)| s.clone())
     };
     assert_eq!(state("slow").as_deref(), Some("CANCELLED"));
-    assert!(matches!(state("hungry").as_deref(), Some("FAILED" | "OUT_OF_MEMORY")), "{jobs:?}");
+    assert!(
+        matches!(state("hungry").as_deref(), Some("FAILED" | "OUT_OF_MEMORY")),
+        "{jobs:?}"
+    );
     let job = p.read("cache/logs/slow.job.json");
     assert!(job.contains(&format!("\"id\": \"{id}\"")), "{job}");
 
@@ -321,7 +368,9 @@ fn cancelled_and_out_of_memory_jobs_fail_with_slurms_reason_and_a_rerun_resumes(
     let again = cluster.repro(&p, &["run"]);
     again.ok();
     assert!(
-        again.stderr.contains("4 stages: 3 ran, 0 restored from the cache, 1 up to date"),
+        again
+            .stderr
+            .contains("4 stages: 3 ran, 0 restored from the cache, 1 up to date"),
         "{}",
         again.stderr
     );
@@ -357,7 +406,10 @@ fn sigterm_cancels_the_runs_jobs() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("the run was interrupted"), "{stderr}");
-    assert!(stderr.contains(&format!("Slurm job {id} was cancelled")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("Slurm job {id} was cancelled")),
+        "{stderr}"
+    );
     let jobs = cluster.completed_jobs(p.path());
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0].1, "CANCELLED");

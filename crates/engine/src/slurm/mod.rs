@@ -25,7 +25,7 @@ use queue::JobState;
 
 /// The first poll comes this soon after a submission; the delay then doubles up to [`POLL_MAX`].
 const POLL_MIN: Duration = Duration::from_millis(500);
-const POLL_MAX: Duration = Duration::from_secs(10);
+const POLL_MAX: Duration = Duration::from_secs(5);
 /// How long the queue may stay unreadable (controller down) before the waiting stages fail.
 const QUEUE_GIVE_UP: Duration = Duration::from_secs(300);
 /// How long cancelled jobs may take to end after an interrupt before their stages fail anyway.

@@ -193,12 +193,18 @@ pub fn explain(e: &Ended<'_>) -> Option<String> {
 
 /// slurmstepd's `error:` lines in a job's output (`slurmstepd-HOST: error: *** JOB 5 ...`).
 fn stepd_lines(output: &str) -> Vec<&str> {
-    output
+    let mut out: Vec<&str> = Vec::new();
+    let lines = output
         .lines()
         .filter(|l| l.starts_with("slurmstepd"))
-        .filter_map(|l| l.split_once("error: ").map(|(_, rest)| rest.trim()))
-        .take(4)
-        .collect()
+        .filter_map(|l| l.split_once("error: ").map(|(_, rest)| rest.trim()));
+    // The same line may appear in both the job's stdout and stderr, or twice in one.
+    for l in lines {
+        if !out.contains(&l) && out.len() < 4 {
+            out.push(l);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
