@@ -229,7 +229,12 @@ fn the_default_pipeline_runs_on_slurm_with_the_same_bytes_as_locally() {
     let jobs = cluster.completed_jobs(remote.path());
     // The stages are those the lock records; the default pipeline has twelve.
     let lock: serde_json::Value = serde_json::from_str(&remote.read("repro.lock")).unwrap();
-    let stages: Vec<String> = lock["stages"].as_object().unwrap().keys().cloned().collect();
+    let stages: Vec<String> = lock["stages"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
     assert_eq!(stages.len(), 12, "{stages:?}");
     for stage in &stages {
         let mine: Vec<_> = jobs
