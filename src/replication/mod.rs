@@ -1,11 +1,12 @@
 //! Replication packages: what a data editor receives and how it is checked.
 //!
 //! Owns: `repro package` (`package`), the package README (`readme`), `repro verify` (`verify`),
-//! `repro lint` (`lint`), the source of this repro embedded at build time (`srcpack`), and what
+//! `repro lint` (`lint`), package paths and unpacking zips (`archive`), the source of this repro embedded at build time (`srcpack`), and what
 //! packaging and verifying undo when interrupted (`interrupt`).
 //! Deliberately does not own: running stages (the engine's runner) or any kind; nothing here
 //! enters a stage key.
 
+pub mod archive;
 pub mod interrupt;
 pub mod lint;
 pub mod package;

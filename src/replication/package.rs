@@ -16,6 +16,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::replication::archive::{check_relative, zip_err};
 use crate::replication::readme::{self, Facts};
 use repro_engine::lock::{self, LockFile};
 use repro_engine::pipeline::{path_within, Pipeline};
@@ -266,30 +267,6 @@ fn current_lock(p: &Pipeline, mut lockfile: LockFile) -> Result<LockFile, Failur
         .stages
         .retain(|name, _| p.stages.iter().any(|s| s.name == *name));
     Ok(lockfile)
-}
-
-/// Ok for a normalised relative path (`a/b.csv`); else why not.
-pub fn check_relative(path: &str) -> Result<(), String> {
-    if path.is_empty() {
-        return Err("the path is empty".into());
-    }
-    if path.starts_with('/') || Path::new(path).is_absolute() {
-        return Err("the path is absolute; packages hold paths inside the project only".into());
-    }
-    if path.chars().any(|c| c.is_control() || c == '\\') {
-        return Err("the path holds a control character or a backslash".into());
-    }
-    for part in path.split('/') {
-        match part {
-            "" | "." => return Err("the path is not normalised (`//` or `.`)".into()),
-            ".." => return Err(
-                "the path leaves the project (`..`); packages hold paths inside the project only"
-                    .into(),
-            ),
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// The files at `rel` (itself, or every file in the folder), sorted; none if absent. Each must
@@ -802,10 +779,6 @@ fn write_zip(out: &Path, entries: &BTreeMap<String, Entry>) -> io::Result<()> {
         return Err(e);
     }
     fs::rename(&tmp, out)
-}
-
-pub fn zip_err(e: zip::result::ZipError) -> io::Error {
-    io::Error::other(e.to_string())
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::replication::archive;
 use crate::replication::package::{self, file_name, MANIFEST_BLAKE3, MANIFEST_SHA256};
 use crate::ui::{Ui, UiConfig};
 use repro_engine::fsstate::{self, StatCache};
@@ -251,7 +252,7 @@ fn package_root(cfg: &VerifyConfig) -> Result<(PathBuf, Option<(TempDir, Vec<Str
     if is_zip {
         let dir = TempDir::new(cfg.scratch.as_deref(), "unzip")
             .map_err(|e| Failure::io("cannot make a temporary folder", &e))?;
-        let files = unzip(&cfg.target, &dir.0).map_err(|e| {
+        let files = archive::unzip(&cfg.target, &dir.0).map_err(|e| {
             Failure::stage(
                 Diagnostic::new(format!("cannot unpack `{}`", cfg.target.display()))
                     .cause(e.to_string())
@@ -364,60 +365,6 @@ fn compare_outputs(
     Ok(differences)
 }
 
-/// Unpacks a package zip into the empty folder `dest`; returns the files it held. Refuses,
-/// naming the entry, anything but regular files and folders at normalised relative paths
-/// (no absolute path, `..`, symlink or duplicate), before anything is read from a refused entry.
-fn unzip(zip_path: &Path, dest: &Path) -> io::Result<Vec<String>> {
-    use std::os::unix::fs::PermissionsExt;
-    let bad = |name: &str, why: &str| io::Error::other(format!("entry `{name}` {why}"));
-    let file = fs::File::open(zip_path)?;
-    let mut archive = zip::ZipArchive::new(file).map_err(package::zip_err)?;
-    let mut files = Vec::new();
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(package::zip_err)?;
-        let name = entry.name().map_err(package::zip_err)?.to_string();
-        if entry.is_symlink() {
-            return Err(bad(&name, "is a symbolic link"));
-        }
-        let is_dir = entry.is_dir();
-        let path = if is_dir {
-            name.trim_end_matches('/')
-        } else {
-            name.as_str()
-        };
-        if let Err(why) = package::check_relative(path) {
-            return Err(bad(&name, &format!("is refused: {why}")));
-        }
-        if entry.enclosed_name().as_deref() != Some(Path::new(path)) {
-            return Err(bad(&name, "would be written outside the folder"));
-        }
-        let to = dest.join(path);
-        if is_dir {
-            fs::create_dir_all(&to)?;
-            continue;
-        }
-        if let Some(parent) = to.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        let mut out = match fs::File::create_new(&to) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(bad(&name, "appears twice"))
-            }
-            other => other?,
-        };
-        io::copy(&mut entry, &mut out)?;
-        let mode = if entry.unix_mode().is_some_and(|m| m & 0o111 != 0) {
-            0o755
-        } else {
-            0o644
-        };
-        fs::set_permissions(&to, fs::Permissions::from_mode(mode))?;
-        files.push(path.to_string());
-    }
-    files.sort();
-    Ok(files)
-}
-
 /// Checks `MANIFEST.sha256` and `MANIFEST.blake3` if present; returns the number of problems.
 /// Every file of the package (`files`) must be listed: each one that is not counts as a problem.
 fn check_manifests(root: &Path, files: &[String], report: &mut String) -> Result<usize, Failure> {
@@ -439,6 +386,16 @@ fn check_manifests(root: &Path, files: &[String], report: &mut String) -> Result
     };
     let mut problems = 0;
     for (path, expected) in &sha {
+        // The manifest is as untrusted as the rest of the package: a listed path outside it is
+        // never opened (it would have verify read, and vouch for, a file it was not given).
+        if let Err(why) = archive::check_relative(path) {
+            problems += 1;
+            let _ = writeln!(
+                report,
+                "UNSAFE `{path}`: listed in {MANIFEST_SHA256} but not a path inside the package: {why}"
+            );
+            continue;
+        }
         let full = root.join(path);
         let got = fs::File::open(&full).and_then(package::digests);
         let line = match got {

@@ -3,8 +3,10 @@
 mod data;
 mod engine;
 mod errors;
+mod faults;
 mod fingerprint;
 mod fit;
+mod fuzz_corpus;
 mod ingest;
 mod package;
 mod places;

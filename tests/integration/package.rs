@@ -1058,3 +1058,39 @@ fn an_interrupted_verify_removes_its_temporary_folder_and_stops_the_command() {
         );
     }
 }
+
+#[test]
+fn verify_never_reads_a_manifest_path_outside_the_package() {
+    use sha2::Digest;
+    let p = small_project();
+    p.repro(&["run"]).ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pkg");
+    p.repro(&["package", "--out", dir.to_str().unwrap()]).ok();
+    // A file beside the package, listed by a crafted manifest line with its true checksum: a
+    // verify that opened it would count it as matching and pass.
+    std::fs::write(tmp.path().join("outside.txt"), "secret\n").unwrap();
+    let sha: String = sha2::Sha256::digest(b"secret\n")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    for listed in [
+        "../outside.txt",
+        &format!("{}/outside.txt", tmp.path().display()),
+    ] {
+        let manifest = dir.join("MANIFEST.sha256");
+        let original = std::fs::read_to_string(&manifest).unwrap();
+        std::fs::write(&manifest, format!("{original}{sha}  {listed}\n")).unwrap();
+        let out = repro_in(&dir, &["verify"], &[]);
+        assert_eq!(out.code, 1, "{listed}: {}", out.snapshot());
+        assert!(
+            out.stdout.contains(&format!(
+                "UNSAFE `{listed}`: listed in MANIFEST.sha256 but not a path inside the package"
+            )),
+            "{}",
+            out.stdout
+        );
+        std::fs::write(&manifest, original).unwrap();
+    }
+    repro_in(&dir, &["verify"], &[]).ok();
+}

@@ -489,7 +489,7 @@ fn try_build(
                 return Ok((Outcome::UpToDate, Some(e.clone())));
             }
         }
-        if let Some(outs) = ctx.store.stage_record(&obs.key) {
+        if let Some(outs) = ctx.store.stage_record(&obs.key, &stage.outs) {
             if ctx.store.outputs_available(&outs) && restore_all(ctx, stage, &view, &outs)? {
                 return Ok((
                     Outcome::Restored,
@@ -578,9 +578,11 @@ fn run_stage(
     let started = Instant::now();
     let result = execute(ctx, stage);
     let seconds = started.elapsed().as_secs_f64();
+    failpoint(&stage.name, "after-command");
     let result = result
         .and_then(|()| deps_unchanged(ctx, stage, view))
         .and_then(|()| collect_outputs(ctx, stage, &view.observed.key));
+    failpoint(&stage.name, "after-record");
     match result {
         Ok(outs) => {
             for (_, a) in aside {
@@ -613,13 +615,29 @@ fn put_back_all(ctx: &Ctx<'_>, aside: Vec<(String, Option<std::path::PathBuf>)>)
     }
 }
 
-/// Fault injection for the reliability tests (docs/reliability.md): with
-/// `REPRO_FAILPOINT=panic:STAGE`, built-in stage `STAGE` panics where its work would start, as a
-/// bug in a kind would.
-fn failpoint(stage: &str) {
-    if let Ok(fp) = std::env::var("REPRO_FAILPOINT") {
-        if fp.strip_prefix("panic:") == Some(stage) {
-            panic!("failpoint `{fp}`");
+/// Fault injection for the reliability tests (docs/reliability.md), set by `REPRO_FAILPOINT`:
+/// - `panic:STAGE`: built-in stage `STAGE` panics where its work would start (`start`), as a bug
+///   in a kind would;
+/// - `kill:STAGE:after-command`: repro kills itself (SIGKILL) once `STAGE`'s command or kind has
+///   finished, before its outputs are stored;
+/// - `kill:STAGE:after-record`: the same once `STAGE`'s outputs and stage record are in the
+///   cache, before the lock records the stage.
+///
+/// The kill points reach windows that a kill at a random moment rarely hits.
+fn failpoint(stage: &str, point: &str) {
+    let Ok(fp) = std::env::var("REPRO_FAILPOINT") else {
+        return;
+    };
+    if point == "start" && fp.strip_prefix("panic:") == Some(stage) {
+        panic!("failpoint `{fp}`");
+    }
+    if fp.strip_prefix("kill:").and_then(|r| r.rsplit_once(':')) == Some((stage, point)) {
+        // The shell's `kill`, as `repro verify` signals its group: no `unsafe` for a test hook.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &std::process::id().to_string()])
+            .status();
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
         }
     }
 }
@@ -647,7 +665,7 @@ pub fn run_builtin(root: &Path, stage: &Stage) -> Result<(), Diagnostic> {
     };
     // Caught here, inside the stage's run, so that the outputs moved aside are put back.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        failpoint(&stage.name);
+        failpoint(&stage.name, "start");
         b.run(&BuiltinCtx {
             root,
             stage: &stage.name,

@@ -85,7 +85,7 @@ fn compute_with(
         }
         let cached = !upstream_stale
             && store
-                .stage_record(&view.observed.key)
+                .stage_record(&view.observed.key, &s.outs)
                 .is_some_and(|outs| store.outputs_available(&outs));
         stale[i] = !reasons.is_empty();
         out.push(StageStatus {

@@ -277,21 +277,34 @@ impl Store {
         self.write_atomic(&self.dir.join("stages").join(key), text.as_bytes())
     }
 
-    pub fn stage_record(&self, key: &str) -> Option<Vec<Output>> {
+    /// The outputs stage key `key` produced, when its record is intact: exactly one well-formed
+    /// line (`file|dir HASH PATH`) for each of the stage's `outs`, and nothing else. A damaged
+    /// record (cut short, a flipped byte, edited) is `None`, so the stage runs instead of
+    /// restoring a wrong set of files or writing one where the stage declares none.
+    pub fn stage_record(&self, key: &str, outs: &[String]) -> Option<Vec<Output>> {
         let text = fs::read_to_string(self.dir.join("stages").join(key)).ok()?;
-        text.lines()
+        let mut seen = BTreeSet::new();
+        let record: Vec<Output> = text
+            .split_terminator('\n')
             .map(|line| {
                 let mut it = line.splitn(3, ' ');
-                let kind = it.next()?;
-                let hash = it.next()?;
-                let path = it.next()?;
+                let is_dir = match it.next()? {
+                    "file" => false,
+                    "dir" => true,
+                    _ => return None,
+                };
+                let hash = it.next().filter(|h| is_hash(h))?;
+                let path = it.next().filter(|p| outs.iter().any(|o| o == p))?;
+                seen.insert(path).then_some(())?;
                 Some(Output {
                     path: path.to_string(),
-                    is_dir: kind == "dir",
+                    is_dir,
                     hash: hash.to_string(),
                 })
             })
-            .collect()
+            .collect::<Option<_>>()?;
+        let whole = text.ends_with('\n') || text.is_empty();
+        (whole && record.len() == outs.len()).then_some(record)
     }
 
     pub fn load_stat_cache(&self) -> StatCache {
@@ -507,6 +520,11 @@ pub fn damaged(hash: &str) -> io::Error {
         io::ErrorKind::InvalidData,
         format!("cache object {hash} is damaged: its content does not match its hash"),
     )
+}
+
+/// A blake3 hash as the store names objects: 64 lowercase hex digits.
+fn is_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// True for the errors of [`damaged`] objects: the stage should run instead of restoring.

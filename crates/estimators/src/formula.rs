@@ -72,6 +72,57 @@ impl Formula {
     }
 }
 
+/// The formula in one canonical spelling: `y ~ 0 + x1 + x2 | f1 + f2^f3 | e ~ z`, names that
+/// would not read back as themselves (spaces, symbols, all digits) between backticks. Parsing it
+/// gives the same formula (up to `source`); the fuzz target `formula` checks that.
+impl std::fmt::Display for Formula {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |names: &[String]| -> String {
+            names
+                .iter()
+                .map(|n| quoted(n))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        };
+        write!(f, "{} ~ ", quoted(&self.outcome))?;
+        match (self.intercept, self.regressors.is_empty()) {
+            (true, true) => write!(f, "1")?,
+            (false, true) => write!(f, "0")?,
+            (true, false) => write!(f, "{}", list(&self.regressors))?,
+            (false, false) => write!(f, "0 + {}", list(&self.regressors))?,
+        }
+        if !self.fixed_effects.is_empty() {
+            let terms: Vec<String> = self
+                .fixed_effects
+                .iter()
+                .map(|t| {
+                    t.variables
+                        .iter()
+                        .map(|v| quoted(v))
+                        .collect::<Vec<_>>()
+                        .join("^")
+                })
+                .collect();
+            write!(f, " | {}", terms.join(" + "))?;
+        }
+        if let Some(iv) = &self.iv {
+            write!(f, " | {} ~ {}", list(&iv.endogenous), list(&iv.instruments))?;
+        }
+        Ok(())
+    }
+}
+
+/// A name as the tokenizer reads it back: bare when it is one identifier, else in backticks.
+fn quoted(name: &str) -> std::borrow::Cow<'_, str> {
+    let bare =
+        name.chars().all(is_ident_char) && !name.chars().all(|c| c.is_ascii_digit() || c == '.');
+    if bare {
+        name.into()
+    } else {
+        format!("`{name}`").into()
+    }
+}
+
 /// Parses a formula in fixest syntax.
 pub fn parse(source: &str) -> Result<Formula, EstimError> {
     let tokens = tokenize(source)?;

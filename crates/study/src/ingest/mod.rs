@@ -10,6 +10,8 @@
 mod csvtext;
 mod sources;
 
+pub use sources::{split_csv_text, CsvPiece};
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -167,6 +167,55 @@ pub fn read_csv(
     })
 }
 
+/// One record-aligned piece of CSV text and its records (the header included, in the first).
+#[derive(Debug)]
+pub struct CsvPiece {
+    pub bytes: Vec<u8>,
+    pub records: Vec<Vec<String>>,
+}
+
+/// UTF-8 CSV text cut and split as `read_csv` cuts and splits a file: fed to the record splitter
+/// `feed` bytes at a time, cut into pieces of at least `min_piece` bytes at record boundaries,
+/// each piece split into fields and checked against the header's width. Reading a file goes
+/// through the same steps; this entry point runs them on text in memory, so that the fuzz target
+/// and tests can check the splitter and the field parser against each other.
+pub fn split_csv_text(
+    text: &[u8],
+    min_piece: usize,
+    feed: usize,
+) -> Result<Vec<CsvPiece>, Diagnostic> {
+    let mut splitter = RecordSplitter::new(min_piece.max(1));
+    let mut raw = Vec::new();
+    for part in text.chunks(feed.max(1)) {
+        splitter.pending.extend_from_slice(part);
+        raw.extend(splitter.take_pieces());
+    }
+    raw.extend(splitter.finish());
+    let (mut header_width, mut rows_before, mut offset) = (None, 0u64, 0u64);
+    let mut pieces = Vec::with_capacity(raw.len());
+    for bytes in raw {
+        let piece = Piece {
+            offset,
+            bytes: bytes.clone(),
+        };
+        offset += bytes.len() as u64;
+        let Batch::Csv {
+            header,
+            text,
+            first,
+        } = split_piece(piece, "<text>", &mut header_width, &mut rows_before)?
+        else {
+            unreachable!("split_piece makes CSV batches only")
+        };
+        let records = header
+            .into_iter()
+            .chain((first..text.height()).map(|r| text.record(r)))
+            .collect();
+        pieces.push(CsvPiece { bytes, records });
+    }
+    Ok(pieces)
+}
+
 /// A record-aligned piece of a CSV file as UTF-8, and where it starts in the file (for a UTF-8
 /// file; a transcoded GBK file is valid UTF-8 by construction).
 struct Piece {
