@@ -75,19 +75,23 @@ pub fn engine_version() -> String {
 
 /// Reads the lock file; a missing file is an empty lock.
 pub fn read(path: &Path) -> Result<LockFile, Failure> {
-    let text = match fs::read_to_string(path) {
+    let bytes = match fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockFile::empty()),
         Err(e) => return Err(Failure::io(format!("cannot read `{}`", path.display()), &e)),
     };
-    serde_json::from_str::<LockFile>(&text).map_err(|e| {
-        let first = e.to_string();
+    // Every way a lock can be damaged (not UTF-8, not JSON, a field missing or of the wrong
+    // type) is the same error with the same exit code (2).
+    let damaged = |why: String| {
         Failure::usage(
             Diagnostic::new(format!("the lock file `{}` is damaged", path.display()))
-                .cause(first)
+                .cause(why)
                 .hint("restore it from version control, or delete it to rebuild every stage"),
         )
-    })
+    };
+    let text =
+        String::from_utf8(bytes).map_err(|e| damaged(format!("it is not UTF-8 text: {e}")))?;
+    serde_json::from_str::<LockFile>(&text).map_err(|e| damaged(e.to_string()))
 }
 
 /// Renders the lock file text; equal locks give byte-identical text.
