@@ -102,7 +102,7 @@ pub struct VerifyArgs {
     #[arg(default_value = ".")]
     pub target: PathBuf,
     /// How many stages may run at once (default: the number of cores).
-    #[arg(short = 'j', long = "jobs")]
+    #[arg(short = 'j', long = "jobs", value_parser = jobs_range())]
     pub jobs: Option<usize>,
 }
 
@@ -139,7 +139,7 @@ pub struct RunArgs {
     /// Stages to bring up to date (with everything they need); all when none are named.
     pub stages: Vec<String>,
     /// How many stages may run at once (default: the number of cores).
-    #[arg(short = 'j', long = "jobs")]
+    #[arg(short = 'j', long = "jobs", value_parser = jobs_range())]
     pub jobs: Option<usize>,
     /// Rerun the selected stages even when they are up to date.
     #[arg(long)]
@@ -197,4 +197,10 @@ impl From<DagFormatArg> for repro_engine::status::DagFormat {
             DagFormatArg::Mermaid => Self::Mermaid,
         }
     }
+}
+
+/// `-j`: 1 to 4,096 stages at once. `0` used to mean 1 silently; beyond a few thousand
+/// concurrent commands a machine runs out of processes long before it runs out of stages.
+fn jobs_range() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096)
 }

@@ -119,10 +119,11 @@ fn out_of_range_digits_are_a_spec_error() {
         );
     let out = p.repro(&["run"]);
     assert_eq!(out.code, 2, "{}", out.snapshot());
-    assert!(out.stderr.contains("`digits` is 70000"), "{}", out.stderr);
     assert!(
-        out.stderr.contains("`digits` takes 0 to 12"),
+        out.stderr
+            .contains("`digits` is 70000, outside its range: it takes 0 to 12"),
         "{}",
         out.stderr
     );
+    assert!(out.stderr.contains("--> t.yaml:4:9"), "{}", out.stderr);
 }

@@ -418,7 +418,8 @@ fn gbk_read_as_utf8_is_an_error_with_a_hint() {
     let out = p.repro(&["run"]);
     assert_eq!(out.code, 1, "{}", out.snapshot());
     assert!(
-        out.stderr.contains("invalid UTF-8 bytes near byte 0"),
+        out.stderr
+            .contains("invalid UTF-8 bytes at line 1 (byte 0)"),
         "{}",
         out.stderr
     );

@@ -8,6 +8,8 @@ mod fingerprint;
 mod fit;
 mod fuzz_corpus;
 mod ingest;
+mod limits;
+mod messages;
 mod package;
 mod places;
 mod present;
@@ -116,8 +118,12 @@ impl Project {
     }
 }
 
+/// The binary under test; `REPRO_TEST_BIN` runs the tests against another build (e.g. the
+/// previous release, to see a new test fail before its fix).
 pub fn repro_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_repro"))
+    std::env::var_os("REPRO_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_repro")))
 }
 
 /// Insta settings that hide what varies between runs: temp paths and durations.

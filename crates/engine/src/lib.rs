@@ -3,8 +3,8 @@
 //!
 //! Owns: the pipeline model and its validation (`yaml`, `params`, `pipeline`), stage keys
 //! (`key`), file state and the stat cache (`fsstate`, `observe`), staleness (`planner`, pure),
-//! the lock file (`lock`), everything under `cache/` (`store`), running commands (`executor`,
-//! `slurm`),
+//! the lock file (`lock`) and the locks sharing the cache (`lockset`), everything under `cache/`
+//! (`store`), running commands (`executor`, `slurm`),
 //! the dispatcher (`runner`, reporting through `reporter`), and the read-only views (`status`:
 //! status, dry run, DAG, gc). Deliberately does not own: any built-in kind (it sees them only
 //! through `repro_kind::BuiltinStage`), data frames, estimators, plotting or terminals. Cargo
@@ -17,6 +17,7 @@ pub mod executor;
 pub mod fsstate;
 pub mod key;
 pub mod lock;
+pub mod lockset;
 pub mod observe;
 pub mod params;
 pub mod pipeline;

@@ -104,6 +104,9 @@ pub fn run(
     let lock_path = p.lock_path();
     let mut lockfile = lock::read(&lock_path)?;
     lockfile.engine = lock::engine_version();
+    // So `repro gc` of any pipeline of this project keeps what this one needs.
+    crate::lockset::register(&p.root, &lock_path)
+        .map_err(|e| Failure::io(format!("cannot write `{}`", crate::lockset::REGISTER), &e))?;
     let stat = store.load_stat_cache();
     check_sources(p, selected, &stat)?;
 

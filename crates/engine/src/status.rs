@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::fsstate::StatCache;
 use crate::lock::{self, LockFile};
+use crate::lockset;
 use crate::observe::observe;
 use crate::pipeline::Pipeline;
 use crate::planner::{self, Reason};
@@ -249,10 +250,10 @@ pub fn gc(p: &Pipeline, dry_run: bool) -> Result<String, Failure> {
             ))
         }
     };
-    let lockfile = lock::read(&p.lock_path())?;
+    let set = lockset::find(&p.root, &p.lock_path())?;
     let mut keep = Vec::new();
     let mut keys = BTreeSet::new();
-    for entry in lockfile.stages.values() {
+    for entry in set.locks.iter().flat_map(|(_, l)| l.stages.values()) {
         keys.insert(entry.key.clone());
         for (path, o) in &entry.outs {
             keep.push(Output {
@@ -265,13 +266,29 @@ pub fn gc(p: &Pipeline, dry_run: bool) -> Result<String, Failure> {
     let report = store
         .gc(&keep, &keys, dry_run)
         .map_err(|e| Failure::io("cannot clean the cache", &e))?;
+    if !dry_run {
+        lockset::forget(&p.root, &set.gone)
+            .map_err(|e| Failure::io(format!("cannot write `{}`", lockset::REGISTER), &e))?;
+    }
     let verb = if dry_run { "would remove" } else { "removed" };
-    Ok(format!(
+    let mut out = format!(
         "{verb} {} objects ({}) and {} stage records\n",
         report.objects,
         human_bytes(report.bytes),
         report.records
-    ))
+    );
+    let names: Vec<String> = set.locks.iter().map(|(n, _)| format!("`{n}`")).collect();
+    if !names.is_empty() {
+        let _ = writeln!(
+            out,
+            "kept the objects these locks refer to: {}",
+            names.join(", ")
+        );
+    }
+    for g in &set.gone {
+        let _ = writeln!(out, "`{g}` no longer exists: its objects were not kept");
+    }
+    Ok(out)
 }
 
 fn human_bytes(b: u64) -> String {

@@ -56,25 +56,26 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
         });
     }
     // YAML 1.2 core booleans only: `y`, `yes`, `on` stay strings (a command named `y` is a command).
-    let mut options = serde_saphyr::Options::default();
-    options.strict_booleans = true;
-    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| {
-        let pos = e.location().map(|l| Pos {
-            line: l.line(),
-            column: l.column(),
-        });
-        // serde-saphyr's Display appends its own snippet; keep only the first line, the
-        // position is rendered by our diagnostics.
-        let full = e.to_string();
-        let first = full.lines().next().unwrap_or("invalid yaml").trim();
-        let first = first.strip_prefix("error: ").unwrap_or(first);
-        // The position is rendered by our diagnostics; drop serde-saphyr's copy of it.
-        let message = match (first.split_once(": "), pos) {
-            (Some((head, rest)), Some(_)) if head.starts_with("line ") => rest.to_string(),
-            _ => first.to_string(),
-        };
-        SyntaxError { message, pos }
-    })
+    serde_saphyr::from_str_with_options::<Node>(text, repro_kind::spec::yaml_options(text)).map_err(
+        |e| {
+            let pos = e.location().map(|l| Pos {
+                line: l.line(),
+                column: l.column(),
+            });
+            // serde-saphyr's Display appends its own snippet; keep only the first line, the
+            // position is rendered by our diagnostics.
+            let full = e.to_string();
+            let first = full.lines().next().unwrap_or("invalid yaml").trim();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            // The position is rendered by our diagnostics; drop serde-saphyr's copy of it.
+            let message = match (first.split_once(": "), pos) {
+                (Some((head, rest)), Some(_)) if head.starts_with("line ") => rest.to_string(),
+                _ => first.to_string(),
+            };
+            let message = repro_kind::spec::budget_message(&message).unwrap_or(message);
+            SyntaxError { message, pos }
+        },
+    )
 }
 
 impl Value {

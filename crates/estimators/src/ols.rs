@@ -305,6 +305,9 @@ pub enum ColumnStatus {
     Absorbed,
     /// A linear combination of the kept columns before it.
     Collinear,
+    /// Its sum of squares is not finite: values so large (about 1e154 and beyond) that their
+    /// squares overflow a double, so nothing can be estimated from it.
+    Overflow,
 }
 
 /// Which columns to keep, from their Gram matrix `g = X'X`.
@@ -324,7 +327,9 @@ pub fn independent_columns(
         .map(|j| {
             let ss = g[(j, j)];
             let absorbed = reference_ss.is_some_and(|r| ss <= opts.tol * r[j]);
-            if ss.is_finite() && ss > 0.0 && !absorbed {
+            if !ss.is_finite() {
+                ColumnStatus::Overflow
+            } else if ss > 0.0 && !absorbed {
                 ColumnStatus::Kept
             } else {
                 ColumnStatus::Absorbed

@@ -13,6 +13,7 @@
 pub mod diag;
 pub mod output;
 pub mod paths;
+pub mod range;
 pub mod spec;
 pub mod stage;
 pub mod suggest;

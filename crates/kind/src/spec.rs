@@ -45,9 +45,7 @@ pub fn load_spec<T: serde::de::DeserializeOwned>(root: &Path, rel: &str) -> Resu
         hint: Some("stage spec paths are relative to the pipeline file".into()),
         ..kind_err(format!("cannot read stage spec `{rel}`: {e}"))
     })?;
-    let mut options = serde_saphyr::Options::default();
-    options.strict_booleans = true;
-    serde_saphyr::from_str_with_options::<T>(&text, options).map_err(|e| {
+    serde_saphyr::from_str_with_options::<T>(&text, yaml_options(&text)).map_err(|e| {
         let location = e.location().map(|l| Location {
             file: rel.into(),
             line: l.line(),
@@ -60,10 +58,51 @@ pub fn load_spec<T: serde::de::DeserializeOwned>(root: &Path, rel: &str) -> Resu
             Some((head, rest)) if head.starts_with("line ") && location.is_some() => rest,
             _ => first,
         };
+        let message = budget_message(message).unwrap_or_else(|| message.to_string());
         KindError {
             location,
             ..kind_err(format!("invalid stage spec `{rel}`: {message}"))
         }
+    })
+}
+
+/// The YAML reader's options for repro's files: YAML 1.2 core booleans only (`y`, `yes`, `on`
+/// stay strings), and a budget that grows with the text.
+///
+/// serde-saphyr's default budget (250,000 nodes, 1,000,000 events) guards against documents
+/// that expand far beyond their size; a legitimately large pipeline (50,000 stages is about 650,000
+/// nodes) hit it. Nodes and events of a document without aliases are bounded by its length (at
+/// most one node and two events per byte), so allowing that many costs memory linear in a file
+/// that is already in memory. What can expand (aliases, anchors, the copies they replay) and
+/// the nesting depth keep their default limits.
+pub fn yaml_options(text: &str) -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.strict_booleans = true;
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.max_nodes = budget.max_nodes.max(text.len() + 1024);
+    budget.max_events = budget.max_events.max(2 * text.len() + 1024);
+    options.budget = Some(budget);
+    options
+}
+
+/// The YAML reader's "budget breached: Depth { depth: 65 }" in repro's words, with the limit
+/// and what to do; `None` for other messages.
+pub fn budget_message(message: &str) -> Option<String> {
+    let what = message.strip_prefix("budget breached: ")?;
+    let limits = serde_saphyr::budget::Budget::default();
+    let kind = what.split([' ', '{']).next().unwrap_or(what);
+    Some(match kind {
+        "Depth" => format!(
+            "the YAML nests more than {} levels deep, repro's limit; flatten it",
+            limits.max_depth
+        ),
+        "Aliases" | "Anchors" | "RecordedAnchorEvents" | "RecordedAnchorBytes" => format!(
+            "the YAML's aliases (`*name`) expand beyond repro's limit ({} aliases, {} anchors, {} replayed nodes), a guard against alias bombs; write the repeated parts out instead",
+            limits.max_aliases, limits.max_anchors, limits.max_recorded_anchor_events
+        ),
+        _ => format!(
+            "the YAML is beyond repro's size limits ({what}); split it into several files"
+        ),
     })
 }
 

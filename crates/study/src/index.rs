@@ -31,7 +31,9 @@ pub struct IndexSpec {
     pub population: String,
     #[serde(default = "default_pop_column")]
     pub pop_column: String,
+    #[serde(deserialize_with = "crate::ranges::first_year")]
     pub first_year: i32,
+    #[serde(deserialize_with = "crate::ranges::last_year")]
     pub last_year: i32,
     /// The city-year index (`.csv`; a `.parquet` twin is written beside it).
     pub out: String,

@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod locate;
 pub mod panel;
 pub mod places;
+pub mod ranges;
 pub mod synth;
 pub mod textnorm;
 pub mod yearbook;

@@ -44,14 +44,8 @@ pub fn parse(spec_path: &str, root: &Path) -> Result<PanelSpec, KindError> {
         ],
     )?;
     repro_kind::check_csv_out(spec_path, &spec.out)?;
-    if !(0.0..0.5).contains(&spec.winsorize) {
-        return Err(bad("`winsorize` must be in [0, 0.5)".into()));
-    }
-    if !(0.0..1.0).contains(&spec.tfp_alpha) || spec.tfp_alpha == 0.0 {
-        return Err(bad("`tfp_alpha` must be in (0, 1)".into()));
-    }
-    if spec.integration_neighbours == 0 {
-        return Err(bad("`integration_neighbours` must be at least 1".into()));
+    if spec.last_year < spec.first_year {
+        return Err(bad("`last_year` is before `first_year`".into()));
     }
     let known: Vec<&str> = CODEBOOK.iter().map(|e| e.name).collect();
     for v in spec.lags.iter().chain(&spec.require) {

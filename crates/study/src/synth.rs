@@ -52,9 +52,10 @@ pub fn parse(spec_path: &str, root: &Path) -> Result<SynthSpec, KindError> {
     if spec.last_year <= spec.first_year {
         return Err(bad("`last_year` must be after `first_year`".into()));
     }
-    if !(spec.collab_first > 0.0 && spec.collab_last > 0.0) {
+    let m = &spec.mess;
+    if m.bad_dates + m.missing_applicants + m.bad_numbers >= 0.9 {
         return Err(bad(
-            "`collab_first` and `collab_last` must be positive".into()
+            "the shares of fatal defects in `mess` (`bad_dates`, `missing_applicants`, `bad_numbers`) add up to 0.9 or more: almost no record would survive".into(),
         ));
     }
     Ok(spec)

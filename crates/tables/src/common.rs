@@ -6,6 +6,7 @@
 
 use indexmap::IndexMap;
 use repro_kind::diag::{Diagnostic, Location};
+use repro_kind::range::IntRange;
 use repro_kind::{BuiltinCtx, ImpliedIo, KindError};
 
 use crate::table::Table;
@@ -80,19 +81,43 @@ pub fn expand_sets(
     Ok((out, used))
 }
 
-/// The largest `digits` a table prints: beyond 12 decimals a double's digits are noise (and the
-/// formatter's own limit is 65,535).
-pub const MAX_DIGITS: usize = 12;
+/// `digits` of a table: beyond 12 decimals a double's digits are noise (and the formatter's own
+/// limit is 65,535).
+pub const DIGITS: IntRange = IntRange {
+    field: "`digits`",
+    min: 0,
+    max: 12,
+};
 
-/// Checks a table spec's `digits` (0 to [`MAX_DIGITS`]).
-pub fn check_digits(file: &str, digits: usize) -> Result<(), KindError> {
-    if digits <= MAX_DIGITS {
-        return Ok(());
+/// Replications of a permutation test or a bootstrap: one million already pins a p-value or a
+/// standard error to about 0.001 of itself; more only costs hours (and 10^14 tried to allocate
+/// 800 TB).
+pub const REPLICATIONS: IntRange = IntRange {
+    field: "`reps`",
+    min: 1,
+    max: 1_000_000,
+};
+
+/// The default `digits` of a table.
+pub fn default_digits() -> usize {
+    3
+}
+
+/// `deserialize_with` for `digits`: checked against [`DIGITS`] where the spec file says it.
+pub fn digits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    repro_kind::range::int(d, &DIGITS)
+}
+
+/// `deserialize_with` for a quantile `se` (`iid`, `nid`, `ker`, `bootstrap:REPS:SEED`): parsed
+/// where the spec file says it, so a bad one (e.g. too many replications) names its line.
+pub fn quantile_se<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    use serde::de::{Deserialize, Error};
+    let s = Option::<String>::deserialize(d)?;
+    if let Some(text) = &s {
+        text.parse::<repro_estimators::fit::QuantileSe>()
+            .map_err(|e| D::Error::custom(e.to_string()))?;
     }
-    Err(KindError {
-        hint: Some(format!("`digits` takes 0 to {MAX_DIGITS}")),
-        ..repro_kind::kind_err(format!("invalid stage spec `{file}`: `digits` is {digits}"))
-    })
+    Ok(s)
 }
 
 /// The `name` of a table kind names its output files: letters, digits, `_` and `-` only.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use crate::common::{
-    check_digits, check_name, spec_param, spec_path, stage_failed, table_io, write_table,
+    check_name, default_digits, digits, spec_param, spec_path, stage_failed, table_io, write_table,
 };
 use crate::sample::{self, SampleSpec};
 use crate::table::{self as tables, Cell, Row, Table};
@@ -27,12 +27,8 @@ pub struct DescribeSpec {
     pub variables: IndexMap<String, String>,
     #[serde(default)]
     pub sample: Option<Spanned<String>>,
-    #[serde(default = "default_digits")]
+    #[serde(default = "default_digits", deserialize_with = "digits")]
     pub digits: usize,
-}
-
-fn default_digits() -> usize {
-    3
 }
 
 /// A validated `describe` stage; only the spec path enters the definition (the spec file is a
@@ -54,7 +50,6 @@ pub fn parse(
     let mut parsed: DescribeSpec = repro_kind::load_spec(root, &spec)?;
     parsed.data = spec_path("data", &parsed.data)?;
     check_name(&parsed.name)?;
-    check_digits(&spec, parsed.digits)?;
     if parsed.variables.is_empty() {
         return Err(repro_kind::kind_err(format!(
             "`{spec}` lists no `variables`"

@@ -40,6 +40,12 @@ fn column_err(name: &str, e: PolarsError) -> Diagnostic {
     Diagnostic::new(format!("cannot convert column `{name}`")).cause(e.to_string())
 }
 
+/// Reads the named columns of a data file that it has into the estimators' frame; a name the
+/// file lacks is left out, for the estimator to report with its place in the formula.
+pub fn read_estimator_frame_columns(path: &Path, wanted: &[String]) -> Result<Frame, Diagnostic> {
+    to_estimator_frame(&repro_tabular::dataio::read_frame_present(path, wanted)?)
+}
+
 /// Reads a data file straight into the estimators' frame.
 pub fn read_estimator_frame(path: &Path) -> Result<Frame, Diagnostic> {
     to_estimator_frame(&read_frame(path)?)

@@ -18,14 +18,15 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use crate::common::{
-    check_digits, check_name, expand_sets, spec_param, spec_path, stage_failed, to_location,
-    write_table,
+    check_name, default_digits, digits, expand_sets, quantile_se, spec_param, spec_path,
+    stage_failed, to_location, write_table,
 };
 use crate::figures::{self, Panel, ProcessPoint, QuantileFigure, Reference};
 use crate::fitting::{self, FitRequest};
 use crate::sample::{self, SampleSpec};
 use crate::table::{self as tables, Cell, Group, Row, Table};
 use repro_kind::diag::Diagnostic;
+use repro_kind::range::FloatRange;
 use repro_kind::{BuiltinCtx, ImpliedIo, KindError};
 
 /// Two-sided 95% normal critical value.
@@ -41,14 +42,14 @@ pub struct QuantilesSpec {
     pub formula: Spanned<String>,
     #[serde(default)]
     pub sets: IndexMap<String, Vec<String>>,
-    #[serde(default = "default_taus")]
+    #[serde(default = "default_taus", deserialize_with = "taus")]
     pub taus: Vec<f64>,
     #[serde(default = "default_methods")]
     pub methods: Vec<String>,
     pub coef: String,
     /// Standard errors of the `pooled` and `canay` quantile fits (`iid`, `nid`, `ker`,
     /// `bootstrap:REPS:SEED`); MM-QR's come from `mmqr_vcov`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "quantile_se")]
     pub se: Option<String>,
     /// Variance option of the `pooled` and `canay` quantile fits.
     #[serde(default = "default_iid")]
@@ -64,8 +65,28 @@ pub struct QuantilesSpec {
     pub labels: IndexMap<String, String>,
     #[serde(default)]
     pub sample: Option<Spanned<String>>,
-    #[serde(default = "default_digits")]
+    #[serde(default = "default_digits", deserialize_with = "digits")]
     pub digits: usize,
+}
+
+/// A quantile lies strictly between 0 and 1.
+const TAU: FloatRange = FloatRange {
+    field: "a tau in `taus`",
+    min: 0.0,
+    max: 1.0,
+    min_open: true,
+    max_open: true,
+};
+
+/// `taus`: each in [`TAU`], none twice (two fits of one tau would write one result file).
+fn taus<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    let taus = repro_kind::range::floats(d, &TAU)?;
+    for (i, t) in taus.iter().enumerate() {
+        if taus[..i].contains(t) {
+            return Err(serde::de::Error::custom(format!("`taus` lists {t} twice")));
+        }
+    }
+    Ok(taus)
 }
 
 fn default_taus() -> Vec<f64> {
@@ -82,10 +103,6 @@ fn default_iid() -> String {
 
 fn default_mmqr_vcov() -> String {
     "robust".into()
-}
-
-fn default_digits() -> usize {
-    3
 }
 
 /// A validated `quantiles` stage; only the spec path enters the definition (the spec file is a
@@ -153,7 +170,6 @@ pub fn parse(
     let mut parsed: QuantilesSpec = repro_kind::load_spec(root, &spec)?;
     parsed.data = spec_path("data", &parsed.data)?;
     check_name(&parsed.name)?;
-    check_digits(&spec, parsed.digits)?;
     let at = to_location(&spec, &parsed.formula.referenced);
     let located = |message: String, hint: Option<String>| KindError {
         message,
@@ -223,8 +239,16 @@ fn method_title(m: &str) -> String {
     }
 }
 
+/// A tau as the table rows and result files name it: two decimals (`0.50`) when they are the
+/// exact value, else the shortest decimal that reads back as the same number (`0.101`), so
+/// distinct taus never share a name (two that printed alike overwrote each other's file).
 fn tau_text(t: f64) -> String {
-    format!("{t:.2}")
+    let two = format!("{t:.2}");
+    if two.parse::<f64>() == Ok(t) {
+        two
+    } else {
+        t.to_string()
+    }
 }
 
 impl QuantilesStage {
@@ -472,4 +496,25 @@ fn write_json(
     res: &FitResult,
 ) -> Result<(), Diagnostic> {
     crate::common::write_json(ctx, rel, &fitting::to_json(data, res))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tau_text;
+
+    #[test]
+    fn taus_that_print_alike_get_distinct_names() {
+        assert_eq!(tau_text(0.5), "0.50");
+        assert_eq!(tau_text(0.1), "0.10");
+        assert_eq!(tau_text(0.101), "0.101");
+        assert_eq!(tau_text(0.104), "0.104");
+    }
+
+    proptest::proptest! {
+        /// A name reads back as its tau, so distinct taus never share a name.
+        #[test]
+        fn a_tau_reads_back_from_its_name(t in 0.0f64..1.0) {
+            proptest::prop_assert_eq!(tau_text(t).parse::<f64>(), Ok(t));
+        }
+    }
 }

@@ -45,6 +45,25 @@ pub fn read_frame_columns(path: &Path, columns: Option<&[&str]>) -> Result<DataF
     read_frame_part(path, columns, None)
 }
 
+/// Reads those of `wanted` that the file has (in the file's order), skipping every other column;
+/// absent names are the caller's to report.
+pub fn read_frame_present(path: &Path, wanted: &[String]) -> Result<DataFrame, Diagnostic> {
+    let names = column_names(path)?;
+    let present: Vec<&str> = names
+        .iter()
+        .filter(|n| wanted.contains(n))
+        .map(String::as_str)
+        .collect();
+    read_frame_part(path, Some(&present), None)
+}
+
+/// The header of a data file.
+pub fn column_names(path: &Path) -> Result<Vec<String>, Diagnostic> {
+    let mut lf = scan(path)?;
+    let schema = lf.collect_schema().map_err(|e| cannot_read(path, e))?;
+    Ok(schema.iter_names().map(|n| n.to_string()).collect())
+}
+
 /// `read_frame_columns` for `len` rows from row `offset` (fewer at the end of the file). A
 /// Parquet scan reads only the row groups it needs; a CSV scan reads from the start each time,
 /// so slices of large tables should be Parquet.
@@ -62,27 +81,8 @@ fn read_frame_part(
     columns: Option<&[&str]>,
     slice: Option<(usize, usize)>,
 ) -> Result<DataFrame, Diagnostic> {
-    let format = format_of(path)?;
-    if !path.exists() {
-        return Err(Diagnostic::new(format!(
-            "data file `{}` does not exist",
-            path.display()
-        )));
-    }
-    let name = path.to_string_lossy().to_string();
-    let lf = match format {
-        Format::Csv => LazyCsvReader::new(PlRefPath::from(name.as_str()))
-            .with_infer_schema_length(Some(100_000))
-            .with_has_header(true)
-            .finish(),
-        Format::Parquet => {
-            LazyFrame::scan_parquet(PlRefPath::from(name.as_str()), ScanArgsParquet::default())
-        }
-    };
-    let cannot = |e: PolarsError| {
-        Diagnostic::new(format!("cannot read data file `{}`", path.display())).cause(e.to_string())
-    };
-    let mut lf = lf.map_err(cannot)?;
+    let cannot = |e: PolarsError| cannot_read(path, e);
+    let mut lf = scan(path)?;
     if let Some(cols) = columns {
         let schema = lf.collect_schema().map_err(cannot)?;
         if let Some(missing) = cols.iter().find(|c| schema.get(c).is_none()) {
@@ -99,4 +99,48 @@ fn read_frame_part(
         lf = lf.slice(offset, IdxSize::try_from(len).unwrap_or(IdxSize::MAX));
     }
     lf.collect().map_err(cannot)
+}
+
+/// A lazy scan of a data file; a path that is missing or a folder is an error naming it.
+fn scan(path: &Path) -> Result<LazyFrame, Diagnostic> {
+    let format = format_of(path)?;
+    if path.is_dir() {
+        return Err(Diagnostic::new(format!(
+            "cannot read data file `{}`: it is a folder, not a file",
+            path.display()
+        ))
+        .hint("name a `.csv` or `.parquet` file inside it"));
+    }
+    if !path.exists() {
+        return Err(Diagnostic::new(format!(
+            "data file `{}` does not exist",
+            path.display()
+        )));
+    }
+    let name = path.to_string_lossy().to_string();
+    let lf = match format {
+        Format::Csv => LazyCsvReader::new(PlRefPath::from(name.as_str()))
+            .with_infer_schema_length(Some(100_000))
+            .with_has_header(true)
+            .finish(),
+        Format::Parquet => {
+            LazyFrame::scan_parquet(PlRefPath::from(name.as_str()), ScanArgsParquet::default())
+        }
+    };
+    lf.map_err(|e| cannot_read(path, e))
+}
+
+/// `cannot read data file `F``, caused by polars' error in repro's words: polars' own advice
+/// (`Consider setting 'truncate_ragged_lines=true'`) names options of its Python API that repro
+/// users cannot set, so only its first line is kept, with a hint of ours where we know one.
+fn cannot_read(path: &Path, e: PolarsError) -> Diagnostic {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default().trim().to_string();
+    let d = Diagnostic::new(format!("cannot read data file `{}`", path.display()));
+    if first.contains("found more fields than defined in 'Schema'") {
+        return d
+            .cause("a row has more fields than the header")
+            .hint("check the file for an unquoted comma or a missing header column");
+    }
+    d.cause(first)
 }

@@ -374,6 +374,11 @@ fn fit_quantile_pooled(
             cols.push(col);
         }
     }
+    // As for OLS: with no more observations than candidate parameters the fit interpolates and
+    // its standard errors do not exist; say so instead of "singular matrix".
+    if n <= names.len() {
+        return Err(EstimError::TooFewObservations { n, k: names.len() });
+    }
     let slices: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
     let gram = small_gram(tall_r(&slices).as_ref());
     let status = independent_columns(gram.as_ref(), None, &CollinearityOptions::default());

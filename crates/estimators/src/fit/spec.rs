@@ -164,6 +164,10 @@ pub enum QuantileSe {
     Bootstrap { reps: usize, seed: u64 },
 }
 
+/// The most bootstrap replications: one million pins a standard error to about 0.001 of itself;
+/// more only costs hours (and 10^14 tried to allocate 800 TB).
+pub const MAX_BOOTSTRAP_REPS: usize = 1_000_000;
+
 impl FromStr for QuantileSe {
     type Err = EstimError;
 
@@ -195,6 +199,13 @@ impl FromStr for QuantileSe {
                     .ok_or_else(invalid)?;
                 if parts.next().is_some() {
                     return Err(invalid());
+                }
+                if !(1..=MAX_BOOTSTRAP_REPS).contains(&reps) {
+                    return Err(EstimError::InvalidOption {
+                        message: format!(
+                            "quantile standard errors `{s}`: {reps} replications, outside the range 1 to 1,000,000"
+                        ),
+                    });
                 }
                 Ok(QuantileSe::Bootstrap { reps, seed })
             }
@@ -332,6 +343,27 @@ pub struct ModelSpec {
     pub options: FitOptions,
 }
 
+impl ModelSpec {
+    /// Every column the model reads (the formula's, then the cluster variables), each once; a
+    /// formula that does not parse reads none (fitting reports it).
+    pub fn columns(&self) -> Vec<String> {
+        let mut out = crate::formula::parse(&self.formula)
+            .map(|f| f.variables())
+            .unwrap_or_default();
+        let clusters: &[String] = match &self.vcov {
+            VcovSpec::Cluster(vars) => vars,
+            VcovSpec::Mmqr(MmqrVcovSpec::MmqregCluster { var, .. }) => std::slice::from_ref(var),
+            _ => &[],
+        };
+        for c in clusters {
+            if !out.contains(c) {
+                out.push(c.clone());
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,6 +406,10 @@ mod tests {
         );
         assert_eq!(QuantileSe::Ker.to_string(), "ker");
         assert!("bootstrap:x".parse::<QuantileSe>().is_err());
+        assert!("bootstrap:0:1".parse::<QuantileSe>().is_err());
+        assert!("bootstrap:1000001:1".parse::<QuantileSe>().is_err());
+        assert!("bootstrap:100000000000000:1".parse::<QuantileSe>().is_err());
+        assert!("bootstrap:1000000:1".parse::<QuantileSe>().is_ok());
         assert_eq!(
             "mmqr".parse::<QuantileMethod>().unwrap(),
             QuantileMethod::Mmqr

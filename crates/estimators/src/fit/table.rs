@@ -58,6 +58,10 @@ pub(super) fn kept_columns(
                 "variable `{}` dropped: collinear with the other regressors",
                 names[j]
             )),
+            ColumnStatus::Overflow => messages.push(format!(
+                "variable `{}` dropped: its values are too large (their squares overflow a double); rescale it",
+                names[j]
+            )),
         }
     }
     kept

@@ -644,14 +644,35 @@ fn map_columns(
     for (field, h) in &missing {
         d = d.cause(format!("no column `{h}` for field `{}`", field.name()));
     }
-    let listed: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    // A control character (a NUL) in a header is invisible when printed: the message would say
+    // "no column `申请人`" and list `申请人`. Show it escaped, and say so.
+    let listed: Vec<String> = names.iter().map(|n| format!("`{}`", visible(n))).collect();
     d = d.cause(format!("columns found: {}", listed.join(", ")));
+    if let Some(n) = names.iter().find(|n| n.chars().any(char::is_control)) {
+        d = d.cause(format!(
+            "header `{}` holds a control character, shown escaped",
+            visible(n)
+        ));
+    }
     let (field, _) = &missing[0];
     Err(d.hint(format!(
         "map each field to the file's header under `columns:` in `{}`, e.g. `{}: <header>`",
         st.stage.spec_path,
         field.name()
     )))
+}
+
+/// `s` with control characters escaped (`\0`, `\u{1b}`), so a message shows what is there.
+fn visible(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The cells of one batch, by field; nulls read as empty text.

@@ -128,9 +128,11 @@ pub fn read_csv(
     encoding: Encoding,
     sink: &mut Sink<'_>,
 ) -> Result<Encoding, Diagnostic> {
-    let encoding = match encoding {
+    // `auto` chose GBK because of a byte that is not UTF-8 at this offset (for the message
+    // when the file is not GBK either).
+    let (encoding, not_utf8) = match encoding {
         Encoding::Auto => detect_encoding(path).map_err(|e| io_err(rel, e))?,
-        fixed => fixed,
+        fixed => (fixed, None),
     };
     let (tx, rx) = mpsc::sync_channel::<Result<Piece, Diagnostic>>(2);
     let (ptx, prx) = mpsc::sync_channel::<Result<Batch, Diagnostic>>(1);
@@ -139,13 +141,14 @@ pub fn read_csv(
         // fields, and cleaning and writing the one before (the Parquet writer is sequential, so
         // splitting the next piece meanwhile keeps both cores busy). Order is kept: each step is
         // one thread fed in order.
-        scope.spawn(move || produce_chunks(path, rel, encoding, &tx));
+        scope.spawn(move || produce_chunks(path, rel, (encoding, not_utf8), &tx));
         scope.spawn(move || {
             let mut header_width: Option<usize> = None;
             let mut rows_before = 0u64;
             for piece in rx {
-                let batch = piece
-                    .and_then(|piece| split_piece(piece, rel, &mut header_width, &mut rows_before));
+                let batch = piece.and_then(|piece| {
+                    split_piece(piece, (path, rel), &mut header_width, &mut rows_before)
+                });
                 let failed = batch.is_err();
                 if ptx.send(batch).is_err() || failed {
                     return;
@@ -227,13 +230,13 @@ struct Piece {
 /// fields than the header is an error (a shifted column would put text under the wrong field).
 fn split_piece(
     piece: Piece,
-    rel: &str,
+    (path, rel): (&Path, &str),
     header_width: &mut Option<usize>,
     rows_before: &mut u64,
 ) -> Result<Batch, Diagnostic> {
     let text = TextBatch::new(piece.bytes).map_err(|e| match e {
         PieceError::Utf8 { valid_up_to } => {
-            bad_bytes(rel, "UTF-8", piece.offset + valid_up_to as u64)
+            bad_bytes((path, rel), "UTF-8", piece.offset + valid_up_to as u64)
         }
         PieceError::TooBig => io_err(rel, "a record is longer than 4 GB"),
     })?;
@@ -273,20 +276,21 @@ fn split_piece(
 
 /// UTF-8 if the file starts with a BOM or its first `DETECT_BYTES` are valid UTF-8, otherwise GBK.
 /// Looking at the start only keeps a 2 GB file from being read twice; a file that turns invalid
-/// later is reported by the UTF-8 reader with the offset and a hint to set `encoding: gbk`.
-fn detect_encoding(path: &Path) -> std::io::Result<Encoding> {
+/// later is reported by the UTF-8 reader with the line and a hint to set `encoding: gbk`. For
+/// GBK, also the offset of the first byte that is not UTF-8 (the evidence, for messages).
+fn detect_encoding(path: &Path) -> std::io::Result<(Encoding, Option<u64>)> {
     let mut head = Vec::new();
     File::open(path)?
         .take(DETECT_BYTES as u64)
         .read_to_end(&mut head)?;
     if head.starts_with(b"\xEF\xBB\xBF") {
-        return Ok(Encoding::Utf8);
+        return Ok((Encoding::Utf8, None));
     }
     Ok(match simdutf8::compat::from_utf8(&head) {
-        Ok(_) => Encoding::Utf8,
+        Ok(_) => (Encoding::Utf8, None),
         // A sequence cut by the end of the sample is not evidence against UTF-8.
-        Err(e) if e.error_len().is_none() && head.len() == DETECT_BYTES => Encoding::Utf8,
-        Err(_) => Encoding::Gbk,
+        Err(e) if e.error_len().is_none() && head.len() == DETECT_BYTES => (Encoding::Utf8, None),
+        Err(e) => (Encoding::Gbk, Some(e.valid_up_to() as u64)),
     })
 }
 
@@ -294,7 +298,7 @@ fn detect_encoding(path: &Path) -> std::io::Result<Encoding> {
 fn produce_chunks(
     path: &Path,
     rel: &str,
-    encoding: Encoding,
+    encoding: (Encoding, Option<u64>),
     tx: &mpsc::SyncSender<Result<Piece, Diagnostic>>,
 ) {
     if let Err(d) = produce_chunks_inner(path, rel, encoding, tx) {
@@ -305,7 +309,7 @@ fn produce_chunks(
 fn produce_chunks_inner(
     path: &Path,
     rel: &str,
-    encoding: Encoding,
+    (encoding, not_utf8): (Encoding, Option<u64>),
     tx: &mpsc::SyncSender<Result<Piece, Diagnostic>>,
 ) -> Result<(), Diagnostic> {
     let mut file = File::open(path).map_err(|e| io_err(rel, e))?;
@@ -319,8 +323,14 @@ fn produce_chunks_inner(
             Some(dec) => {
                 raw.clear();
                 let n = read_some(&mut file, &mut raw).map_err(|e| io_err(rel, e))?;
-                decode_gbk(dec, &raw, n == 0, &mut splitter.pending)
-                    .map_err(|at| bad_bytes(rel, "GBK", offset + at as u64))?;
+                decode_gbk(dec, &raw, n == 0, &mut splitter.pending).map_err(
+                    |at| match not_utf8 {
+                        Some(evidence) => {
+                            mixed_encodings((path, rel), evidence, offset + at as u64)
+                        }
+                        None => bad_bytes((path, rel), "GBK", offset + at as u64),
+                    },
+                )?;
                 n
             }
             // UTF-8 needs no transcoding: read straight into the pending text.
@@ -360,10 +370,41 @@ fn read_some(file: &mut File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     file.take(READ_BYTES as u64).read_to_end(buf)
 }
 
-fn bad_bytes(rel: &str, encoding: &str, at: u64) -> Diagnostic {
+fn bad_bytes((path, rel): (&Path, &str), encoding: &str, at: u64) -> Diagnostic {
     Diagnostic::new(format!("cannot read `{rel}`"))
-        .cause(format!("invalid {encoding} bytes near byte {at}"))
+        .cause(format!(
+            "invalid {encoding} bytes at line {} (byte {at})",
+            line_at(path, at)
+        ))
         .hint("set `encoding:` (`utf-8` or `gbk`) in the stage spec to the file's real encoding")
+}
+
+/// `encoding: auto` read a file as GBK because of a byte that is not UTF-8, and it is not GBK
+/// either: name that line (the evidence), not a byte of the valid UTF-8 before it that GBK
+/// cannot decode.
+fn mixed_encodings((path, rel): (&Path, &str), not_utf8: u64, not_gbk: u64) -> Diagnostic {
+    Diagnostic::new(format!("cannot read `{rel}`: it is neither UTF-8 nor GBK"))
+        .cause(format!(
+            "line {} (byte {not_utf8}) is not UTF-8, so `encoding: auto` read the file as GBK",
+            line_at(path, not_utf8)
+        ))
+        .cause(format!(
+            "but line {} (byte {not_gbk}) is not GBK",
+            line_at(path, not_gbk)
+        ))
+        .hint("the file mixes encodings: fix the line that is not UTF-8, or save the whole export in one encoding")
+}
+
+/// The 1-based physical line of byte `at` of the file (an error path: reads the file up to it).
+fn line_at(path: &Path, at: u64) -> u64 {
+    let Ok(file) = File::open(path) else {
+        return 0;
+    };
+    let mut prefix = Vec::new();
+    if file.take(at).read_to_end(&mut prefix).is_err() {
+        return 0;
+    }
+    1 + memchr::memchr_iter(b'\n', &prefix).count() as u64
 }
 
 /// Decodes GBK bytes onto `out`; on malformed input returns the offset in `src` where it was
@@ -473,8 +514,8 @@ pub fn read_parquet(path: &Path, rel: &str, sink: &mut Sink<'_>) -> Result<(), D
         let df =
             LazyFrame::scan_parquet(PlRefPath::from(name.as_str()), ScanArgsParquet::default())
                 .and_then(|lf| lf.slice(offset as i64, BATCH_ROWS as IdxSize).collect())
-                .and_then(|df| frame_as_text(&df))
                 .map_err(|e| io_err(rel, e))?;
+        let df = frame_as_text(&df, rel)?;
         let height = df.height();
         sink(Batch::Frame(df))?;
         if height < BATCH_ROWS {
@@ -484,27 +525,45 @@ pub fn read_parquet(path: &Path, rel: &str, sink: &mut Sink<'_>) -> Result<(), D
     }
 }
 
-/// Every column as text: dates as ISO dates, integral floats without `.0`.
-fn frame_as_text(df: &DataFrame) -> PolarsResult<DataFrame> {
-    let columns = df
-        .columns()
-        .iter()
-        .map(|col| {
-            let text = match col.dtype() {
-                DataType::String => col.clone(),
-                DataType::Datetime(_, _) => col.cast(&DataType::Date)?.cast(&DataType::String)?,
-                DataType::Float32 | DataType::Float64 => {
-                    let f = col.cast(&DataType::Float64)?;
-                    let values: Vec<Option<String>> =
-                        f.f64()?.iter().map(|v| v.map(number_text)).collect();
-                    Column::new(col.name().clone(), values)
-                }
-                _ => col.cast(&DataType::String)?,
-            };
-            Ok(text)
-        })
-        .collect::<PolarsResult<Vec<Column>>>()?;
-    DataFrame::new(df.height(), columns)
+/// Every column as text: dates as ISO dates, integral floats without `.0`. A column that has
+/// no text form (a list, a struct) is an error naming it and its type.
+fn frame_as_text(df: &DataFrame, rel: &str) -> Result<DataFrame, Diagnostic> {
+    let mut columns = Vec::with_capacity(df.width());
+    for col in df.columns() {
+        let text = column_as_text(col).and_then(|t| {
+            if t.dtype() == &DataType::String {
+                Ok(t)
+            } else {
+                Err(PolarsError::ComputeError("it has no text form".into()))
+            }
+        });
+        let text = text.map_err(|e| {
+            let first = e.to_string();
+            let first = first.lines().next().unwrap_or_default().to_string();
+            Diagnostic::new(format!("cannot read `{rel}`"))
+                .cause(format!(
+                    "column `{}` of type `{}` cannot be read as text: {first}",
+                    col.name(),
+                    col.dtype()
+                ))
+                .hint("export that column as text, or leave it out of the export")
+        })?;
+        columns.push(text);
+    }
+    DataFrame::new(df.height(), columns).map_err(|e| io_err(rel, e))
+}
+
+fn column_as_text(col: &Column) -> PolarsResult<Column> {
+    Ok(match col.dtype() {
+        DataType::String => col.clone(),
+        DataType::Datetime(_, _) => col.cast(&DataType::Date)?.cast(&DataType::String)?,
+        DataType::Float32 | DataType::Float64 => {
+            let f = col.cast(&DataType::Float64)?;
+            let values: Vec<Option<String>> = f.f64()?.iter().map(|v| v.map(number_text)).collect();
+            Column::new(col.name().clone(), values)
+        }
+        _ => col.cast(&DataType::String)?,
+    })
 }
 
 /// A number as a person would type it: `100084`, not `100084.0`.
@@ -614,7 +673,7 @@ pub fn read_text_records(
         Encoding::Utf8 => match std::str::from_utf8(bytes) {
             Ok(t) => (t.into(), Encoding::Utf8),
             Err(e) => {
-                return Err(bad_bytes(rel, "utf-8", e.valid_up_to() as u64)
+                return Err(bad_bytes((path, rel), "utf-8", e.valid_up_to() as u64)
                     .hint("set `encoding: gbk` (or `auto`) if the export is GBK"))
             }
         },

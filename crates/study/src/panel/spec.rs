@@ -4,7 +4,10 @@
 //! controls. Deliberately does not own: checking a spec against the codebook (`panel::parse`)
 //! or building the panel (the other modules of `panel`).
 
-use serde::{Deserialize, Serialize};
+use repro_kind::range::{FloatRange, IntRange};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::ranges::{first_year, last_year};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -33,7 +36,9 @@ pub struct PanelSpec {
     pub index: String,
     #[serde(default = "default_cities")]
     pub cities: String,
+    #[serde(deserialize_with = "first_year")]
     pub first_year: i32,
+    #[serde(deserialize_with = "last_year")]
     pub last_year: i32,
     #[serde(default = "default_transform")]
     pub collab_transform: Transform,
@@ -42,7 +47,7 @@ pub struct PanelSpec {
     #[serde(default = "default_reference")]
     pub gap_reference: GapReference,
     /// Two-sided winsorising share for the `_w` variants.
-    #[serde(default = "default_winsor")]
+    #[serde(default = "default_winsor", deserialize_with = "winsorize")]
     pub winsorize: f64,
     /// Variables to lag one year (written as `<name>_l1`).
     #[serde(default = "default_lags")]
@@ -54,10 +59,10 @@ pub struct PanelSpec {
     #[serde(default = "default_east")]
     pub east_regions: Vec<String>,
     /// Capital's output elasticity in the TFP (Solow residual) computation.
-    #[serde(default = "default_alpha")]
+    #[serde(default = "default_alpha", deserialize_with = "tfp_alpha")]
     pub tfp_alpha: f64,
     /// Nearest cities compared in the relative-price (market integration) measure.
-    #[serde(default = "default_neighbours")]
+    #[serde(default = "default_neighbours", deserialize_with = "neighbours")]
     pub integration_neighbours: usize,
     /// City-years missing any of these are left out of the panel (and counted in the report).
     #[serde(default = "default_require")]
@@ -66,6 +71,45 @@ pub struct PanelSpec {
     pub out: String,
     pub codebook: String,
     pub report: String,
+}
+
+/// `winsorize`: a two-sided share, so below one half (at one half nothing would be left
+/// between the cut points).
+const WINSORIZE: FloatRange = FloatRange {
+    field: "`winsorize`",
+    min: 0.0,
+    max: 0.5,
+    min_open: false,
+    max_open: true,
+};
+
+fn winsorize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    repro_kind::range::float(d, &WINSORIZE)
+}
+
+/// `tfp_alpha`: an output elasticity of capital under constant returns, strictly between 0 and 1.
+const TFP_ALPHA: FloatRange = FloatRange {
+    field: "`tfp_alpha`",
+    min: 0.0,
+    max: 1.0,
+    min_open: true,
+    max_open: true,
+};
+
+fn tfp_alpha<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    repro_kind::range::float(d, &TFP_ALPHA)
+}
+
+/// `integration_neighbours`: the literature compares 5 to 10 nearest cities; past 100 (a third
+/// of China's prefectures) they are no longer neighbours.
+const NEIGHBOURS: IntRange = IntRange {
+    field: "`integration_neighbours`",
+    min: 1,
+    max: 100,
+};
+
+fn neighbours<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    repro_kind::range::int(d, &NEIGHBOURS)
 }
 
 fn default_cities() -> String {

@@ -5,7 +5,10 @@
 //! Deliberately does not own: checking a spec (`synth::parse`) or using it (the other modules
 //! of `synth`).
 
-use serde::{Deserialize, Serialize};
+use repro_kind::range::{FloatRange, IntRange};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::ranges::{first_year, last_year, share};
 
 /// The spec of a `synth` stage (`stages/synth.yaml`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -14,25 +17,80 @@ pub struct SynthSpec {
     pub seed: u64,
     #[serde(default = "default_cities")]
     pub cities: String,
-    #[serde(default = "default_first_year")]
+    #[serde(default = "default_first_year", deserialize_with = "first_year")]
     pub first_year: i32,
-    #[serde(default = "default_last_year")]
+    #[serde(default = "default_last_year", deserialize_with = "last_year")]
     pub last_year: i32,
     /// About how many patent records to write (more records add single-applicant patents; the
     /// collaboration level is set by `collab_first`/`collab_last`).
-    #[serde(default = "default_records")]
+    #[serde(default = "default_records", deserialize_with = "records")]
     pub records: u64,
     /// Target mean cross-city co-applied applications per 10,000 people in the first and last
     /// year (the study reports 0.306 in 2010 and 0.983 in 2020).
-    #[serde(default = "default_collab_first")]
+    #[serde(default = "default_collab_first", deserialize_with = "collab_first")]
     pub collab_first: f64,
-    #[serde(default = "default_collab_last")]
+    #[serde(default = "default_collab_last", deserialize_with = "collab_last")]
     pub collab_last: f64,
     pub out_dir: String,
     #[serde(default)]
     pub mess: Mess,
     #[serde(default)]
     pub effects: Effects,
+}
+
+/// `records`: the export and every year's records are held in memory (a few hundred bytes a
+/// record), so 20 million (about 6 GB of export text) is the most a workstation can take; the
+/// default is 1,000,000. Too few for the collaboration level is caught when the stage runs,
+/// with the least number that would do.
+const RECORDS: IntRange = IntRange {
+    field: "`records`",
+    min: 1,
+    max: 20_000_000,
+};
+
+fn records<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    repro_kind::range::int(d, &RECORDS)
+}
+
+/// Co-applied applications per 10,000 people: the study reports about 1; 100 would mean one
+/// person in a hundred co-applying across cities every year, far beyond any real economy, and
+/// would need more records than [`RECORDS`] allows.
+const COLLAB: FloatRange = FloatRange {
+    field: "collaboration level",
+    min: 0.0,
+    max: 100.0,
+    min_open: true,
+    max_open: false,
+};
+
+fn collab_first<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let range = FloatRange {
+        field: "`collab_first`",
+        ..COLLAB
+    };
+    repro_kind::range::float(d, &range)
+}
+
+fn collab_last<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let range = FloatRange {
+        field: "`collab_last`",
+        ..COLLAB
+    };
+    repro_kind::range::float(d, &range)
+}
+
+/// An effect of the data-generating process: they act on logs and shares, where 100 is already
+/// a factor of e^100; a larger one overflows the draws instead of meaning anything.
+const EFFECT: FloatRange = FloatRange {
+    field: "an effect in `effects`",
+    min: -100.0,
+    max: 100.0,
+    min_open: false,
+    max_open: false,
+};
+
+fn effect<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    repro_kind::range::float(d, &EFFECT)
 }
 
 fn default_cities() -> String {
@@ -58,15 +116,24 @@ fn default_collab_last() -> f64 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Mess {
+    #[serde(deserialize_with = "share")]
     pub duplicates: f64,
+    #[serde(deserialize_with = "share")]
     pub bad_dates: f64,
+    #[serde(deserialize_with = "share")]
     pub missing_applicants: f64,
+    #[serde(deserialize_with = "share")]
     pub bad_numbers: f64,
+    #[serde(deserialize_with = "share")]
     pub full_width: f64,
+    #[serde(deserialize_with = "share")]
     pub stray_spaces: f64,
+    #[serde(deserialize_with = "share")]
     pub blank_fields: f64,
+    #[serde(deserialize_with = "share")]
     pub foreign: f64,
     /// Share of first-applicant addresses written without the city (the postcode then tells).
+    #[serde(deserialize_with = "share")]
     pub address_without_city: f64,
 }
 
@@ -92,30 +159,45 @@ impl Default for Mess {
 pub struct Effects {
     /// Effect of collaboration, ln(1 + per 10,000), on the gap in core cities: central/western
     /// (non-eastern), inside an urban agglomeration and tertiary-dominated.
+    #[serde(deserialize_with = "effect")]
     pub gap_core: f64,
     /// The same effect in every other city.
+    #[serde(deserialize_with = "effect")]
     pub gap_other: f64,
     /// Effect of collaboration on the dispersion of the gap (the quantile slope).
+    #[serde(deserialize_with = "effect")]
     pub gap_scale: f64,
     /// Base dispersion of the gap.
+    #[serde(deserialize_with = "effect")]
     pub gap_scale_base: f64,
     /// Effect of the unobserved confounder on the gap and on ln collaboration intensity.
+    #[serde(deserialize_with = "effect")]
     pub confounder_gap: f64,
+    #[serde(deserialize_with = "effect")]
     pub confounder_collab: f64,
     /// Effect of the instrument (standardised historical post offices x national internet
     /// trend) on ln collaboration intensity.
+    #[serde(deserialize_with = "effect")]
     pub instrument: f64,
     /// Effects of the controls on the gap.
+    #[serde(deserialize_with = "effect")]
     pub gov: f64,
+    #[serde(deserialize_with = "effect")]
     pub fin: f64,
     /// Effects of collaboration on the mechanism variables.
+    #[serde(deserialize_with = "effect")]
     pub innovation: f64,
     /// Lagging cities (innovation below the mean) gain `innovation * (1 + catch_up)`, leading
     /// ones `innovation * (1 - catch_up)`: collaboration narrows the innovation gap.
+    #[serde(deserialize_with = "effect")]
     pub innovation_catch_up: f64,
+    #[serde(deserialize_with = "effect")]
     pub tfp: f64,
+    #[serde(deserialize_with = "effect")]
     pub linkage: f64,
+    #[serde(deserialize_with = "effect")]
     pub price_dispersion: f64,
+    #[serde(deserialize_with = "effect")]
     pub specialisation: f64,
 }
 

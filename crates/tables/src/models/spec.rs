@@ -9,6 +9,7 @@ use repro_estimators::formula::Formula;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
+use crate::common::{default_digits, digits, REPLICATIONS};
 use crate::sample::SampleSpec;
 
 /// The spec file of a `models` stage.
@@ -33,7 +34,7 @@ pub struct ModelsSpec {
     pub differences: Vec<DifferenceEntry>,
     #[serde(default)]
     pub notes: Option<String>,
-    #[serde(default = "default_digits")]
+    #[serde(default = "default_digits", deserialize_with = "digits")]
     pub digits: usize,
 }
 
@@ -69,7 +70,7 @@ pub struct DifferenceEntry {
     pub coef: String,
     #[serde(default = "default_method")]
     pub method: DiffMethod,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "reps")]
     pub reps: Option<usize>,
     #[serde(default)]
     pub seed: Option<u64>,
@@ -79,8 +80,8 @@ fn default_vcov() -> String {
     "iid".to_string()
 }
 
-fn default_digits() -> usize {
-    3
+fn reps<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    repro_kind::range::opt_int(d, &REPLICATIONS)
 }
 
 fn default_method() -> DiffMethod {

@@ -8,7 +8,7 @@ use repro_estimators::formula;
 use repro_kind::KindError;
 
 use super::spec::{diff_file_stem, DiffMethod, Model, ModelsSpec};
-use crate::common::{check_digits, check_name, expand_sets, is_simple_name, to_location};
+use crate::common::{check_name, expand_sets, is_simple_name, to_location};
 use crate::fitting::{self, FitRequest};
 use crate::sample::SampleSpec;
 
@@ -23,7 +23,6 @@ fn located(file: &str, at: &serde_saphyr::Location, message: String) -> KindErro
 /// Checks the whole spec without data: names, formulas, vcov, samples, differences.
 pub(super) fn validate(file: &str, spec: &ModelsSpec) -> Result<Vec<Model>, KindError> {
     check_name(&spec.name)?;
-    check_digits(file, spec.digits)?;
     if spec.models.is_empty() {
         return Err(repro_kind::kind_err(format!(
             "`{file}` declares no `models`"
