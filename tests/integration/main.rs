@@ -6,6 +6,7 @@ mod errors;
 mod fingerprint;
 mod fit;
 mod ingest;
+mod offline;
 mod package;
 mod places;
 mod present;

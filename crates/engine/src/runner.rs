@@ -17,7 +17,7 @@ use crate::lock::{self, LockEntry, LockOut};
 use crate::observe::{observe, observe_known, StageView};
 use crate::pipeline::{Action, Pipeline, Stage};
 use crate::planner;
-use crate::reporter::{Outcome, Reporter};
+use crate::reporter::{Outcome, PeakMemory, Reporter};
 use crate::store::{LockOutcome, Output, Store};
 use repro_kind::diag::{Diagnostic, Failure};
 use repro_kind::BuiltinCtx;
@@ -240,7 +240,9 @@ fn record(
             "finished": unix_now(),
             "stage": stage.name,
             "outcome": done.outcome.label(),
-            "seconds": match &done.outcome { Outcome::Ran { seconds } => *seconds, _ => 0.0 },
+            "seconds": match &done.outcome { Outcome::Ran { seconds, .. } => *seconds, _ => 0.0 },
+            "max_rss_bytes": match &done.outcome { Outcome::Ran { memory: Some(m), .. } => Some(m.bytes()), _ => None },
+            "max_rss_of": match &done.outcome { Outcome::Ran { memory: Some(m), .. } => Some(m.scope()), _ => None },
         }));
     }
     ui.finished(&stage.name, &done.outcome);
@@ -519,7 +521,9 @@ fn run_stage(
     let started = Instant::now();
     let result = execute(ctx, stage);
     let seconds = started.elapsed().as_secs_f64();
+    let mut memory = None;
     let result = result
+        .map(|m| memory = m)
         .and_then(|()| deps_unchanged(ctx, stage, view))
         .and_then(|()| collect_outputs(ctx, stage, &view.observed.key));
     match result {
@@ -532,7 +536,7 @@ fn run_stage(
                 obs.outs.insert(o.path.clone(), Some(o.hash.clone()));
             }
             Ok((
-                Outcome::Ran { seconds },
+                Outcome::Ran { seconds, memory },
                 Some(planner::lock_entry(stage, &obs, lock_outs(&outs))),
             ))
         }
@@ -577,7 +581,8 @@ fn bug(stage: &Stage, panic: &(dyn std::any::Any + Send)) -> Diagnostic {
         .hint("its previous outputs were put back; please report the bug with the stage's spec")
 }
 
-fn execute(ctx: &Ctx<'_>, stage: &Stage) -> Result<(), Diagnostic> {
+/// Runs the stage's work; Ok with the peak memory measured for it, when known.
+fn execute(ctx: &Ctx<'_>, stage: &Stage) -> Result<Option<PeakMemory>, Diagnostic> {
     match &stage.action {
         // Caught here, inside the stage's run, so that the outputs moved aside are put back.
         Action::Builtin(b) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -587,7 +592,8 @@ fn execute(ctx: &Ctx<'_>, stage: &Stage) -> Result<(), Diagnostic> {
                 stage: &stage.name,
             })
         }))
-        .unwrap_or_else(|panic| Err(bug(stage, panic.as_ref()))),
+        .unwrap_or_else(|panic| Err(bug(stage, panic.as_ref())))
+        .map(|()| executor::process_max_rss_bytes().map(PeakMemory::Process)),
         Action::Cmd(template) => {
             let template = executor::substitute_seed(template, stage.seed);
             let cmd = executor::substitute(&template, &stage.params)
@@ -609,7 +615,7 @@ fn execute(ctx: &Ctx<'_>, stage: &Stage) -> Result<(), Diagnostic> {
                 .store
                 .save_command_logs(&stage.name, &out.stdout, &out.stderr);
             if out.success() {
-                return Ok(());
+                return Ok(out.max_rss_bytes.map(PeakMemory::Command));
             }
             let mut d = Diagnostic::new(format!("stage `{}` failed", stage.name));
             d = match (&out.spawn_error, out.code) {

@@ -36,6 +36,12 @@ pub struct Pipeline {
     pub exhibits: Vec<Exhibit>,
     /// The params files the stages read (relative paths, sorted).
     pub params_files: Vec<String>,
+    /// `title:` of the paper the pipeline reproduces. Metadata for packages; not in any key.
+    pub title: Option<String>,
+    /// `authors:` of that paper, in file order. Metadata for packages; not in any key.
+    pub authors: Vec<String>,
+    /// `license:` of the pipeline's own code (specs, scripts). Metadata for packages.
+    pub license: Option<String>,
 }
 
 /// A data source: where its files come from and whether the package may include them.
