@@ -151,7 +151,7 @@ fn files_the_build_reads(root: &Path) -> BTreeSet<String> {
     for krate in ["repro-study", "repro-tables"] {
         let fp = repro_fingerprint::fingerprint(root, krate, &rustc).unwrap();
         for w in &fp.watched {
-            files_in(root, &rel(w), &mut needed);
+            files_in(root, &rel(w.as_path()), &mut needed);
         }
     }
     for name in ["rust-toolchain", "rust-toolchain.toml"] {
@@ -167,7 +167,7 @@ fn files_the_build_reads(root: &Path) -> BTreeSet<String> {
         let text = std::fs::read_to_string(root.join(&f)).unwrap();
         for target in include_targets(&root.join(&f), &text) {
             match target {
-                Some(t) => files_in(root, &rel(&t), &mut needed),
+                Some(t) => files_in(root, &rel(t.as_path()), &mut needed),
                 None => generated += 1,
             }
         }
