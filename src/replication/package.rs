@@ -209,6 +209,16 @@ pub fn package(p: &Pipeline, cfg: &PackageConfig) -> Result<String, Failure> {
         entries.len(),
         cfg.out.display()
     );
+    if let Some(v) = &vendored {
+        summary.push_str(&format!(
+            "vendored the crates of `Cargo.lock` into `repro-src/vendor/`{}\n",
+            if v.downloaded {
+                " (fetched from crates.io what cargo's cache lacked)"
+            } else {
+                " (from cargo's cache)"
+            }
+        ));
+    }
     if !facts.withheld.is_empty() {
         summary.push_str(&format!(
             "withheld (sources not provided; see README.md): {}\n",
