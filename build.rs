@@ -3,7 +3,8 @@
 //! replication package; and records the `rustc` version for the package's README.
 //!
 //! The archive holds only what building repro needs plus its documentation: `Cargo.toml`,
-//! `Cargo.lock`, `build.rs`, `README.md`, `ARCHITECTURE.md`, `LICENSE*`, `docs/`, `src/`, and
+//! `Cargo.lock`, `build.rs`, `README.md`, `ARCHITECTURE.md`, `LICENSE-MIT`, `LICENSE-APACHE`,
+//! `docs/`, `src/`, and
 //! for each crate under `crates/` its `Cargo.toml`, `build.rs`, `src/` and `assets/`. Not `target/`, `tests/`, `bench/`,
 //! `cache/` or `output/`. Files are sorted by path and carry no times, so equal sources give
 //! byte-identical archives. Format (read by `src/srcpack.rs`): per file one header line
@@ -17,34 +18,37 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
 
     let mut files = Vec::new();
-    for top in [
+    // What the archive is made of, each watched (`cargo:rerun-if-changed`): exactly the files
+    // and trees read here, so the list is also what a package's source must hold.
+    let mut parts: Vec<String> = [
         "Cargo.toml",
         "Cargo.lock",
         "build.rs",
         "README.md",
         "ARCHITECTURE.md",
-    ] {
-        add_file(&root, top, &mut files);
-    }
-    if let Ok(entries) = fs::read_dir(&root) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("LICENSE") && e.path().is_file() {
-                add_file(&root, &name, &mut files);
-            }
-        }
-    }
-    add_tree(&root, "src", &mut files);
-    add_tree(&root, "docs", &mut files);
+        "LICENSE-MIT",
+        "LICENSE-APACHE",
+        "src",
+        "docs",
+    ]
+    .map(String::from)
+    .to_vec();
     if let Ok(entries) = fs::read_dir(root.join("crates")) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             // What a crate's build reads: its manifest, build script, sources and embedded
             // assets (the parts its code fingerprint covers too).
-            add_file(&root, &format!("crates/{name}/Cargo.toml"), &mut files);
-            add_file(&root, &format!("crates/{name}/build.rs"), &mut files);
-            add_tree(&root, &format!("crates/{name}/src"), &mut files);
-            add_tree(&root, &format!("crates/{name}/assets"), &mut files);
+            for part in ["Cargo.toml", "build.rs", "src", "assets"] {
+                parts.push(format!("crates/{name}/{part}"));
+            }
+        }
+    }
+    parts.sort();
+    for part in &parts {
+        if root.join(part).is_dir() {
+            add_tree(&root, part, &mut files);
+        } else {
+            add_file(&root, part, &mut files);
         }
     }
     files.sort();
@@ -60,18 +64,15 @@ fn main() {
     }
     fs::write(out.join("repro-src.pack"), &archive).expect("write the source archive");
 
-    for watched in [
-        "Cargo.toml",
-        "Cargo.lock",
-        "build.rs",
-        "README.md",
-        "ARCHITECTURE.md",
-        "src",
-        "docs",
-        "crates",
-    ] {
-        println!("cargo:rerun-if-changed={watched}");
+    for part in &parts {
+        if root.join(part).exists() {
+            println!("cargo:rerun-if-changed={part}");
+        }
     }
+
+    // The target triple, for the package README and run.sh (`replication/shipped.rs`).
+    let target = std::env::var("TARGET").expect("set by cargo");
+    println!("cargo:rustc-env=REPRO_TARGET={target}");
 
     let version = repro_fingerprint::rustc_version();
     println!("cargo:rustc-env=REPRO_RUSTC_VERSION={version}");

@@ -94,6 +94,10 @@ pub struct PackageArgs {
     /// A folder, or a file ending in `.zip`.
     #[arg(long, default_value = "replication-package")]
     pub out: PathBuf,
+    /// Leave out the vendored crates (`repro-src/vendor/`): a much smaller package whose source
+    /// build needs crates.io; the shipped binary still runs offline.
+    #[arg(long)]
+    pub no_vendor: bool,
 }
 
 #[derive(Debug, clap::Args)]

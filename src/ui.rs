@@ -85,7 +85,7 @@ impl Reporter for Ui {
 
     fn finished(&mut self, name: &str, outcome: &Outcome) {
         let line = match outcome {
-            Outcome::Ran { seconds } => Some(format!("ran `{name}` ({seconds:.2}s)")),
+            Outcome::Ran { seconds, .. } => Some(format!("ran `{name}` ({seconds:.2}s)")),
             Outcome::Restored => Some(format!("restored `{name}` from the cache")),
             Outcome::UpToDate if self.verbose => Some(format!("`{name}` is up to date")),
             Outcome::UpToDate => None,

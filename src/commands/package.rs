@@ -10,6 +10,7 @@ pub fn package(cli: &Cli, args: &PackageArgs) -> Result<(), Failure> {
     let p = load_pipeline(&cli.file)?;
     let cfg = package::PackageConfig {
         out: args.out.clone(),
+        vendor: !args.no_vendor,
     };
     print!("{}", package::package(&p, &cfg)?);
     Ok(())

@@ -4,10 +4,13 @@
 //!
 //! Owns: one thread that waits for those signals (signal-hook's safe iterator, installed once,
 //! only by `repro package` and `repro verify`), the list of paths to remove and process groups to
-//! stop, and the exit with 128 + the signal's number. Deliberately does not own: which paths those
+//! stop, and the exit with 128 + the signal's number; and [`TempDir`], a temporary folder removed when
+//! dropped or interrupted. Deliberately does not own: which paths those
 //! are (`package`, `verify`). `repro run` keeps the default handlers: the engine's store already
 //! sweeps `cache/tmp` and moves outputs back on the next run.
 
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
@@ -131,4 +134,28 @@ pub fn signal_group(pgid: u32, signal: &str) -> bool {
         .stdin(std::process::Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// A new folder, removed when dropped, and when repro is interrupted.
+pub struct TempDir(pub PathBuf, Option<Registration>);
+
+impl TempDir {
+    pub fn new(parent: Option<&Path>, label: &str) -> io::Result<TempDir> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let dir = parent.join(format!("repro-{label}-{}-{nanos}", std::process::id()));
+        fs::create_dir(&dir)?;
+        let undo = remove_on_signal(&dir);
+        Ok(TempDir(dir, Some(undo)))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+        self.1.take();
+    }
 }

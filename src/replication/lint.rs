@@ -552,6 +552,26 @@ fn exhibits(p: &Pipeline, out: &mut Vec<Finding>) {
 }
 
 fn sources(p: &Pipeline, out: &mut Vec<Finding>) {
+    let mut paper = Vec::new();
+    if p.title.is_none() {
+        paper.push("`title:`");
+    }
+    if p.authors.is_empty() {
+        paper.push("`authors:`");
+    }
+    if p.license.is_none() {
+        paper.push("`license:`");
+    }
+    if !paper.is_empty() {
+        push(
+            out,
+            Severity::Warning,
+            Diagnostic::new(format!("the pipeline declares no {}", paper.join(", ")))
+                .at(at(p, Pos { line: 1, column: 1 }))
+                .cause("the package README names the paper, its authors and the licence of the pipeline's code")
+                .hint("add them at the top of the pipeline file, e.g. `title: \"...\"`, `authors: [A, B]`, `license: MIT`"),
+        );
+    }
     if p.sources.is_empty() {
         push(
             out,

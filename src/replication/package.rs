@@ -38,12 +38,17 @@ const RESERVED: &[&str] = &[
     MANIFEST_SHA256,
     MANIFEST_BLAKE3,
     "repro-src",
+    crate::replication::runsh::BIN_DIR,
 ];
 
 #[derive(Debug, Clone)]
 pub struct PackageConfig {
     /// A folder, or a file ending in `.zip`.
     pub out: PathBuf,
+    /// Vendor the registry crates into `repro-src/vendor/` (`cargo vendor`), so the source builds
+    /// with no network; false (`--no-vendor`) keeps the package small and the build needs
+    /// crates.io.
+    pub vendor: bool,
 }
 
 /// What a package holds at one path.
@@ -117,6 +122,37 @@ pub fn package(p: &Pipeline, cfg: &PackageConfig) -> Result<String, Failure> {
             },
         );
     }
+    let shipped = crate::replication::shipped::this_binary()?;
+    entries.insert(
+        crate::replication::runsh::BIN_PATH.into(),
+        Entry {
+            content: Content::Disk(shipped.path.clone()),
+            executable: true,
+        },
+    );
+    // Kept alive until the package is written: the vendored files are read from it.
+    let vendored = if cfg.vendor {
+        Some(crate::replication::vendor::vendor()?)
+    } else {
+        None
+    };
+    if let Some(v) = &vendored {
+        for rel in &v.files {
+            let full = v.dir.0.join(rel);
+            let executable = is_executable(&full);
+            entries.insert(
+                format!("repro-src/{rel}"),
+                Entry {
+                    content: Content::Disk(full),
+                    executable,
+                },
+            );
+        }
+        entries.insert(
+            "repro-src/.cargo/config.toml".into(),
+            generated(v.config.clone().into_bytes()),
+        );
+    }
 
     let mut sizes = BTreeMap::new();
     for (path, e) in &entries {
@@ -128,8 +164,11 @@ pub fn package(p: &Pipeline, cfg: &PackageConfig) -> Result<String, Failure> {
         rustc_version: crate::replication::srcpack::RUSTC_VERSION.to_string(),
         machine: readme::this_machine(),
         runtimes: last_runtimes(&Store::new(&p.root)),
+        memory: last_memory(&Store::new(&p.root)),
         sizes,
         withheld,
+        shipped: shipped.clone(),
+        vendored: vendored.is_some(),
     };
     let text = readme::render(p, &lockfile, &facts);
     let gaps = readme::problems(&text);
@@ -137,7 +176,14 @@ pub fn package(p: &Pipeline, cfg: &PackageConfig) -> Result<String, Failure> {
     entries.insert(
         "run.sh".into(),
         Entry {
-            content: Content::Mem(run_script(&facts.pipeline_file).into_bytes()),
+            content: Content::Mem(
+                crate::replication::runsh::render(&crate::replication::runsh::RunScript {
+                    pipeline_file: &facts.pipeline_file,
+                    shipped: &shipped,
+                    vendored: vendored.is_some(),
+                })
+                .into_bytes(),
+            ),
             executable: true,
         },
     );
@@ -164,6 +210,16 @@ pub fn package(p: &Pipeline, cfg: &PackageConfig) -> Result<String, Failure> {
         entries.len(),
         cfg.out.display()
     );
+    if let Some(v) = &vendored {
+        summary.push_str(&format!(
+            "vendored the crates of `Cargo.lock` into `repro-src/vendor/`{}\n",
+            if v.downloaded {
+                " (fetched from crates.io what cargo's cache lacked)"
+            } else {
+                " (from cargo's cache)"
+            }
+        ));
+    }
     if !facts.withheld.is_empty() {
         summary.push_str(&format!(
             "withheld (sources not provided; see README.md): {}\n",
@@ -364,21 +420,6 @@ fn absolute_lexical(path: &Path) -> io::Result<PathBuf> {
     }
 }
 
-/// The master script: builds the packaged repro and rebuilds everything from scratch.
-fn run_script(pipeline_file: &str) -> String {
-    format!(
-        "#!/bin/sh\n\
-         # Master script of this replication package (written by `repro package`).\n\
-         # Builds repro from repro-src/ with the recorded Cargo.lock, rebuilds every stage in a clean\n\
-         # temporary folder and compares every output byte for byte with repro.lock.\n\
-         set -eu\n\
-         cd \"$(dirname \"$0\")\"\n\
-         cargo build --release --locked --manifest-path repro-src/Cargo.toml\n\
-         cargo run --release --locked --quiet --manifest-path repro-src/Cargo.toml -- -f {} verify .\n",
-        crate::replication::shell::file_arg(pipeline_file)
-    )
-}
-
 /// The seconds of each stage's last real run, from the run log (`cache/runs.jsonl`).
 fn last_runtimes(store: &Store) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
@@ -389,6 +430,25 @@ fn last_runtimes(store: &Store) -> BTreeMap<String, f64> {
         if let (Some(stage), Some(seconds)) = (line["stage"].as_str(), line["seconds"].as_f64()) {
             out.insert(stage.to_string(), seconds);
         }
+    }
+    out
+}
+
+/// The peak memory of each stage's last real run and what it measured (`command` or
+/// `process`), from the run log; stages logged before repro recorded it are absent.
+fn last_memory(store: &Store) -> BTreeMap<String, (u64, String)> {
+    let mut out = BTreeMap::new();
+    for line in store.run_log() {
+        if line["outcome"] != "ran" {
+            continue;
+        }
+        let Some(stage) = line["stage"].as_str() else {
+            continue;
+        };
+        match (line["max_rss_bytes"].as_u64(), line["max_rss_of"].as_str()) {
+            (Some(bytes), Some(of)) => out.insert(stage.to_string(), (bytes, of.to_string())),
+            _ => out.remove(stage),
+        };
     }
     out
 }

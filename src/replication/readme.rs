@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::replication::readme_facts as facts;
 use repro_engine::lock::LockFile;
 use repro_engine::pipeline::{path_within, Action, Pipeline};
 
@@ -21,6 +22,9 @@ pub const MISSING: &str = "MISSING:";
 pub const SECTIONS: &[&str] = &[
     "## Overview",
     "## Data Availability and Provenance Statements",
+    "### Statement about Rights",
+    "### License for Data",
+    "### Summary of Availability",
     "### Details on each Data Source",
     "## Dataset list",
     "## Computational requirements",
@@ -28,6 +32,7 @@ pub const SECTIONS: &[&str] = &[
     "### Controlled Randomness",
     "### Memory, Runtime and Storage Requirements",
     "## Description of programs/code",
+    "### License for Code",
     "## Instructions to Replicators",
     "## List of tables and programs",
     "## References",
@@ -42,10 +47,17 @@ pub struct Facts {
     pub machine: Machine,
     /// Seconds of each stage's last real run.
     pub runtimes: BTreeMap<String, f64>,
+    /// Peak resident memory of each stage's last real run, in bytes, and what it measured
+    /// (`command`: the command's processes; `process`: repro's own peak when the stage ended).
+    pub memory: BTreeMap<String, (u64, String)>,
     /// Every file in the package (except the README, run.sh and manifests) with its size.
     pub sizes: BTreeMap<String, u64>,
     /// Files of sources that are not provided.
     pub withheld: Vec<String>,
+    /// The binary the package ships.
+    pub shipped: crate::replication::shipped::Shipped,
+    /// Whether `repro-src/vendor/` holds the registry crates.
+    pub vendored: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -127,7 +139,12 @@ pub fn render(p: &Pipeline, lock: &LockFile, f: &Facts) -> String {
     let inputs: Vec<&String> = f
         .sizes
         .keys()
-        .filter(|k| !k.starts_with("repro-src/") && !is_output(k))
+        .filter(|k| {
+            !k.starts_with("repro-src/")
+                && !k.starts_with("repro-bin/")
+                && *k != crate::replication::package::MARKER
+                && !is_output(k)
+        })
         .collect();
     let data: Vec<&String> = inputs
         .iter()
@@ -144,7 +161,25 @@ pub fn render(p: &Pipeline, lock: &LockFile, f: &Facts) -> String {
         outputs,
     };
     let mut o = String::new();
-    let _ = writeln!(o, "# Replication package\n");
+    let _ = writeln!(
+        o,
+        "# Replication package: {}\n",
+        p.title.as_deref().unwrap_or("untitled")
+    );
+    if p.title.is_none() {
+        let _ = writeln!(
+            o,
+            "{MISSING} the pipeline declares no `title:` of the paper.\n"
+        );
+    }
+    if p.authors.is_empty() {
+        let _ = writeln!(
+            o,
+            "{MISSING} the pipeline declares no `authors:` of the paper.\n"
+        );
+    } else {
+        let _ = writeln!(o, "Authors: {}.\n", p.authors.join(", "));
+    }
     let _ = writeln!(
         o,
         "Written by `repro package` (repro {}) from `{}`. The sections follow the Social Science \
@@ -156,6 +191,7 @@ pub fn render(p: &Pipeline, lock: &LockFile, f: &Facts) -> String {
     write_dataset_list(&mut o, &v);
     write_computational_requirements(&mut o, &v);
     write_programs(&mut o, &v);
+    facts::write_code_licence(&mut o, p);
     write_instructions(&mut o, &v);
     write_exhibits(&mut o, &v);
     write_references(&mut o, &v);
@@ -175,9 +211,10 @@ fn write_overview(o: &mut String, v: &View<'_>) {
     let _ = writeln!(
         o,
         "The code in this package rebuilds {} from {} in {} stages declared in `{}` and run by repro \
-         (its source, with `Cargo.lock`, is in `repro-src/`). `./run.sh` builds repro, rebuilds every \
-         stage from scratch in a temporary folder and compares each output byte for byte with the \
-         hashes recorded in `repro.lock`. The last run of every stage took {} in total.\n",
+         (the binary that made this package is in `repro-bin/`, its source, with `Cargo.lock`, in \
+         `repro-src/`). `sh run.sh` runs that binary (or builds repro from source where it does not run), \
+         rebuilds every stage from scratch in a temporary folder and compares each output byte for byte \
+         with the hashes recorded in `repro.lock`. The last run of every stage took {} in total.\n",
         count(labels.len(), "exhibit", "exhibits")
             + &if labels.is_empty() {
                 String::new()
@@ -219,6 +256,7 @@ fn write_data_availability(o: &mut String, v: &View<'_>) {
             quoted(&not_provided)
         );
     }
+    facts::write_rights(o, p);
     let _ = writeln!(o, "### Details on each Data Source\n");
     if p.sources.is_empty() {
         let _ = writeln!(o, "{MISSING} no data source is declared.\n");
@@ -309,6 +347,7 @@ fn write_dataset_list(o: &mut String, v: &View<'_>) {
         }
         let _ = writeln!(o);
     }
+    facts::write_derived(o, p, &v.outputs, &f.sizes);
 }
 
 /// `## Computational requirements`.
@@ -329,10 +368,19 @@ fn write_computational_requirements(o: &mut String, v: &View<'_>) {
     );
     let _ = writeln!(
         o,
-        "- Rust {} or newer to build it; this repro was built with `{}`",
+        "- the repro binary that made this package, `{}` (sha256 `{}`): built for `{}`, needs {}; `run.sh` uses it when it runs on the machine",
+        crate::replication::runsh::BIN_PATH,
+        f.shipped.sha256,
+        f.shipped.target,
+        f.shipped.libc.describe()
+    );
+    let _ = writeln!(
+        o,
+        "- otherwise Rust {} or newer to build it from `repro-src/`; this repro was built with `{}`",
         env!("CARGO_PKG_RUST_VERSION"),
         f.rustc_version
     );
+    facts::write_network(o, f.vendored);
     let mut any_cmd = false;
     for s in &p.stages {
         if let Action::Cmd(cmd) = &s.action {
@@ -383,43 +431,6 @@ fn write_computational_requirements(o: &mut String, v: &View<'_>) {
         }
         let _ = writeln!(o);
     }
-    let _ = writeln!(o, "### Memory, Runtime and Storage Requirements\n");
-    let m = &f.machine;
-    let _ = writeln!(
-        o,
-        "Measured on the machine that made this package: {}, {}, {} CPUs{}{}.\n",
-        m.os,
-        m.arch,
-        m.cpus,
-        m.cpu_model
-            .as_ref()
-            .map_or(String::new(), |c| format!(" ({c})")),
-        m.memory_bytes
-            .map_or(String::new(), |b| format!(", {} memory", bytes(b)))
-    );
-    if f.runtimes.is_empty() {
-        let _ = writeln!(
-            o,
-            "{MISSING} no stage run is recorded in this project's run log; run `repro run --force` before `repro package`.\n"
-        );
-    } else {
-        let _ = writeln!(o, "Runtime of the last run of each stage:\n");
-        let _ = writeln!(o, "| Stage | Runtime |");
-        let _ = writeln!(o, "|---|---|");
-        for s in &p.stages {
-            let t = f.runtimes.get(&s.name).map_or_else(
-                || "not recorded (outputs restored from the cache)".to_string(),
-                |t| seconds(*t),
-            );
-            let _ = writeln!(o, "| `{}` | {t} |", s.name);
-        }
-        let _ = writeln!(
-            o,
-            "| total | {} |\n\nThe total adds the stages up; repro runs independent stages in parallel, \
-             so a run takes less on several cores.\n",
-            seconds(*total_runtime)
-        );
-    }
     let data_bytes: u64 = data.iter().filter_map(|d| f.sizes.get(*d)).sum();
     let out_bytes: u64 = f
         .sizes
@@ -427,13 +438,16 @@ fn write_computational_requirements(o: &mut String, v: &View<'_>) {
         .filter(|(k, _)| v.is_output(k))
         .map(|(_, v)| v)
         .sum();
-    let all_bytes: u64 = f.sizes.values().sum();
-    let _ = writeln!(
+    facts::write_resources(
         o,
-        "Storage: data {}, outputs {}, the whole package {}.\n",
-        bytes(data_bytes),
-        bytes(out_bytes),
-        bytes(all_bytes)
+        p,
+        f,
+        &facts::Storage {
+            data: data_bytes,
+            outputs: out_bytes,
+            package: f.sizes.values().sum(),
+        },
+        *total_runtime,
     );
 }
 
@@ -471,7 +485,8 @@ fn write_instructions(o: &mut String, v: &View<'_>) {
     let _ = writeln!(o, "## Instructions to Replicators\n");
     let _ = writeln!(
         o,
-        "1. Install Rust {} or newer (<https://rustup.rs>) and the programs listed under Software Requirements.",
+        "1. Install the programs listed under Software Requirements. Rust {} or newer \
+         (<https://rustup.rs>) is needed only where the shipped binary does not run.",
         env!("CARGO_PKG_RUST_VERSION")
     );
     let mut step = 2;
@@ -483,18 +498,27 @@ fn write_instructions(o: &mut String, v: &View<'_>) {
         );
         step += 1;
     }
+    let build = if f.vendored {
+        "`cargo build --release --locked --offline`, from the crates vendored in `repro-src/vendor/`, with no network"
+    } else {
+        "`cargo build --release --locked`, which downloads the crates from crates.io: this package was made with `--no-vendor`"
+    };
     let _ = writeln!(
         o,
-        "{step}. Run `sh run.sh`. It builds repro from `repro-src/` (`cargo build --release --locked`), then \
-         runs `repro verify .`, which checks `MANIFEST.sha256`, rebuilds every stage from scratch in a \
+        "{step}. Run `sh run.sh`. It uses the shipped `{bin}` when its sha256 matches and it runs on \
+         the machine, and otherwise (or with `sh run.sh --build`) builds repro from `repro-src/` ({build}). \
+         Then it runs `repro verify .`, which checks `MANIFEST.sha256`, rebuilds every stage from scratch in a \
          temporary folder and compares every output with `repro.lock`. Exit code 0 means everything \
          reproduced byte for byte; otherwise it names each differing file and, for a table, the first \
-         differing cell."
+         differing cell.",
+        bin = crate::replication::runsh::BIN_PATH
     );
     let _ = writeln!(
         o,
-        "{}. To rewrite the outputs in this folder instead: `repro-src/target/release/repro -f {} run --force`.\n",
+        "{}. To rewrite the outputs in this folder instead: `{} -f {} run --force` (or \
+         `repro-src/target/release/repro` after a build).\n",
         step + 1,
+        crate::replication::runsh::BIN_PATH,
         crate::replication::shell::file_arg(&f.pipeline_file)
     );
 }
@@ -503,6 +527,7 @@ fn write_instructions(o: &mut String, v: &View<'_>) {
 fn write_exhibits(o: &mut String, v: &View<'_>) {
     let View { p, f, .. } = v;
     let _ = writeln!(o, "## List of tables and programs\n");
+    facts::write_exhibits_statement(o, p);
     if p.exhibits.is_empty() {
         let _ = writeln!(
             o,
@@ -612,7 +637,7 @@ fn kind_name(definition: &str) -> String {
         .unwrap_or_else(|| "kind".into())
 }
 
-fn quoted(items: &[&str]) -> String {
+pub fn quoted(items: &[&str]) -> String {
     let v: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
     v.join(", ")
 }
@@ -626,7 +651,7 @@ fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn seconds(s: f64) -> String {
+pub fn seconds(s: f64) -> String {
     if s < 60.0 {
         format!("{s:.2} s")
     } else {

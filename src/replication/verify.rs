@@ -17,6 +17,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::replication::archive;
+use crate::replication::interrupt::TempDir;
 use crate::replication::package::{self, file_name, MANIFEST_BLAKE3, MANIFEST_SHA256};
 use crate::ui::{Ui, UiConfig};
 use repro_engine::fsstate::{self, StatCache};
@@ -41,23 +42,6 @@ pub struct VerifyConfig {
 /// the `repro verify` it runs (see [`supervise`]).
 pub const SCRATCH_ENV: &str = "REPRO_VERIFY_SCRATCH";
 const SCRATCH_PREFIX: &str = "repro-verify-";
-
-/// A new folder, removed when dropped, and when repro is interrupted.
-struct TempDir(PathBuf, Option<crate::replication::interrupt::Registration>);
-
-impl TempDir {
-    fn new(parent: Option<&Path>, label: &str) -> io::Result<TempDir> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
-        let dir = parent.join(format!("repro-{label}-{}-{nanos}", std::process::id()));
-        fs::create_dir(&dir)?;
-        let undo = crate::replication::interrupt::remove_on_signal(&dir);
-        Ok(TempDir(dir, Some(undo)))
-    }
-}
 
 /// Runs this `repro verify` again as a child in its own process group, with a scratch folder
 /// (under the system's temporary folder) for every temporary file, and waits for it. On SIGINT,
@@ -113,13 +97,6 @@ fn sweep_scratch() {
         if ours && !Path::new(&format!("/proc/{pid}")).exists() {
             let _ = fs::remove_dir_all(e.path());
         }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-        self.1.take();
     }
 }
 

@@ -10,6 +10,7 @@ mod fuzz_corpus;
 mod ingest;
 mod limits;
 mod messages;
+mod offline;
 mod package;
 mod places;
 mod present;

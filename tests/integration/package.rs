@@ -14,6 +14,9 @@ fn fixtures() -> PathBuf {
 const SECTIONS: &[&str] = &[
     "## Overview",
     "## Data Availability and Provenance Statements",
+    "### Statement about Rights",
+    "### License for Data",
+    "### Summary of Availability",
     "### Details on each Data Source",
     "## Dataset list",
     "## Computational requirements",
@@ -21,6 +24,7 @@ const SECTIONS: &[&str] = &[
     "### Controlled Randomness",
     "### Memory, Runtime and Storage Requirements",
     "## Description of programs/code",
+    "### License for Code",
     "## Instructions to Replicators",
     "## List of tables and programs",
     "## References",
@@ -28,7 +32,10 @@ const SECTIONS: &[&str] = &[
 
 /// A seeded command stage (awk's generator, seeded from `${seed}`) and a quantile regression
 /// with bootstrap standard errors (seed 7), with sources and exhibits.
-const SMALL: &str = r#"sources:
+const SMALL: &str = r#"title: Engel curves, drawn and bootstrapped
+authors: [A. Author, B. Author]
+license: MIT
+sources:
   engel:
     files: [data/engel.csv]
     citation: "Koenker, R. and G. Bassett (1982). Robust tests for heteroscedasticity based on regression quantiles. Econometrica 50(1), 43-61."
@@ -144,7 +151,7 @@ fn package_unpack_elsewhere_verify_then_tamper() {
     assert_eq!(p.read("output/draws.csv").lines().count(), 6);
     let pkg = tempfile::tempdir().unwrap();
     let pkg_dir = pkg.path().join("pkg");
-    let out = p.repro(&["package", "--out", pkg_dir.to_str().unwrap()]);
+    let out = p.repro(&["package", "--no-vendor", "--out", pkg_dir.to_str().unwrap()]);
     out.ok();
     assert!(
         out.stdout.contains("packaged 2 stages, 2 outputs"),
@@ -237,7 +244,8 @@ fn the_readme_follows_the_template_with_real_facts() {
     p.repro(&["run"]).ok();
     let pkg = tempfile::tempdir().unwrap();
     let dir = pkg.path().join("pkg");
-    p.repro(&["package", "--out", dir.to_str().unwrap()]).ok();
+    p.repro(&["package", "--no-vendor", "--out", dir.to_str().unwrap()])
+        .ok();
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
     let mut at = 0;
     for s in SECTIONS {
@@ -257,14 +265,58 @@ fn the_readme_follows_the_template_with_real_facts() {
     // Seeds: the command stage's and the bootstrap's.
     assert!(readme.contains("| `draws` | 42 |"), "{readme}");
     assert!(readme.contains("| `engel_boot` | 7 |"), "{readme}");
-    // Runtimes measured on the last run, and the machine.
-    for stage in ["draws", "engel_boot"] {
+    // Runtimes and peak memory measured on the last run (the command's from wait4), and the
+    // machine.
+    for (stage, of) in [("draws", "command"), ("engel_boot", "repro")] {
         let row = readme
             .lines()
-            .find(|l| l.starts_with(&format!("| `{stage}` | ")) && l.ends_with(" s |"))
-            .unwrap_or_else(|| panic!("no runtime row for {stage}:\n{readme}"));
-        assert!(row.chars().any(|c| c.is_ascii_digit()), "{row}");
+            .find(|l| {
+                l.starts_with(&format!("| `{stage}` | ")) && l.ends_with(&format!(" ({of}) |"))
+            })
+            .unwrap_or_else(|| panic!("no runtime and memory row for {stage}:\n{readme}"));
+        assert!(row.contains(" s | "), "{row}");
+        assert!(row.contains("iB ("), "{row}");
     }
+    // The paper, rights, licences, availability, network, buckets, exhibits statement.
+    assert!(
+        readme.starts_with("# Replication package: Engel curves, drawn and bootstrapped\n"),
+        "{readme}"
+    );
+    assert!(
+        readme.contains("Authors: A. Author, B. Author."),
+        "{readme}"
+    );
+    assert!(
+        readme.contains(
+            "- [x] I certify that the author(s) of the manuscript have legitimate access"
+        ),
+        "{readme}"
+    );
+    assert!(readme.contains("- `engel`: public domain"), "{readme}");
+    assert!(
+        readme.contains("- [x] All data **are** publicly available."),
+        "{readme}"
+    );
+    assert!(readme.contains("- Network: none"), "{readme}");
+    assert!(readme.contains("- [x] <10 minutes"), "{readme}");
+    assert!(
+        readme.contains("- [x] 25 MB - 250 MB"),
+        "the shipped binary: {readme}"
+    );
+    assert!(
+        readme.contains(
+            "- the pipeline's own files (the pipeline file, stage specs and scripts): MIT"
+        ),
+        "{readme}"
+    );
+    assert!(
+        readme.contains("- [x] All tables and figures in the paper"),
+        "{readme}"
+    );
+    assert!(
+        readme.contains("| `output/draws.csv` | `draws` | "),
+        "derived files: {readme}"
+    );
     assert!(readme.contains(std::env::consts::ARCH), "{readme}");
     assert!(readme.contains(" CPUs"), "{readme}");
     // The exhibit map: label, output, stage, program.
@@ -300,8 +352,10 @@ fn zip_packages_are_deterministic_and_verify() {
     let pkg = tempfile::tempdir().unwrap();
     let a = pkg.path().join("a.zip");
     let b = pkg.path().join("b.zip");
-    p.repro(&["package", "--out", a.to_str().unwrap()]).ok();
-    p.repro(&["package", "--out", b.to_str().unwrap()]).ok();
+    p.repro(&["package", "--no-vendor", "--out", a.to_str().unwrap()])
+        .ok();
+    p.repro(&["package", "--no-vendor", "--out", b.to_str().unwrap()])
+        .ok();
     let (za, zb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     // The README states measured facts, the same for both (same run log, same machine).
     assert!(za == zb, "two packages of the same project differ");
@@ -326,7 +380,7 @@ fn data_that_are_not_provided_stay_out_and_verify_says_where_to_get_them() {
     p.repro(&["run"]).ok();
     let pkg = tempfile::tempdir().unwrap();
     let dir = pkg.path().join("pkg");
-    let out = p.repro(&["package", "--out", dir.to_str().unwrap()]);
+    let out = p.repro(&["package", "--no-vendor", "--out", dir.to_str().unwrap()]);
     out.ok();
     assert!(out
         .stdout
@@ -353,7 +407,7 @@ fn data_that_are_not_provided_stay_out_and_verify_says_where_to_get_them() {
 #[test]
 fn packaging_a_stale_pipeline_is_refused() {
     let p = small_project();
-    let out = p.repro(&["package", "--out", "pkg"]);
+    let out = p.repro(&["package", "--no-vendor", "--out", "pkg"]);
     assert_eq!(out.code, 1, "{}", out.snapshot());
     assert!(out
         .stderr
@@ -367,7 +421,7 @@ fn packaging_into_the_project_folder_is_refused() {
     p.repro(&["run"]).ok();
     p.write("MANIFEST.sha256", "");
     for out in [".", "..", "stages/.."] {
-        let refused = p.repro(&["package", "--out", out]);
+        let refused = p.repro(&["package", "--no-vendor", "--out", out]);
         assert_eq!(refused.code, 2, "{}", refused.snapshot());
         assert!(refused
             .stderr
@@ -488,6 +542,7 @@ fn default_pipeline_project() -> Project {
     p
 }
 
+/// The default pipeline as a data editor runs its package: `sh run.sh` (issue 17).
 #[test]
 fn default_pipeline_packages_and_verifies_elsewhere() {
     let p = default_pipeline_project();
@@ -502,11 +557,39 @@ fn default_pipeline_packages_and_verifies_elsewhere() {
             "section `{s}` missing"
         );
     }
+    assert!(!readme.contains("MISSING"), "{readme}");
+    // The vendored crates and the configuration that points cargo at them.
+    assert!(dir.join("repro-src/vendor/serde/Cargo.toml").is_file());
+    let config = std::fs::read_to_string(dir.join("repro-src/.cargo/config.toml")).unwrap();
+    assert!(config.contains("directory = \"vendor\""), "{config}");
+    // As an archive runs it: elsewhere, no network, an empty cargo home, the shipped binary.
     let elsewhere = tempfile::tempdir().unwrap();
     let copy = elsewhere.path().join("copy");
     copy_tree(&dir, &copy);
-    let verified = repro_in(&copy, &["verify", "."], &[]);
-    verified.ok();
+    let ran = crate::offline::run_sh_offline(&copy, &[]);
+    ran.ok();
+    assert!(
+        ran.stderr
+            .contains("run.sh: verifying with repro-bin/repro"),
+        "{}",
+        ran.snapshot()
+    );
+    let outputs: usize = serde_json::from_str::<serde_json::Value>(
+        &std::fs::read_to_string(copy.join("repro.lock")).unwrap(),
+    )
+    .unwrap()["stages"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|s| s["outs"].as_object().unwrap().len())
+        .sum();
+    assert!(
+        ran.stdout.contains(&format!(
+            "{outputs} of {outputs} outputs reproduce byte for byte"
+        )),
+        "{}",
+        ran.snapshot()
+    );
     // Flip one byte of one output: verify fails and names that file.
     let lock: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(copy.join("repro.lock")).unwrap()).unwrap();
@@ -586,7 +669,12 @@ fn verify_a_project_folder_and_name_the_readme_gaps() {
 
     // A package of a pipeline without metadata says what its README lacks.
     let pkg = tempfile::tempdir().unwrap();
-    let out = p.repro(&["package", "--out", pkg.path().join("p").to_str().unwrap()]);
+    let out = p.repro(&[
+        "package",
+        "--no-vendor",
+        "--out",
+        pkg.path().join("p").to_str().unwrap(),
+    ]);
     out.ok();
     for gap in [
         "README.md is incomplete: section `Data Availability and Provenance Statements`: the pipeline declares no `sources:`",
@@ -638,7 +726,7 @@ fn package_never_deletes_or_overwrites_what_repro_did_not_write() {
     std::fs::create_dir_all(&raw).unwrap();
     std::fs::write(raw.join("MANIFEST.sha256"), "abc  survey.csv\n").unwrap();
     std::fs::write(raw.join("survey.csv"), "a,b\n1,2\n").unwrap();
-    let refused = p.repro(&["package", "--out", raw.to_str().unwrap()]);
+    let refused = p.repro(&["package", "--no-vendor", "--out", raw.to_str().unwrap()]);
     assert_eq!(refused.code, 2, "{}", refused.snapshot());
     assert!(
         refused.stderr.contains(&format!(
@@ -657,10 +745,12 @@ fn package_never_deletes_or_overwrites_what_repro_did_not_write() {
 
     // A package repro wrote is replaced; once someone adds or edits a file in it, it is not.
     let pkg = outside.path().join("pkg");
-    p.repro(&["package", "--out", pkg.to_str().unwrap()]).ok();
-    p.repro(&["package", "--out", pkg.to_str().unwrap()]).ok();
+    p.repro(&["package", "--no-vendor", "--out", pkg.to_str().unwrap()])
+        .ok();
+    p.repro(&["package", "--no-vendor", "--out", pkg.to_str().unwrap()])
+        .ok();
     std::fs::write(pkg.join("notes.txt"), "my notes").unwrap();
-    let refused = p.repro(&["package", "--out", pkg.to_str().unwrap()]);
+    let refused = p.repro(&["package", "--no-vendor", "--out", pkg.to_str().unwrap()]);
     assert_eq!(refused.code, 2, "{}", refused.snapshot());
     assert!(refused.stderr.contains("`notes.txt`"), "{}", refused.stderr);
     assert_eq!(
@@ -669,7 +759,7 @@ fn package_never_deletes_or_overwrites_what_repro_did_not_write() {
     );
     std::fs::remove_file(pkg.join("notes.txt")).unwrap();
     std::fs::write(pkg.join("README.md"), "edited by hand").unwrap();
-    let refused = p.repro(&["package", "--out", pkg.to_str().unwrap()]);
+    let refused = p.repro(&["package", "--no-vendor", "--out", pkg.to_str().unwrap()]);
     assert_eq!(refused.code, 2, "{}", refused.snapshot());
     assert!(refused.stderr.contains("`README.md`"), "{}", refused.stderr);
     assert_eq!(
@@ -680,7 +770,7 @@ fn package_never_deletes_or_overwrites_what_repro_did_not_write() {
     // A zip repro did not write is left alone; one it wrote is replaced.
     let foreign = outside.path().join("data.zip");
     std::fs::write(&foreign, b"PK\x03\x04 not a package").unwrap();
-    let refused = p.repro(&["package", "--out", foreign.to_str().unwrap()]);
+    let refused = p.repro(&["package", "--no-vendor", "--out", foreign.to_str().unwrap()]);
     assert_eq!(refused.code, 2, "{}", refused.snapshot());
     assert!(
         refused.stderr.contains(&format!(
@@ -695,8 +785,10 @@ fn package_never_deletes_or_overwrites_what_repro_did_not_write() {
         b"PK\x03\x04 not a package"
     );
     let ours = outside.path().join("ours.zip");
-    p.repro(&["package", "--out", ours.to_str().unwrap()]).ok();
-    p.repro(&["package", "--out", ours.to_str().unwrap()]).ok();
+    p.repro(&["package", "--no-vendor", "--out", ours.to_str().unwrap()])
+        .ok();
+    p.repro(&["package", "--no-vendor", "--out", ours.to_str().unwrap()])
+        .ok();
     // Nothing but the named outputs was left next to them.
     let mut left: Vec<String> = std::fs::read_dir(outside.path())
         .unwrap()
@@ -718,7 +810,11 @@ fn package_holds_only_the_pipelines_files_and_nothing_outside_the_project() {
     repro_in(&proj, &["run"], &[]).ok();
     std::fs::write(proj.join("pipeline.yaml"), SMALL).unwrap();
     let pkg = root.path().join("pkg");
-    let out = repro_in(&proj, &["package", "--out", pkg.to_str().unwrap()], &[]);
+    let out = repro_in(
+        &proj,
+        &["package", "--no-vendor", "--out", pkg.to_str().unwrap()],
+        &[],
+    );
     out.ok();
     assert!(
         out.stdout.contains("packaged 2 stages, 2 outputs"),
@@ -749,7 +845,11 @@ fn package_holds_only_the_pipelines_files_and_nothing_outside_the_project() {
             lock["stages"][stage] = entry;
             std::fs::write(&lock_path, serde_json::to_string_pretty(&lock).unwrap()).unwrap();
             let bad_pkg = root.path().join(format!("bad-{stage}"));
-            let out = repro_in(&proj, &["package", "--out", bad_pkg.to_str().unwrap()], &[]);
+            let out = repro_in(
+                &proj,
+                &["package", "--no-vendor", "--out", bad_pkg.to_str().unwrap()],
+                &[],
+            );
             assert_ne!(out.code, 0, "{}", out.snapshot());
             assert!(
                 out.stderr.contains("error: ") && out.stderr.contains(&format!("`{bad}`")),
@@ -768,7 +868,11 @@ fn package_holds_only_the_pipelines_files_and_nothing_outside_the_project() {
     std::fs::rename(proj.join("data/engel.csv"), &elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, proj.join("data/engel.csv")).unwrap();
     let linked = root.path().join("linked");
-    let out = repro_in(&proj, &["package", "--out", linked.to_str().unwrap()], &[]);
+    let out = repro_in(
+        &proj,
+        &["package", "--no-vendor", "--out", linked.to_str().unwrap()],
+        &[],
+    );
     assert_ne!(out.code, 0, "{}", out.snapshot());
     assert!(
         out.stderr.contains("`data/engel.csv`") && out.stderr.contains("outside the project"),
@@ -820,7 +924,8 @@ fn verify_reports_unlisted_files_and_refuses_unsafe_zip_entries() {
     p.repro(&["run"]).ok();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("pkg");
-    p.repro(&["package", "--out", dir.to_str().unwrap()]).ok();
+    p.repro(&["package", "--no-vendor", "--out", dir.to_str().unwrap()])
+        .ok();
 
     // A folder package with a file its manifest does not list.
     std::fs::write(dir.join("stages/extra.sh"), "echo hi\n").unwrap();
@@ -837,7 +942,8 @@ fn verify_reports_unlisted_files_and_refuses_unsafe_zip_entries() {
 
     // The same in a zip.
     let good = tmp.path().join("good.zip");
-    p.repro(&["package", "--out", good.to_str().unwrap()]).ok();
+    p.repro(&["package", "--no-vendor", "--out", good.to_str().unwrap()])
+        .ok();
     let extra = tmp.path().join("extra.zip");
     zip_with(&good, &extra, &[("notes/extra.txt", Some(b"x"))]);
     let out = repro_in(tmp.path(), &["verify", extra.to_str().unwrap()], &[]);
@@ -884,8 +990,15 @@ fn run_sh_and_the_readme_quote_the_pipeline_file_name() {
     p.repro(&["-f", CRAFTED, "run"]).ok();
     let tmp = tempfile::tempdir().unwrap();
     let pkg = tmp.path().join("pkg");
-    p.repro(&["-f", CRAFTED, "package", "--out", pkg.to_str().unwrap()])
-        .ok();
+    p.repro(&[
+        "-f",
+        CRAFTED,
+        "package",
+        "--no-vendor",
+        "--out",
+        pkg.to_str().unwrap(),
+    ])
+    .ok();
 
     // Stand-ins for cargo and the built repro that record their arguments, one per line.
     let bin = tmp.path().join("bin");

@@ -39,6 +39,9 @@ pub struct CommandOutcome {
     pub spawn_error: Option<String>,
     /// What the batch system said about the job (None for a local command).
     pub job: Option<JobReport>,
+    /// Peak resident memory of the command in bytes (wait4's `ru_maxrss`: the largest of the
+    /// shell and the descendants it waited for); None when unknown.
+    pub max_rss_bytes: Option<u64>,
 }
 
 /// A batch job's end as the scheduler reported it, kept in `cache/logs/<stage>.job.json`.
@@ -71,6 +74,7 @@ impl CommandOutcome {
             stderr: Vec::new(),
             spawn_error: Some(why.into()),
             job: None,
+            max_rss_bytes: None,
         }
     }
 
@@ -169,14 +173,14 @@ impl Executor for LocalExecutor {
                 Ok(())
             });
         }
-        let out = command.spawn().and_then(|child| {
+        let out = command.spawn().and_then(|mut child| {
             let pgid = child.id() as i32;
             RUNNING.lock().unwrap_or_else(|e| e.into_inner()).push(pgid);
             if interrupted() {
                 // SAFETY: as in `interrupt`.
                 unsafe { libc::kill(-pgid, libc::SIGTERM) };
             }
-            let out = child.wait_with_output();
+            let out = wait_with_rusage(&mut child);
             RUNNING
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -190,10 +194,71 @@ impl Executor for LocalExecutor {
                 stderr: o.stderr,
                 spawn_error: None,
                 job: None,
+                max_rss_bytes: Some(o.max_rss_bytes),
             },
             Err(e) => CommandOutcome::not_started(format!("cannot start `sh`: {e}")),
         }
     }
+}
+
+/// What [`wait_with_rusage`] returns.
+struct Finished {
+    status: std::process::ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    max_rss_bytes: u64,
+}
+
+/// `Child::wait_with_output`, plus the child's resource usage from wait4(2), which std does not
+/// expose: the peak memory a command stage needs goes into the run log and the package README.
+fn wait_with_rusage(child: &mut std::process::Child) -> std::io::Result<Finished> {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let stderr_pipe = child.stderr.take();
+    // Both pipes are drained at once, so a command filling one cannot block on the other.
+    let stderr_reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = stderr_pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    });
+    let mut stdout = Vec::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        let _ = pipe.read_to_end(&mut stdout);
+    }
+    let stderr = stderr_reader.join().unwrap_or_default();
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; wait4 writes it and `status` for our own child only.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: pointers to live locals; the pid is this process's unreaped child.
+        if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(Finished {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout,
+        stderr,
+        // Linux reports kilobytes.
+        max_rss_bytes: u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
+    })
+}
+
+/// Peak resident memory of this process so far, in bytes (getrusage(RUSAGE_SELF)).
+pub fn process_max_rss_bytes() -> Option<u64> {
+    // SAFETY: as in `wait_with_rusage`; getrusage writes only `usage`.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return None;
+    }
+    u64::try_from(usage.ru_maxrss).ok().map(|kb| kb * 1024)
 }
 
 /// How a command names its stage's declared seed.

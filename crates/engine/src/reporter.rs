@@ -25,12 +25,40 @@ pub enum Outcome {
     Restored,
     Ran {
         seconds: f64,
+        /// Peak resident memory measured for the stage, when known.
+        memory: Option<PeakMemory>,
     },
     Failed(Box<Diagnostic>),
     /// Not started because a stage it needs failed.
     Skipped,
     /// Not started because the run stopped after a failure.
     NotStarted,
+}
+
+/// Peak resident memory of a stage's run, in bytes, and what it measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeakMemory {
+    /// A command stage: the command's own peak (wait4's rusage of its process tree).
+    Command(u64),
+    /// A built-in stage runs inside repro: repro's peak when the stage ended, which covers the
+    /// stage and whatever ran before or beside it (so an upper bound).
+    Process(u64),
+}
+
+impl PeakMemory {
+    pub fn bytes(self) -> u64 {
+        match self {
+            PeakMemory::Command(b) | PeakMemory::Process(b) => b,
+        }
+    }
+
+    /// The run log's word for what was measured.
+    pub fn scope(self) -> &'static str {
+        match self {
+            PeakMemory::Command(_) => "command",
+            PeakMemory::Process(_) => "process",
+        }
+    }
 }
 
 impl Outcome {

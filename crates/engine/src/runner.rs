@@ -19,7 +19,7 @@ use crate::lock::{self, LockEntry, LockOut};
 use crate::observe::{observe, observe_known, StageView};
 use crate::pipeline::{Action, ExecutorKind, Pipeline, Stage};
 use crate::planner;
-use crate::reporter::{Outcome, Reporter};
+use crate::reporter::{Outcome, PeakMemory, Reporter};
 use crate::slurm::{self, SlurmConfig, SlurmExecutor};
 use crate::store::{LockOutcome, Output, Store};
 use repro_kind::diag::{Diagnostic, Failure};
@@ -287,7 +287,9 @@ fn record(
             "finished": unix_now(),
             "stage": stage.name,
             "outcome": done.outcome.label(),
-            "seconds": match &done.outcome { Outcome::Ran { seconds } => *seconds, _ => 0.0 },
+            "seconds": match &done.outcome { Outcome::Ran { seconds, .. } => *seconds, _ => 0.0 },
+            "max_rss_bytes": match &done.outcome { Outcome::Ran { memory: Some(m), .. } => Some(m.bytes()), _ => None },
+            "max_rss_of": match &done.outcome { Outcome::Ran { memory: Some(m), .. } => Some(m.scope()), _ => None },
         }));
     }
     ui.finished(&stage.name, &done.outcome);
@@ -582,7 +584,9 @@ fn run_stage(
     let result = execute(ctx, stage);
     let seconds = started.elapsed().as_secs_f64();
     failpoint(&stage.name, "after-command");
+    let mut memory = None;
     let result = result
+        .map(|m| memory = m)
         .and_then(|()| deps_unchanged(ctx, stage, view))
         .and_then(|()| collect_outputs(ctx, stage, &view.observed.key));
     failpoint(&stage.name, "after-record");
@@ -596,7 +600,7 @@ fn run_stage(
                 obs.outs.insert(o.path.clone(), Some(o.hash.clone()));
             }
             Ok((
-                Outcome::Ran { seconds },
+                Outcome::Ran { seconds, memory },
                 Some(planner::lock_entry(stage, &obs, lock_outs(&outs))),
             ))
         }
@@ -677,10 +681,14 @@ pub fn run_builtin(root: &Path, stage: &Stage) -> Result<(), Diagnostic> {
     .unwrap_or_else(|panic| Err(bug(stage, panic.as_ref())))
 }
 
-fn execute(ctx: &Ctx<'_>, stage: &Stage) -> Result<(), Diagnostic> {
+/// Runs the stage's work; Ok with the peak memory measured for it, when known.
+fn execute(ctx: &Ctx<'_>, stage: &Stage) -> Result<Option<PeakMemory>, Diagnostic> {
     let on = ctx.place.of(stage);
     let job = match &stage.action {
-        Action::Builtin(_) if on == ExecutorKind::Local => return run_builtin(ctx.root, stage),
+        Action::Builtin(_) if on == ExecutorKind::Local => {
+            return run_builtin(ctx.root, stage)
+                .map(|()| executor::process_max_rss_bytes().map(PeakMemory::Process));
+        }
         Action::Builtin(_) => builtin_job(ctx, stage)?,
         Action::Cmd(template) => command_job(ctx, stage, template)?,
     };
@@ -697,7 +705,7 @@ fn execute(ctx: &Ctx<'_>, stage: &Stage) -> Result<(), Diagnostic> {
         .and_then(|j| serde_json::to_vec_pretty(j).ok());
     let _ = ctx.store.save_job_record(&stage.name, record.as_deref());
     if out.success() {
-        return Ok(());
+        return Ok(out.max_rss_bytes.map(PeakMemory::Command));
     }
     let mut d = Diagnostic::new(format!("stage `{}` failed", stage.name))
         .cause(out.failure_cause(&job.cmd));

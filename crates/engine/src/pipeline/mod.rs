@@ -94,6 +94,25 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_papers_title_and_authors() {
+        let stages = "stages:\n  a:\n    cmd: echo > o\n    outs: [o]\n";
+        let p = parse(&format!(
+            "title: T\nauthors: [A B, C D]\nlicense: MIT\n{stages}"
+        ))
+        .unwrap();
+        assert_eq!(p.title.as_deref(), Some("T"));
+        assert_eq!(p.license.as_deref(), Some("MIT"));
+        assert_eq!(p.authors, ["A B", "C D"]);
+        let one = parse(&format!("authors: A B\n{stages}")).unwrap();
+        assert_eq!((one.title, one.authors), (None, vec!["A B".to_string()]));
+        let bad = parse(&format!("title: [x]\n{stages}")).unwrap_err();
+        assert!(
+            bad.contains("`title` of the pipeline must be a string"),
+            "{bad}"
+        );
+    }
+
+    #[test]
     fn the_seed_enters_the_key_and_metadata_does_not() {
         let key = |text: &str| {
             let p = parse(text).unwrap();

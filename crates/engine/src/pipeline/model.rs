@@ -39,6 +39,12 @@ pub struct Pipeline {
     pub params_files: Vec<String>,
     /// The top-level `executor:`, for stages that name none (`cluster`). Not in any key.
     pub executor: Option<ExecutorKind>,
+    /// `title:` of the paper the pipeline reproduces. Metadata for packages; not in any key.
+    pub title: Option<String>,
+    /// `authors:` of that paper, in file order. Metadata for packages; not in any key.
+    pub authors: Vec<String>,
+    /// `license:` of the pipeline's own code (specs, scripts). Metadata for packages.
+    pub license: Option<String>,
 }
 
 /// A data source: where its files come from and whether the package may include them.

@@ -66,6 +66,7 @@ pub fn parse_pipeline(
     link(&mut cx, &mut stages);
     let sources = cx.sources(&doc);
     let exhibits = cx.exhibits(&doc, &stages);
+    let (title, authors, license) = cx.paper(&doc);
     let order = if cx.diags.is_empty() {
         topo_order(&mut cx, &stages)
     } else {
@@ -91,6 +92,9 @@ pub fn parse_pipeline(
         params_files,
         report,
         executor: cluster.executor,
+        title,
+        authors,
+        license,
     })
 }
 
@@ -101,6 +105,9 @@ const TOP_KEYS: &[&str] = &[
     "report",
     "executor",
     "resources",
+    "title",
+    "authors",
+    "license",
 ];
 const STAGE_KEYS: &[&str] = &[
     "cmd",
@@ -144,6 +151,29 @@ impl Cx<'_> {
                 None
             }
         }
+    }
+
+    /// The optional `title: TEXT` and `authors: [NAME, ...]` (or one name) of the paper, and the
+    /// `license: TEXT` of the pipeline's code.
+    fn paper(&mut self, doc: &Node) -> (Option<String>, Vec<String>, Option<String>) {
+        let Value::Map(entries) = &doc.value else {
+            return (None, Vec::new(), None);
+        };
+        let field = |name: &str| entries.iter().find(|(k, _)| k.name == name).map(|(_, n)| n);
+        let title = field("title").and_then(|n| self.string("the pipeline", "title", n));
+        let authors = match field("authors").map(|n| (n, &n.value)) {
+            None => Vec::new(),
+            Some((_, Value::Seq(items))) => items
+                .iter()
+                .filter_map(|n| self.string("the pipeline", "authors", n))
+                .collect(),
+            Some((n, _)) => self
+                .string("the pipeline", "authors", n)
+                .into_iter()
+                .collect(),
+        };
+        let license = field("license").and_then(|n| self.string("the pipeline", "license", n));
+        (title, authors, license)
     }
 
     fn stages(&mut self, doc: &Node) -> Vec<Stage> {

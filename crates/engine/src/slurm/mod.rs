@@ -326,6 +326,8 @@ impl Executor for SlurmExecutor {
             stdout,
             stderr,
             spawn_error: None,
+            // The node's memory use is Slurm's to report (sacct, with accounting on); not read yet.
+            max_rss_bytes: None,
             job: Some(JobReport {
                 executor: "slurm",
                 id: id.to_string(),
