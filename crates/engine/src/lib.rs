@@ -18,6 +18,7 @@ pub mod key;
 pub mod lock;
 pub mod observe;
 pub mod params;
+pub mod params_file;
 pub mod pipeline;
 pub mod planner;
 pub mod reporter;

@@ -389,6 +389,9 @@ fn check_sources(p: &Pipeline, selected: &[usize], stat: &StatCache) -> Result<(
 /// True when the stage's key and outputs match its lock entry, decided from stats alone: a file
 /// the stat cache cannot vouch for makes this false, and a worker hashes it.
 fn up_to_date(ctx: &Ctx<'_>, stage: &Stage, entry: &LockEntry) -> bool {
+    if stage.run.always_changed && !stage.run.frozen {
+        return false;
+    }
     match observe_known(ctx.root, stage, ctx.stat) {
         Some(view) => {
             view.missing_deps.is_empty()
@@ -424,12 +427,17 @@ fn try_build(
         );
     }
     let obs = &view.observed;
-    if !ctx.force {
+    if stage.run.frozen {
+        return frozen(stage, &view);
+    }
+    if !ctx.force && !stage.run.always_changed {
         if let Some(e) = entry {
             if e.key == obs.key && planner::outputs_intact(e, obs) {
                 return Ok((Outcome::UpToDate, Some(e.clone())));
             }
         }
+    }
+    if !ctx.force && stage.run.restorable() {
         if let Some(outs) = ctx.store.stage_record(&obs.key) {
             if ctx.store.outputs_available(&outs) && restore_all(ctx, stage, &view, &outs)? {
                 return Ok((
@@ -440,6 +448,30 @@ fn try_build(
         }
     }
     run_stage(ctx, stage, &view)
+}
+
+/// A frozen stage never runs (`frozen: true`, as in DVC): its outputs must be there, and are
+/// recorded as they are.
+fn frozen(stage: &Stage, view: &StageView) -> Result<(Outcome, Option<LockEntry>), Diagnostic> {
+    let mut outs = BTreeMap::new();
+    for (path, state) in &view.out_states {
+        let Some(hash) = state.hash() else {
+            return Err(Diagnostic::new(format!("stage `{}` is frozen and its output `{path}` is missing", stage.name))
+                .hint("a frozen stage never runs: restore the file, or remove `frozen: true` to rebuild it"));
+        };
+        let dir = matches!(state, PathState::Dir { .. });
+        outs.insert(
+            path.clone(),
+            LockOut {
+                hash: hash.to_string(),
+                dir,
+            },
+        );
+    }
+    Ok((
+        Outcome::UpToDate,
+        Some(planner::lock_entry(stage, &view.observed, outs)),
+    ))
 }
 
 /// The deps a stage ran on must still be the ones its key was computed from: a dep edited while
@@ -497,9 +529,14 @@ fn run_stage(
     stage: &Stage,
     view: &StageView,
 ) -> Result<(Outcome, Option<LockEntry>), Diagnostic> {
-    // Keep the current outputs aside: a failed stage gets them back, untouched.
+    // Keep the current outputs aside: a failed stage gets them back, untouched. Persisted
+    // outputs (`persist: true`) stay in place: the command builds on them.
     let mut aside = Vec::new();
     for o in &stage.outs {
+        if stage.run.out(o).persist {
+            ctx.stat.forget(o);
+            continue;
+        }
         match ctx.store.move_aside(o) {
             Ok(a) => aside.push((o.clone(), a)),
             Err(e) => {
@@ -589,46 +626,81 @@ fn execute(ctx: &Ctx<'_>, stage: &Stage) -> Result<(), Diagnostic> {
         }))
         .unwrap_or_else(|panic| Err(bug(stage, panic.as_ref()))),
         Action::Cmd(template) => {
-            let template = executor::substitute_seed(template, stage.seed);
-            let cmd = executor::substitute(&template, &stage.params)
-                .map_err(|e| Diagnostic::new(format!("stage `{}` failed", stage.name)).cause(e))?;
-            let mut env = executor::param_env(&stage.params);
-            env.push(("REPRO_STAGE".into(), stage.name.clone()));
-            if let Some(seed) = stage.seed {
-                env.push(("REPRO_SEED".into(), seed.to_string()));
-            }
-            let job = CommandJob {
-                stage: stage.name.clone(),
-                cmd,
-                cwd: ctx.root.to_path_buf(),
-                env,
-                hold: ctx.hold,
+            // DVC runs a command's lines one by one, stopping at the first that fails.
+            let whole = [template.clone()];
+            let lines: &[String] = if stage.run.lines.is_empty() {
+                &whole
+            } else {
+                &stage.run.lines
             };
-            let out = ctx.executor.run(&job);
-            let _ = ctx
-                .store
-                .save_command_logs(&stage.name, &out.stdout, &out.stderr);
-            if out.success() {
-                return Ok(());
-            }
-            let mut d = Diagnostic::new(format!("stage `{}` failed", stage.name));
-            d = match (&out.spawn_error, out.code) {
-                (Some(e), _) => d.cause(format!("cannot start `sh`: {e}")),
-                (None, Some(code)) => {
-                    d.cause(format!("command exited with code {code}: `{}`", job.cmd))
+            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+            let mut result = Ok(());
+            for line in lines {
+                result = run_line(ctx, stage, line, &mut stdout, &mut stderr);
+                if result.is_err() {
+                    break;
                 }
-                (None, None) => d.cause(format!("command was killed by a signal: `{}`", job.cmd)),
-            };
-            let tail = stderr_tail(&out.stderr, 20);
-            if !tail.is_empty() {
-                d = d.cause(format!("stderr (last lines):\n{tail}"));
             }
-            Err(d.hint(format!(
-                "full output in `cache/logs/{0}.out` and `cache/logs/{0}.err`; earlier outputs were kept",
-                stage.name
-            )))
+            let _ = ctx.store.save_command_logs(&stage.name, &stdout, &stderr);
+            result
         }
     }
+}
+
+/// Runs one line of a command stage with `sh -c` in the stage's folder; its output is appended
+/// to the stage's.
+fn run_line(
+    ctx: &Ctx<'_>,
+    stage: &Stage,
+    template: &str,
+    stdout: &mut Vec<u8>,
+    stderr: &mut Vec<u8>,
+) -> Result<(), Diagnostic> {
+    let template = executor::substitute_seed(template, stage.seed);
+    let cmd = executor::substitute(&template, &stage.params)
+        .map_err(|e| Diagnostic::new(format!("stage `{}` failed", stage.name)).cause(e))?;
+    let mut env = executor::param_env(&stage.params);
+    env.push(("REPRO_STAGE".into(), stage.name.clone()));
+    // What DVC gives its commands, for commands written for DVC.
+    env.push(("DVC_STAGE".into(), stage.name.clone()));
+    if let Ok(abs) = std::path::absolute(ctx.root) {
+        env.push(("DVC_ROOT".into(), abs.to_string_lossy().to_string()));
+    }
+    if let Some(seed) = stage.seed {
+        env.push(("REPRO_SEED".into(), seed.to_string()));
+    }
+    let job = CommandJob {
+        stage: stage.name.clone(),
+        cmd,
+        cwd: ctx.root.join(&stage.run.wdir),
+        env,
+        hold: ctx.hold,
+    };
+    let out = ctx.executor.run(&job);
+    stdout.extend_from_slice(&out.stdout);
+    stderr.extend_from_slice(&out.stderr);
+    if out.success() {
+        return Ok(());
+    }
+    let mut d = Diagnostic::new(format!("stage `{}` failed", stage.name));
+    d = match (&out.spawn_error, out.code) {
+        (Some(e), _) => d.cause(format!("cannot start `sh`: {e}")),
+        (None, Some(code)) => d.cause(format!("command exited with code {code}: `{}`", job.cmd)),
+        (None, None) => d.cause(format!("command was killed by a signal: `{}`", job.cmd)),
+    };
+    let tail = stderr_tail(&out.stderr, 20);
+    if !tail.is_empty() {
+        d = d.cause(format!("stderr (last lines):\n{tail}"));
+    }
+    let logs = crate::store::log_name(&stage.name);
+    let shell_hint = if tail.contains("Bad substitution") || tail.contains("Syntax error") {
+        "repro runs each line with `sh` (POSIX sh, dash on Debian), not your login shell as DVC does: write bash syntax as `bash -c '...'` or in a script; "
+    } else {
+        ""
+    };
+    Err(d.hint(format!(
+        "{shell_hint}full output in `cache/logs/{logs}.out` and `cache/logs/{logs}.err`; earlier outputs were kept"
+    )))
 }
 
 fn collect_outputs(ctx: &Ctx<'_>, stage: &Stage, key: &str) -> Result<Vec<Output>, Diagnostic> {
@@ -637,7 +709,17 @@ fn collect_outputs(ctx: &Ctx<'_>, stage: &Stage, key: &str) -> Result<Vec<Output
     for o in &stage.outs {
         let state = crate::fsstate::hash_path(ctx.root, o, ctx.stat)
             .map_err(|e| io_diag(stage, &format!("cannot read output `{o}`"), &e))?;
-        match ctx.store.save_output(o, &state) {
+        // `cache: false`: recorded by its hash, not stored.
+        let saved = if stage.run.out(o).cache {
+            ctx.store.save_output(o, &state)
+        } else {
+            Ok(state.hash().map(|hash| Output {
+                path: o.clone(),
+                is_dir: matches!(state, PathState::Dir { .. }),
+                hash: hash.to_string(),
+            }))
+        };
+        match saved {
             Ok(Some(out)) => outs.push(out),
             Ok(None) => missing.push(o.clone()),
             Err(e) => {
@@ -658,9 +740,11 @@ fn collect_outputs(ctx: &Ctx<'_>, stage: &Stage, key: &str) -> Result<Vec<Output
             ))
             .hint("make the command write every path listed in `outs`, or remove it from `outs`"));
     }
-    ctx.store
-        .record_stage(key, &outs)
-        .map_err(|e| io_diag(stage, "cannot record the stage in the cache", &e))?;
+    if stage.run.restorable() {
+        ctx.store
+            .record_stage(key, &outs)
+            .map_err(|e| io_diag(stage, "cannot record the stage in the cache", &e))?;
+    }
     Ok(outs)
 }
 

@@ -7,11 +7,13 @@
 //! stale (`planner`).
 
 mod cx;
+mod dvc;
 mod graph;
 mod model;
 mod parse;
+mod template;
 
-pub use model::{Action, Exhibit, Pipeline, Source, Stage, DEFAULT_PARAMS_FILE};
+pub use model::{Action, Exhibit, OutOpts, Pipeline, RunOpts, Source, Stage, DEFAULT_PARAMS_FILE};
 pub use parse::{load, parse_pipeline};
 pub use repro_kind::paths::{normalize_path, path_within};
 
