@@ -156,7 +156,7 @@ impl Cx<'_> {
         context: &Node,
         stage: &str,
         foreach: &Node,
-    ) -> Option<Vec<(String, Vec<(String, Node)>)>> {
+    ) -> Option<Vec<Generated>> {
         let data = self.resolve_node(context, foreach, "foreach")?;
         match &data.value {
             Value::Seq(items) => {
@@ -213,7 +213,7 @@ impl Cx<'_> {
         context: &Node,
         stage: &str,
         matrix: &Node,
-    ) -> Option<Vec<(String, Vec<(String, Node)>)>> {
+    ) -> Option<Vec<Generated>> {
         let data = self.resolve_node(context, matrix, "matrix")?;
         let Value::Map(axes) = &data.value else {
             self.error(
@@ -222,7 +222,7 @@ impl Cx<'_> {
             );
             return None;
         };
-        let mut combos: Vec<(Vec<String>, Vec<(Key, Node)>)> = vec![(Vec::new(), Vec::new())];
+        let mut combos: Vec<Combination> = vec![(Vec::new(), Vec::new())];
         for (name, values) in axes {
             let Value::Seq(values) = &values.value else {
                 self.error(
@@ -522,6 +522,11 @@ impl Cx<'_> {
         }
     }
 }
+
+/// One generated stage: its key (the part after `@`) and the variables it adds (`item`, `key`).
+type Generated = (String, Vec<(String, Node)>);
+/// A matrix combination being built: the name fragments and the chosen value of each axis.
+type Combination = (Vec<String>, Vec<(Key, Node)>);
 
 /// `dir/file`, or `file` at the root.
 fn join_dir(dir: &str, file: &str) -> String {
