@@ -1,6 +1,7 @@
 //! The one integration test binary: runs the real `repro` in temporary folders.
 
 mod data;
+mod dvc;
 mod engine;
 mod errors;
 mod faults;

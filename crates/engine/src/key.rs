@@ -78,6 +78,11 @@ pub fn stage_key(stage: &Stage, dep_hashes: &BTreeMap<String, String>) -> String
         field(&mut h, b"seed");
         field(&mut h, &seed.to_le_bytes());
     }
+    // 7. the folder a command runs in, only when it is not the project root (same reason).
+    if !stage.run.wdir.is_empty() {
+        field(&mut h, b"wdir");
+        field(&mut h, stage.run.wdir.as_bytes());
+    }
     h.finalize().to_hex().to_string()
 }
 

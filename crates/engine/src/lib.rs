@@ -20,6 +20,7 @@ pub mod lock;
 pub mod lockset;
 pub mod observe;
 pub mod params;
+pub mod params_file;
 pub mod pipeline;
 pub mod planner;
 pub mod reporter;

@@ -74,6 +74,8 @@ pub enum Reason {
     UpstreamStale {
         stage: String,
     },
+    /// `always_changed: true`, or a command with neither deps nor outputs (DVC's rule).
+    AlwaysChanged,
 }
 
 impl fmt::Display for Reason {
@@ -109,6 +111,10 @@ impl fmt::Display for Reason {
             Reason::OutMissing { path } => write!(f, "output `{path}` missing"),
             Reason::OutModified { path } => write!(f, "output `{path}` modified"),
             Reason::UpstreamStale { stage } => write!(f, "upstream stage `{stage}` is stale"),
+            Reason::AlwaysChanged => write!(
+                f,
+                "always changed (`always_changed`, or no deps and no outputs)"
+            ),
         }
     }
 }
@@ -126,6 +132,13 @@ pub fn outputs_intact(entry: &LockEntry, obs: &Observed) -> bool {
 
 /// Why the stage is stale; empty when it is up to date.
 pub fn reasons(stage: &Stage, obs: &Observed, entry: Option<&LockEntry>) -> Vec<Reason> {
+    // A frozen stage never runs, whatever changed (DVC).
+    if stage.run.frozen {
+        return Vec::new();
+    }
+    if stage.run.always_changed {
+        return vec![Reason::AlwaysChanged];
+    }
     let Some(entry) = entry else {
         return vec![Reason::NeverRun];
     };

@@ -453,6 +453,9 @@ fn check_sources(p: &Pipeline, selected: &[usize], stat: &StatCache) -> Result<(
 /// True when the stage's key and outputs match its lock entry, decided from stats alone: a file
 /// the stat cache cannot vouch for makes this false, and a worker hashes it.
 fn up_to_date(ctx: &Ctx<'_>, stage: &Stage, entry: &LockEntry) -> bool {
+    if stage.run.always_changed && !stage.run.frozen {
+        return false;
+    }
     match observe_known(ctx.root, stage, ctx.stat) {
         Some(view) => {
             view.missing_deps.is_empty()
@@ -488,12 +491,17 @@ fn try_build(
         );
     }
     let obs = &view.observed;
-    if !ctx.force {
+    if stage.run.frozen {
+        return frozen(stage, &view);
+    }
+    if !ctx.force && !stage.run.always_changed {
         if let Some(e) = entry {
             if e.key == obs.key && planner::outputs_intact(e, obs) {
                 return Ok((Outcome::UpToDate, Some(e.clone())));
             }
         }
+    }
+    if !ctx.force && stage.run.restorable() {
         if let Some(outs) = ctx.store.stage_record(&obs.key, &stage.outs) {
             if ctx.store.outputs_available(&outs) && restore_all(ctx, stage, &view, &outs)? {
                 return Ok((
@@ -504,6 +512,30 @@ fn try_build(
         }
     }
     run_stage(ctx, stage, &view)
+}
+
+/// A frozen stage never runs (`frozen: true`, as in DVC): its outputs must be there, and are
+/// recorded as they are.
+fn frozen(stage: &Stage, view: &StageView) -> Result<(Outcome, Option<LockEntry>), Diagnostic> {
+    let mut outs = BTreeMap::new();
+    for (path, state) in &view.out_states {
+        let Some(hash) = state.hash() else {
+            return Err(Diagnostic::new(format!("stage `{}` is frozen and its output `{path}` is missing", stage.name))
+                .hint("a frozen stage never runs: restore the file, or remove `frozen: true` to rebuild it"));
+        };
+        let dir = matches!(state, PathState::Dir { .. });
+        outs.insert(
+            path.clone(),
+            LockOut {
+                hash: hash.to_string(),
+                dir,
+            },
+        );
+    }
+    Ok((
+        Outcome::UpToDate,
+        Some(planner::lock_entry(stage, &view.observed, outs)),
+    ))
 }
 
 /// The deps a stage ran on must still be the ones its key was computed from: a dep edited while
@@ -561,9 +593,14 @@ fn run_stage(
     stage: &Stage,
     view: &StageView,
 ) -> Result<(Outcome, Option<LockEntry>), Diagnostic> {
-    // Keep the current outputs aside: a failed stage gets them back, untouched.
+    // Keep the current outputs aside: a failed stage gets them back, untouched. Persisted
+    // outputs (`persist: true`) stay in place: the command builds on them.
     let mut aside = Vec::new();
     for o in &stage.outs {
+        if stage.run.out(o).persist {
+            ctx.stat.forget(o);
+            continue;
+        }
         match ctx.store.move_aside(o) {
             Ok(a) => aside.push((o.clone(), a)),
             Err(e) => {
@@ -684,21 +721,66 @@ pub fn run_builtin(root: &Path, stage: &Stage) -> Result<(), Diagnostic> {
 /// Runs the stage's work; Ok with the peak memory measured for it, when known.
 fn execute(ctx: &Ctx<'_>, stage: &Stage) -> Result<Option<PeakMemory>, Diagnostic> {
     let on = ctx.place.of(stage);
-    let job = match &stage.action {
+    let template = match &stage.action {
         Action::Builtin(_) if on == ExecutorKind::Local => {
             return run_builtin(ctx.root, stage)
                 .map(|()| executor::process_max_rss_bytes().map(PeakMemory::Process));
         }
-        Action::Builtin(_) => builtin_job(ctx, stage)?,
-        Action::Cmd(template) => command_job(ctx, stage, template)?,
+        Action::Builtin(_) => {
+            let job = builtin_job(ctx, stage)?;
+            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+            let result = run_job(ctx, stage, on, &job, &mut stdout, &mut stderr);
+            let _ = ctx.store.save_command_logs(&stage.name, &stdout, &stderr);
+            return result;
+        }
+        Action::Cmd(template) => template,
     };
+    // DVC runs a command's lines one by one, each in its own shell, stopping at the first that
+    // fails; on Slurm each line is its own job for the same reason.
+    let whole = [template.clone()];
+    let lines: &[String] = if stage.run.lines.is_empty() {
+        &whole
+    } else {
+        &stage.run.lines
+    };
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut peak: Option<PeakMemory> = None;
+    for line in lines {
+        let job = command_job(ctx, stage, line)?;
+        let result = run_job(ctx, stage, on, &job, &mut stdout, &mut stderr);
+        match result {
+            // A multi-line command's peak is its largest line's.
+            Ok(m) => {
+                if m.map(PeakMemory::bytes) > peak.map(PeakMemory::bytes) {
+                    peak = m;
+                }
+            }
+            Err(d) => {
+                let _ = ctx.store.save_command_logs(&stage.name, &stdout, &stderr);
+                return Err(d);
+            }
+        }
+    }
+    let _ = ctx.store.save_command_logs(&stage.name, &stdout, &stderr);
+    Ok(peak)
+}
+
+/// Runs one job here or on Slurm, appending its output to the stage's; the failure names
+/// Slurm's reason or the exit code, with the tail of stderr.
+fn run_job(
+    ctx: &Ctx<'_>,
+    stage: &Stage,
+    on: ExecutorKind,
+    job: &CommandJob,
+    stdout: &mut Vec<u8>,
+    stderr: &mut Vec<u8>,
+) -> Result<Option<PeakMemory>, Diagnostic> {
     let out = match (on, ctx.slurm) {
-        (ExecutorKind::Slurm, Some(slurm)) => slurm.run(&job),
-        _ => ctx.executor.run(&job),
+        (ExecutorKind::Slurm, Some(slurm)) => slurm.run(job),
+        _ => ctx.executor.run(job),
     };
-    let _ = ctx
-        .store
-        .save_command_logs(&stage.name, &out.stdout, &out.stderr);
+    stdout.extend_from_slice(&out.stdout);
+    stderr.extend_from_slice(&out.stderr);
     let record = out
         .job
         .as_ref()
@@ -713,26 +795,37 @@ fn execute(ctx: &Ctx<'_>, stage: &Stage) -> Result<Option<PeakMemory>, Diagnosti
     if !tail.is_empty() {
         d = d.cause(format!("stderr (last lines):\n{tail}"));
     }
+    let logs = crate::store::log_name(&stage.name);
+    let shell_hint = if tail.contains("Bad substitution") || tail.contains("Syntax error") {
+        "repro runs each line with `sh` (POSIX sh, dash on Debian), not your login shell as DVC does: write bash syntax as `bash -c '...'` or in a script; "
+    } else {
+        ""
+    };
     Err(d.hint(format!(
-        "full output in `cache/logs/{0}.out` and `cache/logs/{0}.err`; earlier outputs were kept",
-        stage.name
+        "{shell_hint}full output in `cache/logs/{logs}.out` and `cache/logs/{logs}.err`; earlier outputs were kept"
     )))
 }
 
-/// A command stage's job: the command with its params and seed, their environment variables.
+/// One line of a command stage as a job: the command with its params and seed, their
+/// environment variables, run in the stage's folder (`wdir`).
 fn command_job(ctx: &Ctx<'_>, stage: &Stage, template: &str) -> Result<CommandJob, Diagnostic> {
     let template = executor::substitute_seed(template, stage.seed);
     let cmd = executor::substitute(&template, &stage.params)
         .map_err(|e| Diagnostic::new(format!("stage `{}` failed", stage.name)).cause(e))?;
     let mut env = executor::param_env(&stage.params);
     env.push(("REPRO_STAGE".into(), stage.name.clone()));
+    // What DVC gives its commands, for commands written for DVC.
+    env.push(("DVC_STAGE".into(), stage.name.clone()));
+    if let Ok(abs) = std::path::absolute(ctx.root) {
+        env.push(("DVC_ROOT".into(), abs.to_string_lossy().to_string()));
+    }
     if let Some(seed) = stage.seed {
         env.push(("REPRO_SEED".into(), seed.to_string()));
     }
     Ok(CommandJob {
         stage: stage.name.clone(),
         cmd,
-        cwd: ctx.root.to_path_buf(),
+        cwd: ctx.root.join(&stage.run.wdir),
         env,
         hold: ctx.hold,
         resources: stage.resources.clone(),
@@ -772,7 +865,17 @@ fn collect_outputs(ctx: &Ctx<'_>, stage: &Stage, key: &str) -> Result<Vec<Output
     for o in &stage.outs {
         let state = crate::fsstate::hash_path(ctx.root, o, ctx.stat)
             .map_err(|e| io_diag(stage, &format!("cannot read output `{o}`"), &e))?;
-        match ctx.store.save_output(o, &state) {
+        // `cache: false`: recorded by its hash, not stored.
+        let saved = if stage.run.out(o).cache {
+            ctx.store.save_output(o, &state)
+        } else {
+            Ok(state.hash().map(|hash| Output {
+                path: o.clone(),
+                is_dir: matches!(state, PathState::Dir { .. }),
+                hash: hash.to_string(),
+            }))
+        };
+        match saved {
             Ok(Some(out)) => outs.push(out),
             Ok(None) => missing.push(o.clone()),
             Err(e) => {
@@ -793,9 +896,11 @@ fn collect_outputs(ctx: &Ctx<'_>, stage: &Stage, key: &str) -> Result<Vec<Output
             ))
             .hint("make the command write every path listed in `outs`, or remove it from `outs`"));
     }
-    ctx.store
-        .record_stage(key, &outs)
-        .map_err(|e| io_diag(stage, "cannot record the stage in the cache", &e))?;
+    if stage.run.restorable() {
+        ctx.store
+            .record_stage(key, &outs)
+            .map_err(|e| io_diag(stage, "cannot record the stage in the cache", &e))?;
+    }
     Ok(outs)
 }
 

@@ -27,6 +27,25 @@ pub struct StageStatus {
     /// True when the stage's outputs for its current key are in the cache (restorable).
     #[serde(skip)]
     pub cached: bool,
+    /// The `foreach`/`matrix` stage it was generated from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+/// Stages in runs of one template: each generated stage listed under the `foreach`/`matrix`
+/// stage it came from, at the place of its first member; other stages alone.
+fn blocks(groups: &[Option<&str>]) -> Vec<(Option<String>, Vec<usize>)> {
+    let mut out: Vec<(Option<String>, Vec<usize>)> = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        match g {
+            Some(g) => match out.iter_mut().find(|(name, _)| name.as_deref() == Some(g)) {
+                Some((_, members)) => members.push(i),
+                None => out.push((Some(g.to_string()), vec![i])),
+            },
+            None => out.push((None, vec![i])),
+        }
+    }
+    out
 }
 
 /// Staleness of the selected stages, in dependency order.
@@ -93,7 +112,8 @@ fn compute_with(
             name: s.name.clone(),
             stale: stale[i],
             reasons: reasons.iter().map(ToString::to_string).collect(),
-            cached,
+            cached: cached && s.run.restorable(),
+            template: s.run.group.clone(),
         });
     }
     Ok(out)
@@ -103,16 +123,34 @@ fn compute_with(
 pub fn render_status(statuses: &[StageStatus], verbose: bool) -> String {
     let mut out = String::new();
     let stale = statuses.iter().filter(|s| s.stale).count();
-    for s in statuses {
-        if !s.stale {
-            if verbose {
-                let _ = writeln!(out, "{}: up to date", s.name);
+    let groups: Vec<Option<&str>> = statuses.iter().map(|s| s.template.as_deref()).collect();
+    for (template, members) in blocks(&groups) {
+        let shown: Vec<&StageStatus> = members
+            .iter()
+            .map(|&i| &statuses[i])
+            .filter(|s| s.stale || verbose)
+            .collect();
+        let indent = match &template {
+            Some(t) if !shown.is_empty() => {
+                let n = members.iter().filter(|&&i| statuses[i].stale).count();
+                let _ = writeln!(
+                    out,
+                    "{t} ({n} of {} generated stages stale):",
+                    members.len()
+                );
+                "  "
             }
-            continue;
-        }
-        let _ = writeln!(out, "{}: stale", s.name);
-        for r in &s.reasons {
-            let _ = writeln!(out, "  - {r}");
+            _ => "",
+        };
+        for s in shown {
+            if !s.stale {
+                let _ = writeln!(out, "{indent}{}: up to date", s.name);
+                continue;
+            }
+            let _ = writeln!(out, "{indent}{}: stale", s.name);
+            for r in &s.reasons {
+                let _ = writeln!(out, "{indent}  - {r}");
+            }
         }
     }
     if stale == 0 {
@@ -171,21 +209,49 @@ pub fn render_dag(p: &Pipeline, format: DagFormat) -> String {
     let mut out = String::new();
     match format {
         DagFormat::Text => {
-            for s in &p.stages {
-                if s.upstream.is_empty() {
-                    let _ = writeln!(out, "{}", s.name);
-                } else {
-                    let ups: Vec<&str> = s
-                        .upstream
-                        .iter()
-                        .map(|&u| p.stages[u].name.as_str())
-                        .collect();
-                    let _ = writeln!(out, "{} <- {}", s.name, ups.join(", "));
+            let groups: Vec<Option<&str>> =
+                p.stages.iter().map(|s| s.run.group.as_deref()).collect();
+            for (template, members) in blocks(&groups) {
+                let indent = match &template {
+                    Some(t) => {
+                        let _ = writeln!(out, "{t} ({} generated stages):", members.len());
+                        "  "
+                    }
+                    None => "",
+                };
+                for i in members {
+                    let s = &p.stages[i];
+                    if s.upstream.is_empty() {
+                        let _ = writeln!(out, "{indent}{}", s.name);
+                    } else {
+                        let ups: Vec<&str> = s
+                            .upstream
+                            .iter()
+                            .map(|&u| p.stages[u].name.as_str())
+                            .collect();
+                        let _ = writeln!(out, "{indent}{} <- {}", s.name, ups.join(", "));
+                    }
                 }
             }
         }
         DagFormat::Dot => {
             out.push_str("digraph pipeline {\n  rankdir=LR;\n");
+            let groups: Vec<Option<&str>> =
+                p.stages.iter().map(|s| s.run.group.as_deref()).collect();
+            for (n, (template, members)) in blocks(&groups).into_iter().enumerate() {
+                if let Some(t) = template {
+                    let names: Vec<String> = members
+                        .iter()
+                        .map(|&i| format!("\"{}\"", dot_escape(&p.stages[i].name)))
+                        .collect();
+                    let _ = writeln!(
+                        out,
+                        "  subgraph cluster_{n} {{ label=\"{}\"; {}; }}",
+                        dot_escape(&t),
+                        names.join("; ")
+                    );
+                }
+            }
             for s in &p.stages {
                 match &s.desc {
                     Some(d) => {

@@ -375,8 +375,9 @@ impl Store {
 
     pub fn save_command_logs(&self, stage: &str, stdout: &[u8], stderr: &[u8]) -> io::Result<()> {
         let logs = self.dir.join("logs");
-        self.write_atomic(&logs.join(format!("{stage}.out")), stdout)?;
-        self.write_atomic(&logs.join(format!("{stage}.err")), stderr)
+        let name = log_name(stage);
+        self.write_atomic(&logs.join(format!("{name}.out")), stdout)?;
+        self.write_atomic(&logs.join(format!("{name}.err")), stderr)
     }
 
     /// Keeps what the batch system said about a stage's last job (`cache/logs/<stage>.job.json`),
@@ -504,6 +505,12 @@ impl ObjectStore for Store {
         }
         fs::rename(&tmp, dest)
     }
+}
+
+/// The file name of a stage's logs: its name with `/` (generated and nested DVC stage names
+/// hold paths) written as `%2F`, so that every stage has one file in `cache/logs/`.
+pub fn log_name(stage: &str) -> String {
+    stage.replace('%', "%25").replace('/', "%2F")
 }
 
 fn sorted_entries(dir: &Path) -> io::Result<Vec<PathBuf>> {

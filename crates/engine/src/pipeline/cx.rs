@@ -21,6 +21,11 @@ pub(super) struct Cx<'k> {
     pub(super) kinds: &'k dyn KindRegistry,
     pub(super) diags: Vec<Diagnostic>,
     pub(super) params_files: HashMap<String, Option<Param>>,
+    /// The folder (relative to the root) the stage being read resolves its paths from: its
+    /// `wdir`, or the folder of a nested `dvc.yaml` (`dvc`).
+    pub(super) base: String,
+    /// Generated stage name -> the `foreach`/`matrix` stage it came from (`template`).
+    pub(super) groups: HashMap<String, String>,
 }
 
 impl Cx<'_> {

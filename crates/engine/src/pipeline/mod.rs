@@ -8,12 +8,14 @@
 
 mod cluster;
 mod cx;
+mod dvc;
 mod graph;
 mod model;
 mod parse;
+mod template;
 
 pub use cluster::{ExecutorKind, Resources};
-pub use model::{Action, Exhibit, Pipeline, Source, Stage, DEFAULT_PARAMS_FILE};
+pub use model::{Action, Exhibit, OutOpts, Pipeline, RunOpts, Source, Stage, DEFAULT_PARAMS_FILE};
 pub use parse::{load, parse_pipeline};
 pub use repro_kind::paths::{normalize_path, path_within};
 
@@ -143,5 +145,63 @@ mod tests {
         ] {
             assert!(err.contains(needed), "{needed} not in:\n{err}");
         }
+    }
+
+    fn names(p: &Pipeline) -> Vec<&str> {
+        let mut v: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn foreach_and_matrix_generate_dvcs_names() {
+        // Names as DVC 3 generates them (dvc/parsing: `name@key`; matrix keys joined by `-`).
+        let p = parse(
+            "vars:\n  - models: [lin, tree]\nstages:\n  fit:\n    foreach: ${models}\n    do:\n      cmd: echo ${item} > ${item}.txt\n      outs:\n        - ${item}.txt\n  rows:\n    foreach:\n      - {n: a}\n      - {n: b}\n    do:\n      cmd: echo ${item.n} > r${item.n}\n      outs:\n        - r${item.n}\n  grid:\n    matrix:\n      m: [x, y]\n      lr: [0.1, 1e-5]\n    cmd: echo ${item.m} ${item.lr} > g${key}\n    outs:\n      - g${key}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            names(&p),
+            [
+                "fit@lin",
+                "fit@tree",
+                "grid@x-0.1",
+                "grid@x-1e-05",
+                "grid@y-0.1",
+                "grid@y-1e-05",
+                "rows@0",
+                "rows@1"
+            ]
+        );
+        let g = &p.stages[p.index_of("grid@y-1e-05").unwrap()];
+        assert!(
+            matches!(&g.action, Action::Cmd(c) if c == "echo y 1e-05 > gy-1e-05"),
+            "{:?}",
+            g.action
+        );
+        assert_eq!(g.outs, ["gy-1e-05"]);
+        assert_eq!(g.run.group.as_deref(), Some("grid"));
+    }
+
+    #[test]
+    fn unknown_variables_and_run_options_are_checked() {
+        let err = parse("stages:\n  a:\n    cmd: echo ${nope} > o\n    outs: [o]\n").unwrap_err();
+        assert!(
+            err.contains("`${nope}` in `cmd` of stage `a` names no variable"),
+            "{err}"
+        );
+        let p = parse(
+            "stages:\n  a:\n    cmd:\n      - echo 1 > o\n      - echo 2 >> o\n    outs:\n      - o:\n          cache: false\n          persist: true\n    metrics:\n      - m.json:\n          cache: false\n    frozen: true\n  b:\n    cmd: echo hi\n",
+        )
+        .unwrap();
+        let a = &p.stages[p.index_of("a").unwrap()];
+        assert_eq!(a.outs, ["o", "m.json"]);
+        assert_eq!(a.run.lines, ["echo 1 > o", "echo 2 >> o"]);
+        assert!(!a.run.out("o").cache && a.run.out("o").persist && !a.run.out("m.json").cache);
+        assert!(a.run.frozen && !a.run.restorable());
+        // A command with neither deps nor outputs always runs (DVC's "callback" stage).
+        assert!(p.stages[p.index_of("b").unwrap()].run.always_changed);
+        let err = parse("stages:\n  a:\n    cmd: x\n    deps: [s3://bucket/x]\n").unwrap_err();
+        assert!(err.contains("is a URL"), "{err}");
     }
 }

@@ -17,6 +17,8 @@ use super::cluster::{ExecutorKind, Resources};
 use crate::params::Param;
 use crate::yaml::Pos;
 
+pub use super::dvc::{OutOpts, RunOpts};
+
 /// The default params file, as in DVC.
 pub const DEFAULT_PARAMS_FILE: &str = "params.yaml";
 
@@ -92,6 +94,9 @@ pub struct Stage {
     /// The seed a command stage declares (`seed:`); it enters the key and the command sees it
     /// as `${seed}` and `REPRO_SEED`. Built-in kinds declare theirs in their params.
     pub seed: Option<u64>,
+    /// DVC's run options (`frozen`, `always_changed`, `wdir`, each output's `cache`/`persist`/
+    /// `push`, the command's lines, the template a stage was generated from): see `dvc.rs`.
+    pub run: RunOpts,
     /// Indices (into `Pipeline::stages`) of the stages that produce this stage's deps.
     pub upstream: Vec<usize>,
     pub pos: Pos,
@@ -117,19 +122,10 @@ impl Pipeline {
         self.stages.iter().position(|s| s.name == name)
     }
 
-    /// The lock file beside the pipeline file: `pipeline.yaml` -> `repro.lock`, `x.yaml` -> `x.lock`.
+    /// The lock file beside the pipeline file: `pipeline.yaml` -> `repro.lock`, `x.yaml` ->
+    /// `x.lock`, and `dvc.yaml` -> `dvc.repro.lock`, so that DVC's `dvc.lock` stays DVC's.
     pub fn lock_path(&self) -> PathBuf {
-        let stem = self
-            .file
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("pipeline");
-        let name = if stem == "pipeline" {
-            "repro.lock".to_string()
-        } else {
-            format!("{stem}.lock")
-        };
-        self.root.join(name)
+        self.root.join(lock_name(&self.file))
     }
 
     /// The stages named and everything they need, in dependency order. Unknown names are an error.
@@ -198,5 +194,18 @@ fn mark_upstream(p: &Pipeline, i: usize, wanted: &mut [bool]) {
     wanted[i] = true;
     for &u in &p.stages[i].upstream {
         mark_upstream(p, u, wanted);
+    }
+}
+
+/// The name of the lock file of pipeline file `file` (see [`Pipeline::lock_path`]).
+pub fn lock_name(file: &std::path::Path) -> String {
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("pipeline");
+    match stem {
+        "pipeline" => "repro.lock".to_string(),
+        "dvc" => "dvc.repro.lock".to_string(),
+        _ => format!("{stem}.lock"),
     }
 }

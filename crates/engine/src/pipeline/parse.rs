@@ -49,6 +49,8 @@ pub fn parse_pipeline(
         kinds,
         diags: Vec::new(),
         params_files: HashMap::new(),
+        base: String::new(),
+        groups: HashMap::new(),
     };
     let doc = match yaml::parse(text) {
         Ok(doc) => doc,
@@ -59,9 +61,17 @@ pub fn parse_pipeline(
             return Err(Failure::usage(d));
         }
     };
+    let doc = if super::template::uses_templates(text) {
+        cx.expand(&doc, "")
+    } else {
+        doc
+    };
     let report = cx.report(&doc);
     let cluster = cx.cluster_defaults(&doc);
     let mut stages = cx.stages(&doc);
+    if file.file_name().is_some_and(|n| n == "dvc.yaml") {
+        stages.extend(cx.nested_stages());
+    }
     super::cluster::apply_defaults(&mut stages, &cluster);
     link(&mut cx, &mut stages);
     let sources = cx.sources(&doc);
@@ -108,6 +118,14 @@ const TOP_KEYS: &[&str] = &[
     "title",
     "authors",
     "license",
+    // DVC's: templating variables, and what `dvc metrics/plots/params` and the model registry
+    // show (no effect on runs).
+    "vars",
+    "metrics",
+    "plots",
+    "params",
+    "artifacts",
+    "datasets",
 ];
 const STAGE_KEYS: &[&str] = &[
     "cmd",
@@ -120,6 +138,11 @@ const STAGE_KEYS: &[&str] = &[
     "seed",
     "executor",
     "resources",
+    "metrics",
+    "plots",
+    "frozen",
+    "always_changed",
+    "wdir",
 ];
 const SOURCE_KEYS: &[&str] = &[
     "files",
@@ -176,7 +199,7 @@ impl Cx<'_> {
         (title, authors, license)
     }
 
-    fn stages(&mut self, doc: &Node) -> Vec<Stage> {
+    pub(super) fn stages(&mut self, doc: &Node) -> Vec<Stage> {
         let entries = match &doc.value {
             Value::Map(entries) => entries,
             Value::Null => {
@@ -225,8 +248,10 @@ impl Cx<'_> {
 
     fn stage(&mut self, key: &Key, node: &Node) -> Option<Stage> {
         let name = key.name.clone();
-        if name.is_empty()
-            || name
+        // A generated name (`name@item`) may hold anything its item holds, as in DVC.
+        let written = self.groups.get(&name).map_or(name.as_str(), String::as_str);
+        if written.is_empty()
+            || written
                 .chars()
                 .any(|c| c.is_whitespace() || c == '/' || c == ':')
         {
@@ -257,12 +282,31 @@ impl Cx<'_> {
         let mut resources = Default::default();
         let owner = format!("stage `{name}`");
         let before = self.diags.len();
+        let mut run = super::dvc::RunOpts {
+            group: self.groups.get(&name).cloned(),
+            ..Default::default()
+        };
+        let folder = self.base.clone();
+        if let Some((_, v)) = fields.iter().find(|(k, _)| k.name == "wdir") {
+            self.base = self.wdir(&owner, v).unwrap_or(folder.clone());
+        }
+        run.wdir = self.base.clone();
+        let mut extra_outs = Vec::new();
         for (k, v) in fields {
             match k.name.as_str() {
-                "cmd" => cmd = self.command(&name, v),
+                "cmd" => {
+                    cmd = self.command(&name, v);
+                    run.lines = super::dvc::command_lines(v);
+                }
                 "kind" => kind = self.string(&owner, "kind", v),
                 "deps" => deps = self.paths(&owner, "deps", v),
-                "outs" => outs = self.paths(&owner, "outs", v),
+                "outs" => outs = self.outputs(&owner, "outs", v, &mut run.outs),
+                "metrics" | "plots" => {
+                    extra_outs.extend(self.outputs(&owner, &k.name, v, &mut run.outs))
+                }
+                "frozen" => run.frozen = self.flag(&owner, "frozen", v),
+                "always_changed" => run.always_changed = self.flag(&owner, "always_changed", v),
+                "wdir" => {}
                 "params" => {
                     params = self.params(&name, v);
                     params_node = Some(v);
@@ -276,6 +320,10 @@ impl Cx<'_> {
                 _ => self.unknown_key(k, &format!("in stage `{name}`"), STAGE_KEYS),
             }
         }
+        self.base = folder;
+        outs = merge_paths(outs, extra_outs);
+        // DVC: a command with neither deps nor outputs is a "callback" stage that always runs.
+        run.always_changed |= cmd.is_some() && deps.is_empty() && outs.is_empty();
         let action = match (cmd, kind) {
             (Some(c), None) => Some(Action::Cmd(c)),
             (None, Some(kind)) => self.builtin(&name, &kind, key.pos, params_node),
@@ -338,6 +386,7 @@ impl Cx<'_> {
             params,
             desc,
             seed,
+            run,
             upstream: Vec::new(),
             pos: key.pos,
             executor,
@@ -355,15 +404,7 @@ impl Cx<'_> {
                 .unwrap_or_default()
         };
         let pipeline = file_name(&self.file);
-        let stem = Path::new(&pipeline)
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
-        let lock = if stem == "pipeline" {
-            "repro.lock".to_string()
-        } else {
-            format!("{stem}.lock")
-        };
+        let lock = super::model::lock_name(&self.file);
         let mut ok = true;
         for out in outs {
             let owned = if path_within("cache", out) || path_within(out, "cache") {
@@ -373,6 +414,8 @@ impl Cx<'_> {
                 || self.params_files.contains_key(out.as_str())
             {
                 Some(format!("repro's own file `{out}`"))
+            } else if super::dvc::dvc_owned(out) {
+                Some(format!("DVC's own file `{out}`"))
             } else {
                 None
             };
@@ -588,54 +631,10 @@ impl Cx<'_> {
         }
     }
 
+    /// Paths of a stage (relative to its folder) or of a source: the same forms as outputs,
+    /// whose options do not apply here.
     fn paths(&mut self, owner: &str, field: &str, v: &Node) -> Vec<String> {
-        let items: Vec<&Node> = match &v.value {
-            Value::Seq(items) => items.iter().collect(),
-            Value::Null => Vec::new(),
-            _ => vec![v],
-        };
-        let mut out = Vec::new();
-        for item in items {
-            // DVC allows `- path: {cache: false}`; accept the path, ignore the options.
-            let (raw, pos) = match &item.value {
-                Value::Str(s) => (s.clone(), item.pos),
-                Value::Map(m) if m.len() == 1 => (m[0].0.name.clone(), m[0].0.pos),
-                other => {
-                    self.error(
-                        item.pos,
-                        format!(
-                            "each entry of `{field}` in {owner} must be a path, found {}",
-                            other.type_name()
-                        ),
-                    );
-                    continue;
-                }
-            };
-            match normalize_path(&raw) {
-                Ok(p) => {
-                    if out.contains(&p) {
-                        self.error(
-                            pos,
-                            format!("`{p}` is listed twice in `{field}` of {owner}"),
-                        );
-                    } else {
-                        out.push(p);
-                    }
-                }
-                Err(why) => {
-                    self.error(pos, format!("invalid path `{raw}` in `{field}` of {owner}"))
-                        .causes
-                        .push(why);
-                    if let Some(d) = self.diags.last_mut() {
-                        d.hint = Some(
-                            "paths are relative to the pipeline file's folder and stay inside it"
-                                .into(),
-                        );
-                    }
-                }
-            }
-        }
-        out
+        self.outputs(owner, field, v, &mut BTreeMap::new())
     }
 
     fn params(&mut self, stage: &str, v: &Node) -> BTreeMap<String, Param> {
@@ -650,14 +649,15 @@ impl Cx<'_> {
             }
             // DVC references: `- key` (params.yaml) or `- file.yaml: [key, ...]`.
             Value::Seq(items) => {
+                let mut found = Vec::new();
                 for item in items {
                     match &item.value {
                         Value::Str(key) => {
-                            self.param_ref(stage, DEFAULT_PARAMS_FILE, key, item.pos, &mut out)
+                            self.param_ref(stage, DEFAULT_PARAMS_FILE, key, item.pos, &mut found)
                         }
                         Value::Map(m) => {
                             for (file_key, keys) in m {
-                                self.param_file_refs(stage, file_key, keys, &mut out);
+                                self.param_file_refs(stage, file_key, keys, &mut found);
                             }
                         }
                         other => {
@@ -671,6 +671,7 @@ impl Cx<'_> {
                         }
                     }
                 }
+                out = name_params(found);
             }
             other => {
                 self.error(
@@ -690,35 +691,21 @@ impl Cx<'_> {
         stage: &str,
         file_key: &Key,
         keys: &Node,
-        out: &mut BTreeMap<String, Param>,
+        out: &mut Vec<(String, String, Param)>,
     ) {
+        let file = &file_key.name;
         match &keys.value {
             // The whole file: every top-level key.
-            Value::Null => {
-                let Some(Param::Map(all)) = self.params_file(&file_key.name, file_key.pos) else {
-                    return;
-                };
-                for (k, v) in all {
-                    out.insert(k, v);
-                }
-            }
+            Value::Null => self.whole_params_file(file, file_key.pos, out),
             Value::Seq(items) if items.is_empty() => {
-                let Some(Param::Map(all)) = self.params_file(&file_key.name, file_key.pos) else {
-                    return;
-                };
-                for (k, v) in all {
-                    out.insert(k, v);
-                }
+                self.whole_params_file(file, file_key.pos, out)
             }
             Value::Seq(items) => {
                 for item in items {
                     if let Value::Str(key) = &item.value {
-                        self.param_ref(stage, &file_key.name, key, item.pos, out);
+                        self.param_ref(stage, file, key, item.pos, out);
                     } else {
-                        self.error(
-                            item.pos,
-                            format!("params keys of `{}` must be strings", file_key.name),
-                        );
+                        self.error(item.pos, format!("params keys of `{file}` must be strings"));
                     }
                 }
             }
@@ -726,12 +713,17 @@ impl Cx<'_> {
                 self.error(
                     keys.pos,
                     format!(
-                        "`{}` in `params` of stage `{stage}` must list keys, found {}",
-                        file_key.name,
+                        "`{file}` in `params` of stage `{stage}` must list keys, found {}",
                         other.type_name()
                     ),
                 );
             }
+        }
+    }
+
+    fn whole_params_file(&mut self, file: &str, pos: Pos, out: &mut Vec<(String, String, Param)>) {
+        if let Some(Param::Map(all)) = self.params_file(file, pos) {
+            out.extend(all.into_iter().map(|(k, v)| (file.to_string(), k, v)));
         }
     }
 
@@ -741,15 +733,13 @@ impl Cx<'_> {
         file: &str,
         key: &str,
         pos: Pos,
-        out: &mut BTreeMap<String, Param>,
+        out: &mut Vec<(String, String, Param)>,
     ) {
         let Some(doc) = self.params_file(file, pos) else {
             return;
         };
         match doc.lookup(key) {
-            Some(v) => {
-                out.insert(key.to_string(), v.clone());
-            }
+            Some(v) => out.push((file.to_string(), key.to_string(), v.clone())),
             None => {
                 self.error(
                     pos,
@@ -759,41 +749,31 @@ impl Cx<'_> {
         }
     }
 
-    /// Reads and caches a params file; reports a problem once per file.
+    /// Reads and caches a params file (relative to the stage's folder, in any format DVC
+    /// reads); reports a problem once per file.
     fn params_file(&mut self, name: &str, pos: Pos) -> Option<Param> {
-        if let Some(cached) = self.params_files.get(name) {
-            return cached.clone();
-        }
-        let parsed = match normalize_path(name) {
+        let rel = match super::dvc::resolve_path(&self.base, name) {
+            Ok(rel) => rel,
             Err(why) => {
                 self.error(pos, format!("invalid params file path `{name}`"))
                     .causes
                     .push(why);
+                return None;
+            }
+        };
+        if let Some(cached) = self.params_files.get(&rel) {
+            return cached.clone();
+        }
+        let parsed = match crate::params_file::read(&self.root, &rel) {
+            Ok(node) => Some(Param::from_node(&node)),
+            Err(why) => {
+                self.error(pos, format!("cannot read params file `{rel}`"))
+                    .causes
+                    .push(why);
                 None
             }
-            Ok(rel) => match std::fs::read_to_string(self.root.join(&rel)) {
-                Err(e) => {
-                    self.error(pos, format!("cannot read params file `{rel}`"))
-                        .causes
-                        .push(e.to_string());
-                    None
-                }
-                Ok(text) => match yaml::parse(&text) {
-                    Ok(node) => Some(Param::from_node(&node)),
-                    Err(e) => {
-                        let at = e
-                            .pos
-                            .map(|p| format!(" (line {}, column {})", p.line, p.column))
-                            .unwrap_or_default();
-                        self.error(pos, format!("invalid yaml in params file `{rel}`{at}"))
-                            .causes
-                            .push(e.message);
-                        None
-                    }
-                },
-            },
         };
-        self.params_files.insert(name.to_string(), parsed.clone());
+        self.params_files.insert(rel, parsed.clone());
         parsed
     }
 
@@ -825,6 +805,33 @@ impl Cx<'_> {
             }
         }
     }
+}
+
+/// Names params read from files: a key by itself, unless two files give the same key, which
+/// then each go by `file:key` (DVC keeps params per file; one file must not hide another's).
+fn name_params(found: Vec<(String, String, Param)>) -> BTreeMap<String, Param> {
+    let mut files_of: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (file, key, _) in &found {
+        let files = files_of.entry(key.as_str()).or_default();
+        if !files.contains(&file.as_str()) {
+            files.push(file.as_str());
+        }
+    }
+    let clash: Vec<String> = files_of
+        .iter()
+        .filter(|(_, files)| files.len() > 1)
+        .map(|(k, _)| k.to_string())
+        .collect();
+    found
+        .into_iter()
+        .map(|(file, key, v)| {
+            if clash.contains(&key) {
+                (format!("{file}:{key}"), v)
+            } else {
+                (key, v)
+            }
+        })
+        .collect()
 }
 
 fn merge_paths(first: Vec<String>, then: Vec<String>) -> Vec<String> {
