@@ -206,7 +206,12 @@ pub fn split_csv_text(
             header,
             text,
             first,
-        } = split_piece(piece, (Path::new("<text>"), "<text>"), &mut header_width, &mut rows_before)?
+        } = split_piece(
+            piece,
+            (Path::new("<text>"), "<text>"),
+            &mut header_width,
+            &mut rows_before,
+        )?
         else {
             unreachable!("split_piece makes CSV batches only")
         };
