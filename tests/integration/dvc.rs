@@ -304,7 +304,7 @@ fn deleted_and_edited_outputs() {
 }
 
 #[test]
-fn an_uncached_output_deleted_reruns() {
+fn an_uncached_output_deleted_is_restored_as_dvc_does() {
     scenario(BASIC, "cache false", |d| {
         std::fs::remove_file(d.join("metrics.json")).unwrap()
     });

@@ -53,7 +53,7 @@ fn a_control_character_in_a_header_is_shown() {
     );
     let out = p.repro(&["run"]);
     assert_eq!(out.code, 1, "{}", out.snapshot());
-    assert!(out.stderr.contains("`申请号\\0`"), "{}", out.stderr);
+    assert!(out.stderr.contains("`申请号\\u{0}`"), "{}", out.stderr);
     snapshot_settings().bind(|| insta::assert_snapshot!("ingest_nul_in_header", out.snapshot()));
 }
 
@@ -145,7 +145,7 @@ fn fit_messages_name_the_real_problem() {
     }
     assert!(seen.contains("it is a folder, not a file"), "{seen}");
     assert!(
-        seen.contains("too few observations: 1 observations for 2 parameters"),
+        seen.contains("too few observations: 1 for 2 parameters"),
         "{seen}"
     );
     assert!(!seen.contains("singular"), "{seen}");

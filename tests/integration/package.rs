@@ -1018,8 +1018,9 @@ fn run_sh_and_the_readme_quote_the_pipeline_file_name() {
         std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    // `--build`: the path through the stand-ins (the shipped binary would run otherwise).
     let status = std::process::Command::new("sh")
-        .arg("run.sh")
+        .args(["run.sh", "--build"])
         .current_dir(&pkg)
         .env("PATH", &path)
         .status()
@@ -1042,6 +1043,13 @@ fn run_sh_and_the_readme_quote_the_pipeline_file_name() {
         .find(|part| part.contains("run --force"))
         .unwrap_or_else(|| panic!("{line}"));
     std::fs::remove_file(&args_file).unwrap();
+    // The README's command runs the shipped binary: a stand-in records what it is given.
+    let shipped = pkg.join("repro-bin/repro");
+    std::fs::write(&shipped, &recorder).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&shipped, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let status = std::process::Command::new("sh")
         .args(["-c", cmd])
         .current_dir(&pkg)

@@ -865,16 +865,9 @@ fn collect_outputs(ctx: &Ctx<'_>, stage: &Stage, key: &str) -> Result<Vec<Output
     for o in &stage.outs {
         let state = crate::fsstate::hash_path(ctx.root, o, ctx.stat)
             .map_err(|e| io_diag(stage, &format!("cannot read output `{o}`"), &e))?;
-        // `cache: false`: recorded by its hash, not stored.
-        let saved = if stage.run.out(o).cache {
-            ctx.store.save_output(o, &state)
-        } else {
-            Ok(state.hash().map(|hash| Output {
-                path: o.clone(),
-                is_dir: matches!(state, PathState::Dir { .. }),
-                hash: hash.to_string(),
-            }))
-        };
+        // `cache: false` outputs are stored too: DVC's run cache commits uncached outputs
+        // (`StageCache._uncached_outs`), so `dvc repro` restores a deleted one instead of rerunning.
+        let saved = ctx.store.save_output(o, &state);
         match saved {
             Ok(Some(out)) => outs.push(out),
             Ok(None) => missing.push(o.clone()),

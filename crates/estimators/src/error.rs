@@ -32,7 +32,7 @@ pub enum EstimError {
     },
 
     /// Fewer usable observations than parameters to estimate.
-    #[error("too few observations: {n} observations for {k} parameters")]
+    #[error("too few observations: {n} for {k} parameters")]
     TooFewObservations { n: usize, k: usize },
 
     /// Clustering needs at least two clusters.

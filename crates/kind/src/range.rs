@@ -81,7 +81,7 @@ impl FloatRange {
     pub fn check(&self, v: f64) -> Result<(), String> {
         match self.contains(v) {
             true => Ok(()),
-            false => Err(outside(self.field, v, &self.describe())),
+            false => Err(outside(self.field, short(v), &self.describe())),
         }
     }
 }
@@ -89,6 +89,15 @@ impl FloatRange {
 /// `` `reps` is 0, outside its range: it takes 1 to 1,000,000 ``
 fn outside(field: &str, v: impl std::fmt::Display, range: &str) -> String {
     format!("{field} is {v}, outside its range: it takes {range}")
+}
+
+/// A float as a person reads it: `1e308`, not its 309 digits.
+fn short(v: f64) -> String {
+    if v != 0.0 && !(1e-6..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
 }
 
 /// `1000000` as `1,000,000` (ranges are read by people).

@@ -58,10 +58,11 @@ impl RunOpts {
         self.outs.get(path).copied().unwrap_or_default()
     }
 
-    /// Whether the stage's outputs may be taken from the cache instead of running it. DVC does
-    /// not (its run cache) for always-changed stages, persisted outputs or uncached outputs.
+    /// Whether the stage's outputs may be taken from the cache instead of running it. DVC's run
+    /// cache does not for always-changed stages or persisted outputs (`_can_hash`); it does for
+    /// uncached outputs, which it commits to the run cache (`_uncached_outs`).
     pub fn restorable(&self) -> bool {
-        !self.always_changed && self.outs.values().all(|o| o.cache && !o.persist)
+        !self.always_changed && self.outs.values().all(|o| !o.persist)
     }
 }
 

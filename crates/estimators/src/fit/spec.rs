@@ -203,7 +203,7 @@ impl FromStr for QuantileSe {
                 if !(1..=MAX_BOOTSTRAP_REPS).contains(&reps) {
                     return Err(EstimError::InvalidOption {
                         message: format!(
-                            "quantile standard errors `{s}`: {reps} replications, outside the range 1 to 1,000,000"
+                            "quantile standard errors `{s}`: {reps} replications, outside its range: it takes 1 to 1,000,000"
                         ),
                     });
                 }
