@@ -16,13 +16,14 @@ export DVC_NO_ANALYTICS=1 SHELL=/bin/sh
 (cd "$scratch/r" && "$REPRO" -f dvc.yaml run >/dev/null 2>&1)
 if command -v hyperfine >/dev/null; then
     hyperfine -N --warmup 2 --runs "$runs" \
-        "sh -c 'cd $scratch/d && $DVC status -q'" \
-        "sh -c 'cd $scratch/r && $REPRO -f dvc.yaml status'"
+        "sh -c 'cd $scratch/d && $DVC status -q; true'" \
+        "sh -c 'cd $scratch/r && $REPRO -f dvc.yaml status; true'"
 else
     for tool in dvc repro; do
         start=$(date +%s.%N)
         for _ in $(seq "$runs"); do
-            if [ $tool = dvc ]; then (cd "$scratch/d" && "$DVC" status -q >/dev/null); else (cd "$scratch/r" && "$REPRO" -f dvc.yaml status >/dev/null); fi
+            # `dvc status -q` exits 1 when a stage is stale (an always-changed one is): not an error here.
+            if [ $tool = dvc ]; then (cd "$scratch/d" && "$DVC" status -q >/dev/null) || true; else (cd "$scratch/r" && "$REPRO" -f dvc.yaml status >/dev/null) || true; fi
         done
         end=$(date +%s.%N)
         echo "$tool status: $(echo "($end - $start) * 1000 / $runs" | bc -l | cut -c1-7) ms per call ($runs calls)"
