@@ -10,6 +10,7 @@ mod package;
 mod places;
 mod present;
 mod study;
+mod study_truth;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
