@@ -454,7 +454,10 @@ fn synthetic_data_are_identical_across_thread_counts_and_folders() {
         assert!(x == y, "`raw/{f}` differs");
     }
     let bytes = |p: &Project| std::fs::read(p.path().join("raw/truth_applicants.parquet")).unwrap();
-    assert!(bytes(&a) == bytes(&b), "`raw/truth_applicants.parquet` differs");
+    assert!(
+        bytes(&a) == bytes(&b),
+        "`raw/truth_applicants.parquet` differs"
+    );
     // The export is as messy as documented: full-width digits, several date formats, quoted
     // foreign names with commas.
     let raw = a.read("raw/patents.csv");

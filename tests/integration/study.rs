@@ -130,8 +130,14 @@ fn the_default_pipeline_reproduces_the_study() {
     let acc = crate::study_truth::locate_accuracy(&p);
     let right = acc.right as f64 / acc.with_city as f64;
     let wrong = (acc.wrong + acc.located_without_city) as f64 / acc.with_city as f64;
-    assert!(right >= 0.93, "locate put {right} of applicants in their true city");
-    assert!(wrong < 0.03, "locate put {wrong} of applicants in a wrong city");
+    assert!(
+        right >= 0.93,
+        "locate put {right} of applicants in their true city"
+    );
+    assert!(
+        wrong < 0.03,
+        "locate put {wrong} of applicants in a wrong city"
+    );
     // The report gives the share resolved per method; they and the unresolved share sum to 1.
     let located = json(&p, "output/reports/locate.json");
     let shares = located["share_by_method"].as_object().unwrap();

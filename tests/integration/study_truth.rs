@@ -69,7 +69,11 @@ pub fn locate_accuracy(p: &Project) -> Accuracy {
     );
     let (l_app, l_pos, l_code) = (texts(&l, "app_no"), ints(&l, "pos"), ints(&l, "adcode6"));
     // Every applicant locate wrote is one the truth knows, and the other way round.
-    assert_eq!(t_app.len(), l_app.len(), "applicants in truth and in locate's output");
+    assert_eq!(
+        t_app.len(),
+        l_app.len(),
+        "applicants in truth and in locate's output"
+    );
     let located: HashMap<(&str, i64), Option<i64>> = (0..l_app.len())
         .map(|k| ((l_app[k].as_str(), l_pos[k].unwrap()), l_code[k]))
         .collect();
@@ -217,20 +221,28 @@ pub fn index_on_true_cities_is_the_truth(p: &Project, acc: &Accuracy) {
     l.with_column(Column::new("adcode6".into(), true_codes))
         .unwrap();
     std::fs::create_dir_all(p.path().join("output/check")).unwrap();
-    let mut file = std::fs::File::create(p.path().join("output/check/applicants_true.parquet"))
-        .unwrap();
+    let mut file =
+        std::fs::File::create(p.path().join("output/check/applicants_true.parquet")).unwrap();
     ParquetWriter::new(&mut file).finish(&mut l).unwrap();
     let spec = p
         .read("stages/index.yaml")
-        .replace("output/data/applicants.parquet", "output/check/applicants_true.parquet")
+        .replace(
+            "output/data/applicants.parquet",
+            "output/check/applicants_true.parquet",
+        )
         .replace("output/data/", "output/check/")
         .replace("output/reports/", "output/check/");
     p.write("stages/index_truth.yaml", &spec);
     let mut pipeline = p.read("pipeline.yaml");
-    pipeline.push_str("\n  index_truth:\n    kind: index\n    params: {spec: stages/index_truth.yaml}\n");
+    pipeline.push_str(
+        "\n  index_truth:\n    kind: index\n    params: {spec: stages/index_truth.yaml}\n",
+    );
     p.write("pipeline.yaml", &pipeline);
     p.repro(&["run", "index_truth"]).ok();
     let truth = city_year_counts(&p.read("output/raw/truth_city_year.csv"));
     let index = city_year_counts(&p.read("output/check/collab_index.csv"));
-    assert!(truth == index, "the index on the true cities differs from the truth");
+    assert!(
+        truth == index,
+        "the index on the true cities differs from the truth"
+    );
 }

@@ -82,12 +82,7 @@ pub struct Written {
     pub form: AddressForm,
 }
 
-const DISTRICTS: &[&str] = &[
-    "高新技术产业开发区",
-    "经济技术开发区",
-    "工业园区",
-    "科技园",
-];
+const DISTRICTS: &[&str] = &["高新技术产业开发区", "经济技术开发区", "工业园区", "科技园"];
 const ROADS: &[&str] = &[
     "科技路",
     "创新大道",
@@ -162,7 +157,11 @@ fn compose(r: &mut ChaCha8Rng, t: &Target<'_>, form: AddressForm) -> Option<Stri
     let c = t.city;
     let counties = &t.places.counties[t.index];
     // The province as written before a city: nothing for a municipality (its name is both).
-    let province = if c.municipality { "" } else { c.province.as_str() };
+    let province = if c.municipality {
+        ""
+    } else {
+        c.province.as_str()
+    };
     Some(match form {
         AddressForm::Full => {
             let county = if !counties.is_empty() && r.random::<f64>() < 0.8 {
@@ -230,7 +229,11 @@ fn compose(r: &mut ChaCha8Rng, t: &Target<'_>, form: AddressForm) -> Option<Stri
                     break o;
                 }
             };
-            let written_province = if r.random::<f64>() < 0.5 { province } else { "" };
+            let written_province = if r.random::<f64>() < 0.5 {
+                province
+            } else {
+                ""
+            };
             let county = if !counties.is_empty() && r.random::<f64>() < 0.3 {
                 pick(r, counties).name.as_str()
             } else {
@@ -296,11 +299,13 @@ mod tests {
                                 .any(|k| k.county_city && a.contains(&k.name)),
                             "{a}"
                         ),
-                        AddressForm::District => assert!(
-                            counties.iter().any(|k| a.contains(&k.name)
-                                && (k.unique || a.starts_with(&c.province))),
-                            "{a}"
-                        ),
+                        AddressForm::District => {
+                            assert!(
+                                counties.iter().any(|k| a.contains(&k.name)
+                                    && (k.unique || a.starts_with(&c.province))),
+                                "{a}"
+                            )
+                        }
                         AddressForm::OldName => assert!(
                             places.old_names[i].iter().any(|o| a.contains(&o.name)
                                 && o.first_year <= year
@@ -323,7 +328,12 @@ mod tests {
         let n = cities.rows.len() * 11;
         for (k, form) in AddressForm::DRAWN.iter().enumerate() {
             println!("{}: {} of {n}", form.name(), realised[k]);
-            assert!(realised[k] * 20 > n, "{} realised {}", form.name(), realised[k]);
+            assert!(
+                realised[k] * 20 > n,
+                "{} realised {}",
+                form.name(),
+                realised[k]
+            );
         }
     }
 }

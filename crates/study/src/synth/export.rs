@@ -237,7 +237,12 @@ fn export_line(
             };
             let blank_postcode = blank(r);
             let w = address::write(r, &target, rec.address, code, blank_postcode);
-            (w.address, w.postcode, format!("{}", c.province_code), w.form)
+            (
+                w.address,
+                w.postcode,
+                format!("{}", c.province_code),
+                w.form,
+            )
         }
     };
     if r.random::<f64>() < m.full_width {

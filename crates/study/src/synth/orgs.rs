@@ -160,8 +160,14 @@ pub fn build_orgs(
             for _attempt in 0..50 {
                 let (name, form) = match (k % 20, registered) {
                     (_, Some(name)) => (name.clone(), OrgForm::Register),
-                    (0, None) => (org_name(&mut r, c, OrgForm::University, &[]), OrgForm::University),
-                    (1, _) => (org_name(&mut r, c, OrgForm::Institute, &[]), OrgForm::Institute),
+                    (0, None) => (
+                        org_name(&mut r, c, OrgForm::University, &[]),
+                        OrgForm::University,
+                    ),
+                    (1, _) => (
+                        org_name(&mut r, c, OrgForm::Institute, &[]),
+                        OrgForm::Institute,
+                    ),
                     _ => {
                         let mut form = FIRM_FORMS[draw_cum(&mut r, &firm_cum)];
                         if (form == OrgForm::FirmCountyCity && county_cities.is_empty())
@@ -173,7 +179,11 @@ pub fn build_orgs(
                     }
                 };
                 if used.insert(name.clone()) {
-                    orgs.push(Org { name, city: i, form });
+                    orgs.push(Org {
+                        name,
+                        city: i,
+                        form,
+                    });
                     break;
                 }
             }
@@ -185,7 +195,11 @@ pub fn build_orgs(
 fn org_name(r: &mut ChaCha8Rng, c: &City, form: OrgForm, county_cities: &[&str]) -> String {
     let brand = format!("{}{}", pick(r, BRAND), pick(r, BRAND));
     let firm = |r: &mut ChaCha8Rng, place: &str| {
-        format!("{place}{brand}{}{}", pick(r, INDUSTRY), pick(r, FIRM_SUFFIX))
+        format!(
+            "{place}{brand}{}{}",
+            pick(r, INDUSTRY),
+            pick(r, FIRM_SUFFIX)
+        )
     };
     match form {
         OrgForm::FirmCity => firm(r, &c.name),

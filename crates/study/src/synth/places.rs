@@ -87,12 +87,9 @@ fn code(s: &str) -> u32 {
 }
 
 fn year(rel: &str, row: usize, s: &str) -> Result<i32, Diagnostic> {
-    s.parse::<f64>().map(|v| v as i32).map_err(|_| {
-        Diagnostic::new(format!(
-            "`{rel}`, data row {}: `{s}` is no year",
-            row + 1
-        ))
-    })
+    s.parse::<f64>()
+        .map(|v| v as i32)
+        .map_err(|_| Diagnostic::new(format!("`{rel}`, data row {}: `{s}` is no year", row + 1)))
 }
 
 impl Places {
@@ -115,27 +112,34 @@ impl Places {
         let [name, short, kind, prefecture, province] = columns(
             root,
             rel,
-            &["name", "short_name", "kind", "prefecture_adcode", "province"],
+            &[
+                "name",
+                "short_name",
+                "kind",
+                "prefecture_adcode",
+                "province",
+            ],
         )?
         .try_into()
         .map_err(|_| Diagnostic::new(format!("`{rel}`: cannot read its columns")))?;
         let rel_h = tables.place_history;
-        let [old, level, old_prefecture, old_province, first, last, new_prefecture, change] = columns(
-            root,
-            rel_h,
-            &[
-                "old_name",
-                "level",
-                "old_prefecture",
-                "province",
-                "first_year",
-                "last_year",
-                "new_prefecture_adcode",
-                "change",
-            ],
-        )?
-        .try_into()
-        .map_err(|_| Diagnostic::new(format!("`{rel_h}`: cannot read its columns")))?;
+        let [old, level, old_prefecture, old_province, first, last, new_prefecture, change] =
+            columns(
+                root,
+                rel_h,
+                &[
+                    "old_name",
+                    "level",
+                    "old_prefecture",
+                    "province",
+                    "first_year",
+                    "last_year",
+                    "new_prefecture_adcode",
+                    "change",
+                ],
+            )?
+            .try_into()
+            .map_err(|_| Diagnostic::new(format!("`{rel_h}`: cannot read its columns")))?;
 
         // How often each county-level full name occurs, nationally and per province, over the
         // current units and the old names.
