@@ -162,7 +162,7 @@ impl BuiltinStage for Builtin {
                 outs: vec![f.out.clone()],
             },
             Builtin::Synth(s) => ImpliedIo {
-                deps: vec![s.path.clone(), s.spec.cities.clone()],
+                deps: with_spec(&s.path, synth::deps(&s.spec)),
                 outs: synth::outputs(&s.spec),
             },
             Builtin::Locate(s) => ImpliedIo {

@@ -29,14 +29,23 @@ adcode6,year,pop
 320100,2015,800
 ";
 
+/// Copies the project's city table and gazetteer tables into `p`.
+fn copy_gazetteer(p: &Project) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for rel in [
+        "data/cities.csv",
+        "data/counties.csv",
+        "data/place_history.csv",
+        "data/institutions.csv",
+    ] {
+        p.write(rel, &std::fs::read_to_string(root.join(rel)).unwrap());
+    }
+}
+
 fn project(strategy: &str) -> Project {
     let p = Project::new();
-    let cities = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/cities.csv"),
-    )
-    .unwrap();
-    p.write("data/cities.csv", &cities)
-        .write("in/applications.csv", APPLICATIONS)
+    copy_gazetteer(&p);
+    p.write("in/applications.csv", APPLICATIONS)
         .write("in/postcodes.csv", "prefix4,adcode6\n3100,330100\n")
         .write("in/pop.csv", POPULATION)
         .write(
@@ -303,12 +312,8 @@ fn a_typo_in_a_stage_spec_points_at_its_line() {
 /// A small synthetic data set: generator, then the panel on the generator's exact counts.
 fn small_synthetic() -> Project {
     let p = Project::new();
-    let cities = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/cities.csv"),
-    )
-    .unwrap();
-    p.write("data/cities.csv", &cities)
-        .write(
+    copy_gazetteer(&p);
+    p.write(
             "stages/synth.yaml",
             "seed: 7\nrecords: 60000\ncollab_first: 0.01\ncollab_last: 0.03\nout_dir: raw\n",
         )
@@ -448,6 +453,11 @@ fn synthetic_data_are_identical_across_thread_counts_and_folders() {
         let (x, y) = (a.read(&format!("raw/{f}")), b.read(&format!("raw/{f}")));
         assert!(x == y, "`raw/{f}` differs");
     }
+    let bytes = |p: &Project| std::fs::read(p.path().join("raw/truth_applicants.parquet")).unwrap();
+    assert!(
+        bytes(&a) == bytes(&b),
+        "`raw/truth_applicants.parquet` differs"
+    );
     // The export is as messy as documented: full-width digits, several date formats, quoted
     // foreign names with commas.
     let raw = a.read("raw/patents.csv");

@@ -17,6 +17,7 @@ mod places;
 mod present;
 mod slurm;
 mod study;
+mod study_truth;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! Owns: loading `data/cities.csv` (or a user's table with the same columns) into typed rows, the
 //! short names used in addresses and organisation names (`杭州` for `杭州市`, `凉山` for
 //! `凉山彝族自治州`, `广西` for `广西壮族自治区`), each province's capital, and great-circle
-//! distances. Deliberately does not own: matching text against these names (`locate`) or
+//! distances. Deliberately does not own: matching text against these names (`gazetteer`) or
 //! generating data (`synth`).
 
 use std::collections::BTreeMap;
@@ -203,11 +203,6 @@ fn missing_column(file: &str, name: &str) -> Diagnostic {
     )
 }
 
-/// Whether text continues a place name into a street name (`中山` + `路`).
-fn starts_street(rest: &str) -> bool {
-    ["路", "街", "道", "巷"].iter().any(|w| rest.starts_with(w))
-}
-
 /// Great-circle distance in kilometres.
 pub fn distance_km(a: &City, b: &City) -> f64 {
     let (la1, la2) = (a.lat.to_radians(), b.lat.to_radians());
@@ -215,152 +210,6 @@ pub fn distance_km(a: &City, b: &City) -> f64 {
     let dlon = (b.lon - a.lon).to_radians();
     let h = (dlat / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlon / 2.0).sin().powi(2);
     2.0 * 6371.0 * h.sqrt().min(1.0).asin()
-}
-
-/// Finds cities in addresses and organisation names.
-///
-/// Built once from the city table; matching is leftmost-longest over every full and short city
-/// and province name, so `吉林省吉林市` reads as province 吉林 then city 吉林市.
-pub struct PlaceIndex {
-    matcher: aho_corasick::AhoCorasick,
-    /// What each pattern names.
-    targets: Vec<Place>,
-    capitals: BTreeMap<u32, usize>,
-    municipality_of_province: BTreeMap<u32, usize>,
-    /// Province code of each city (by index into `Cities::rows`).
-    city_province: Vec<u32>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Place {
-    /// A city by its full name (index into `Cities::rows`).
-    CityFull(usize),
-    /// A city by its short name.
-    CityShort(usize),
-    /// A province (code) by its full or short name.
-    Province(u32),
-    /// A short name shared by a city and a province (`吉林`, `海南`).
-    Both(usize, u32),
-}
-
-impl PlaceIndex {
-    pub fn new(cities: &Cities) -> PlaceIndex {
-        let mut names: BTreeMap<String, Place> = BTreeMap::new();
-        let mut provinces: BTreeMap<u32, (String, String)> = BTreeMap::new();
-        for c in &cities.rows {
-            provinces
-                .entry(c.province_code)
-                .or_insert_with(|| (c.province.clone(), c.province_short.clone()));
-        }
-        for (code, (full, short)) in &provinces {
-            names.insert(full.clone(), Place::Province(*code));
-            names.insert(short.clone(), Place::Province(*code));
-        }
-        for (i, c) in cities.rows.iter().enumerate() {
-            // A municipality's full name is also its province's: keep it as the province, whose
-            // only city it is.
-            if !c.municipality {
-                names.insert(c.name.clone(), Place::CityFull(i));
-            }
-            let entry = names.get(&c.short).copied();
-            let place = match entry {
-                Some(Place::Province(code)) if !c.municipality => Place::Both(i, code),
-                Some(other) => other,
-                None => Place::CityShort(i),
-            };
-            names.insert(c.short.clone(), place);
-        }
-        let (patterns, targets): (Vec<String>, Vec<Place>) = names.into_iter().unzip();
-        let matcher = aho_corasick::AhoCorasick::builder()
-            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-            // A full DFA: a few hundred patterns make a small one, and it searches addresses
-            // faster than the default NFA (`locate` on 10M rows: about 19 s of CPU time to 16 s).
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            // Every name starts with one of a few lead bytes that are as common in Chinese text
-            // as the names are rare, so a prefilter only adds work.
-            .prefilter(false)
-            .build(&patterns)
-            .expect("place names build an automaton");
-        let mut municipality_of_province = BTreeMap::new();
-        for (i, c) in cities.rows.iter().enumerate() {
-            if c.municipality {
-                municipality_of_province.insert(c.province_code, i);
-            }
-        }
-        PlaceIndex {
-            matcher,
-            targets,
-            capitals: cities.capitals(),
-            municipality_of_province,
-            city_province: cities.rows.iter().map(|c| c.province_code).collect(),
-        }
-    }
-
-    fn places<'a>(&'a self, text: &'a str) -> impl Iterator<Item = (usize, Place)> + 'a {
-        self.matcher
-            .find_iter(text)
-            .map(move |m| (m.start(), self.targets[m.pattern().as_usize()]))
-    }
-
-    /// The city of an address: the province (full or short name), then a city of that province
-    /// by full or short name; a municipality is its own city. Without a province, only a full
-    /// city name counts (short names alone are too ambiguous in street addresses).
-    pub fn address_city(&self, cities: &Cities, address: &str) -> Option<usize> {
-        let found: Vec<(usize, usize, Place)> = self
-            .matcher
-            .find_iter(address)
-            .map(|m| (m.start(), m.end(), self.targets[m.pattern().as_usize()]))
-            .collect();
-        let province = found.iter().enumerate().find_map(|(k, (_, _, p))| match p {
-            Place::Province(code) | Place::Both(_, code) => Some((k, *code)),
-            _ => None,
-        });
-        let Some((token, code)) = province else {
-            return found.iter().find_map(|(_, _, p)| match p {
-                Place::CityFull(i) => Some(*i),
-                _ => None,
-            });
-        };
-        if let Some(&m) = self.municipality_of_province.get(&code) {
-            return Some(m);
-        }
-        let in_province = |i: usize| cities.rows[i].province_code == code;
-        // A full name of one of the province's cities anywhere in the address; else a short name,
-        // unless it starts a street name (`中山路`, `南京街`) or is the token read as the province.
-        if let Some(i) = found.iter().find_map(|(_, _, p)| match p {
-            Place::CityFull(i) if in_province(*i) => Some(*i),
-            _ => None,
-        }) {
-            return Some(i);
-        }
-        found
-            .iter()
-            .enumerate()
-            .find_map(|(k, (_, end, p))| match p {
-                Place::CityShort(i) | Place::Both(i, _)
-                    if k != token && in_province(*i) && !starts_street(&address[*end..]) =>
-                {
-                    Some(*i)
-                }
-                _ => None,
-            })
-    }
-
-    /// The city a place name inside an organisation name points to: the leftmost city name, or a
-    /// province name standing for its capital (a provincial university's seat). A name shared by a
-    /// city and a province is read as the city when the city lies in that province (`吉林`), else
-    /// as the province (`海南`: Hainan, not the prefecture of that name in Qinghai).
-    pub fn name_city(&self, name: &str) -> Option<usize> {
-        self.places(name).find_map(|(_, p)| match p {
-            Place::CityFull(i) | Place::CityShort(i) => Some(i),
-            Place::Both(i, code) if self.city_province[i] == code => Some(i),
-            Place::Province(code) | Place::Both(_, code) => self
-                .municipality_of_province
-                .get(&code)
-                .or_else(|| self.capitals.get(&code))
-                .copied(),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -389,47 +238,6 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let cities = Cities::load(&root.join("../../data/cities.csv")).unwrap();
         assert_eq!(cities.rows.len(), 337);
-        let places = PlaceIndex::new(&cities);
-        let by = |name: &str| cities.rows.iter().position(|c| c.name == name);
-        assert_eq!(
-            places.address_city(&cities, "吉林省吉林市船营区"),
-            by("吉林市")
-        );
-        assert_eq!(
-            places.address_city(&cities, "浙江省杭州市西湖区文三路90号"),
-            by("杭州市")
-        );
-        assert_eq!(places.address_city(&cities, "浙江杭州西湖区"), by("杭州市"));
-        assert_eq!(places.address_city(&cities, "北京市朝阳区"), by("北京市"));
-        assert_eq!(
-            places.address_city(&cities, "辽宁省朝阳市双塔区"),
-            by("朝阳市")
-        );
-        assert_eq!(places.address_city(&cities, "朝阳区建国路"), None);
-        assert_eq!(places.address_city(&cities, "浙江省西湖区"), None);
-        assert_eq!(
-            places.address_city(&cities, "四川省凉山彝族自治州西昌市"),
-            by("凉山彝族自治州")
-        );
-        assert_eq!(places.name_city("杭州华信科技有限公司"), by("杭州市"));
-        assert_eq!(places.name_city("浙江大学"), by("杭州市"));
-        assert_eq!(places.name_city("上海交通大学"), by("上海市"));
-        assert_eq!(places.name_city("华信恒达科技有限公司"), None);
-        // Shared names: 吉林 is a city of 吉林省; 海南 (a prefecture of Qinghai) is Hainan.
-        assert_eq!(places.name_city("吉林某某有限公司"), by("吉林市"));
-        assert_eq!(places.name_city("海南大学"), by("海口市"));
-        // Street names are not cities; a city later in the address still counts.
-        assert_eq!(places.address_city(&cities, "广东省中山路100号"), None);
-        assert_eq!(
-            places.address_city(&cities, "广东省中山市中山路100号"),
-            by("中山市")
-        );
-        assert_eq!(
-            places.address_city(&cities, "浙江省长春路8号杭州"),
-            by("杭州市")
-        );
-        assert_eq!(places.address_city(&cities, "吉林省吉林"), by("吉林市"));
-        assert_eq!(places.address_city(&cities, "吉林船营区"), None);
         let caps = cities.capitals();
         assert_eq!(caps.len(), 31);
         let mut seen = std::collections::BTreeSet::new();

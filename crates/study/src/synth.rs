@@ -4,17 +4,22 @@
 //! Owns: checking a `synth` spec, the files a stage writes, and running one: drawing the
 //! cities (`cities`), the patent application records (`records`, with the applicants of
 //! `orgs`) written as a messy office export with a synthetic postcode directory (`export`),
-//! the city-year yearbook and the province R&D table (`statistics`), and the truth files (true
-//! parameters and the city-year counts the pipeline must find: `truth`). The spec's types are
+//! first applicants' addresses in the forms real exports have (`address`, from the gazetteer's
+//! tables as `places` reads them), the city-year yearbook and the province R&D table
+//! (`statistics`), and the truth files (true parameters, the city-year counts at the true
+//! cities and every applicant's true city: `truth`). No module asks `locate`'s matcher what a
+//! text means: the true city is decided first and the text written for it. The spec's types are
 //! in `spec`, the seeded streams in `draw`. Every draw comes from ChaCha8 streams derived from
 //! the spec's seed and a fixed tag, so the output is byte-identical whatever the thread count.
 //! Deliberately does not own: reading raw data back (`ingest`, `locate`), counting (`index`),
 //! or the yearbook's column list (`crate::yearbook`).
 
+mod address;
 mod cities;
 mod draw;
 mod export;
 mod orgs;
+mod places;
 mod records;
 mod spec;
 mod statistics;
@@ -24,12 +29,12 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::places::{Cities, PlaceIndex};
+use crate::places::Cities;
 use repro_kind::diag::Diagnostic;
 use repro_kind::KindError;
 
 pub use export::check_char;
-pub use spec::{Effects, Mess, SynthSpec};
+pub use spec::{AddressForms, Effects, FirmNames, Mess, SynthSpec};
 
 /// The files a `synth` stage writes, under `out_dir`.
 pub const OUTPUT_FILES: &[&str] = &[
@@ -39,6 +44,7 @@ pub const OUTPUT_FILES: &[&str] = &[
     "postcodes.csv",
     "truth.json",
     "truth_city_year.csv",
+    "truth_applicants.parquet",
 ];
 
 pub fn parse(spec_path: &str, root: &Path) -> Result<SynthSpec, KindError> {
@@ -52,6 +58,15 @@ pub fn parse(spec_path: &str, root: &Path) -> Result<SynthSpec, KindError> {
     if spec.last_year <= spec.first_year {
         return Err(bad("`last_year` must be after `first_year`".into()));
     }
+    for (field, path) in [
+        ("counties", &spec.counties),
+        ("place_history", &spec.place_history),
+        ("institutions", &spec.institutions),
+    ] {
+        repro_kind::normalize_path(path).map_err(|why| bad(format!("`{field}`: {why}")))?;
+    }
+    check_shares("address_forms", &spec.address_forms.shares()).map_err(bad)?;
+    check_shares("firm_names", &spec.firm_names.shares()).map_err(bad)?;
     let m = &spec.mess;
     if m.bad_dates + m.missing_applicants + m.bad_numbers >= 0.9 {
         return Err(bad(
@@ -59,6 +74,28 @@ pub fn parse(spec_path: &str, root: &Path) -> Result<SynthSpec, KindError> {
         ));
     }
     Ok(spec)
+}
+
+/// Shares are each in [0, 1] and sum to 1.
+fn check_shares(field: &str, shares: &[f64]) -> Result<(), String> {
+    if shares.iter().any(|s| !(0.0..=1.0).contains(s)) {
+        return Err(format!("`{field}`: every share must be between 0 and 1"));
+    }
+    let sum: f64 = shares.iter().sum();
+    if (sum - 1.0).abs() > 1e-9 {
+        return Err(format!("`{field}`: the shares sum to {sum}, not 1"));
+    }
+    Ok(())
+}
+
+/// The tables a `synth` stage reads besides its spec.
+pub fn deps(spec: &SynthSpec) -> Vec<String> {
+    vec![
+        spec.cities.clone(),
+        spec.counties.clone(),
+        spec.place_history.clone(),
+        spec.institutions.clone(),
+    ]
 }
 
 pub fn outputs(spec: &SynthSpec) -> Vec<String> {
@@ -70,7 +107,12 @@ pub fn outputs(spec: &SynthSpec) -> Vec<String> {
 pub fn run(root: &Path, stage: &str, spec: &SynthSpec) -> Result<(), Diagnostic> {
     let fail = |m: String| Diagnostic::new(format!("stage `{stage}` failed")).cause(m);
     let cities = Cities::load(&root.join(&spec.cities))?;
-    let places = PlaceIndex::new(&cities);
+    let tables = places::Tables {
+        counties: &spec.counties,
+        place_history: &spec.place_history,
+        institutions: &spec.institutions,
+    };
+    let places = places::Places::load(root, &cities, &tables)?;
     let world = cities::draw_world(spec, &cities);
     let plans = records::plan_years(spec, &world).map_err(|too_few| {
         fail(format!(
@@ -83,7 +125,8 @@ pub fn run(root: &Path, stage: &str, spec: &SynthSpec) -> Result<(), Diagnostic>
         ))
     })?;
 
-    let orgs = orgs::build_orgs(spec.seed, &cities, &world.draws, &places);
+    let orgs = orgs::build_orgs(spec.seed, &cities, &world.draws, &places, &spec.firm_names);
+    let address_cum = draw::cumulative(spec.address_forms.shares().into_iter());
     let orgs_of_city = orgs::orgs_by_city(&orgs, cities.rows.len());
     let prefixes = export::postcode_prefixes(&cities);
     let ctx = records::GenCtx {
@@ -93,6 +136,8 @@ pub fn run(root: &Path, stage: &str, spec: &SynthSpec) -> Result<(), Diagnostic>
         orgs_of_city: &orgs_of_city,
         gravity: &world.gravity,
         mess: &spec.mess,
+        address_cum: &address_cum,
+        places: &places,
     };
     // Records per year, in parallel; each year has its own streams, so the result does not
     // depend on the thread count.
@@ -113,9 +158,12 @@ pub fn run(root: &Path, stage: &str, spec: &SynthSpec) -> Result<(), Diagnostic>
         repro_kind::write_output(root, &out(f), bytes)
             .map_err(|e| fail(format!("cannot write `{}`: {e}", out(f))))
     };
-    let text = export::patents_csv(&ctx, &per_year, anchors, &world.years, &prefixes);
+    let (text, applicants) = export::patents_csv(&ctx, &per_year, anchors, &world.years, &prefixes);
     write("patents.csv", text.as_bytes())?;
     drop(text);
+    applicants
+        .into_table()
+        .write_parquet(root, &out("truth_applicants.parquet"))?;
 
     let x_true = truth::collab_true(&counts, &world.pop);
     let yb = statistics::yearbook(spec, &cities, &world, &x_true);

@@ -2,10 +2,11 @@
 //! the synthetic postcode directory that locates addresses without a city.
 //!
 //! Owns: application numbers with their check character, serial numbers, the export's five date
-//! formats, titles, IPC classes, addresses and postcodes, the mess (full-width characters, stray
-//! spaces, blank fields, fatal errors on exactly the records marked unclean, re-exported
-//! duplicates), and `postcodes.csv`. Deliberately does not own: which records exist and who
-//! applies (`records`).
+//! formats, titles, IPC classes, postcodes, the mess (full-width characters, stray spaces, blank
+//! fields, fatal errors on exactly the records marked unclean, re-exported duplicates),
+//! `postcodes.csv`, and the true city and form of every applicant of every clean record as it is
+//! written (`truth::ApplicantTruth`). Deliberately does not own: which records exist and who
+//! applies (`records`) or how an address is worded (`address`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -13,28 +14,14 @@ use std::fmt::Write as _;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
+use super::address::{self, AddressForm, Target};
 use super::draw::{pick, stream};
 use super::orgs::FOREIGN;
 use super::records::{GenCtx, Record};
+use super::truth::ApplicantTruth;
 use crate::places::Cities;
 use repro_tabular::table as tabular;
 
-const DISTRICTS: &[&str] = &[
-    "高新技术产业开发区",
-    "经济技术开发区",
-    "城东新区",
-    "城西新区",
-    "滨江新区",
-    "工业园区",
-];
-const ROADS: &[&str] = &[
-    "科技路",
-    "创新大道",
-    "工业大道",
-    "学府路",
-    "人民路",
-    "建设路",
-];
 const TITLE_NOUN: &[&str] = &[
     "数据处理装置",
     "电池极片",
@@ -94,14 +81,15 @@ pub fn check_char(digits: &str) -> char {
 
 /// The export, `patents.csv`: per year, that year's records (then its anchors), then the
 /// duplicates re-exported, in a fixed order; each year draws from its own stream (`export`,
-/// year).
+/// year). Also the truth of every applicant of the clean records, in export order.
 pub fn patents_csv(
     ctx: &GenCtx<'_>,
     per_year: &[Vec<Record>],
     anchors: Vec<Record>,
     years: &[i32],
     prefixes: &[u32],
-) -> String {
+) -> (String, ApplicantTruth) {
+    let mut truth = ApplicantTruth::default();
     let records = per_year.iter().map(Vec::len).sum::<usize>() + anchors.len();
     let mut text = String::with_capacity(records * 200);
     text.push_str("申请号,申请日,名称,主分类号,申请(专利权)人,地址,邮编,国省代码\n");
@@ -118,7 +106,12 @@ pub fn patents_csv(
         for rec in recs.iter().chain(extra.iter()) {
             let s = serial.entry((rec.year, rec.ptype)).or_insert(100_000);
             *s += 1 + r.random_range(0..3u32);
-            let line = export_line(ctx, &mut r, rec, *s, prefixes);
+            let (line, form) = export_line(ctx, &mut r, rec, *s, prefixes);
+            if rec.clean {
+                let digits = format!("{}{}{:07}", rec.year, rec.ptype, *s);
+                let app_no = format!("{digits}.{}", check_char(&digits));
+                truth.push_record(ctx.cities, rec, &app_no, form);
+            }
             if r.random::<f64>() < ctx.mess.duplicates && rec.clean {
                 dups.push(line.clone());
             }
@@ -132,7 +125,7 @@ pub fn patents_csv(
             text.push_str(&d);
         }
     }
-    text
+    (text, truth)
 }
 
 /// The postcode directory, `postcodes.csv`: every city's 4-digit prefix, sorted by prefix.
@@ -162,14 +155,15 @@ fn to_full_width(s: &str) -> String {
         .collect()
 }
 
-/// One record as an export line, with its share of the mess, drawn from the year's stream.
+/// One record as an export line, with its share of the mess, drawn from the year's stream, and
+/// the form its first applicant's address was written in.
 fn export_line(
     ctx: &GenCtx<'_>,
     r: &mut ChaCha8Rng,
     rec: &Record,
     serial: u32,
     prefixes: &[u32],
-) -> String {
+) -> (String, AddressForm) {
     let m = ctx.mess;
     let digits = format!("{}{}{:07}", rec.year, rec.ptype, serial);
     let mut check = check_char(&digits);
@@ -224,37 +218,31 @@ fn export_line(
             .collect::<Vec<_>>()
             .join(";")
     };
-    let (address, postcode, province_code) = match (rec.foreign, rec.first_city) {
+    let (address, postcode, province_code, form) = match (rec.foreign, rec.first_city) {
         (Some(f), _) => (
             FOREIGN[f].1.to_string(),
             String::new(),
             FOREIGN[f].2.to_string(),
+            AddressForm::Blank,
         ),
-        (None, None) => (String::new(), String::new(), String::new()),
+        (None, None) => (String::new(), String::new(), String::new(), rec.address),
         (None, Some(i)) => {
             let c = &ctx.cities.rows[i];
-            let street = format!(
-                "{}{}{}号",
-                pick(r, DISTRICTS),
-                pick(r, ROADS),
-                r.random_range(1..400u32)
-            );
             let code = format!("{:04}{:02}", prefixes[i], r.random_range(0..100u32));
-            let without_city = !c.municipality && r.random::<f64>() < m.address_without_city;
-            let address = if c.municipality {
-                format!("{}{street}", c.name)
-            } else if without_city {
-                format!("{}{street}", c.province)
-            } else {
-                format!("{}{}{street}", c.province, c.name)
+            let target = Target {
+                city: c,
+                index: i,
+                year: rec.year,
+                places: ctx.places,
             };
-            // A blank postcode only where the address names the city.
-            let postcode = if !without_city && blank(r) {
-                String::new()
-            } else {
-                code
-            };
-            (address, postcode, format!("{}", c.province_code))
+            let blank_postcode = blank(r);
+            let w = address::write(r, &target, rec.address, code, blank_postcode);
+            (
+                w.address,
+                w.postcode,
+                format!("{}", c.province_code),
+                w.form,
+            )
         }
     };
     if r.random::<f64>() < m.full_width {
@@ -288,7 +276,7 @@ fn export_line(
         tabular::push_field(&mut line, f);
     }
     line.push('\n');
-    line
+    (line, form)
 }
 
 /// The month and day of a 0-based day of the year.

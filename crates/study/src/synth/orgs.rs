@@ -1,10 +1,14 @@
 //! The applicants: every city's organisations (firms, universities, institutes) with unique
 //! names, people's names and the foreign applicants.
 //!
-//! Owns: the word lists names are made of, building each city's organisations (a placed name
-//! carries its city and is checked with the place matcher `locate` uses) and drawing a person's
-//! name. Deliberately does not own: who applies with whom (`records`) or how a name is written
-//! into the export (`export`).
+//! Owns: the word lists names are made of, building each city's organisations in the forms real
+//! exports have (universities from the institution register in their true city; firms named
+//! after their city, a county-level city of it, their province or no place, in the spec's
+//! shares) and drawing a person's name. Every organisation's city is decided first and its name
+//! written for it from the gazetteer's tables; no name is checked against `locate`'s matcher, so
+//! a name that happens to contain another place (`泰安` from two brand characters) stays as real
+//! names do. Deliberately does not own: who applies with whom (`records`) or how a name is
+//! written into the export (`export`).
 
 use std::collections::HashSet;
 
@@ -12,14 +16,49 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
 use super::cities::CityDraw;
-use super::draw::{pick, stream};
-use crate::places::{Cities, City, PlaceIndex};
+use super::draw::{cumulative, draw_cum, pick, stream};
+use super::places::Places;
+use super::spec::FirmNames;
+use crate::places::{province_short, Cities, City};
 
+/// How an organisation's name is written (the truth table's `form` for co-applicants).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OrgKind {
-    Firm,
+pub enum OrgForm {
+    /// A university of the institution register, in the register's city.
+    Register,
+    /// A university named after its city that no register lists.
     University,
+    /// A research institute named after its city.
     Institute,
+    FirmCity,
+    FirmCityShort,
+    FirmCountyCity,
+    FirmProvince,
+    FirmPlain,
+}
+
+/// Firm forms in `FirmNames::shares` order.
+pub const FIRM_FORMS: [OrgForm; 5] = [
+    OrgForm::FirmCity,
+    OrgForm::FirmCityShort,
+    OrgForm::FirmCountyCity,
+    OrgForm::FirmProvince,
+    OrgForm::FirmPlain,
+];
+
+impl OrgForm {
+    pub fn name(self) -> &'static str {
+        match self {
+            OrgForm::Register => "register",
+            OrgForm::University => "university",
+            OrgForm::Institute => "institute",
+            OrgForm::FirmCity => "firm_city",
+            OrgForm::FirmCityShort => "firm_city_short",
+            OrgForm::FirmCountyCity => "firm_county_city",
+            OrgForm::FirmProvince => "firm_province",
+            OrgForm::FirmPlain => "firm_plain",
+        }
+    }
 }
 
 /// An organisation that applies for patents.
@@ -27,8 +66,7 @@ enum OrgKind {
 pub struct Org {
     pub name: String,
     pub city: usize,
-    /// Its name carries its city (a place-name match finds it).
-    pub placed: bool,
+    pub form: OrgForm,
 }
 
 const BRAND: &[&str] = &[
@@ -94,82 +132,95 @@ pub const FOREIGN: &[(&str, &str, &str)] = &[
     ("BASF SE", "德国路德维希港", "DE"),
 ];
 
-/// Builds every city's organisations with globally unique names. A placed name must be found by
-/// the same place matcher `locate` uses, and an unplaced one must not be; names are redrawn until
-/// that holds, so the truth files agree with what the pipeline can know.
-pub fn build_orgs(seed: u64, cities: &Cities, draws: &[CityDraw], places: &PlaceIndex) -> Vec<Org> {
+/// Builds every city's organisations with globally unique names: each city's register
+/// universities first (one in twenty organisations is a university, one an institute), then
+/// firms in the forms of `firm_names`. A form the city cannot take (no county-level city; a
+/// municipality's province is the city) falls back to the city's short name.
+pub fn build_orgs(
+    seed: u64,
+    cities: &Cities,
+    draws: &[CityDraw],
+    places: &Places,
+    firm_names: &FirmNames,
+) -> Vec<Org> {
     let mut used: HashSet<String> = HashSet::new();
     let mut orgs = Vec::new();
-    // A short name that is also a province's (吉林, 海南) cannot carry its city in a name.
-    let province_shorts: HashSet<&str> = cities
-        .rows
-        .iter()
-        .map(|c| c.province_short.as_str())
-        .collect();
+    let firm_cum = cumulative(firm_names.shares().into_iter());
     for (i, c) in cities.rows.iter().enumerate() {
         let mut r = stream(seed, "orgs", i as u64);
         let n = (draws[i].pop0 / 4.0).round().clamp(12.0, 400.0) as usize;
-        let can_place = !province_shorts.contains(c.short.as_str()) || c.municipality;
+        let mut register = places.institutions[i].iter();
+        let county_cities: Vec<&str> = places.counties[i]
+            .iter()
+            .filter(|k| k.county_city)
+            .map(|k| k.name.as_str())
+            .collect();
         for k in 0..n {
-            let kind = match k % 20 {
-                0 => OrgKind::University,
-                1 => OrgKind::Institute,
-                _ => OrgKind::Firm,
-            };
-            for attempt in 0..50 {
-                let placed = can_place && (kind != OrgKind::Firm || r.random::<f64>() < 0.4);
-                let name = org_name(&mut r, c, kind, placed);
-                if used.contains(&name) {
-                    continue;
-                }
-                let found = places.name_city(&name);
-                let ok = if placed {
-                    found == Some(i)
-                } else {
-                    found.is_none()
+            let registered = if k % 20 == 0 { register.next() } else { None };
+            for _attempt in 0..50 {
+                let (name, form) = match (k % 20, registered) {
+                    (_, Some(name)) => (name.clone(), OrgForm::Register),
+                    (0, None) => (
+                        org_name(&mut r, c, OrgForm::University, &[]),
+                        OrgForm::University,
+                    ),
+                    (1, _) => (
+                        org_name(&mut r, c, OrgForm::Institute, &[]),
+                        OrgForm::Institute,
+                    ),
+                    _ => {
+                        let mut form = FIRM_FORMS[draw_cum(&mut r, &firm_cum)];
+                        if (form == OrgForm::FirmCountyCity && county_cities.is_empty())
+                            || (form == OrgForm::FirmProvince && c.municipality)
+                        {
+                            form = OrgForm::FirmCityShort;
+                        }
+                        (org_name(&mut r, c, form, &county_cities), form)
+                    }
                 };
-                if !ok && attempt < 49 {
-                    continue;
-                }
-                if !ok {
+                if used.insert(name.clone()) {
+                    orgs.push(Org {
+                        name,
+                        city: i,
+                        form,
+                    });
                     break;
                 }
-                used.insert(name.clone());
-                orgs.push(Org {
-                    name,
-                    city: i,
-                    placed,
-                });
-                break;
             }
         }
     }
     orgs
 }
 
-fn org_name(r: &mut ChaCha8Rng, c: &City, kind: OrgKind, placed: bool) -> String {
+fn org_name(r: &mut ChaCha8Rng, c: &City, form: OrgForm, county_cities: &[&str]) -> String {
     let brand = format!("{}{}", pick(r, BRAND), pick(r, BRAND));
-    match (kind, placed) {
-        (OrgKind::Firm, true) => format!(
-            "{}{}{}{}",
-            c.short,
-            brand,
+    let firm = |r: &mut ChaCha8Rng, place: &str| {
+        format!(
+            "{place}{brand}{}{}",
             pick(r, INDUSTRY),
             pick(r, FIRM_SUFFIX)
-        ),
-        (OrgKind::Firm, false) => format!(
-            "{}{}{}{}",
-            brand,
-            pick(r, BRAND),
-            pick(r, INDUSTRY),
-            pick(r, FIRM_SUFFIX)
-        ),
-        (OrgKind::University, true) => format!("{}{}{}", c.short, brand, pick(r, UNI_WORDS)),
-        (OrgKind::University, false) => format!("{}{}", brand, pick(r, UNI_WORDS)),
-        (OrgKind::Institute, true) => {
-            format!("{}{}{}研究院", c.short, pick(r, FIELDS), brand)
+        )
+    };
+    match form {
+        OrgForm::FirmCity => firm(r, &c.name),
+        OrgForm::FirmCityShort => firm(r, &c.short),
+        OrgForm::FirmCountyCity => {
+            let cc = *pick(r, county_cities);
+            firm(r, cc)
         }
-        (OrgKind::Institute, false) => format!("{}{}研究所", brand, pick(r, FIELDS)),
+        OrgForm::FirmProvince => firm(r, &province_short(&c.province)),
+        OrgForm::FirmPlain => {
+            let third = *pick(r, BRAND);
+            firm(r, third)
+        }
+        OrgForm::University | OrgForm::Register => {
+            format!("{}{brand}{}", c.short, pick(r, UNI_WORDS))
+        }
+        // Academy institutes are named after their city, as 中国科学院长春光学精密机械与物理研究所.
+        OrgForm::Institute if r.random::<f64>() < 0.5 => {
+            format!("中国科学院{}{}{brand}研究所", c.short, pick(r, FIELDS))
+        }
+        OrgForm::Institute => format!("{}{}{brand}研究院", c.short, pick(r, FIELDS)),
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! Owns: calibrating the number of cross-city applications per year to the target
 //! collaboration level, drawing each year's records (cross-city, same-city, single-applicant and
-//! foreign) from its own stream, and the anchor records that make every co-applying unplaced
-//! organisation findable by name. Deliberately does not own: writing a record into the export
+//! foreign) from its own stream with the form of the first applicant's address, and the anchor
+//! records that give every co-applying organisation a first-applicant record whose address tells
+//! its city. Deliberately does not own: writing a record into the export
 //! (`export`) or counting what the pipeline must find (`truth`).
 
 use std::collections::{HashMap, HashSet};
@@ -12,17 +13,22 @@ use std::collections::{HashMap, HashSet};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
+use super::address::AddressForm;
 use super::cities::World;
 use super::draw::{cumulative, draw_cum, pick, stream};
 use super::orgs::{person_name, Org, FOREIGN};
+use super::places::Places;
 use super::spec::{Mess, SynthSpec};
 use crate::places::Cities;
 
-/// One applicant as generated: who, and the city the pipeline can find (None: unlocatable).
+/// One applicant as generated: who, its true city (None: a foreign applicant, or an inventor
+/// listed as co-applicant, whom the process gives no city) and how its name is written.
 #[derive(Debug, Clone)]
 pub struct Applicant {
     pub name: String,
     pub city: Option<usize>,
+    /// `OrgForm::name`, `person` or `foreign`.
+    pub form: &'static str,
 }
 
 /// A patent application as generated: its year, type (the application number's type digit; 1 is
@@ -33,6 +39,9 @@ pub struct Record {
     pub ptype: u8,
     pub applicants: Vec<Applicant>,
     pub first_city: Option<usize>,
+    /// How the first applicant's address is written (drawn here so that anchors can tell which
+    /// records locate their first applicant by design).
+    pub address: AddressForm,
     pub foreign: Option<usize>,
     /// Whether this record survives ingestion (no fatal mess); only such records count in truth.
     pub clean: bool,
@@ -145,13 +154,29 @@ pub struct GenCtx<'a> {
     pub orgs_of_city: &'a [Vec<usize>],
     pub gravity: &'a [Vec<f64>],
     pub mess: &'a Mess,
+    /// Cumulative shares of `AddressForm::DRAWN`.
+    pub address_cum: &'a [f64],
+    pub places: &'a Places,
 }
 
 fn org_applicant(ctx: &GenCtx<'_>, k: usize) -> Applicant {
     Applicant {
         name: ctx.orgs[k].name.clone(),
         city: Some(ctx.orgs[k].city),
+        form: ctx.orgs[k].form.name(),
     }
+}
+
+fn person(r: &mut ChaCha8Rng, city: Option<usize>) -> Applicant {
+    Applicant {
+        name: person_name(r),
+        city,
+        form: "person",
+    }
+}
+
+fn address_form(ctx: &GenCtx<'_>, r: &mut ChaCha8Rng) -> AddressForm {
+    AddressForm::DRAWN[draw_cum(r, ctx.address_cum)]
 }
 
 fn random_org(ctx: &GenCtx<'_>, r: &mut ChaCha8Rng, city: usize) -> usize {
@@ -195,16 +220,14 @@ pub fn gen_year(ctx: &GenCtx<'_>, plan: &YearPlan) -> Vec<Record> {
             applicants.push(org_applicant(ctx, random_org(ctx, &mut r, k)));
         } else if u < 0.20 {
             // An inventor named as co-applicant: individuals cannot be located by name.
-            applicants.push(Applicant {
-                name: person_name(&mut r),
-                city: None,
-            });
+            applicants.push(person(&mut r, None));
         }
         dedup_names(&mut applicants);
         recs.push(Record {
             year: plan.year,
             ptype: draw_type(&mut r, 0.6),
             first_city: Some(i),
+            address: address_form(ctx, &mut r),
             applicants,
             foreign: None,
             clean: r.random::<f64>() >= fatal,
@@ -218,16 +241,14 @@ pub fn gen_year(ctx: &GenCtx<'_>, plan: &YearPlan) -> Vec<Record> {
         if r.random::<f64>() < 0.5 {
             applicants.push(org_applicant(ctx, random_org(ctx, &mut r, i)));
         } else {
-            applicants.push(Applicant {
-                name: person_name(&mut r),
-                city: None,
-            });
+            applicants.push(person(&mut r, None));
         }
         dedup_names(&mut applicants);
         recs.push(Record {
             year: plan.year,
             ptype: draw_type(&mut r, 0.45),
             first_city: Some(i),
+            address: address_form(ctx, &mut r),
             applicants,
             foreign: None,
             clean: r.random::<f64>() >= fatal,
@@ -241,24 +262,17 @@ pub fn gen_year(ctx: &GenCtx<'_>, plan: &YearPlan) -> Vec<Record> {
             let mut applicants = vec![Applicant {
                 name: FOREIGN[f].0.to_string(),
                 city: None,
+                form: "foreign",
             }];
             if r.random::<f64>() < 0.3 {
                 let i = draw_cum(&mut r, &pop_cum);
-                // Only placed organisations: a foreign-led record does not anchor any name.
-                let placed: Vec<usize> = ctx.orgs_of_city[i]
-                    .iter()
-                    .copied()
-                    .filter(|&k| ctx.orgs[k].placed)
-                    .collect();
-                if !placed.is_empty() {
-                    let k = placed[r.random_range(0..placed.len())];
-                    applicants.push(org_applicant(ctx, k));
-                }
+                applicants.push(org_applicant(ctx, random_org(ctx, &mut r, i)));
             }
             recs.push(Record {
                 year: plan.year,
                 ptype: draw_type(&mut r, 0.7),
                 first_city: None,
+                address: AddressForm::Blank,
                 applicants,
                 foreign: Some(f),
                 clean: r.random::<f64>() >= fatal,
@@ -266,23 +280,23 @@ pub fn gen_year(ctx: &GenCtx<'_>, plan: &YearPlan) -> Vec<Record> {
             continue;
         }
         let i = draw_cum(&mut r, &pop_cum);
-        let (applicant, located) = if r.random::<f64>() < 0.25 {
-            // Individuals file too; a tenth of them give no usable address.
-            let located = r.random::<f64>() >= 0.1;
+        let (applicant, address) = if r.random::<f64>() < 0.25 {
+            // Individuals file too; a tenth of them give no address.
+            let blank = r.random::<f64>() < 0.1;
+            let form = address_form(ctx, &mut r);
             (
-                Applicant {
-                    name: person_name(&mut r),
-                    city: located.then_some(i),
-                },
-                located,
+                person(&mut r, Some(i)),
+                if blank { AddressForm::Blank } else { form },
             )
         } else {
-            (org_applicant(ctx, random_org(ctx, &mut r, i)), true)
+            let k = random_org(ctx, &mut r, i);
+            (org_applicant(ctx, k), address_form(ctx, &mut r))
         };
         recs.push(Record {
             year: plan.year,
             ptype: draw_type(&mut r, 0.35),
-            first_city: located.then_some(i),
+            first_city: Some(i),
+            address,
             applicants: vec![applicant],
             foreign: None,
             clean: r.random::<f64>() >= fatal,
@@ -301,9 +315,9 @@ fn dedup_names(applicants: &mut Vec<Applicant>) {
     applicants.retain(|a| seen.insert(a.name.clone()));
 }
 
-/// Unplaced organisations that appear as co-applicants must be findable by name: an anchor
-/// record, drawn from the `anchors` stream, gives each one without a clean record as first
-/// applicant (with its address) such a record.
+/// Organisations that appear as co-applicants also file as first applicants: an anchor record,
+/// drawn from the `anchors` stream, gives each one without a clean first-applicant record whose
+/// address tells its city (`AddressForm::tells_city`) such a record, with a full address.
 pub fn anchor_records(
     seed: u64,
     orgs: &[Org],
@@ -321,9 +335,9 @@ pub fn anchor_records(
     for rec in per_year.iter().flatten() {
         for (pos, a) in rec.applicants.iter().enumerate() {
             if let Some(&k) = org_index.get(a.name.as_str()) {
-                if pos == 0 && rec.clean && rec.first_city.is_some() {
+                if pos == 0 && rec.clean && rec.address.tells_city() {
                     anchored[k] = true;
-                } else if pos > 0 && !orgs[k].placed {
+                } else if pos > 0 {
                     needed[k] = true;
                 }
             }
@@ -340,8 +354,10 @@ pub fn anchor_records(
                 applicants: vec![Applicant {
                     name: orgs[k].name.clone(),
                     city: Some(orgs[k].city),
+                    form: orgs[k].form.name(),
                 }],
                 first_city: Some(orgs[k].city),
+                address: AddressForm::Full,
                 foreign: None,
                 clean: true,
             });

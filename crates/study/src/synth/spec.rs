@@ -17,6 +17,14 @@ pub struct SynthSpec {
     pub seed: u64,
     #[serde(default = "default_cities")]
     pub cities: String,
+    /// The gazetteer the addresses and organisation names are written from: county-level units,
+    /// old names and the institution register (`data/*.README.md`).
+    #[serde(default = "default_counties")]
+    pub counties: String,
+    #[serde(default = "default_place_history")]
+    pub place_history: String,
+    #[serde(default = "default_institutions")]
+    pub institutions: String,
     #[serde(default = "default_first_year", deserialize_with = "first_year")]
     pub first_year: i32,
     #[serde(default = "default_last_year", deserialize_with = "last_year")]
@@ -34,6 +42,12 @@ pub struct SynthSpec {
     pub out_dir: String,
     #[serde(default)]
     pub mess: Mess,
+    /// How first applicants' addresses are written (shares of records; docs/dgp.md).
+    #[serde(default)]
+    pub address_forms: AddressForms,
+    /// How firms' names are written (shares of firms; docs/dgp.md).
+    #[serde(default)]
+    pub firm_names: FirmNames,
     #[serde(default)]
     pub effects: Effects,
 }
@@ -96,6 +110,15 @@ fn effect<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 fn default_cities() -> String {
     "data/cities.csv".into()
 }
+fn default_counties() -> String {
+    "data/counties.csv".into()
+}
+fn default_place_history() -> String {
+    "data/place_history.csv".into()
+}
+fn default_institutions() -> String {
+    "data/institutions.csv".into()
+}
 fn default_first_year() -> i32 {
     2010
 }
@@ -132,9 +155,6 @@ pub struct Mess {
     pub blank_fields: f64,
     #[serde(deserialize_with = "share")]
     pub foreign: f64,
-    /// Share of first-applicant addresses written without the city (the postcode then tells).
-    #[serde(deserialize_with = "share")]
-    pub address_without_city: f64,
 }
 
 impl Default for Mess {
@@ -148,8 +168,105 @@ impl Default for Mess {
             stray_spaces: 0.05,
             blank_fields: 0.01,
             foreign: 0.01,
-            address_without_city: 0.08,
         }
+    }
+}
+
+/// Shares of the forms a first applicant's address is written in (docs/dgp.md, "Addresses";
+/// they must sum to 1). A form a city cannot take in a year (no county-level city, no old name
+/// valid that year, no district name that is unique) is written as `full` instead.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AddressForms {
+    /// Province, city, district or county, street: `广东省广州市天河区科技路8号`.
+    pub full: f64,
+    /// A county-level city only, sometimes after the province: `江苏太仓市学府路8号`.
+    pub county_city: f64,
+    /// A district or county only, with the province where its name is not unique nationally.
+    pub district: f64,
+    /// A name valid in the record's year that has changed since (`湖北省襄樊市…` in 2010).
+    pub old_name: f64,
+    /// A postcode written before the address, which names the province only (blank postcode
+    /// cell): `430070 湖北省学府路8号`.
+    pub postcode: f64,
+    /// The province only, the postcode in its own cell.
+    pub province_postcode: f64,
+    /// The city, and a street named after another place: `日照市上海路556号`.
+    pub other_street: f64,
+    /// No place at all and no postcode: `科技路8号`.
+    pub no_place: f64,
+}
+
+impl Default for AddressForms {
+    fn default() -> Self {
+        AddressForms {
+            full: 0.42,
+            county_city: 0.10,
+            district: 0.10,
+            old_name: 0.06,
+            postcode: 0.06,
+            province_postcode: 0.06,
+            other_street: 0.16,
+            no_place: 0.04,
+        }
+    }
+}
+
+impl AddressForms {
+    /// The shares in the order of `address::AddressForm::ALL`.
+    pub fn shares(&self) -> [f64; 8] {
+        [
+            self.full,
+            self.county_city,
+            self.district,
+            self.old_name,
+            self.postcode,
+            self.province_postcode,
+            self.other_street,
+            self.no_place,
+        ]
+    }
+}
+
+/// Shares of the forms a firm's name is written in (docs/dgp.md, "Organisations"; they must sum
+/// to 1). Universities and institutes are named separately.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FirmNames {
+    /// The city's full name: `日照市华信科技有限公司`.
+    pub city: f64,
+    /// The city's short name: `日照华信科技有限公司`.
+    pub city_short: f64,
+    /// A county-level city of the prefecture: `昆山市华信科技有限公司` (in 苏州).
+    pub county_city: f64,
+    /// The province only: `江苏华信医药股份有限公司` (anywhere in the province).
+    pub province: f64,
+    /// No place: `华信恒达科技有限公司`.
+    pub plain: f64,
+}
+
+impl Default for FirmNames {
+    fn default() -> Self {
+        FirmNames {
+            city: 0.15,
+            city_short: 0.15,
+            county_city: 0.08,
+            province: 0.12,
+            plain: 0.50,
+        }
+    }
+}
+
+impl FirmNames {
+    /// The shares in the order of `orgs::FIRM_FORMS`.
+    pub fn shares(&self) -> [f64; 5] {
+        [
+            self.city,
+            self.city_short,
+            self.county_city,
+            self.province,
+            self.plain,
+        ]
     }
 }
 

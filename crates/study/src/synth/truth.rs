@@ -1,20 +1,71 @@
 //! The truth files: what the pipeline must find, counted from the records as the pipeline
 //! counts them, and the true parameters with the estimands they imply.
 //!
-//! Owns: the city-year counts from the clean records (`truth_city_year.csv`), the true
-//! regressor ln(1 + cross-city co-applications per 10,000) the yearbook responds to, the
-//! realised collaboration means, and `truth.json`. Deliberately does not own: drawing the
+//! Owns: the city-year counts from the clean records at every applicant's true city
+//! (`truth_city_year.csv`), the true city and written form of every applicant
+//! (`truth_applicants.parquet`), the true regressor ln(1 + cross-city co-applications per
+//! 10,000) the yearbook responds to, the realised collaboration means, and `truth.json`. Deliberately does not own: drawing the
 //! records (`records`) or the yearbook (`statistics`).
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
+use super::address::AddressForm;
 use super::cities::World;
 use super::records::Record;
 use super::spec::SynthSpec;
 use super::statistics::Yearbook;
 use crate::places::Cities;
-use repro_tabular::table as tabular;
+use repro_tabular::table::{self as tabular, Col, Table};
+
+/// Every applicant of every clean record: application number (as `ingest` normalises it),
+/// position, true city (blank for foreign applicants and inventors listed as co-applicants) and
+/// how it is written (the first applicant's address form, the others' name form).
+#[derive(Debug, Default)]
+pub struct ApplicantTruth {
+    app_no: Vec<Option<String>>,
+    pos: Vec<Option<i64>>,
+    adcode: Vec<Option<i64>>,
+    form: Vec<Option<String>>,
+}
+
+impl ApplicantTruth {
+    /// Adds a clean record's applicants; `address` is the form its first address was written in.
+    pub fn push_record(
+        &mut self,
+        cities: &Cities,
+        rec: &Record,
+        app_no: &str,
+        address: AddressForm,
+    ) {
+        for (pos, a) in rec.applicants.iter().enumerate() {
+            let (city, form) = if pos == 0 {
+                let form = if rec.foreign.is_some() {
+                    "foreign"
+                } else {
+                    address.name()
+                };
+                (rec.first_city, form)
+            } else {
+                (a.city, a.form)
+            };
+            self.app_no.push(Some(app_no.to_string()));
+            self.pos.push(Some(pos as i64));
+            self.adcode
+                .push(city.map(|i| i64::from(cities.rows[i].adcode)));
+            self.form.push(Some(form.to_string()));
+        }
+    }
+
+    pub fn into_table(self) -> Table {
+        let mut t = Table::default();
+        t.push("app_no", Col::Text(self.app_no));
+        t.push("pos", Col::Int(self.pos));
+        t.push("adcode6", Col::Int(self.adcode));
+        t.push("form", Col::Text(self.form));
+        t
+    }
+}
 
 /// Counts of the truth table per city-year.
 #[derive(Debug, Clone, Default)]
@@ -51,7 +102,7 @@ pub fn count_clean<'a>(
     counts
 }
 
-/// Counts one record for every city where an applicant is located (docs/data.md, "Index").
+/// Counts one record for every city where an applicant truly is (docs/data.md, "Index").
 fn count_record(counts: &mut [Vec<Counts>], rec: &Record, t: usize, cities: &Cities) {
     let located: Vec<usize> = rec
         .applicants
