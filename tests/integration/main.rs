@@ -13,6 +13,7 @@ mod limits;
 mod messages;
 mod offline;
 mod package;
+mod package_safety;
 mod places;
 mod present;
 mod slurm;
