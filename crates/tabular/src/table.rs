@@ -232,6 +232,25 @@ pub fn texts(df: &DataFrame, file: &str, name: &str) -> Result<Vec<Option<String
     Ok(v.iter().map(|s| s.map(str::to_string)).collect())
 }
 
+/// The named columns of the table at `rel` as trimmed texts, a blank cell as an empty text (for
+/// small reference tables such as the gazetteer's).
+pub fn trimmed_texts(
+    root: &Path,
+    rel: &str,
+    names: &[&str],
+) -> Result<Vec<Vec<String>>, Diagnostic> {
+    let df = read(root, rel)?;
+    names
+        .iter()
+        .map(|c| {
+            Ok(texts(&df, rel, c)?
+                .into_iter()
+                .map(|s| s.unwrap_or_default().trim().to_string())
+                .collect())
+        })
+        .collect()
+}
+
 /// Writes frames with `writer` on a second thread while `produce` makes them and sends them
 /// (in order) through the channel it is given, so that encoding and compressing one batch
 /// overlaps with making the next. A write error wins over what `produce` returned: the producer

@@ -89,20 +89,6 @@ fn add(names: &mut Names, name: &str, e: Entry) {
     }
 }
 
-/// The columns of a table, trimmed, blanks as empty texts.
-fn read(root: &Path, rel: &str, columns: &[&str]) -> Result<Vec<Vec<String>>, Diagnostic> {
-    let df = tabular::read(root, rel)?;
-    columns
-        .iter()
-        .map(|c| {
-            Ok(tabular::texts(&df, rel, c)?
-                .into_iter()
-                .map(|s| s.unwrap_or_default().trim().to_string())
-                .collect())
-        })
-        .collect()
-}
-
 /// A 6-digit code in a table's cell.
 fn code(rel: &str, row: usize, s: &str) -> Result<u32, Diagnostic> {
     s.parse::<f64>()
@@ -162,7 +148,7 @@ fn read_counties(
     units: &mut Units,
     names: &mut Names,
 ) -> Result<(), Diagnostic> {
-    let cols = read(
+    let cols = tabular::trimmed_texts(
         root,
         rel,
         &["adcode6", "name", "short_name", "kind", "prefecture_adcode"],
@@ -216,7 +202,7 @@ fn read_history(
     units: &Units,
     names: &mut Names,
 ) -> Result<HistoryRows, Diagnostic> {
-    let cols = read(
+    let cols = tabular::trimmed_texts(
         root,
         rel,
         &[
@@ -407,7 +393,7 @@ fn read_register(
     rel: &str,
     units: &Units,
 ) -> Result<(Option<AhoCorasick>, Vec<u16>), Diagnostic> {
-    let cols = read(root, rel, &["name", "prefecture_adcode"])?;
+    let cols = tabular::trimmed_texts(root, rel, &["name", "prefecture_adcode"])?;
     let mut by_name: BTreeMap<String, u16> = BTreeMap::new();
     for row in 0..cols[0].len() {
         let c = code(rel, row, &cols[1][row])?;
@@ -446,7 +432,7 @@ fn traditional_forms(
     let mut used: BTreeSet<char> = names.iter().flat_map(|n| n.text.chars()).collect();
     if let Some(rel) = sources.institutions {
         used.extend(
-            read(root, rel, &["name"])?[0]
+            tabular::trimmed_texts(root, rel, &["name"])?[0]
                 .iter()
                 .flat_map(|s| s.chars()),
         );

@@ -66,20 +66,6 @@ const ADDRESS_KINDS: &[&str] = &[
     "special_district",
 ];
 
-/// The trimmed text columns of a table.
-fn columns(root: &Path, rel: &str, names: &[&str]) -> Result<Vec<Vec<String>>, Diagnostic> {
-    let df = tabular::read(root, rel)?;
-    names
-        .iter()
-        .map(|c| {
-            Ok(tabular::texts(&df, rel, c)?
-                .into_iter()
-                .map(|s| s.unwrap_or_default().trim().to_string())
-                .collect())
-        })
-        .collect()
-}
-
 /// A code cell (`110000` or `110000.0`) as a number; 0 when blank or not a number.
 fn code(s: &str) -> u32 {
     s.parse::<f64>().map_or(0, |v| v as u32)
@@ -108,7 +94,7 @@ impl Places {
         };
 
         let rel = tables.counties;
-        let [name, kind, prefecture, province] = columns(
+        let [name, kind, prefecture, province] = tabular::trimmed_texts(
             root,
             rel,
             &["name", "kind", "prefecture_adcode", "province"],
@@ -117,7 +103,7 @@ impl Places {
         .map_err(|_| Diagnostic::new(format!("`{rel}`: cannot read its columns")))?;
         let rel_h = tables.place_history;
         let [old, level, old_prefecture, old_province, first, last, new_prefecture, change] =
-            columns(
+            tabular::trimmed_texts(
                 root,
                 rel_h,
                 &[
@@ -183,9 +169,10 @@ impl Places {
         }
 
         let rel_i = tables.institutions;
-        let [inst, inst_prefecture] = columns(root, rel_i, &["name", "prefecture_adcode"])?
-            .try_into()
-            .map_err(|_| Diagnostic::new(format!("`{rel_i}`: cannot read its columns")))?;
+        let [inst, inst_prefecture] =
+            tabular::trimmed_texts(root, rel_i, &["name", "prefecture_adcode"])?
+                .try_into()
+                .map_err(|_| Diagnostic::new(format!("`{rel_i}`: cannot read its columns")))?;
         for (nm, p) in inst.into_iter().zip(&inst_prefecture) {
             if let Some(&i) = index.get(&code(p)) {
                 places.institutions[i].push(nm);
