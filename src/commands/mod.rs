@@ -10,6 +10,7 @@ mod lint;
 mod package;
 mod report;
 mod run;
+mod share;
 mod status;
 mod verify;
 
@@ -29,6 +30,8 @@ pub fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Command::Lint => lint::lint(cli),
         Command::Report(args) => report::report(cli, args),
         Command::Gc(args) => gc::gc(cli, args),
+        Command::Push(args) => share::push(cli, args),
+        Command::Pull(args) => share::pull(cli, args),
     }
 }
 

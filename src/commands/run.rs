@@ -20,6 +20,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         force: args.force,
         keep_going: args.keep_going,
         wait: args.wait,
+        remote: super::share::for_run(&p),
     };
     let mut ui = ui::Ui::new(ui::UiConfig {
         verbose: cli.verbose > 0,
@@ -30,8 +31,12 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
     if let Some(rel) = p.report.as_deref().filter(|_| summary.ran > 0) {
         report::write(&p, rel)?;
     }
+    let fetched = match summary.fetched {
+        0 => String::new(),
+        n => format!(" ({n} fetched from the remote)"),
+    };
     eprintln!(
-        "{} stages: {} ran, {} restored from the cache, {} up to date",
+        "{} stages: {} ran, {} restored from the cache{fetched}, {} up to date",
         summary.ran + summary.restored + summary.up_to_date,
         summary.ran,
         summary.restored,

@@ -207,6 +207,8 @@ pub fn verify(cfg: &VerifyConfig) -> Result<Verified, Failure> {
         force: false,
         keep_going: true,
         wait: false,
+        // A verification rebuilds everything itself: it never takes results from a remote.
+        remote: None,
     };
     let mut ui = Ui::new(UiConfig {
         verbose: false,

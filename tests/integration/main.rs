@@ -9,6 +9,7 @@ mod ingest;
 mod package;
 mod places;
 mod present;
+mod remote;
 mod study;
 
 use std::path::{Path, PathBuf};

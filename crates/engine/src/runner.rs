@@ -18,6 +18,7 @@ use crate::observe::{observe, observe_known, StageView};
 use crate::pipeline::{Action, Pipeline, Stage};
 use crate::planner;
 use crate::reporter::{Outcome, Reporter};
+use crate::remote::{RemoteHandle, Session};
 use crate::store::{LockOutcome, Output, Store};
 use repro_kind::diag::{Diagnostic, Failure};
 use repro_kind::BuiltinCtx;
@@ -28,6 +29,8 @@ pub struct RunConfig {
     pub force: bool,
     pub keep_going: bool,
     pub wait: bool,
+    /// The shared cache to consult for stages whose key the local cache does not know.
+    pub remote: Option<RemoteHandle>,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +40,8 @@ pub struct Summary {
     pub up_to_date: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Of the restored stages, how many were fetched from the remote first.
+    pub fetched: usize,
 }
 
 struct Ctx<'a> {
@@ -47,6 +52,7 @@ struct Ctx<'a> {
     stat: &'a StatCache,
     executor: &'a dyn Executor,
     force: bool,
+    remote: Option<&'a Session>,
 }
 
 struct Done {
@@ -79,6 +85,7 @@ pub fn run(
     check_sources(p, selected, &stat)?;
 
     let executor = executor::LocalExecutor;
+    let session = cfg.remote.as_ref().map(Session::new);
     let ctx = Ctx {
         root: &p.root,
         hold: Some(guard.fd()),
@@ -86,6 +93,7 @@ pub fn run(
         stat: &stat,
         executor: &executor,
         force: cfg.force,
+        remote: session.as_ref(),
     };
     forward_signals_once();
     let run_started = unix_now();
@@ -172,6 +180,9 @@ pub fn run(
             while let Ok(d) = rx.try_recv() {
                 batch.push(d);
             }
+            for d in session.iter().flat_map(Session::take_warnings) {
+                ui.warn(&d);
+            }
             let mut changed = false;
             for done in batch {
                 running -= 1;
@@ -192,6 +203,10 @@ pub fn run(
         }
     });
     mark_unreached(p, selected, &mut st, ui);
+    st.summary.fetched = session.as_ref().map_or(0, Session::fetched);
+    for d in session.iter().flat_map(Session::take_warnings) {
+        ui.warn(&d);
+    }
     if executor::interrupted() {
         st.failures.push(
             Diagnostic::new("the run was interrupted").cause(
@@ -311,7 +326,7 @@ fn prune_lock(
 
 /// Takes the project lock (or waits for it with `wait`), then clears the scratch files of a run
 /// that was killed: they are garbage once the lock is ours.
-fn own_project(store: &Store, wait: bool) -> Result<crate::store::ProjectLock, Failure> {
+pub(crate) fn own_project(store: &Store, wait: bool) -> Result<crate::store::ProjectLock, Failure> {
     let guard = match store
         .lock_project(wait)
         .map_err(|e| Failure::io("cannot take the project lock `cache/lock`", &e))?
@@ -430,8 +445,14 @@ fn try_build(
                 return Ok((Outcome::UpToDate, Some(e.clone())));
             }
         }
-        if let Some(outs) = ctx.store.stage_record(&obs.key) {
-            if ctx.store.outputs_available(&outs) && restore_all(ctx, stage, &view, &outs)? {
+        let local = ctx
+            .store
+            .stage_record(&obs.key)
+            .filter(|outs| ctx.store.outputs_available(outs));
+        // The remote is asked only for keys the local cache cannot restore.
+        let cached = local.or_else(|| ctx.remote?.fetch_stage(ctx.store, stage, &obs.key));
+        if let Some(outs) = cached {
+            if restore_all(ctx, stage, &view, &outs)? {
                 return Ok((
                     Outcome::Restored,
                     Some(planner::lock_entry(stage, obs, lock_outs(&outs))),

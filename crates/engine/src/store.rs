@@ -143,6 +143,30 @@ impl Store {
         Ok(hash)
     }
 
+    /// Where object `hash` is (or would be) kept, for reading it (uploads to a remote).
+    pub fn object_file(&self, hash: &str) -> PathBuf {
+        self.object_path(hash)
+    }
+
+    /// Takes a downloaded file (in the scratch area) as object `hash` after checking that its
+    /// content has that hash; a mismatch removes the file and is a [`damaged`] error.
+    pub fn import_object(&self, downloaded: &Path, hash: &str) -> io::Result<()> {
+        if fsstate::hash_file(downloaded)? != hash {
+            let _ = fs::remove_file(downloaded);
+            return Err(damaged(hash));
+        }
+        if self.has(hash) {
+            return fs::remove_file(downloaded);
+        }
+        File::open(downloaded)?.sync_all()?;
+        fs::set_permissions(downloaded, fs::Permissions::from_mode(0o444))?;
+        let dest = self.object_path(hash);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::rename(downloaded, &dest)
+    }
+
     pub fn read_object(&self, hash: &str) -> io::Result<Vec<u8>> {
         fs::read(self.object_path(hash))
     }
@@ -191,7 +215,7 @@ impl Store {
 
     /// A folder's manifest from the store; `None` when absent or damaged (a damaged one is
     /// removed).
-    fn manifest(&self, hash: &str) -> Option<Vec<DirEntry>> {
+    pub fn manifest(&self, hash: &str) -> Option<Vec<DirEntry>> {
         let bytes = self.read_object(hash).ok()?;
         if blake3::hash(&bytes).to_hex().as_str() != hash {
             self.remove_object(hash);
@@ -268,29 +292,14 @@ impl Store {
 
     /// Records which outputs a stage key produced.
     pub fn record_stage(&self, key: &str, outs: &[Output]) -> io::Result<()> {
-        let mut text = String::new();
-        for o in outs {
-            let kind = if o.is_dir { "dir" } else { "file" };
-            text.push_str(&format!("{kind} {} {}\n", o.hash, o.path));
-        }
-        self.write_atomic(&self.dir.join("stages").join(key), text.as_bytes())
+        self.write_atomic(
+            &self.dir.join("stages").join(key),
+            record_text(outs).as_bytes(),
+        )
     }
 
     pub fn stage_record(&self, key: &str) -> Option<Vec<Output>> {
-        let text = fs::read_to_string(self.dir.join("stages").join(key)).ok()?;
-        text.lines()
-            .map(|line| {
-                let mut it = line.splitn(3, ' ');
-                let kind = it.next()?;
-                let hash = it.next()?;
-                let path = it.next()?;
-                Some(Output {
-                    path: path.to_string(),
-                    is_dir: kind == "dir",
-                    hash: hash.to_string(),
-                })
-            })
-            .collect()
+        parse_record(&fs::read_to_string(self.dir.join("stages").join(key)).ok()?)
     }
 
     pub fn load_stat_cache(&self) -> StatCache {
@@ -477,6 +486,36 @@ impl ObjectStore for Store {
         }
         fs::rename(&tmp, dest)
     }
+}
+
+/// A stage record's text: one `kind hash path` line per output, paths relative to the project.
+pub fn record_text(outs: &[Output]) -> String {
+    let mut text = String::new();
+    for o in outs {
+        let kind = if o.is_dir { "dir" } else { "file" };
+        text.push_str(&format!("{kind} {} {}\n", o.hash, o.path));
+    }
+    text
+}
+
+/// Reads a stage record's text; `None` when a line is malformed.
+pub fn parse_record(text: &str) -> Option<Vec<Output>> {
+    text.lines()
+        .map(|line| {
+            let mut it = line.splitn(3, ' ');
+            let kind = it.next()?;
+            let hash = it.next()?;
+            let path = it.next()?;
+            if kind != "dir" && kind != "file" {
+                return None;
+            }
+            Some(Output {
+                path: path.to_string(),
+                is_dir: kind == "dir",
+                hash: hash.to_string(),
+            })
+        })
+        .collect()
 }
 
 fn sorted_entries(dir: &Path) -> io::Result<Vec<PathBuf>> {

@@ -10,9 +10,11 @@ mod cx;
 mod graph;
 mod model;
 mod parse;
+mod remote;
 
 pub use model::{Action, Exhibit, Pipeline, Source, Stage, DEFAULT_PARAMS_FILE};
 pub use parse::{load, parse_pipeline};
+pub use remote::{RemoteSpec, RemoteUrl};
 pub use repro_kind::paths::{normalize_path, path_within};
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ pub struct Pipeline {
     pub exhibits: Vec<Exhibit>,
     /// The params files the stages read (relative paths, sorted).
     pub params_files: Vec<String>,
+    /// `remote:`: the shared cache, if any. Not in any key.
+    pub remote: Option<super::RemoteSpec>,
 }
 
 /// A data source: where its files come from and whether the package may include them.

@@ -60,6 +60,7 @@ pub fn parse_pipeline(
         }
     };
     let report = cx.report(&doc);
+    let remote = cx.remote(&doc);
     let stages = cx.stages(&doc);
     let mut stages = stages;
     link(&mut cx, &mut stages);
@@ -89,10 +90,11 @@ pub fn parse_pipeline(
         exhibits,
         params_files,
         report,
+        remote,
     })
 }
 
-const TOP_KEYS: &[&str] = &["stages", "sources", "exhibits", "report"];
+const TOP_KEYS: &[&str] = &["stages", "sources", "exhibits", "report", "remote"];
 const STAGE_KEYS: &[&str] = &[
     "cmd", "kind", "deps", "outs", "params", "desc", "meta", "seed",
 ];
@@ -518,7 +520,7 @@ impl Cx<'_> {
         }
     }
 
-    fn string(&mut self, owner: &str, field: &str, v: &Node) -> Option<String> {
+    pub(super) fn string(&mut self, owner: &str, field: &str, v: &Node) -> Option<String> {
         match &v.value {
             Value::Str(s) => Some(s.clone()),
             other => {
