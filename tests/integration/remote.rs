@@ -350,7 +350,11 @@ fn shares_results(t: &Target, name: &str) {
     assert_eq!(first.count("ran.log"), 3);
     let push = t.repro(&first, &["push"]);
     push.ok();
-    assert!(push.stderr.contains("pushed 3 stages to"), "{}", push.stderr);
+    assert!(
+        push.stderr.contains("pushed 3 stages to"),
+        "{}",
+        push.stderr
+    );
     let again = t.repro(&first, &["push"]);
     again.ok();
     assert!(
@@ -378,9 +382,8 @@ fn shares_results(t: &Target, name: &str) {
     assert_eq!(second.count("ran.log"), 0, "{}", run.stderr);
     same_outputs(&first, &second);
     let snap = format!("remote_second_clone_{name}");
-    snapshot_settings().bind(|| {
-        insta::assert_snapshot!(snap.as_str(), run.stderr.replace(&t.url, "[REMOTE]"))
-    });
+    snapshot_settings()
+        .bind(|| insta::assert_snapshot!(snap.as_str(), run.stderr.replace(&t.url, "[REMOTE]")));
     let status = t.repro(&second, &["run"]);
     assert!(status
         .stderr
@@ -390,7 +393,11 @@ fn shares_results(t: &Target, name: &str) {
     let third = clone_of(t, &first);
     let pull = t.repro(&third, &["pull"]);
     pull.ok();
-    assert!(pull.stderr.contains("pulled 3 stages from"), "{}", pull.stderr);
+    assert!(
+        pull.stderr.contains("pulled 3 stages from"),
+        "{}",
+        pull.stderr
+    );
     same_outputs(&first, &third);
     let run = t.repro(&third, &["run"]);
     assert!(
@@ -428,7 +435,8 @@ fn shares_results(t: &Target, name: &str) {
         run.stderr
     );
     assert!(
-        run.stderr.contains("3 stages: 1 ran, 2 restored from the cache"),
+        run.stderr
+            .contains("3 stages: 1 ran, 2 restored from the cache"),
         "{}",
         run.stderr
     );
@@ -437,7 +445,11 @@ fn shares_results(t: &Target, name: &str) {
     let fifth = clone_of(t, &first);
     let pull = t.repro(&fifth, &["pull"]);
     assert_eq!(pull.code, 1, "{}", pull.stderr);
-    assert!(pull.stderr.contains("does not match its hash"), "{}", pull.stderr);
+    assert!(
+        pull.stderr.contains("does not match its hash"),
+        "{}",
+        pull.stderr
+    );
     assert!(!fifth.exists("out/sum.txt"), "nothing damaged is restored");
     assert!(fifth.exists("out/parts/one.csv"));
 }
@@ -469,7 +481,12 @@ fn concurrent_pushes(t: &Target) {
     let cache = a.path().join("cache");
     let local: Vec<String> = walk(&cache.join("objects"))
         .iter()
-        .map(|f| f.strip_prefix(&cache).unwrap().to_string_lossy().into_owned())
+        .map(|f| {
+            f.strip_prefix(&cache)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     assert_eq!(objects.keys().cloned().collect::<Vec<_>>(), local);
     for (key, bytes) in &objects {
@@ -477,7 +494,10 @@ fn concurrent_pushes(t: &Target) {
         assert_eq!(&fs::read(&local).unwrap(), bytes, "`{key}` is intact");
     }
     if let Some(dir) = &t.folder {
-        assert!(walk(&dir.join("tmp")).is_empty(), "no temporary file is left");
+        assert!(
+            walk(&dir.join("tmp")).is_empty(),
+            "no temporary file is left"
+        );
     }
 }
 
@@ -559,7 +579,10 @@ fn remote_block_is_checked() {
     assert_eq!(out.code, 2);
     insta::assert_snapshot!("remote_block_errors", out.snapshot());
     let no_remote = Project::new();
-    no_remote.write("pipeline.yaml", "stages:\n  a:\n    cmd: echo > o\n    outs: [o]\n");
+    no_remote.write(
+        "pipeline.yaml",
+        "stages:\n  a:\n    cmd: echo > o\n    outs: [o]\n",
+    );
     let out = no_remote.repro(&["push"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("names no `remote:`"), "{}", out.stderr);

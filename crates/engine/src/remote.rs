@@ -251,7 +251,15 @@ impl Session {
                 Some(bytes) => parse_remote_record(stage, &bytes),
             })
             .and_then(|outs| {
-                fetch_outputs(self.remote.as_ref(), store, &outs, &Silent)?;
+                fetch_outputs(self.remote.as_ref(), store, &outs, &Silent).map_err(
+                    |m| match m {
+                        Miss::Absent => Miss::Damaged(
+                            "the remote has the stage's record but not every object it names"
+                                .into(),
+                        ),
+                        m => m,
+                    },
+                )?;
                 store.record_stage(key, &outs).map_err(Miss::Local)?;
                 Ok(outs)
             });
@@ -322,7 +330,12 @@ mod tests {
     fn a_remote_record_must_name_exactly_the_declared_outputs() {
         let h = "ab".repeat(32);
         let good = format!("file {h} out/a.csv\ndir {h} out/dir\n");
-        assert_eq!(parse_remote_record(&stage(), good.as_bytes()).unwrap().len(), 2);
+        assert_eq!(
+            parse_remote_record(&stage(), good.as_bytes())
+                .unwrap()
+                .len(),
+            2
+        );
         for bad in [
             format!("file {h} out/a.csv\n"),
             format!("file {h} out/a.csv\ndir {h} /etc\n"),
@@ -332,7 +345,10 @@ mod tests {
             format!("link {h} out/a.csv\ndir {h} out/dir\n"),
         ] {
             assert!(
-                matches!(parse_remote_record(&stage(), bad.as_bytes()), Err(Miss::Damaged(_))),
+                matches!(
+                    parse_remote_record(&stage(), bad.as_bytes()),
+                    Err(Miss::Damaged(_))
+                ),
                 "{bad}"
             );
         }

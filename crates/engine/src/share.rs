@@ -146,8 +146,10 @@ pub fn pull(
         match lockfile.stages.get(name) {
             Some(e) => items.push(item(name, e)),
             None => report.warnings.push(
-                Diagnostic::new(format!("stage `{name}` has no entry in the lock; not pulled"))
-                    .hint("`repro run` fetches from the remote by key whatever it can"),
+                Diagnostic::new(format!(
+                    "stage `{name}` has no entry in the lock; not pulled"
+                ))
+                .hint("`repro run` fetches from the remote by key whatever it can"),
             ),
         }
     }
@@ -305,7 +307,12 @@ fn push_record(remote: &dyn Remote, it: &Item) -> Result<Option<Diagnostic>, Rem
 
 /// Records the pulled stage in the local cache and puts its outputs that are missing or differ
 /// from the lock into the workspace. Returns how many outputs it put there.
-fn place(p: &Pipeline, store: &Store, stat: &fsstate::StatCache, it: &Item) -> Result<usize, Diagnostic> {
+fn place(
+    p: &Pipeline,
+    store: &Store,
+    stat: &fsstate::StatCache,
+    it: &Item,
+) -> Result<usize, Diagnostic> {
     let io = |what: String, e: std::io::Error| {
         Diagnostic::new(format!("stage `{}`: {what}", it.name)).cause(e.to_string())
     };
@@ -377,7 +384,10 @@ impl Counts {
     }
 
     fn metered<'a>(&'a self, meter: &'a dyn Meter) -> Counted<'a> {
-        Counted { counts: self, meter }
+        Counted {
+            counts: self,
+            meter,
+        }
     }
 
     fn into_report(self, r: &mut ShareReport) {

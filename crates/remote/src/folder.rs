@@ -32,9 +32,11 @@ impl Folder {
                 counter: AtomicU64::new(0),
             }),
             Ok(_) => Err(Diagnostic::new(format!("remote `{name}` is not a folder"))),
-            Err(e) => Err(Diagnostic::new(format!("cannot open remote folder `{name}`"))
-                .cause(e.to_string())
-                .hint("create the folder (or mount the share) first; repro does not create it")),
+            Err(e) => Err(
+                Diagnostic::new(format!("cannot open remote folder `{name}`"))
+                    .cause(e.to_string())
+                    .hint("create the folder (or mount the share) first; repro does not create it"),
+            ),
         }
     }
 
@@ -78,7 +80,12 @@ impl Folder {
 /// Gives `tmp` the name `dest` without ever replacing an existing `dest`.
 fn link_no_replace(tmp: &Path, dest: &Path) -> io::Result<()> {
     match fs::hard_link(tmp, dest) {
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOTSUP | libc::EMLINK)) => {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM | libc::ENOTSUP | libc::EMLINK)
+            ) =>
+        {
             rename_no_replace(tmp, dest)
         }
         other => other,
@@ -228,7 +235,10 @@ mod tests {
         assert_eq!(fs::read(&stored).unwrap(), b"payload");
         assert_eq!(remote.put_record("k", b"one").unwrap(), Put::Created);
         assert_eq!(remote.put_record("k", b"two").unwrap(), Put::Existed);
-        assert_eq!(remote.get_record("k").unwrap().as_deref(), Some(&b"one"[..]));
+        assert_eq!(
+            remote.get_record("k").unwrap().as_deref(),
+            Some(&b"one"[..])
+        );
         assert_eq!(remote.get_record("none").unwrap(), None);
     }
 
@@ -237,7 +247,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let gone = dir.path().join("not-mounted");
         let d = Folder::open(&gone, "x".into()).err().unwrap();
-        assert!(d.message.contains("cannot open remote folder"), "{}", d.message);
+        assert!(
+            d.message.contains("cannot open remote folder"),
+            "{}",
+            d.message
+        );
         assert!(!gone.exists());
     }
 }

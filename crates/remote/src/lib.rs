@@ -6,6 +6,9 @@
 //! the standard AWS environment variables or profile (`credentials`). Deliberately does not own:
 //! what is shared, in what order, or verification (`repro_engine::remote` and `share`).
 
+// Diagnostics travel on the cold path only; keeping them unboxed keeps the code plain.
+#![allow(clippy::result_large_err)]
+
 mod credentials;
 mod folder;
 mod s3;

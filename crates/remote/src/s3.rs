@@ -43,11 +43,12 @@ impl S3 {
         let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
         if !credentials::in_environment() {
             let Some(keys) = credentials::from_profile() else {
-                return Err(fail("no AWS credentials in the environment or profile".into())
-                    .hint(
+                return Err(
+                    fail("no AWS credentials in the environment or profile".into()).hint(
                         "set `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`, or `AWS_PROFILE` \
                          with a section in `~/.aws/credentials`; the pipeline never holds them",
-                    ));
+                    ),
+                );
             };
             tracing::debug!("S3 credentials from {}", keys.source);
             b = b
@@ -179,9 +180,8 @@ impl Remote for S3 {
                 Err(object_store::Error::NotFound { .. }) => return Ok(false),
                 Err(e) => return Err(error("cannot read", &k, &e)),
             };
-            let local = |e: std::io::Error| {
-                RemoteError(format!("cannot write `{}`: {e}", dest.display()))
-            };
+            let local =
+                |e: std::io::Error| RemoteError(format!("cannot write `{}`: {e}", dest.display()));
             let mut out = std::fs::File::create(dest).map_err(local)?;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| error("cannot read", &k, &e))?;

@@ -138,9 +138,16 @@ impl Cx<'_> {
             return None;
         }
         // `https://user:secret@host` would put a credential into the pipeline file.
-        if rest.split('/').next().is_some_and(|host| host.contains('@')) {
-            self.error(v.pos, "`endpoint` of `remote` may not hold credentials".into())
-                .hint = Some(
+        if rest
+            .split('/')
+            .next()
+            .is_some_and(|host| host.contains('@'))
+        {
+            self.error(
+                v.pos,
+                "`endpoint` of `remote` may not hold credentials".into(),
+            )
+            .hint = Some(
                 "write the endpoint without `user:password@`; credentials come from the \
                  environment"
                     .into(),
@@ -159,7 +166,10 @@ impl Cx<'_> {
                     .hint = Some("write `s3://BUCKET` or `s3://BUCKET/PREFIX`".into());
                 return None;
             }
-            if prefix.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            if prefix
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+            {
                 self.error(
                     pos,
                     format!("invalid prefix in `url` `{raw}` of `remote`: empty, `.` or `..` part"),
@@ -209,9 +219,11 @@ mod tests {
 
     #[test]
     fn reads_s3_and_folder_remotes() {
-        let s3 = parse("remote:\n  url: s3://lab/a/b/\n  endpoint: https://s3.example.edu/\n  region: eu\n")
-            .unwrap()
-            .unwrap();
+        let s3 = parse(
+            "remote:\n  url: s3://lab/a/b/\n  endpoint: https://s3.example.edu/\n  region: eu\n",
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             s3.url,
             RemoteUrl::S3 {
@@ -231,7 +243,10 @@ mod tests {
     #[test]
     fn refuses_credentials_and_bad_urls_with_places() {
         let err = parse("remote:\n  url: s3://b/p\n  secret_access_key: x\n").unwrap_err();
-        assert!(err.contains("`remote` may not hold credentials (`secret_access_key`)"), "{err}");
+        assert!(
+            err.contains("`remote` may not hold credentials (`secret_access_key`)"),
+            "{err}"
+        );
         assert!(err.contains("pipeline.yaml:3:3"), "{err}");
         let err = parse("remote:\n  url: s3://b\n  endpoint: https://k:s@host\n").unwrap_err();
         assert!(err.contains("may not hold credentials"), "{err}");
