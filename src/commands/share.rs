@@ -60,8 +60,12 @@ pub fn for_run(p: &Pipeline) -> Option<RemoteHandle> {
     let spec = p.remote.as_ref()?;
     match repro_remote::open(spec) {
         Ok(r) => Some(RemoteHandle(r)),
-        Err(d) => {
-            let d = d.hint("stages whose results are not in the local cache run locally");
+        Err(mut d) => {
+            let then = "stages whose results are not in the local cache run locally";
+            d.hint = Some(match d.hint.take() {
+                Some(h) => format!("{h}; meanwhile {then}"),
+                None => then.to_string(),
+            });
             eprint!("{}", render_labelled("warning", &d));
             None
         }

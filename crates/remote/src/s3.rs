@@ -217,3 +217,77 @@ impl Remote for S3 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Against the S3 service the environment names (`.ci/run` starts SeaweedFS and exports
+    /// it); the integration tests in `tests/integration/remote.rs` also start one themselves.
+    fn service() -> Option<S3> {
+        let Ok(bucket) = std::env::var("S3_BUCKET") else {
+            assert!(
+                std::env::var("REPRO_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "REPRO_REQUIRE_SERVICES=1 but no S3 service in the environment (S3_BUCKET)"
+            );
+            eprintln!("SKIPPED: no S3 service in the environment (see tests/services/README.md)");
+            return None;
+        };
+        let prefix = format!("unit-{}-{}", std::process::id(), rand_suffix());
+        Some(
+            S3::open(
+                &bucket,
+                &prefix,
+                None,
+                None,
+                format!("s3://{bucket}/{prefix}"),
+            )
+            .unwrap(),
+        )
+    }
+
+    fn rand_suffix() -> u128 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    }
+
+    #[test]
+    fn writes_are_create_only_on_a_real_server() {
+        let Some(s3) = service() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::write(&src, b"payload").unwrap();
+        let hash = "ef".repeat(32);
+        assert!(!s3.has_object(&hash).unwrap());
+        let results: Vec<Put> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..6)
+                .map(|_| s.spawn(|| s3.put_object(&hash, &src).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|&&p| p == Put::Created).count(), 1);
+        assert!(s3.has_object(&hash).unwrap());
+        // "Already exists" (412) with another size is damage; the stored bytes stay.
+        std::fs::write(&src, b"a longer payload").unwrap();
+        let err = s3.put_object(&hash, &src).unwrap_err();
+        assert!(err.0.contains("it is damaged"), "{err}");
+        let got = dir.path().join("got");
+        let seen = AtomicU64::new(0);
+        let found = s3
+            .get_object(&hash, &got, &|n| {
+                seen.fetch_add(n, Ordering::Relaxed);
+            })
+            .unwrap();
+        assert!(found);
+        assert_eq!(std::fs::read(&got).unwrap(), b"payload");
+        assert_eq!(seen.load(Ordering::Relaxed), 7);
+        assert!(!s3.get_object(&"00".repeat(32), &got, &|_| {}).unwrap());
+        assert_eq!(s3.put_record("k", b"one").unwrap(), Put::Created);
+        assert_eq!(s3.put_record("k", b"two").unwrap(), Put::Existed);
+        assert_eq!(s3.get_record("k").unwrap().as_deref(), Some(&b"one"[..]));
+        assert_eq!(s3.get_record("missing").unwrap(), None);
+    }
+}
