@@ -577,7 +577,7 @@ fn remote_block_is_checked() {
     );
     let out = p.repro(&["status"]);
     assert_eq!(out.code, 2);
-    insta::assert_snapshot!("remote_block_errors", out.snapshot());
+    snapshot_settings().bind(|| insta::assert_snapshot!("remote_block_errors", out.snapshot()));
     let no_remote = Project::new();
     no_remote.write(
         "pipeline.yaml",
