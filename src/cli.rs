@@ -54,6 +54,18 @@ pub enum Command {
     /// no hashing, no recording: the dispatcher that submitted the job does those).
     #[command(name = "__stage", hide = true)]
     Stage(StageArgs),
+    /// Upload the outputs and records of up-to-date stages to the pipeline's `remote:`.
+    Push(ShareArgs),
+    /// Download the outputs of the stages in `repro.lock` from the pipeline's `remote:` into the
+    /// cache, and put missing or different ones into the workspace.
+    Pull(ShareArgs),
+}
+
+
+#[derive(Debug, clap::Args)]
+pub struct ShareArgs {
+    /// Stages to push or pull (with everything they need); all when none are named.
+    pub stages: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -30,6 +30,7 @@ fn keep_freed_memory() {
 mod cli;
 mod commands;
 mod kinds;
+mod meter;
 mod replication;
 mod report;
 mod ui;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use repro_engine::reporter::{Outcome, Reporter};
+use repro_kind::diag::Diagnostic;
 
 pub struct Ui {
     mode: Mode,
@@ -121,6 +122,16 @@ impl Reporter for Ui {
     fn end(&mut self) {
         if let Mode::Live { total, .. } = &self.mode {
             total.finish_and_clear();
+        }
+    }
+
+    fn warn(&mut self, d: &Diagnostic) {
+        let text = repro_kind::diag::render_labelled("warning", d);
+        match &self.mode {
+            Mode::Plain => eprint!("{text}"),
+            Mode::Live { multi, .. } => {
+                let _ = multi.println(text.trim_end());
+            }
         }
     }
 }

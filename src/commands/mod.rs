@@ -11,6 +11,7 @@ mod package;
 mod report;
 mod run;
 mod stage;
+mod share;
 mod status;
 mod verify;
 
@@ -31,6 +32,8 @@ pub fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Command::Report(args) => report::report(cli, args),
         Command::Gc(args) => gc::gc(cli, args),
         Command::Stage(args) => stage::stage(cli, args),
+        Command::Push(args) => share::push(cli, args),
+        Command::Pull(args) => share::pull(cli, args),
     }
 }
 

@@ -22,6 +22,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         wait: args.wait,
         executor: args.executor.map(Into::into),
         node_command: super::stage::node_command(&p)?,
+        remote: super::share::for_run(&p),
     };
     let mut ui = ui::Ui::new(ui::UiConfig {
         verbose: cli.verbose > 0,
@@ -32,8 +33,12 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
     if let Some(rel) = p.report.as_deref().filter(|_| summary.ran > 0) {
         report::write(&p, rel)?;
     }
+    let fetched = match summary.fetched {
+        0 => String::new(),
+        n => format!(" ({n} fetched from the remote)"),
+    };
     eprintln!(
-        "{} stages: {} ran, {} restored from the cache, {} up to date",
+        "{} stages: {} ran, {} restored from the cache{fetched}, {} up to date",
         summary.ran + summary.restored + summary.up_to_date,
         summary.ran,
         summary.restored,

@@ -188,6 +188,8 @@ pub fn verify(cfg: &VerifyConfig) -> Result<Verified, Failure> {
         // The rebuild is in a local temporary folder: every stage runs here.
         executor: Some(repro_engine::pipeline::ExecutorKind::Local),
         node_command: Vec::new(),
+        // A verification rebuilds everything itself: it never takes results from a remote.
+        remote: None,
     };
     let mut ui = Ui::new(UiConfig {
         verbose: false,

@@ -17,6 +17,7 @@ mod package_safety;
 mod places;
 mod present;
 mod slurm;
+mod remote;
 mod study;
 mod study_truth;
 

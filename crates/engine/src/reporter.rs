@@ -16,6 +16,9 @@ pub trait Reporter {
     fn finished(&mut self, name: &str, outcome: &Outcome);
     /// The run ended.
     fn end(&mut self);
+    /// Something the user should know that does not fail the run (e.g. the remote cannot be
+    /// used and stages run locally).
+    fn warn(&mut self, d: &Diagnostic);
 }
 
 /// How one stage ended.

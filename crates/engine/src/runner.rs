@@ -19,6 +19,7 @@ use crate::lock::{self, LockEntry, LockOut};
 use crate::observe::{observe, observe_known, StageView};
 use crate::pipeline::{Action, ExecutorKind, Pipeline, Stage};
 use crate::planner;
+use crate::remote::{RemoteHandle, Session};
 use crate::reporter::{Outcome, PeakMemory, Reporter};
 use crate::slurm::{self, SlurmConfig, SlurmExecutor};
 use crate::store::{LockOutcome, Output, Store};
@@ -36,6 +37,8 @@ pub struct RunConfig {
     /// The command line that runs one built-in stage on a cluster node, without the stage name
     /// (the binary's hidden `__stage`); empty when built-in stages cannot run elsewhere.
     pub node_command: Vec<String>,
+    /// The shared cache to consult for stages whose key the local cache does not know.
+    pub remote: Option<RemoteHandle>,
 }
 
 #[derive(Debug, Default)]
@@ -45,6 +48,8 @@ pub struct Summary {
     pub up_to_date: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Of the restored stages, how many were fetched from the remote first.
+    pub fetched: usize,
 }
 
 struct Ctx<'a> {
@@ -58,6 +63,7 @@ struct Ctx<'a> {
     slurm: Option<&'a SlurmExecutor>,
     place: Placement<'a>,
     force: bool,
+    remote: Option<&'a Session>,
 }
 
 /// Where each stage runs: `--executor`, else the stage's `executor:`, else the pipeline's, else
@@ -124,6 +130,7 @@ pub fn run(
     } else {
         None
     };
+    let session = cfg.remote.as_ref().map(Session::new);
     let ctx = Ctx {
         root: &p.root,
         hold: Some(guard.fd()),
@@ -133,6 +140,7 @@ pub fn run(
         slurm: slurm.as_ref(),
         place,
         force: cfg.force,
+        remote: session.as_ref(),
     };
     forward_signals_once();
     let run_started = unix_now();
@@ -219,6 +227,9 @@ pub fn run(
             while let Ok(d) = rx.try_recv() {
                 batch.push(d);
             }
+            for d in session.iter().flat_map(Session::take_warnings) {
+                ui.warn(&d);
+            }
             let mut changed = false;
             for done in batch {
                 running -= 1;
@@ -239,6 +250,10 @@ pub fn run(
         }
     });
     mark_unreached(p, selected, &mut st, ui);
+    st.summary.fetched = session.as_ref().map_or(0, Session::fetched);
+    for d in session.iter().flat_map(Session::take_warnings) {
+        ui.warn(&d);
+    }
     if executor::interrupted() {
         st.failures.push(
             Diagnostic::new("the run was interrupted").cause(
@@ -360,7 +375,7 @@ fn prune_lock(
 
 /// Takes the project lock (or waits for it with `wait`), then clears the scratch files of a run
 /// that was killed: they are garbage once the lock is ours.
-fn own_project(store: &Store, wait: bool) -> Result<crate::store::ProjectLock, Failure> {
+pub(crate) fn own_project(store: &Store, wait: bool) -> Result<crate::store::ProjectLock, Failure> {
     let guard = match store
         .lock_project(wait)
         .map_err(|e| Failure::io("cannot take the project lock `cache/lock`", &e))?
@@ -502,8 +517,14 @@ fn try_build(
         }
     }
     if !ctx.force && stage.run.restorable() {
-        if let Some(outs) = ctx.store.stage_record(&obs.key, &stage.outs) {
-            if ctx.store.outputs_available(&outs) && restore_all(ctx, stage, &view, &outs)? {
+        let local = ctx
+            .store
+            .stage_record(&obs.key, &stage.outs)
+            .filter(|outs| ctx.store.outputs_available(outs));
+        // The remote is asked only for keys the local cache cannot restore.
+        let cached = local.or_else(|| ctx.remote?.fetch_stage(ctx.store, stage, &obs.key));
+        if let Some(outs) = cached {
+            if restore_all(ctx, stage, &view, &outs)? {
                 return Ok((
                     Outcome::Restored,
                     Some(planner::lock_entry(stage, obs, lock_outs(&outs))),

@@ -144,6 +144,30 @@ impl Store {
         Ok(hash)
     }
 
+    /// Where object `hash` is (or would be) kept, for reading it (uploads to a remote).
+    pub fn object_file(&self, hash: &str) -> PathBuf {
+        self.object_path(hash)
+    }
+
+    /// Takes a downloaded file (in the scratch area) as object `hash` after checking that its
+    /// content has that hash; a mismatch removes the file and is a [`damaged`] error.
+    pub fn import_object(&self, downloaded: &Path, hash: &str) -> io::Result<()> {
+        if fsstate::hash_file(downloaded)? != hash {
+            let _ = fs::remove_file(downloaded);
+            return Err(damaged(hash));
+        }
+        if self.has(hash) {
+            return fs::remove_file(downloaded);
+        }
+        File::open(downloaded)?.sync_all()?;
+        fs::set_permissions(downloaded, fs::Permissions::from_mode(0o444))?;
+        let dest = self.object_path(hash);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::rename(downloaded, &dest)
+    }
+
     pub fn read_object(&self, hash: &str) -> io::Result<Vec<u8>> {
         fs::read(self.object_path(hash))
     }
@@ -192,7 +216,7 @@ impl Store {
 
     /// A folder's manifest from the store; `None` when absent or damaged (a damaged one is
     /// removed).
-    fn manifest(&self, hash: &str) -> Option<Vec<DirEntry>> {
+    pub fn manifest(&self, hash: &str) -> Option<Vec<DirEntry>> {
         let bytes = self.read_object(hash).ok()?;
         if blake3::hash(&bytes).to_hex().as_str() != hash {
             self.remove_object(hash);
@@ -269,42 +293,17 @@ impl Store {
 
     /// Records which outputs a stage key produced.
     pub fn record_stage(&self, key: &str, outs: &[Output]) -> io::Result<()> {
-        let mut text = String::new();
-        for o in outs {
-            let kind = if o.is_dir { "dir" } else { "file" };
-            text.push_str(&format!("{kind} {} {}\n", o.hash, o.path));
-        }
-        self.write_atomic(&self.dir.join("stages").join(key), text.as_bytes())
+        self.write_atomic(
+            &self.dir.join("stages").join(key),
+            record_text(outs).as_bytes(),
+        )
     }
 
-    /// The outputs stage key `key` produced, when its record is intact: exactly one well-formed
-    /// line (`file|dir HASH PATH`) for each of the stage's `outs`, and nothing else. A damaged
-    /// record (cut short, a flipped byte, edited) is `None`, so the stage runs instead of
+    /// The outputs stage key `key` produced, when its record is intact (see `parse_record`). A
+    /// damaged record (cut short, a flipped byte, edited) is `None`, so the stage runs instead of
     /// restoring a wrong set of files or writing one where the stage declares none.
     pub fn stage_record(&self, key: &str, outs: &[String]) -> Option<Vec<Output>> {
-        let text = fs::read_to_string(self.dir.join("stages").join(key)).ok()?;
-        let mut seen = BTreeSet::new();
-        let record: Vec<Output> = text
-            .split_terminator('\n')
-            .map(|line| {
-                let mut it = line.splitn(3, ' ');
-                let is_dir = match it.next()? {
-                    "file" => false,
-                    "dir" => true,
-                    _ => return None,
-                };
-                let hash = it.next().filter(|h| is_hash(h))?;
-                let path = it.next().filter(|p| outs.iter().any(|o| o == p))?;
-                seen.insert(path).then_some(())?;
-                Some(Output {
-                    path: path.to_string(),
-                    is_dir,
-                    hash: hash.to_string(),
-                })
-            })
-            .collect::<Option<_>>()?;
-        let whole = text.ends_with('\n') || text.is_empty();
-        (whole && record.len() == outs.len()).then_some(record)
+        parse_record(&fs::read_to_string(self.dir.join("stages").join(key)).ok()?, outs)
     }
 
     pub fn load_stat_cache(&self) -> StatCache {
@@ -511,6 +510,44 @@ impl ObjectStore for Store {
 /// hold paths) written as `%2F`, so that every stage has one file in `cache/logs/`.
 pub fn log_name(stage: &str) -> String {
     stage.replace('%', "%25").replace('/', "%2F")
+}
+
+/// A stage record's text: one `kind hash path` line per output, paths relative to the project.
+pub fn record_text(outs: &[Output]) -> String {
+    let mut text = String::new();
+    for o in outs {
+        let kind = if o.is_dir { "dir" } else { "file" };
+        text.push_str(&format!("{kind} {} {}\n", o.hash, o.path));
+    }
+    text
+}
+
+/// Reads a stage record's text for a stage whose outputs are `outs`: exactly one well-formed line
+/// (`file|dir HASH PATH`) for each of them, and nothing else; `None` otherwise. A record is
+/// trusted to write only where the stage declares outputs.
+pub fn parse_record(text: &str, outs: &[String]) -> Option<Vec<Output>> {
+    let mut seen = BTreeSet::new();
+    let record: Vec<Output> = text
+        .split_terminator('\n')
+        .map(|line| {
+            let mut it = line.splitn(3, ' ');
+            let is_dir = match it.next()? {
+                "file" => false,
+                "dir" => true,
+                _ => return None,
+            };
+            let hash = it.next().filter(|h| is_hash(h))?;
+            let path = it.next().filter(|p| outs.iter().any(|o| o == p))?;
+            seen.insert(path).then_some(())?;
+            Some(Output {
+                path: path.to_string(),
+                is_dir,
+                hash: hash.to_string(),
+            })
+        })
+        .collect::<Option<_>>()?;
+    let whole = text.ends_with('\n') || text.is_empty();
+    (whole && record.len() == outs.len()).then_some(record)
 }
 
 fn sorted_entries(dir: &Path) -> io::Result<Vec<PathBuf>> {

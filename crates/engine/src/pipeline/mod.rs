@@ -13,10 +13,12 @@ mod graph;
 mod model;
 mod parse;
 mod template;
+mod remote;
 
 pub use cluster::{ExecutorKind, Resources};
 pub use model::{Action, Exhibit, OutOpts, Pipeline, RunOpts, Source, Stage, DEFAULT_PARAMS_FILE};
 pub use parse::{load, parse_pipeline};
+pub use remote::{RemoteSpec, RemoteUrl};
 pub use repro_kind::paths::{normalize_path, path_within};
 
 #[cfg(test)]

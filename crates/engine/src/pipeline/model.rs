@@ -47,6 +47,8 @@ pub struct Pipeline {
     pub authors: Vec<String>,
     /// `license:` of the pipeline's own code (specs, scripts). Metadata for packages.
     pub license: Option<String>,
+    /// `remote:`: the shared cache, if any. Not in any key.
+    pub remote: Option<super::RemoteSpec>,
 }
 
 /// A data source: where its files come from and whether the package may include them.

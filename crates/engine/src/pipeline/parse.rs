@@ -67,6 +67,7 @@ pub fn parse_pipeline(
         doc
     };
     let report = cx.report(&doc);
+    let remote = cx.remote(&doc);
     let cluster = cx.cluster_defaults(&doc);
     let mut stages = cx.stages(&doc);
     if file.file_name().is_some_and(|n| n == "dvc.yaml") {
@@ -105,6 +106,7 @@ pub fn parse_pipeline(
         title,
         authors,
         license,
+        remote,
     })
 }
 
@@ -118,6 +120,7 @@ const TOP_KEYS: &[&str] = &[
     "title",
     "authors",
     "license",
+    "remote",
     // DVC's: templating variables, and what `dvc metrics/plots/params` and the model registry
     // show (no effect on runs).
     "vars",
@@ -615,7 +618,7 @@ impl Cx<'_> {
         }
     }
 
-    fn string(&mut self, owner: &str, field: &str, v: &Node) -> Option<String> {
+    pub(super) fn string(&mut self, owner: &str, field: &str, v: &Node) -> Option<String> {
         match &v.value {
             Value::Str(s) => Some(s.clone()),
             other => {
