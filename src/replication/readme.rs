@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 
 use repro_engine::lock::LockFile;
 use repro_engine::pipeline::{path_within, Action, Pipeline};
+use repro_kind::diag::count;
 
 /// The marker of a fact the pipeline does not give.
 pub const MISSING: &str = "MISSING:";
@@ -55,6 +56,23 @@ pub struct Machine {
     pub cpus: usize,
     pub cpu_model: Option<String>,
     pub memory_bytes: Option<u64>,
+}
+
+impl Machine {
+    /// `OS, arch, N CPUs (model), M memory`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}, {}, {} CPUs{}{}",
+            self.os,
+            self.arch,
+            self.cpus,
+            self.cpu_model
+                .as_ref()
+                .map_or(String::new(), |c| format!(" ({c})")),
+            self.memory_bytes
+                .map_or(String::new(), |b| format!(", {} memory", bytes(b)))
+        )
+    }
 }
 
 /// The machine repro runs on.
@@ -384,18 +402,10 @@ fn write_computational_requirements(o: &mut String, v: &View<'_>) {
         let _ = writeln!(o);
     }
     let _ = writeln!(o, "### Memory, Runtime and Storage Requirements\n");
-    let m = &f.machine;
     let _ = writeln!(
         o,
-        "Measured on the machine that made this package: {}, {}, {} CPUs{}{}.\n",
-        m.os,
-        m.arch,
-        m.cpus,
-        m.cpu_model
-            .as_ref()
-            .map_or(String::new(), |c| format!(" ({c})")),
-        m.memory_bytes
-            .map_or(String::new(), |b| format!(", {} memory", bytes(b)))
+        "Measured on the machine that made this package: {}.\n",
+        f.machine.describe()
     );
     if f.runtimes.is_empty() {
         let _ = writeln!(
@@ -620,10 +630,6 @@ fn quoted(items: &[&str]) -> String {
 fn code_list(items: &[String]) -> String {
     let v: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
     v.join(", ")
-}
-
-fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn seconds(s: f64) -> String {

@@ -3,9 +3,12 @@
 mod data;
 mod engine;
 mod errors;
+mod exhibits;
 mod fingerprint;
 mod fit;
 mod ingest;
+mod latex;
+mod messages;
 mod package;
 mod places;
 mod present;

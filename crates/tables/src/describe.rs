@@ -29,6 +29,12 @@ pub struct DescribeSpec {
     pub sample: Option<Spanned<String>>,
     #[serde(default = "default_digits")]
     pub digits: usize,
+    /// LaTeX `\caption`; with it (or `latex_label`) the `.tex` is a `table` float.
+    #[serde(default)]
+    pub caption: Option<String>,
+    /// LaTeX `\label` key.
+    #[serde(default)]
+    pub latex_label: Option<String>,
 }
 
 fn default_digits() -> usize {
@@ -160,6 +166,9 @@ impl DescribeStage {
                 .collect(),
             sections: vec![rows],
             notes,
+            caption: spec.caption.clone(),
+            label: spec.latex_label.clone(),
+            ..Table::default()
         };
         write_table(ctx, &spec.name, &table)
     }

@@ -21,6 +21,9 @@ pub(super) struct Cx<'k> {
     pub(super) kinds: &'k dyn KindRegistry,
     pub(super) diags: Vec<Diagnostic>,
     pub(super) params_files: HashMap<String, Option<Param>>,
+    /// Stages left out of the graph because their definition has errors (already reported);
+    /// what they would output is unknown, so no exhibit is reported as unproduced.
+    pub(super) dropped_stages: usize,
 }
 
 impl Cx<'_> {

@@ -36,6 +36,9 @@ pub struct Pipeline {
     pub exhibits: Vec<Exhibit>,
     /// The params files the stages read (relative paths, sorted).
     pub params_files: Vec<String>,
+    /// `title:` and `authors:`, shown by the report. Not in any key.
+    pub title: Option<String>,
+    pub authors: Vec<String>,
 }
 
 /// A data source: where its files come from and whether the package may include them.

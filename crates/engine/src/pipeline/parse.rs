@@ -49,6 +49,7 @@ pub fn parse_pipeline(
         kinds,
         diags: Vec::new(),
         params_files: HashMap::new(),
+        dropped_stages: 0,
     };
     let doc = match yaml::parse(text) {
         Ok(doc) => doc,
@@ -60,6 +61,7 @@ pub fn parse_pipeline(
         }
     };
     let report = cx.report(&doc);
+    let (title, authors) = cx.about(&doc);
     let stages = cx.stages(&doc);
     let mut stages = stages;
     link(&mut cx, &mut stages);
@@ -89,10 +91,14 @@ pub fn parse_pipeline(
         exhibits,
         params_files,
         report,
+        title,
+        authors,
     })
 }
 
-const TOP_KEYS: &[&str] = &["stages", "sources", "exhibits", "report"];
+const TOP_KEYS: &[&str] = &[
+    "stages", "sources", "exhibits", "report", "title", "authors",
+];
 const STAGE_KEYS: &[&str] = &[
     "cmd", "kind", "deps", "outs", "params", "desc", "meta", "seed",
 ];
@@ -126,6 +132,53 @@ impl Cx<'_> {
                 None
             }
         }
+    }
+
+    /// The optional top-level `title: TEXT` and `authors: [NAME, ...]` (for the report).
+    fn about(&mut self, doc: &Node) -> (Option<String>, Vec<String>) {
+        let Value::Map(entries) = &doc.value else {
+            return (None, Vec::new());
+        };
+        let find = |key: &str| entries.iter().find(|(k, _)| k.name == key).map(|(_, n)| n);
+        let title = match find("title").map(|n| (n, &n.value)) {
+            None => None,
+            Some((_, Value::Str(t))) => Some(t.clone()),
+            Some((n, other)) => {
+                self.error(
+                    n.pos,
+                    format!("`title` must be text, found {}", other.type_name()),
+                );
+                None
+            }
+        };
+        let mut authors = Vec::new();
+        match find("authors").map(|n| (n, &n.value)) {
+            None => {}
+            Some((_, Value::Str(a))) => authors.push(a.clone()),
+            Some((_, Value::Seq(items))) => {
+                for item in items {
+                    match &item.value {
+                        Value::Str(a) => authors.push(a.clone()),
+                        other => {
+                            self.error(
+                                item.pos,
+                                format!("an author must be text, found {}", other.type_name()),
+                            );
+                        }
+                    }
+                }
+            }
+            Some((n, other)) => {
+                self.error(
+                    n.pos,
+                    format!(
+                        "`authors` must be a list of names, found {}",
+                        other.type_name()
+                    ),
+                );
+            }
+        }
+        (title, authors)
     }
 
     fn stages(&mut self, doc: &Node) -> Vec<Stage> {
@@ -244,7 +297,10 @@ impl Cx<'_> {
         };
         // A stage with problems still takes part in the graph checks below, with the paths that
         // were valid, so one report shows every problem.
-        let action = action?;
+        let Some(action) = action else {
+            self.dropped_stages += 1;
+            return None;
+        };
         if let (Action::Builtin(_), Some(_)) = (&action, seed) {
             self.error(
                 key.pos,
@@ -476,9 +532,10 @@ impl Cx<'_> {
                     continue;
                 }
             };
-            if !stages
-                .iter()
-                .any(|s| s.outs.iter().any(|o| path_within(&output, o)))
+            if self.dropped_stages == 0
+                && !stages
+                    .iter()
+                    .any(|s| s.outs.iter().any(|o| path_within(&output, o)))
             {
                 self.error(
                     key.pos,
