@@ -8,7 +8,7 @@
 //! content (the kinds build it) or the other formats (`table`).
 //!
 //! Widths follow from the column count: up to 4 data columns at the document's size, 5 to 6 at
-//! `\small`, 7 and more at `\footnotesize` with narrower padding. The integration test
+//! `\small`, 7 and more at `\scriptsize` with narrower padding. The integration test
 //! `latex::` compiles every table of the default pipeline and an 8-column table with pdflatex in
 //! an A4 article with 2.5 cm margins and fails on any overfull box.
 
@@ -23,7 +23,7 @@ pub const PACKAGES: &str = "booktabs,siunitx,threeparttable,array";
 struct Shape {
     /// Size command applied to the whole table (empty: the document's size).
     size: &'static str,
-    tabcolsep_pt: u32,
+    tabcolsep_pt: &'static str,
     stub_cm: &'static str,
     /// Longest line of a column header before it is broken (characters).
     header_chars: usize,
@@ -33,20 +33,22 @@ fn shape(n: usize) -> Shape {
     match n {
         0..=4 => Shape {
             size: "",
-            tabcolsep_pt: 6,
+            tabcolsep_pt: "6",
             stub_cm: "4.2",
             header_chars: 18,
         },
         5..=6 => Shape {
             size: "\\small",
-            tabcolsep_pt: 4,
+            tabcolsep_pt: "4",
             stub_cm: "3.0",
             header_chars: 12,
         },
+        // Measured with pdflatex: 8 columns of `-0.123***` fit at 10-12 pt; 8 columns with two
+        // integer digits (`-12.345***`) still overflow by about 15 pt at 11-12 pt.
         _ => Shape {
-            size: "\\footnotesize",
-            tabcolsep_pt: 3,
-            stub_cm: "2.4",
+            size: "\\scriptsize",
+            tabcolsep_pt: "2.5",
+            stub_cm: "2.2",
             header_chars: 10,
         },
     }
