@@ -6,6 +6,7 @@ use repro_kind::Failure;
 use crate::cli::{Cli, RunArgs};
 use crate::kinds::load_pipeline;
 use crate::{report, ui};
+use repro_kind::diag::count;
 
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
     let p = load_pipeline(&cli.file)?;
@@ -30,7 +31,8 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
     });
     let summary = runner::run(&p, &selected, &cfg, &mut ui)?;
     // A run that rebuilt nothing leaves the report alone.
-    if let Some(rel) = p.report.as_deref().filter(|_| summary.ran > 0) {
+    let wrote = p.report.as_deref().filter(|_| summary.ran > 0);
+    if let Some(rel) = wrote {
         report::write(&p, rel)?;
     }
     let fetched = match summary.fetched {
@@ -38,11 +40,16 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         n => format!(" ({n} fetched from the remote)"),
     };
     eprintln!(
-        "{} stages: {} ran, {} restored from the cache{fetched}, {} up to date",
-        summary.ran + summary.restored + summary.up_to_date,
+        "{}: {} ran, {} restored from the cache{fetched}, {} up to date{}",
+        count(
+            summary.ran + summary.restored + summary.up_to_date,
+            "stage",
+            "stages"
+        ),
         summary.ran,
         summary.restored,
-        summary.up_to_date
+        summary.up_to_date,
+        wrote.map_or(String::new(), |r| format!("; report `{r}`"))
     );
     Ok(())
 }

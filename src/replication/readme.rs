@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use crate::replication::readme_facts as facts;
 use repro_engine::lock::LockFile;
 use repro_engine::pipeline::{path_within, Action, Pipeline};
+use repro_kind::diag::count;
 
 /// The marker of a fact the pipeline does not give.
 pub const MISSING: &str = "MISSING:";
@@ -67,6 +68,23 @@ pub struct Machine {
     pub cpus: usize,
     pub cpu_model: Option<String>,
     pub memory_bytes: Option<u64>,
+}
+
+impl Machine {
+    /// `OS, arch, N CPUs (model), M memory`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}, {}, {} CPUs{}{}",
+            self.os,
+            self.arch,
+            self.cpus,
+            self.cpu_model
+                .as_ref()
+                .map_or(String::new(), |c| format!(" ({c})")),
+            self.memory_bytes
+                .map_or(String::new(), |b| format!(", {} memory", bytes(b)))
+        )
+    }
 }
 
 /// The machine repro runs on.
@@ -645,10 +663,6 @@ pub fn quoted(items: &[&str]) -> String {
 fn code_list(items: &[String]) -> String {
     let v: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
     v.join(", ")
-}
-
-fn count(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 pub fn seconds(s: f64) -> String {

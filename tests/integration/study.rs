@@ -97,6 +97,7 @@ fn the_default_pipeline_reproduces_the_study() {
         out.snapshot()
     );
     crate::fingerprint::check_lock_fingerprints(&p);
+    check_producers(&p);
     for f in [
         "output/data/panel.csv",
         "output/data/panel.parquet",
@@ -106,6 +107,7 @@ fn the_default_pipeline_reproduces_the_study() {
         "output/reports/locate.json",
         "output/reports/panel.json",
         "output/figures/quantile.svg",
+        "output/figures/quantile.pdf",
         "output/figures/quantile.png",
         "output/report.html",
     ] {
@@ -273,4 +275,26 @@ fn the_default_pipeline_reproduces_the_study() {
     assert!(report.contains("Mechanisms"));
 
     crate::study_truth::index_on_true_cities_is_the_truth(&p, &acc);
+}
+
+/// Every results JSON says what produced it (issue 16, item 5).
+fn check_producers(p: &Project) {
+    let read = |rel: &str| -> serde_json::Value { serde_json::from_str(&p.read(rel)).unwrap() };
+    let mmqr = read("output/results/quantile/mmqr_tau0.10.json");
+    let by = &mmqr["produced_by"];
+    assert_eq!(by["estimator"], "quantile regression");
+    assert_eq!(by["method"], "mmqr");
+    assert_eq!(by["tau"], 0.1);
+    assert_eq!(by["vcov"], "robust");
+    assert_eq!(by["spec"], "stages/quantile.yaml");
+    assert_eq!(by["model"], "mmqr_tau0.10");
+    let pooled = read("output/results/quantile/pooled_tau0.90.json");
+    assert_eq!(pooled["produced_by"]["method"], "pooled");
+    assert_eq!(pooled["produced_by"]["tau"], 0.9);
+    assert_eq!(pooled["produced_by"]["se"], "iid");
+    let ols = read("output/results/baseline/controls.json");
+    assert_eq!(ols["produced_by"]["estimator"], "OLS");
+    assert_eq!(ols["produced_by"]["vcov"], "cluster:city");
+    assert_eq!(ols["produced_by"]["spec"], "stages/baseline.yaml");
+    assert_eq!(ols["produced_by"]["model"], "controls");
 }

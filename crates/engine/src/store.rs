@@ -86,6 +86,7 @@ impl Store {
     /// Takes the project lock; with `wait`, blocks until the other process is done.
     pub fn lock_project(&self, wait: bool) -> io::Result<LockOutcome> {
         self.ensure("")?;
+        self.ignore_in_git()?;
         let file = File::options()
             .create(true)
             .truncate(false)
@@ -99,6 +100,22 @@ impl Store {
             Ok(()) => Ok(LockOutcome::Acquired(ProjectLock { file })),
             Err(fs::TryLockError::WouldBlock) => Ok(LockOutcome::Busy),
             Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// `cache/.gitignore` with `*`, so git ignores the cache without the user doing anything
+    /// (written once; an existing file is left as the user made it).
+    fn ignore_in_git(&self) -> io::Result<()> {
+        match File::options()
+            .write(true)
+            .create_new(true)
+            .open(self.dir.join(".gitignore"))
+        {
+            Ok(mut f) => {
+                f.write_all(b"# Written by repro: the cache is not for version control.\n*\n")
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
         }
     }
 

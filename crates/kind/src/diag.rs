@@ -162,6 +162,11 @@ fn render_with(out: &mut String, label: &str, d: &Diagnostic) {
     }
 }
 
+/// `1 stage`, `2 stages`: a count with the word in the number it needs.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -61,6 +61,7 @@ pub fn load_spec<T: serde::de::DeserializeOwned>(root: &Path, rel: &str) -> Resu
         let message = budget_message(message).unwrap_or_else(|| message.to_string());
         KindError {
             location,
+            hint: unknown_field_hint(message),
             ..kind_err(format!("invalid stage spec `{rel}`: {message}"))
         }
     })
@@ -106,6 +107,21 @@ pub fn budget_message(message: &str) -> Option<String> {
     })
 }
 
+/// "did you mean" for serde's `unknown field `kep`, expected one of ...` (backticks optional).
+fn unknown_field_hint(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field ")?;
+    let (field, expected) = rest.split_once(", expected ")?;
+    let field = field.trim_matches('`');
+    let expected = expected.strip_prefix("one of ").unwrap_or(expected);
+    let allowed: Vec<&str> = expected
+        .split(", ")
+        .flat_map(|w| w.split(" or "))
+        .map(|w| w.trim().trim_matches('`'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    crate::suggest::closest(field, &allowed).map(|s| format!("did you mean `{s}`?"))
+}
+
 /// An error about what stage spec `spec_path` says.
 pub fn spec_err(spec_path: &str, message: impl std::fmt::Display) -> KindError {
     kind_err(format!("invalid stage spec `{spec_path}`: {message}"))
@@ -143,5 +159,22 @@ pub fn take_path(
             .map_err(|why| kind_err(format!("invalid path `{s}` in `{key}`: {why}"))),
         Some(other) => Err(kind_err(format!("`{key}` must be a path, found `{other}`"))),
         None => Err(kind_err(format!("missing param `{key}`"))),
+    }
+}
+
+#[cfg(test)]
+mod hint_tests {
+    #[test]
+    fn unknown_fields_get_the_closest_allowed_one() {
+        let h = super::unknown_field_hint(
+            "unknown field `kep`, expected one of title, data, name, keep, notes",
+        );
+        assert_eq!(h.as_deref(), Some("did you mean `keep`?"));
+        let h = super::unknown_field_hint("unknown field `daat`, expected `data` or `name`");
+        assert_eq!(h.as_deref(), Some("did you mean `data`?"));
+        assert_eq!(
+            super::unknown_field_hint("unknown field `zzzzzz`, expected `data`"),
+            None
+        );
     }
 }

@@ -29,6 +29,12 @@ pub struct DescribeSpec {
     pub sample: Option<Spanned<String>>,
     #[serde(default = "default_digits", deserialize_with = "digits")]
     pub digits: usize,
+    /// LaTeX `\caption`; with it (or `latex_label`) the `.tex` is a `table` float.
+    #[serde(default)]
+    pub caption: Option<String>,
+    /// LaTeX `\label` key.
+    #[serde(default)]
+    pub latex_label: Option<String>,
 }
 
 /// A validated `describe` stage; only the spec path enters the definition (the spec file is a
@@ -155,6 +161,9 @@ impl DescribeStage {
                 .collect(),
             sections: vec![rows],
             notes,
+            caption: spec.caption.clone(),
+            label: spec.latex_label.clone(),
+            ..Table::default()
         };
         write_table(ctx, &spec.name, &table)
     }

@@ -1,4 +1,5 @@
-//! Figures drawn with plotters into SVG and PNG, with a bundled font and no system libraries.
+//! Figures drawn with plotters into SVG, PNG and PDF (`pdf`), with a bundled font and no system
+//! libraries.
 //!
 //! Owns: the bundled font (`assets/fonts/repro-sans.ttf`, a subset of WenQuanYi Micro Hei that
 //! covers ASCII, Latin-1, Greek and the Chinese city names; see `assets/fonts/subset.py`) and its
@@ -61,6 +62,8 @@ pub struct Reference {
 pub struct QuantileFigure {
     pub title: String,
     pub y_label: String,
+    /// The legend entry of the coefficient's line (the spec's label of the coefficient).
+    pub series_label: String,
     pub level: f64,
     pub panels: Vec<Panel>,
     pub ols: Reference,
@@ -98,43 +101,72 @@ pub fn axis_ranges(panels: &[Panel], ols: &Reference) -> ([f64; 2], [f64; 2]) {
 
 const WIDTH_PER_PANEL: u32 = 520;
 const HEIGHT: u32 = 420;
+/// The PNG's resolution: drawn at 300/96 of the SVG's CSS-pixel size and tagged 300 dpi.
+pub const PNG_DPI: u32 = 300;
+
+/// Decimals that tell ticks about a tenth of `span` apart from each other, the same for every
+/// tick of an axis.
+fn tick_decimals(span: f64) -> usize {
+    if !(span.is_finite() && span > 0.0) {
+        return 0;
+    }
+    (-(span / 10.0).log10().floor()).clamp(0.0, 6.0) as usize
+}
+
+/// A tick value with `decimals` decimals and a true minus sign (U+2212, in the bundled font);
+/// a zero computed as -1e-17 reads `0`.
+fn tick(v: f64, decimals: usize) -> String {
+    let text = crate::table::fixed(v, decimals);
+    match text.strip_prefix('-') {
+        Some(rest) => format!("\u{2212}{rest}"),
+        None => text,
+    }
+}
 
 fn draw<DB: DrawingBackend>(
     area: DrawingArea<DB, plotters::coord::Shift>,
     fig: &QuantileFigure,
+    scale: f64,
 ) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {
+    let px = |v: f64| (v * scale).round() as u32;
+    let pi = |v: f64| (v * scale).round() as i32;
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     area.fill(&WHITE).map_err(err)?;
-    let area = area.titled(&fig.title, (FONT, 20)).map_err(err)?;
+    let area = area.titled(&fig.title, (FONT, 20.0 * scale)).map_err(err)?;
     let panels = area.split_evenly((1, fig.panels.len().max(1)));
     let [x0, x1] = fig.x_range;
     let [y0, y1] = fig.y_range;
+    let (x_dec, y_dec) = (tick_decimals(x1 - x0), tick_decimals(y1 - y0));
     let band = RGBColor(31, 119, 180);
     let ols = RGBColor(214, 39, 40);
+    let legend_line = move |color: RGBColor, width: u32| {
+        move |(x, y): (i32, i32)| {
+            PathElement::new(vec![(x, y), (x + pi(18.0), y)], color.stroke_width(width))
+        }
+    };
     for (cell, panel) in panels.iter().zip(&fig.panels) {
         let mut chart = ChartBuilder::on(cell)
-            .caption(&panel.title, (FONT, 16))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
+            .caption(&panel.title, (FONT, 16.0 * scale))
+            .margin(px(12.0))
+            .x_label_area_size(px(40.0))
+            .y_label_area_size(px(60.0))
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(err)?;
         chart
             .configure_mesh()
             .x_desc("Quantile (τ)")
             .y_desc(fig.y_label.as_str())
-            // Tick values print with plotters' shortest form, except that a tick at zero
-            // computed as -1e-17 must not read `-0.0`.
-            .y_label_formatter(&|v: &f64| {
-                let v = if v.abs() < 1e-12 { 0.0 } else { *v };
-                format!("{}", (v * 1e6).round() / 1e6)
-            })
-            .label_style((FONT, 12))
-            .axis_desc_style((FONT, 13))
+            .x_label_formatter(&|v: &f64| tick(*v, x_dec))
+            .y_label_formatter(&|v: &f64| tick(*v, y_dec))
+            .label_style((FONT, 12.0 * scale))
+            .axis_desc_style((FONT, 13.0 * scale))
+            .axis_style(BLACK.stroke_width(px(1.0)))
+            .bold_line_style(BLACK.mix(0.1).stroke_width(px(1.0)))
             .light_line_style(WHITE)
+            .set_all_tick_mark_size(px(5.0))
             .draw()
             .map_err(err)?;
         let mut outline: Vec<(f64, f64)> = panel.series.iter().map(|s| (s.tau, s.lo)).collect();
@@ -147,51 +179,67 @@ where
             .map_err(err)?
             .label(format!("{:.0}% band", fig.level * 100.0))
             .legend(move |(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 18, y + 5)], band.mix(0.2).filled())
+                Rectangle::new(
+                    [(x, y - pi(5.0)), (x + pi(18.0), y + pi(5.0))],
+                    band.mix(0.2).filled(),
+                )
             });
         chart
             .draw_series(LineSeries::new(
                 panel.series.iter().map(|s| (s.tau, s.coef)),
-                band.stroke_width(2),
+                band.stroke_width(px(2.0)),
             ))
             .map_err(err)?
-            .label(panel.method.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], band.stroke_width(2))
-            });
+            .label(fig.series_label.as_str())
+            .legend(legend_line(band, px(2.0)));
         chart
             .draw_series(
                 panel
                     .series
                     .iter()
-                    .map(|s| Circle::new((s.tau, s.coef), 3, band.filled())),
+                    .map(|s| Circle::new((s.tau, s.coef), px(3.0), band.filled())),
             )
             .map_err(err)?;
         chart
             .draw_series(LineSeries::new(
                 [(x0, fig.ols.coef), (x1, fig.ols.coef)],
-                ols.stroke_width(2),
+                ols.stroke_width(px(2.0)),
             ))
             .map_err(err)?
             .label(fig.ols.label.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], ols.stroke_width(2)));
-        for v in [fig.ols.lo, fig.ols.hi] {
-            chart
+            .legend(legend_line(ols, px(2.0)));
+        for (k, v) in [fig.ols.lo, fig.ols.hi].into_iter().enumerate() {
+            let lines = chart
                 .draw_series(LineSeries::new(
                     [(x0, v), (x1, v)],
-                    ols.mix(0.6).stroke_width(1),
+                    ols.mix(0.6).stroke_width(px(1.0)),
                 ))
                 .map_err(err)?;
+            if k == 0 {
+                // One legend entry for the reference band's two lines.
+                lines
+                    .label(format!(
+                        "{:.0}% band of {}",
+                        fig.level * 100.0,
+                        fig.ols.label
+                    ))
+                    .legend(legend_line(ols, px(1.0)));
+            }
         }
         if y0 < 0.0 && y1 > 0.0 {
             chart
-                .draw_series(LineSeries::new([(x0, 0.0), (x1, 0.0)], BLACK.mix(0.4)))
+                .draw_series(LineSeries::new(
+                    [(x0, 0.0), (x1, 0.0)],
+                    BLACK.mix(0.4).stroke_width(px(1.0)),
+                ))
                 .map_err(err)?;
         }
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 12))
+            .label_font((FONT, 12.0 * scale))
+            .margin(px(5.0))
+            .legend_area_size(px(22.0))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.5))
             .draw()
@@ -200,26 +248,85 @@ where
     area.present().map_err(err)
 }
 
-fn size(fig: &QuantileFigure) -> (u32, u32) {
-    (WIDTH_PER_PANEL * fig.panels.len().max(1) as u32, HEIGHT)
+fn size(fig: &QuantileFigure, scale: f64) -> (u32, u32) {
+    let w = f64::from(WIDTH_PER_PANEL * fig.panels.len().max(1) as u32);
+    (
+        (w * scale).round() as u32,
+        (f64::from(HEIGHT) * scale).round() as u32,
+    )
 }
 
-/// The figure as SVG text.
+/// The figure as SVG text, with the bundled font embedded (`@font-face` with a data URL), so a
+/// browser draws the same letters as the PNG whatever fonts it has.
 pub fn quantile_svg(fig: &QuantileFigure) -> Result<String, String> {
     register_font();
     let mut svg = String::new();
     {
-        let backend = SVGBackend::with_string(&mut svg, size(fig));
-        draw(backend.into_drawing_area(), fig)?;
+        let backend = SVGBackend::with_string(&mut svg, size(fig, 1.0));
+        draw(backend.into_drawing_area(), fig, 1.0)?;
     }
-    Ok(svg)
+    Ok(embed_font(&svg))
 }
 
-/// Writes the figure as PNG to `path` (the extension must be `.png`).
+/// The figure as a one-page vector PDF of the SVG's size, text drawn as the font's outlines.
+pub fn quantile_pdf(fig: &QuantileFigure) -> Result<Vec<u8>, String> {
+    let mut pdf = Vec::new();
+    {
+        let backend = crate::pdf::PdfBackend::new(&mut pdf, size(fig, 1.0), FONT_BYTES)?;
+        draw(backend.into_drawing_area(), fig, 1.0)?;
+    }
+    Ok(pdf)
+}
+
+/// `svg` with a `<style>` declaring the bundled font right after its opening tag.
+fn embed_font(svg: &str) -> String {
+    use base64::Engine as _;
+    let Some(open) = svg
+        .find("<svg")
+        .and_then(|i| svg[i..].find('>').map(|j| i + j + 1))
+    else {
+        return svg.to_string();
+    };
+    let data = base64::engine::general_purpose::STANDARD.encode(FONT_BYTES);
+    format!(
+        "{}\n<defs><style>@font-face{{font-family:\"{FONT}\";src:url(data:font/ttf;base64,{data}) format(\"truetype\");}}</style></defs>{}",
+        &svg[..open],
+        &svg[open..]
+    )
+}
+
+/// Writes the figure as a 300-dpi PNG to `path` (the extension must be `.png`).
 pub fn quantile_png(fig: &QuantileFigure, path: &Path) -> Result<(), String> {
     register_font();
-    let backend = BitMapBackend::new(path, size(fig));
-    draw(backend.into_drawing_area(), fig)
+    let scale = f64::from(PNG_DPI) / 96.0;
+    {
+        let backend = BitMapBackend::new(path, size(fig, scale));
+        draw(backend.into_drawing_area(), fig, scale)?;
+    }
+    let png = std::fs::read(path).map_err(|e| e.to_string())?;
+    std::fs::write(path, with_dpi(&png, PNG_DPI)?).map_err(|e| e.to_string())
+}
+
+/// `png` with a `pHYs` chunk saying `dpi` (inserted after `IHDR`, the first chunk).
+fn with_dpi(png: &[u8], dpi: u32) -> Result<Vec<u8>, String> {
+    const IHDR_END: usize = 8 + 4 + 4 + 13 + 4;
+    if png.len() < IHDR_END || &png[12..16] != b"IHDR" {
+        return Err("the PNG encoder wrote no IHDR chunk first".into());
+    }
+    // Pixels per metre, rounded as PNG readers expect (300 dpi -> 11811).
+    let ppm = (f64::from(dpi) / 0.0254).round() as u32;
+    let mut body = Vec::with_capacity(13);
+    body.extend_from_slice(b"pHYs");
+    body.extend_from_slice(&ppm.to_be_bytes());
+    body.extend_from_slice(&ppm.to_be_bytes());
+    body.push(1);
+    let mut out = Vec::with_capacity(png.len() + 21);
+    out.extend_from_slice(&png[..IHDR_END]);
+    out.extend_from_slice(&9u32.to_be_bytes());
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+    out.extend_from_slice(&png[IHDR_END..]);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -253,12 +360,43 @@ mod tests {
         QuantileFigure {
             title: "Test".into(),
             y_label: "x".into(),
+            series_label: "Coefficient".into(),
             level: 0.95,
             panels,
             ols,
             x_range,
             y_range,
         }
+    }
+
+    #[test]
+    fn ticks_share_their_precision_and_use_true_minus_signs() {
+        assert_eq!(tick_decimals(0.6), 2);
+        assert_eq!(tick_decimals(2.0), 1);
+        assert_eq!(tick_decimals(40.0), 0);
+        assert_eq!(tick(-0.05, 2), "\u{2212}0.05");
+        assert_eq!(tick(0.1, 2), "0.10");
+        assert_eq!(tick(-1e-17, 2), "0.00");
+    }
+
+    #[test]
+    fn svg_embeds_the_font_and_png_says_300_dpi() {
+        let f = figure();
+        let svg = quantile_svg(&f).unwrap();
+        assert!(svg.contains("@font-face{font-family:\"repro-sans\""));
+        assert!(
+            svg.contains("FE OLS")
+                && svg.contains("Coefficient")
+                && svg.contains("95% band of FE OLS")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.png");
+        quantile_png(&f, &p).unwrap();
+        let png = std::fs::read(&p).unwrap();
+        // IHDR width: 520 CSS px at 300/96.
+        assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 1625);
+        assert_eq!(&png[37..41], b"pHYs");
+        assert_eq!(u32::from_be_bytes(png[41..45].try_into().unwrap()), 11811);
     }
 
     #[test]
@@ -286,5 +424,8 @@ mod tests {
         quantile_png(&f, &p1).unwrap();
         quantile_png(&f, &p2).unwrap();
         assert_eq!(std::fs::read(p1).unwrap(), std::fs::read(p2).unwrap());
+        let pdf = quantile_pdf(&f).unwrap();
+        assert_eq!(pdf, quantile_pdf(&f).unwrap());
+        assert!(pdf.starts_with(b"%PDF-1.4"));
     }
 }

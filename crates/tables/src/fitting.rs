@@ -147,6 +147,33 @@ pub fn estim_diag(e: EstimError) -> Diagnostic {
     d
 }
 
+/// [`estim_diag`] for a failed fit of `req`: a column the data lacks that only the vcov names is
+/// reported as the vcov's (a misspelt cluster variable), not as a formula's.
+pub fn fit_diag(e: EstimError, req: &FitRequest) -> Diagnostic {
+    let cluster_var = match &e {
+        EstimError::UnknownColumn { name } => req
+            .vcov
+            .rsplit_once(':')
+            .is_some_and(|(_, vars)| vars.split(['+', '^']).any(|v| v.trim() == name))
+            .then(|| name.clone()),
+        _ => None,
+    };
+    let d = estim_diag(e);
+    match cluster_var {
+        Some(name) => Diagnostic {
+            message: format!(
+                "unknown column `{name}`, the cluster variable of `vcov: {}`",
+                req.vcov
+            ),
+            hint: Some(format!(
+                "check the spelling of `{name}` in `vcov` against the data file's header"
+            )),
+            ..d
+        },
+        None => d,
+    }
+}
+
 /// The result as JSON, with the data file first so anyone can re-estimate it elsewhere.
 pub fn to_json(data: &str, res: &FitResult) -> serde_json::Value {
     let mut obj = serde_json::Map::new();
@@ -157,6 +184,32 @@ pub fn to_json(data: &str, res: &FitResult) -> serde_json::Value {
     serde_json::Value::Object(obj)
 }
 
+/// What produced a result, for its JSON: the estimator and method, tau for a quantile fit, the
+/// standard errors and vcov as requested, the spec file and the model's id within it.
+pub fn producer(req: &FitRequest, spec: &str, model: &str) -> serde_json::Value {
+    let parsed = repro_estimators::formula::parse(&req.formula).ok();
+    let iv = parsed.as_ref().is_some_and(|f| f.iv.is_some());
+    let fe = parsed.as_ref().is_some_and(|f| !f.fixed_effects.is_empty());
+    let (estimator, method) = match (req.quantile, iv) {
+        (Some(_), _) => (
+            "quantile regression",
+            req.method.clone().unwrap_or_else(|| "pooled".into()),
+        ),
+        (None, true) => ("IV-2SLS", "two-stage least squares".to_string()),
+        (None, false) if fe => ("OLS", "fixed effects absorbed (within)".to_string()),
+        (None, false) => ("OLS", "least squares".to_string()),
+    };
+    serde_json::json!({
+        "estimator": estimator,
+        "method": method,
+        "tau": req.quantile,
+        "se": req.se,
+        "vcov": req.vcov,
+        "spec": spec,
+        "model": model,
+    })
+}
+
 /// A readable summary, in the spirit of fixest's `summary()`.
 pub fn render_summary(data: &str, res: &FitResult) -> String {
     let mut out = String::new();
@@ -164,7 +217,14 @@ pub fn render_summary(data: &str, res: &FitResult) -> String {
     let _ = writeln!(out, "data:         {data}");
     let _ = writeln!(out, "observations: {}", thousands(res.nobs));
     if let Some(k) = res.k {
-        let _ = writeln!(out, "parameters:   {k} (K of the small-sample correction)");
+        // K counts more than the printed coefficients: say what it is made of.
+        let coefs = res.coefficients.len();
+        let _ = writeln!(
+            out,
+            "K:            {k} in the small-sample correction ({} + {} fixed-effect levels not nested in a cluster)",
+            repro_kind::diag::count(coefs, "coefficient", "coefficients"),
+            k.saturating_sub(coefs)
+        );
     }
     if res.n_missing_dropped > 0 {
         let _ = writeln!(

@@ -17,9 +17,12 @@ pub mod figures;
 pub mod fit_stage;
 pub mod fitting;
 pub mod frame;
+pub mod latex;
 pub mod models;
+pub mod pdf;
 pub mod quantiles;
 pub mod sample;
+pub mod stars;
 pub mod table;
 
 /// The fingerprint of this crate's code and everything it depends on (build.rs).

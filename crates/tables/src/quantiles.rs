@@ -19,11 +19,12 @@ use serde_saphyr::Spanned;
 
 use crate::common::{
     check_name, default_digits, digits, expand_sets, quantile_se, spec_param, spec_path,
-    stage_failed, to_location, write_table,
+    stage_failed, to_location, write_json, write_table,
 };
 use crate::figures::{self, Panel, ProcessPoint, QuantileFigure, Reference};
 use crate::fitting::{self, FitRequest};
 use crate::sample::{self, SampleSpec};
+use crate::stars::{Stars, StarsSpec};
 use crate::table::{self as tables, Cell, Group, Row, Table};
 use repro_kind::diag::Diagnostic;
 use repro_kind::range::FloatRange;
@@ -67,6 +68,15 @@ pub struct QuantilesSpec {
     pub sample: Option<Spanned<String>>,
     #[serde(default = "default_digits", deserialize_with = "digits")]
     pub digits: usize,
+    /// LaTeX `\caption`; with it (or `latex_label`) the `.tex` is a `table` float.
+    #[serde(default)]
+    pub caption: Option<String>,
+    /// LaTeX `\label` key.
+    #[serde(default)]
+    pub latex_label: Option<String>,
+    /// `none` or p-value thresholds (default `[0.1, 0.05, 0.01]`).
+    #[serde(default)]
+    pub stars: Option<StarsSpec>,
 }
 
 /// A quantile lies strictly between 0 and 1.
@@ -116,6 +126,8 @@ pub struct QuantilesStage {
     pub formula: String,
     #[serde(skip)]
     pub sample: Option<SampleSpec>,
+    #[serde(skip)]
+    pub stars: Stars,
 }
 
 /// The request of one quantile fit: MM-QR takes its variance convention from `mmqr_vcov` and has
@@ -222,11 +234,13 @@ pub fn parse(
         ));
     }
     let sample = SampleSpec::from_spec(&spec, parsed.sample.as_ref())?;
+    let stars = Stars::from_spec(&spec, parsed.stars.as_ref())?;
     Ok(QuantilesStage {
         spec,
         parsed,
         formula,
         sample,
+        stars,
     })
 }
 
@@ -259,7 +273,7 @@ impl QuantilesStage {
     pub fn implied_io(&self) -> ImpliedIo {
         let name = &self.parsed.name;
         let mut extra = vec![format!("output/results/{name}")];
-        for ext in ["svg", "png", "json"] {
+        for ext in ["svg", "pdf", "png", "json"] {
             extra.push(format!("{}.{ext}", self.figure_base()));
         }
         crate::common::table_io(&self.spec, &self.parsed.data, name, extra)
@@ -273,8 +287,10 @@ impl QuantilesStage {
         let s = &self.parsed;
         let frame = sample::load(ctx.root, &s.data, self.sample.as_ref())?;
         let results = format!("output/results/{}", s.name);
-        let ols = estimate(&frame, &ols_request(s, &self.formula))?;
-        write_json(ctx, &format!("{results}/ols.json"), &s.data, &ols)?;
+        let ols_req = ols_request(s, &self.formula);
+        let ols = estimate(&frame, &ols_req)?;
+        let json = self.result_json(&ols_req, "ols", &ols);
+        write_json(ctx, &format!("{results}/ols.json"), &json)?;
         let ols_coef = coefficient(&ols, &s.coef)?;
         let mut panels = Vec::new();
         let mut fits: Vec<Vec<FitResult>> = Vec::new();
@@ -282,13 +298,11 @@ impl QuantilesStage {
             let mut series = Vec::new();
             let mut per_tau = Vec::new();
             for &t in &s.taus {
-                let res = estimate(&frame, &quantile_request(s, &self.formula, m, t))?;
-                write_json(
-                    ctx,
-                    &format!("{results}/{m}_tau{}.json", tau_text(t)),
-                    &s.data,
-                    &res,
-                )?;
+                let req = quantile_request(s, &self.formula, m, t);
+                let res = estimate(&frame, &req)?;
+                let id = format!("{m}_tau{}", tau_text(t));
+                let json = self.result_json(&req, &id, &res);
+                write_json(ctx, &format!("{results}/{id}.json"), &json)?;
                 let c = coefficient(&res, &s.coef)?;
                 series.push(ProcessPoint {
                     tau: t,
@@ -322,6 +336,7 @@ impl QuantilesStage {
         let fig = QuantileFigure {
             title: title.clone(),
             y_label: format!("Coefficient on {coef_label}"),
+            series_label: coef_label.to_string(),
             level: 0.95,
             panels,
             ols: reference,
@@ -341,6 +356,8 @@ impl QuantilesStage {
                 .map_err(|e| Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string()))
         };
         write(format!("{base}.svg"), svg.as_bytes())?;
+        let pdf = figures::quantile_pdf(fig).map_err(draw_err)?;
+        write(format!("{base}.pdf"), &pdf)?;
         let mut json = serde_json::to_string_pretty(fig).unwrap_or_default();
         json.push('\n');
         write(format!("{base}.json"), json.as_bytes())?;
@@ -368,7 +385,7 @@ impl QuantilesStage {
             Some(c) => vec![
                 Cell {
                     text: tables::fixed(c.estimate, d),
-                    stars: fitting::stars(c.p_value),
+                    stars: self.stars.mark(c.p_value),
                 },
                 tables::paren(c.std_error, d),
             ],
@@ -421,15 +438,20 @@ impl QuantilesStage {
                 .flat_map(|_| [coef_label.to_string(), "SE".to_string()])
                 .collect(),
             sections: vec![rows, reference, n_row],
-            notes: vec![
+            notes: [
                 format!("Model: {}.", self.formula),
                 format!(
                     "Rows: quantile tau. Standard errors: {}; FE OLS: {}.",
                     self.quantile_se_notes().join("; "),
                     describe_vcov(&s.vcov)
                 ),
-                "* p<0.1, ** p<0.05, *** p<0.01".into(),
-            ],
+            ]
+            .into_iter()
+            .chain(self.stars.note())
+            .collect(),
+            caption: s.caption.clone(),
+            label: s.latex_label.clone(),
+            ..Table::default()
         }
     }
 }
@@ -466,7 +488,7 @@ fn describe_vcov(v: &str) -> String {
 fn estimate(frame: &Frame, req: &FitRequest) -> Result<FitResult, Diagnostic> {
     let spec = fitting::model_spec(req)?;
     fit::fit(frame, &spec).map_err(|e| {
-        let d = fitting::estim_diag(e);
+        let d = fitting::fit_diag(e, req);
         let what = match (req.quantile, &req.method) {
             (Some(t), Some(m)) => format!("the {m} quantile regression at tau {t}"),
             _ => "the OLS reference".to_string(),
@@ -489,13 +511,16 @@ fn coefficient<'a>(
     })
 }
 
-fn write_json(
-    ctx: &BuiltinCtx<'_>,
-    rel: &str,
-    data: &str,
-    res: &FitResult,
-) -> Result<(), Diagnostic> {
-    crate::common::write_json(ctx, rel, &fitting::to_json(data, res))
+impl QuantilesStage {
+    /// A fit's result JSON: what produced it (`produced_by`), then the `repro fit --json` object.
+    fn result_json(&self, req: &FitRequest, id: &str, res: &FitResult) -> serde_json::Value {
+        let mut obj = serde_json::Map::new();
+        obj.insert("produced_by".into(), fitting::producer(req, &self.spec, id));
+        if let serde_json::Value::Object(rest) = fitting::to_json(&self.parsed.data, res) {
+            obj.extend(rest);
+        }
+        serde_json::Value::Object(obj)
+    }
 }
 
 #[cfg(test)]

@@ -42,15 +42,31 @@ pub struct Group {
     pub span: usize,
 }
 
-/// A table. Every row has exactly `columns.len()` cells; groups, when present, span all columns.
+/// A header row under the groups: a stub label and labels spanning columns (e.g. the dependent
+/// variable, one label over the columns that share it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanner {
+    pub label: String,
+    pub groups: Vec<Group>,
+}
+
+/// A table. Every row has exactly `columns.len()` cells; groups and spanners, when present, span
+/// all columns.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Table {
     pub title: String,
     pub groups: Vec<Group>,
+    /// Header rows between the groups and the column labels.
+    pub spanners: Vec<Spanner>,
     pub columns: Vec<String>,
+    /// A row `(1) (2) ...` under the column labels.
+    pub numbered: bool,
     /// Blocks of rows; a rule separates consecutive blocks.
     pub sections: Vec<Vec<Row>>,
     pub notes: Vec<String>,
+    /// LaTeX `\caption` and `\label`; either makes the `.tex` a `table` float.
+    pub caption: Option<String>,
+    pub label: Option<String>,
 }
 
 /// `x` with `digits` decimals; `-0.000` is printed as `0.000`.
@@ -62,6 +78,16 @@ pub fn fixed(x: f64, digits: usize) -> String {
     match s.strip_prefix('-') {
         Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
         _ => s,
+    }
+}
+
+/// A p-value with `digits` decimals; one that would round to zero prints as `<0.001`.
+pub fn p_value(p: f64, digits: usize) -> String {
+    let floor = 10f64.powi(-(digits as i32));
+    if p.is_finite() && p < floor {
+        format!("<{}", fixed(floor, digits))
+    } else {
+        fixed(p, digits)
     }
 }
 
@@ -79,70 +105,9 @@ impl Table {
         self.groups.iter().any(|g| !g.label.is_empty())
     }
 
-    /// A LaTeX booktabs `tabular` fragment (needs `\usepackage{booktabs}`).
+    /// The LaTeX rendering (`latex`): a threeparttable with decimal-aligned columns.
     pub fn to_latex(&self) -> String {
-        let n = self.columns.len();
-        let mut out = String::new();
-        let _ = writeln!(out, "% {}", latex_escape(&self.title));
-        let _ = writeln!(out, "\\begin{{tabular}}{{l{}}}", "c".repeat(n));
-        out.push_str("\\toprule\n");
-        if self.has_groups() {
-            let mut cells = Vec::new();
-            let mut rules = Vec::new();
-            let mut col = 2;
-            for g in &self.groups {
-                if g.span == 1 {
-                    cells.push(latex_escape(&g.label));
-                } else {
-                    cells.push(format!(
-                        "\\multicolumn{{{}}}{{c}}{{{}}}",
-                        g.span,
-                        latex_escape(&g.label)
-                    ));
-                }
-                if !g.label.is_empty() {
-                    rules.push(format!("\\cmidrule(lr){{{}-{}}}", col, col + g.span - 1));
-                }
-                col += g.span;
-            }
-            let _ = writeln!(out, " & {} \\\\", cells.join(" & "));
-            let _ = writeln!(out, "{}", rules.join(" "));
-        }
-        let heads: Vec<String> = self.columns.iter().map(|c| latex_escape(c)).collect();
-        let _ = writeln!(out, " & {} \\\\", heads.join(" & "));
-        for section in self.visible_sections() {
-            out.push_str("\\midrule\n");
-            for row in section {
-                let cells: Vec<String> = row
-                    .cells
-                    .iter()
-                    .map(|c| {
-                        let mut s = latex_escape(&c.text);
-                        if !c.stars.is_empty() {
-                            let _ = write!(s, "$^{{{}}}$", c.stars);
-                        }
-                        s
-                    })
-                    .collect();
-                let _ = writeln!(
-                    out,
-                    "{} & {} \\\\",
-                    latex_escape(&row.label),
-                    cells.join(" & ")
-                );
-            }
-        }
-        out.push_str("\\bottomrule\n");
-        for note in &self.notes {
-            let _ = writeln!(
-                out,
-                "\\multicolumn{{{}}}{{l}}{{\\footnotesize {}}} \\\\",
-                n + 1,
-                latex_escape(note)
-            );
-        }
-        out.push_str("\\end{tabular}\n");
-        out
+        crate::latex::to_latex(self)
     }
 
     /// A Markdown pipe table; group labels join the column headers, notes follow the table.
@@ -161,6 +126,10 @@ impl Table {
             .collect();
         let _ = writeln!(out, "|  | {} |", heads.join(" | "));
         let _ = writeln!(out, "|:--|{}", ":-:|".repeat(self.columns.len()));
+        for row in self.header_rows() {
+            let cells: Vec<String> = row[1..].iter().map(|c| md_escape(c)).collect();
+            let _ = writeln!(out, "| {} | {} |", md_escape(&row[0]), cells.join(" | "));
+        }
         for section in self.visible_sections() {
             for row in section {
                 let cells: Vec<String> = row
@@ -188,9 +157,9 @@ impl Table {
         out.push_str("<table class=\"repro-table\">\n");
         let _ = writeln!(out, "<caption>{}</caption>", html_escape(&self.title));
         out.push_str("<thead>\n");
-        if self.has_groups() {
-            out.push_str("<tr><th></th>");
-            for g in &self.groups {
+        let spanning = |out: &mut String, stub: &str, groups: &[Group]| {
+            let _ = write!(out, "<tr><th>{}</th>", html_escape(stub));
+            for g in groups {
                 let _ = write!(
                     out,
                     "<th colspan=\"{}\">{}</th>",
@@ -199,12 +168,26 @@ impl Table {
                 );
             }
             out.push_str("</tr>\n");
+        };
+        if self.has_groups() {
+            spanning(&mut out, "", &self.groups);
+        }
+        for sp in &self.spanners {
+            spanning(&mut out, &sp.label, &sp.groups);
         }
         out.push_str("<tr><th></th>");
         for c in &self.columns {
             let _ = write!(out, "<th>{}</th>", html_escape(c));
         }
-        out.push_str("</tr>\n</thead>\n");
+        out.push_str("</tr>\n");
+        if self.numbered {
+            out.push_str("<tr><th></th>");
+            for k in 1..=self.columns.len() {
+                let _ = write!(out, "<th>({k})</th>");
+            }
+            out.push_str("</tr>\n");
+        }
+        out.push_str("</thead>\n");
         for section in self.visible_sections() {
             out.push_str("<tbody>\n");
             for row in section {
@@ -256,6 +239,7 @@ impl Table {
                 .chain(self.columns.iter().cloned())
                 .collect(),
         );
+        grid.extend(self.header_rows());
         for row in self.visible_sections().flatten() {
             grid.push(
                 std::iter::once(row.label.clone())
@@ -272,6 +256,28 @@ impl Table {
             let _ = writeln!(out, "{}", cells.join(","));
         }
         out
+    }
+
+    /// The spanner rows and the column-number row as plain grid rows (stub first; a spanning
+    /// label in the first column of its span), for the formats that cannot span.
+    fn header_rows(&self) -> Vec<Vec<String>> {
+        let mut rows = Vec::new();
+        for sp in &self.spanners {
+            let mut row = vec![sp.label.clone()];
+            for g in &sp.groups {
+                row.push(g.label.clone());
+                row.extend(std::iter::repeat_n(String::new(), g.span.saturating_sub(1)));
+            }
+            rows.push(row);
+        }
+        if self.numbered {
+            rows.push(
+                std::iter::once(String::new())
+                    .chain((1..=self.columns.len()).map(|k| format!("({k})")))
+                    .collect(),
+            );
+        }
+        rows
     }
 
     /// The group label of each data column (when the table has groups).
@@ -308,25 +314,6 @@ pub fn spans(labels: &[Option<String>]) -> Vec<Group> {
         match out.last_mut() {
             Some(g) if g.label == label && !label.is_empty() => g.span += 1,
             _ => out.push(Group { label, span: 1 }),
-        }
-    }
-    out
-}
-
-pub fn latex_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\textbackslash{}"),
-            '&' | '%' | '$' | '#' | '_' | '{' | '}' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '~' => out.push_str("\\textasciitilde{}"),
-            '^' => out.push_str("\\textasciicircum{}"),
-            '<' => out.push_str("\\textless{}"),
-            '>' => out.push_str("\\textgreater{}"),
-            _ => out.push(c),
         }
     }
     out

@@ -26,6 +26,9 @@ pub(super) struct Cx<'k> {
     pub(super) base: String,
     /// Generated stage name -> the `foreach`/`matrix` stage it came from (`template`).
     pub(super) groups: HashMap<String, String>,
+    /// Stages left out of the graph because their definition has errors (already reported);
+    /// what they would output is unknown, so no exhibit is reported as unproduced.
+    pub(super) dropped_stages: usize,
 }
 
 impl Cx<'_> {

@@ -51,6 +51,7 @@ pub fn parse_pipeline(
         params_files: HashMap::new(),
         base: String::new(),
         groups: HashMap::new(),
+        dropped_stages: 0,
     };
     let doc = match yaml::parse(text) {
         Ok(doc) => doc,
@@ -347,7 +348,10 @@ impl Cx<'_> {
         };
         // A stage with problems still takes part in the graph checks below, with the paths that
         // were valid, so one report shows every problem.
-        let action = action?;
+        let Some(action) = action else {
+            self.dropped_stages += 1;
+            return None;
+        };
         if let (Action::Builtin(_), Some(_)) = (&action, seed) {
             self.error(
                 key.pos,
@@ -576,9 +580,10 @@ impl Cx<'_> {
                     continue;
                 }
             };
-            if !stages
-                .iter()
-                .any(|s| s.outs.iter().any(|o| path_within(&output, o)))
+            if self.dropped_stages == 0
+                && !stages
+                    .iter()
+                    .any(|s| s.outs.iter().any(|o| path_within(&output, o)))
             {
                 self.error(
                     key.pos,

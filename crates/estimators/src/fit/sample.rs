@@ -87,9 +87,10 @@ pub(super) fn prepare<'a>(
         .iter()
         .map(|t| t.variables.iter().map(|v| frame.require(v)).collect())
         .collect::<Result<_, _>>()?;
-    let cluster_cols: Vec<&Column> = cluster_vars
+    // `a^b` clusters on the interaction of `a` and `b`, as fixest's `~a^b`.
+    let cluster_cols: Vec<Vec<&Column>> = cluster_vars
         .iter()
-        .map(|v| frame.require(v))
+        .map(|v| v.split('^').map(|part| frame.require(part)).collect())
         .collect::<Result<_, _>>()?;
 
     let numeric: Vec<&NumericView<'_>> = std::iter::once(&y)
@@ -100,7 +101,7 @@ pub(super) fn prepare<'a>(
     let categorical: Vec<&Column> = fe_cols
         .iter()
         .flatten()
-        .chain(&cluster_cols)
+        .chain(cluster_cols.iter().flatten())
         .copied()
         .collect();
     let mut messages = Vec::new();
@@ -220,21 +221,21 @@ fn drop_singletons(rows: &mut Vec<usize>, fe: &mut [FeTerm]) -> usize {
 /// Cluster ids of each cluster variable on `rows`; a variable with a single level is an error.
 fn cluster_ids(
     cluster_vars: &[String],
-    cluster_cols: &[&Column],
+    cluster_cols: &[Vec<&Column>],
     fe: &[FeTerm],
     rows: &[usize],
 ) -> Result<Vec<ClusterIds>, EstimError> {
     cluster_vars
         .iter()
         .zip(cluster_cols)
-        .map(|(name, col)| {
-            // A cluster variable that is also a fixed effect is already factorised.
-            let same_fe = fe
-                .iter()
-                .find(|t| t.variables.len() == 1 && t.variables[0] == *name);
+        .map(|(name, cols)| {
+            // A cluster variable (or interaction) that is also a fixed effect is already
+            // factorised.
+            let parts: Vec<&str> = name.split('^').collect();
+            let same_fe = fe.iter().find(|t| t.variables == parts);
             let (codes, n_groups) = match same_fe {
                 Some(t) => (t.codes.clone(), t.n_levels),
-                None => factorize(col, rows),
+                None => interacted_codes(cols, rows),
             };
             if n_groups < 2 {
                 return Err(EstimError::SingleCluster { name: name.clone() });

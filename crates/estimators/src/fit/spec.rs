@@ -88,8 +88,11 @@ impl FromStr for VcovSpec {
                 "expected {LINEAR_VCOV_OPTIONS} (OLS, IV and quantile regressions), or for mmqr {MMQR_VCOV_OPTIONS}"
             )));
         };
-        let vars: Vec<String> = vars.split('+').map(|v| v.trim().to_string()).collect();
-        if vars.iter().any(String::is_empty) {
+        let vars: Vec<String> = vars
+            .split('+')
+            .map(|v| v.split('^').map(str::trim).collect::<Vec<_>>().join("^"))
+            .collect();
+        if vars.iter().any(|v| v.split('^').any(str::is_empty)) {
             return Err(invalid("a cluster variable name is empty"));
         }
         if vars.len() > 2 {
@@ -379,6 +382,16 @@ mod tests {
             VcovSpec::Cluster(vec!["a".into(), "b".into()])
         );
         assert!("cluster:".parse::<VcovSpec>().is_err());
+        // fixest's `~a^b`: one cluster on the interaction.
+        assert_eq!(
+            "cluster:a ^ b".parse::<VcovSpec>().unwrap(),
+            VcovSpec::Cluster(vec!["a^b".into()])
+        );
+        assert_eq!(
+            "cluster:a^b".parse::<VcovSpec>().unwrap().to_string(),
+            "cluster:a^b"
+        );
+        assert!("cluster:a^".parse::<VcovSpec>().is_err());
         assert!("cluster:a+b+c".parse::<VcovSpec>().is_err());
         assert!("robust-ish".parse::<VcovSpec>().is_err());
         for text in [

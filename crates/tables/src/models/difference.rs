@@ -59,7 +59,11 @@ pub(super) fn difference(
     let fe: Vec<&[u32]> = fes.iter().map(Vec::as_slice).collect();
     let vcov: VcovSpec = model.vcov.parse().map_err(fitting::estim_diag)?;
     let clusters = match &vcov {
-        VcovSpec::Cluster(vars) if vars.len() == 1 => Some(sample::codes(frame, vars, &rows)?),
+        VcovSpec::Cluster(vars) if vars.len() == 1 => {
+            // `a^b` clusters on the interaction of `a` and `b`.
+            let parts: Vec<String> = vars[0].split('^').map(str::to_string).collect();
+            Some(sample::codes(frame, &parts, &rows)?)
+        }
         VcovSpec::Cluster(_) => {
             return Err(fail("two-way clustering is not supported".into())
                 .hint("cluster the two models by one variable"))

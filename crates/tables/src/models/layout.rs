@@ -9,9 +9,12 @@ use indexmap::IndexMap;
 use repro_estimators::fit::VcovSpec;
 use repro_estimators::result::FitResult;
 
-use super::spec::{DiffMethod, DifferenceEntry, Model, ModelsSpec};
+use repro_estimators::result::Coefficient;
+
+use super::spec::{Below, DiffMethod, DifferenceEntry, Model, ModelsSpec};
 use crate::fitting;
-use crate::table::{self, Cell, Row, Table};
+use crate::stars::Stars;
+use crate::table::{self, Cell, Row, Spanner, Table};
 
 /// One column of the table.
 pub(super) struct Column {
@@ -21,6 +24,13 @@ pub(super) struct Column {
     pub(super) result: FitResult,
     /// For a first-stage column, the endogenous variable it explains.
     pub(super) first_stage_of: Option<String>,
+    /// Mean of the dependent variable over the rows the fit used.
+    pub(super) dep_mean: f64,
+}
+
+/// How the table is marked up beyond the spec's content.
+pub(super) struct Marks<'a> {
+    pub(super) stars: &'a Stars,
 }
 
 /// The whole table: every section, the column labels and groups, and the notes.
@@ -28,34 +38,32 @@ pub(super) fn build_table(
     spec: &ModelsSpec,
     columns: &[Column],
     diffs: &[(DifferenceEntry, f64)],
+    marks: &Marks<'_>,
 ) -> Table {
-    let col_labels: Vec<String> = columns
-        .iter()
-        .enumerate()
-        .map(|(k, c)| match (&c.model.label, &c.first_stage_of) {
-            (Some(l), None) => l.clone(),
-            _ => format!("({})", k + 1),
-        })
-        .collect();
+    // Columns are always numbered; labels, when some model has one, head the numbers.
+    let numbers: Vec<String> = (1..=columns.len()).map(|k| format!("({k})")).collect();
+    let labelled = columns.iter().any(|c| c.model.label.is_some());
+    let heads: Vec<String> = match labelled {
+        false => numbers.clone(),
+        true => columns
+            .iter()
+            .map(|c| match (&c.model.label, &c.first_stage_of) {
+                (_, Some(_)) => "First stage".to_string(),
+                (Some(l), None) => l.clone(),
+                (None, None) => String::new(),
+            })
+            .collect(),
+    };
     let groups = table::spans(
         &columns
             .iter()
             .map(|c| c.model.group.clone())
             .collect::<Vec<_>>(),
     );
-    let head = vec![Row {
-        label: "Dependent variable".into(),
-        cells: columns
-            .iter()
-            .map(|c| {
-                let l = label(&spec.labels, &c.outcome);
-                Cell::text(match c.first_stage_of {
-                    Some(_) => format!("{l} (first stage)"),
-                    None => l.to_string(),
-                })
-            })
-            .collect(),
-    }];
+    let outcomes: Vec<Option<String>> = columns
+        .iter()
+        .map(|c| Some(label(&spec.labels, &c.outcome).to_string()))
+        .collect();
     Table {
         title: spec.title.clone(),
         groups: if groups.iter().any(|g| !g.label.is_empty()) {
@@ -63,20 +71,54 @@ pub(super) fn build_table(
         } else {
             Vec::new()
         },
+        spanners: vec![Spanner {
+            label: "Dependent variable".into(),
+            groups: table::spans(&outcomes),
+        }],
+        numbered: labelled,
         sections: vec![
-            head,
-            coefficient_rows(spec, columns),
+            coefficient_rows(spec, columns, marks),
             indicator_rows(spec, columns),
             statistic_rows(spec, columns),
-            difference_rows(spec, columns, &col_labels, diffs),
+            difference_rows(spec, columns, diffs),
         ],
-        notes: notes(spec, columns, &col_labels, diffs),
-        columns: col_labels,
+        notes: notes(spec, columns, &numbers, diffs, marks),
+        columns: heads,
+        caption: spec.caption.clone(),
+        label: spec.latex_label.clone(),
     }
 }
 
-/// An estimate row with stars and a standard-error row in parentheses per term.
-fn coefficient_rows(spec: &ModelsSpec, columns: &[Column]) -> Vec<Row> {
+/// The text under an estimate: its standard error, t statistic or p-value in parentheses, or
+/// its 95% confidence interval in brackets.
+fn below_cell(below: Below, k: &Coefficient, df_t: Option<usize>, digits: usize) -> Cell {
+    match below {
+        Below::Se => table::paren(k.std_error, digits),
+        Below::T => table::paren(k.statistic, digits),
+        Below::P => Cell::text(format!("({})", table::p_value(k.p_value, digits))),
+        Below::Ci => {
+            let crit = critical_value(df_t);
+            Cell::text(format!(
+                "[{}, {}]",
+                table::fixed(k.estimate - crit * k.std_error, digits),
+                table::fixed(k.estimate + crit * k.std_error, digits)
+            ))
+        }
+    }
+}
+
+/// The two-sided 95% critical value of the p-values' distribution (Student's t with `df`, else
+/// normal).
+fn critical_value(df: Option<usize>) -> f64 {
+    use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+    match df.filter(|&d| d > 0) {
+        Some(d) => StudentsT::new(0.0, 1.0, d as f64).map_or(f64::NAN, |t| t.inverse_cdf(0.975)),
+        None => Normal::standard().inverse_cdf(0.975),
+    }
+}
+
+/// An estimate row with stars and a row under it (`below`) per term.
+fn coefficient_rows(spec: &ModelsSpec, columns: &[Column], marks: &Marks<'_>) -> Vec<Row> {
     let digits = spec.digits;
     let set_members: Vec<&String> = spec.sets.values().flatten().collect();
     let terms: Vec<String> = match &spec.keep {
@@ -101,19 +143,19 @@ fn coefficient_rows(spec: &ModelsSpec, columns: &[Column]) -> Vec<Row> {
     let mut coefs = Vec::new();
     for term in &terms {
         let mut est = Vec::with_capacity(columns.len());
-        let mut se = Vec::with_capacity(columns.len());
+        let mut under = Vec::with_capacity(columns.len());
         for c in columns {
             match c.result.coefficient(term) {
                 Some(k) => {
                     est.push(Cell {
                         text: table::fixed(k.estimate, digits),
-                        stars: fitting::stars(k.p_value),
+                        stars: marks.stars.mark(k.p_value),
                     });
-                    se.push(table::paren(k.std_error, digits));
+                    under.push(below_cell(spec.below, k, c.result.df_t, digits));
                 }
                 None => {
                     est.push(Cell::empty());
-                    se.push(Cell::empty());
+                    under.push(Cell::empty());
                 }
             }
         }
@@ -123,7 +165,7 @@ fn coefficient_rows(spec: &ModelsSpec, columns: &[Column]) -> Vec<Row> {
         });
         coefs.push(Row {
             label: String::new(),
-            cells: se,
+            cells: under,
         });
     }
     coefs
@@ -178,6 +220,15 @@ fn statistic_rows(spec: &ModelsSpec, columns: &[Column]) -> Vec<Row> {
             .map(|c| Cell::text(fitting::thousands(c.result.nobs)))
             .collect(),
     }];
+    if spec.dep_mean {
+        stats.push(Row {
+            label: "Mean of dep. var.".into(),
+            cells: columns
+                .iter()
+                .map(|c| Cell::text(table::fixed(c.dep_mean, digits)))
+                .collect(),
+        });
+    }
     let opt_row = |label: &str, f: &dyn Fn(&FitResult) -> Option<String>| -> Option<Row> {
         let cells: Vec<Option<String>> = columns.iter().map(|c| f(&c.result)).collect();
         cells.iter().any(Option::is_some).then(|| Row {
@@ -252,83 +303,95 @@ fn column_of(columns: &[Column], id: &str) -> Option<usize> {
         .position(|c| c.model.id == id && c.first_stage_of.is_none())
 }
 
-/// Difference tests: the p-value sits in column b, the row names both columns.
+/// Difference tests: the p-value sits in column b; tests of one method share a row while their
+/// columns differ (the notes say which columns each compares).
 fn difference_rows(
     spec: &ModelsSpec,
     columns: &[Column],
-    col_labels: &[String],
     diffs: &[(DifferenceEntry, f64)],
 ) -> Vec<Row> {
-    let mut tests = Vec::new();
+    let mut tests: Vec<(DiffMethod, Row)> = Vec::new();
     for (d, p) in diffs {
-        let (Some(a), Some(b)) = (column_of(columns, &d.a), column_of(columns, &d.b)) else {
+        let (Some(_), Some(b)) = (column_of(columns, &d.a), column_of(columns, &d.b)) else {
             continue;
         };
-        let mut cells = vec![Cell::empty(); columns.len()];
-        cells[b] = Cell::text(table::fixed(*p, spec.digits));
-        tests.push(Row {
-            label: format!(
-                "p-value ({}), {}: {} = {}",
-                match d.method {
-                    DiffMethod::Stacked => "stacked",
-                    DiffMethod::Permutation => "permutation",
-                },
-                label(&spec.labels, &d.coef),
-                col_labels[a],
-                col_labels[b]
-            ),
-            cells,
-        });
+        let text = Cell::text(table::p_value(*p, spec.digits));
+        match tests
+            .iter_mut()
+            .find(|(m, r)| *m == d.method && r.cells[b].text.is_empty())
+        {
+            Some((_, row)) => row.cells[b] = text,
+            None => {
+                let mut cells = vec![Cell::empty(); columns.len()];
+                cells[b] = text;
+                let label = match d.method {
+                    DiffMethod::Stacked => "Difference, p-value",
+                    DiffMethod::Permutation => "Difference, permutation p-value",
+                };
+                tests.push((
+                    d.method,
+                    Row {
+                        label: label.into(),
+                        cells,
+                    },
+                ));
+            }
+        }
     }
-    tests
+    tests.into_iter().map(|(_, r)| r).collect()
 }
 
-/// The notes under the table: standard errors per column, stars, each difference test's method,
-/// then the spec's own notes.
+/// The notes under the table: what is under the estimates and how it was computed, stars, each
+/// difference test, then the spec's own notes. Columns are referred to by number.
 fn notes(
     spec: &ModelsSpec,
     columns: &[Column],
-    col_labels: &[String],
+    numbers: &[String],
     diffs: &[(DifferenceEntry, f64)],
+    marks: &Marks<'_>,
 ) -> Vec<String> {
     let mut notes = Vec::new();
     let mut vcovs: Vec<(String, Vec<String>)> = Vec::new();
-    for (c, l) in columns.iter().zip(col_labels) {
+    for (c, l) in columns.iter().zip(numbers) {
         let v = describe_vcov(&c.model.vcov);
         match vcovs.iter_mut().find(|(x, _)| *x == v) {
             Some((_, ls)) => ls.push(l.clone()),
             None => vcovs.push((v, vec![l.clone()])),
         }
     }
+    let what = match spec.below {
+        Below::Se => "Standard errors in parentheses",
+        Below::T => "t statistics in parentheses, from standard errors",
+        Below::P => "p-values in parentheses, from standard errors",
+        Below::Ci => "95% confidence intervals in brackets, from standard errors",
+    };
     if vcovs.len() == 1 {
-        notes.push(format!("Standard errors in parentheses, {}.", vcovs[0].0));
+        notes.push(format!("{what}, {}.", vcovs[0].0));
     } else {
         let parts: Vec<String> = vcovs
             .iter()
             .map(|(v, ls)| format!("{} {v}", ls.join(", ")))
             .collect();
-        notes.push(format!(
-            "Standard errors in parentheses: {}.",
-            parts.join("; ")
-        ));
+        notes.push(format!("{what}: {}.", parts.join("; ")));
     }
-    notes.push("* p<0.1, ** p<0.05, *** p<0.01".into());
+    notes.extend(marks.stars.note());
     for (d, _) in diffs {
         let (Some(a), Some(b)) = (column_of(columns, &d.a), column_of(columns, &d.b)) else {
             continue;
         };
         let what = format!(
-            "Difference test of {} between {} and {}",
+            "Difference in column {}: {} in {} = {}",
+            numbers[b],
             label(&spec.labels, &d.coef),
-            col_labels[a],
-            col_labels[b]
+            numbers[a],
+            numbers[b]
         );
         notes.push(match d.method {
             DiffMethod::Stacked => format!(
-                "{what}: both regressions stacked with a joint covariance (as Stata's suest), normal p-value."
+                "{what}, both regressions stacked with a joint covariance (as Stata's suest), normal p-value."
             ),
             DiffMethod::Permutation => format!(
-                "{what}: Fisher permutation test of the group assignment, {} permutations, seed {}.",
+                "{what}, Fisher permutation test of the group assignment, {} permutations, seed {}.",
                 d.reps.unwrap_or(0),
                 d.seed.unwrap_or(0)
             ),

@@ -25,10 +25,11 @@ use serde::Serialize;
 use crate::common::{spec_param, spec_path, stage_failed, table_io, write_json, write_table};
 use crate::fitting::{self, FitRequest};
 use crate::sample;
+use crate::stars::Stars;
 use difference::difference;
-use layout::{build_table, Column};
+use layout::{build_table, Column, Marks};
 use spec::diff_file_stem;
-pub use spec::{DiffMethod, DifferenceEntry, Model, ModelEntry, ModelsSpec};
+pub use spec::{Below, DiffMethod, DifferenceEntry, Model, ModelEntry, ModelsSpec};
 use validate::validate;
 
 /// A validated `models` stage. Only the spec path enters the stage definition: the spec file is
@@ -40,6 +41,8 @@ pub struct ModelsStage {
     pub parsed: ModelsSpec,
     #[serde(skip)]
     pub models: Vec<Model>,
+    #[serde(skip)]
+    pub stars: Stars,
 }
 
 impl ModelsStage {
@@ -58,10 +61,12 @@ pub fn parse(params: serde_json::Value, root: &std::path::Path) -> Result<Models
     let mut parsed: ModelsSpec = repro_kind::load_spec(root, &file)?;
     parsed.data = spec_path("data", &parsed.data)?;
     let models = validate(&file, &parsed)?;
+    let stars = Stars::from_spec(&file, parsed.stars.as_ref())?;
     Ok(ModelsStage {
         spec: file,
         parsed,
         models,
+        stars,
     })
 }
 
@@ -96,16 +101,23 @@ impl ModelsStage {
                 None => std::borrow::Cow::Borrowed(&frame),
                 Some(_) => std::borrow::Cow::Owned(sample::subset(&frame, &rows)),
             };
-            let res = estimate(&sub, &m.formula, &m.vcov, &m.id)?;
-            let json = result_json(&spec.data, m, &m.formula, &res);
+            let req = request(&m.formula, &m.vcov);
+            let res = estimate(&sub, &req, &m.id)?;
+            let json = result_json(
+                &spec.data,
+                m,
+                &with_formula(fitting::producer(&req, &self.spec, &m.id), &req),
+                &res,
+            );
             write_json(ctx, &format!("{results_dir}/{}.json", m.id), &json)?;
             let used: Vec<usize> = res.used_rows.iter().map(|&i| rows[i]).collect();
-            rows_of.insert(m.id.clone(), used);
+            rows_of.insert(m.id.clone(), used.clone());
             let iv = m.parsed.iv.clone();
             columns.push(Column {
                 model: m.clone(),
                 outcome: m.parsed.outcome.clone(),
                 fixed_effects: m.parsed.fixed_effects.iter().map(|f| f.name()).collect(),
+                dep_mean: mean_over(&frame, &m.parsed.outcome, &used)?,
                 result: res,
                 first_stage_of: None,
             });
@@ -114,16 +126,25 @@ impl ModelsStage {
             };
             for endo in &iv.endogenous {
                 let f = first_stage_formula(&m.parsed, endo);
-                let res = estimate(&sub, &f, &m.vcov, &m.id)?;
-                let json = result_json(&spec.data, m, &f, &res);
+                let req = request(&f, &m.vcov);
+                let res = estimate(&sub, &req, &m.id)?;
+                let id = format!("{}_first_stage_{endo}", m.id);
+                let json = result_json(
+                    &spec.data,
+                    m,
+                    &with_formula(fitting::producer(&req, &self.spec, &id), &req),
+                    &res,
+                );
                 write_json(
                     ctx,
                     &format!("{results_dir}/{}_first_stage_{endo}.json", m.id),
                     &json,
                 )?;
+                let used: Vec<usize> = res.used_rows.iter().map(|&i| rows[i]).collect();
                 columns.push(Column {
                     model: m.clone(),
                     outcome: endo.clone(),
+                    dep_mean: mean_over(&frame, endo, &used)?,
                     fixed_effects: m.parsed.fixed_effects.iter().map(|f| f.name()).collect(),
                     result: res,
                     first_stage_of: Some(endo.clone()),
@@ -134,11 +155,28 @@ impl ModelsStage {
         for d in &spec.differences {
             let outcome = difference(&frame, &self.models, &rows_of, d)?;
             let file = format!("{results_dir}/{}.json", diff_file_stem(d));
-            write_json(ctx, &file, &outcome.json)?;
+            let mut json = outcome.json;
+            if let serde_json::Value::Object(o) = &mut json {
+                o.insert("spec".into(), self.spec.clone().into());
+            }
+            write_json(ctx, &file, &json)?;
             diffs.push((d.clone(), outcome.p_value));
         }
-        write_table(ctx, &spec.name, &build_table(spec, &columns, &diffs))
+        let marks = Marks { stars: &self.stars };
+        write_table(
+            ctx,
+            &spec.name,
+            &build_table(spec, &columns, &diffs, &marks),
+        )
     }
+}
+
+/// The mean of column `name` over `rows` (rows with a missing value are not among a fit's used
+/// rows).
+fn mean_over(frame: &Frame, name: &str, rows: &[usize]) -> Result<f64, Diagnostic> {
+    let col = sample::numeric_column(frame, name)?;
+    let values: Vec<f64> = rows.iter().filter_map(|&i| col[i]).collect();
+    Ok(values.iter().sum::<f64>() / values.len() as f64)
 }
 
 /// `endo ~ instruments + exogenous | fe` for an IV formula.
@@ -156,18 +194,29 @@ fn first_stage_formula(f: &Formula, endo: &str) -> String {
     out
 }
 
-fn estimate(frame: &Frame, formula: &str, vcov: &str, id: &str) -> Result<FitResult, Diagnostic> {
-    let req = FitRequest {
+/// `producer` with the formula as fitted (the result JSON's `formula`).
+fn with_formula(mut producer: serde_json::Value, req: &FitRequest) -> serde_json::Value {
+    producer["formula"] = req.formula.clone().into();
+    producer
+}
+
+/// The request of one linear model of the table.
+fn request(formula: &str, vcov: &str) -> FitRequest {
+    FitRequest {
         formula: formula.to_string(),
         vcov: vcov.to_string(),
         quantile: None,
         se: None,
         method: None,
         drop_singletons: false,
-    };
-    let spec = fitting::model_spec(&req)?;
+    }
+}
+
+fn estimate(frame: &Frame, req: &FitRequest, id: &str) -> Result<FitResult, Diagnostic> {
+    let formula = &req.formula;
+    let spec = fitting::model_spec(req)?;
     fit::fit(frame, &spec).map_err(|e| {
-        let d = fitting::estim_diag(e);
+        let d = fitting::fit_diag(e, req);
         Diagnostic {
             message: format!("cannot estimate model `{id}` (`{formula}`)"),
             causes: std::iter::once(d.message).chain(d.causes).collect(),
@@ -176,10 +225,16 @@ fn estimate(frame: &Frame, formula: &str, vcov: &str, id: &str) -> Result<FitRes
     })
 }
 
-fn result_json(data: &str, m: &Model, formula: &str, res: &FitResult) -> serde_json::Value {
+fn result_json(
+    data: &str,
+    m: &Model,
+    producer: &serde_json::Value,
+    res: &FitResult,
+) -> serde_json::Value {
     let mut obj = serde_json::Map::new();
     obj.insert("id".into(), m.id.clone().into());
-    obj.insert("formula".into(), formula.into());
+    obj.insert("produced_by".into(), producer.clone());
+    obj.insert("formula".into(), producer["formula"].clone());
     obj.insert(
         "sample".into(),
         m.sample

@@ -1,7 +1,8 @@
 //! The fields of a `models` stage spec file and of one validated model.
 //!
 //! Owns: the serde mirror of the spec (`title`, `data`, `name`, `vcov`, `sets`, `labels`, `keep`,
-//! `fe_labels`, `models`, `differences`, `notes`, `digits`) with unknown fields denied, and
+//! `fe_labels`, `models`, `differences`, `notes`, `digits`, `caption`, `latex_label`,
+//! `stars`, `below`, `dep_mean`) with unknown fields denied, and
 //! [`Model`], a model after validation. Deliberately does not own: checking values (`validate`).
 
 use indexmap::IndexMap;
@@ -11,6 +12,7 @@ use serde_saphyr::Spanned;
 
 use crate::common::{default_digits, digits, REPLICATIONS};
 use crate::sample::SampleSpec;
+use crate::stars::StarsSpec;
 
 /// The spec file of a `models` stage.
 #[derive(Debug, Clone, Deserialize)]
@@ -20,7 +22,7 @@ pub struct ModelsSpec {
     pub data: String,
     pub name: String,
     #[serde(default = "default_vcov")]
-    pub vcov: String,
+    pub vcov: Spanned<String>,
     #[serde(default)]
     pub sets: IndexMap<String, Vec<String>>,
     #[serde(default)]
@@ -36,6 +38,36 @@ pub struct ModelsSpec {
     pub notes: Option<String>,
     #[serde(default = "default_digits", deserialize_with = "digits")]
     pub digits: usize,
+    /// LaTeX `\caption`; with it (or `latex_label`) the `.tex` is a `table` float.
+    #[serde(default)]
+    pub caption: Option<String>,
+    /// LaTeX `\label` key.
+    #[serde(default)]
+    pub latex_label: Option<String>,
+    /// `none` or p-value thresholds (default `[0.1, 0.05, 0.01]`).
+    #[serde(default)]
+    pub stars: Option<StarsSpec>,
+    /// What the row under each estimate shows (default `se`).
+    #[serde(default)]
+    pub below: Below,
+    /// A row with the mean of the dependent variable in each model's estimation sample.
+    #[serde(default)]
+    pub dep_mean: bool,
+}
+
+/// The statistic under each estimate, as etable's `coefstat` and modelsummary's `statistic`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Below {
+    /// Standard error in parentheses.
+    #[default]
+    Se,
+    /// t (or z) statistic in parentheses.
+    T,
+    /// p-value in parentheses.
+    P,
+    /// 95% confidence interval in brackets.
+    Ci,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,7 +80,7 @@ pub struct ModelEntry {
     pub group: Option<String>,
     pub formula: Spanned<String>,
     #[serde(default)]
-    pub vcov: Option<String>,
+    pub vcov: Option<Spanned<String>>,
     #[serde(default)]
     pub sample: Option<Spanned<String>>,
     #[serde(default)]
@@ -76,8 +108,9 @@ pub struct DifferenceEntry {
     pub seed: Option<u64>,
 }
 
-fn default_vcov() -> String {
-    "iid".to_string()
+fn default_vcov() -> Spanned<String> {
+    let nowhere = serde_saphyr::Location::UNKNOWN;
+    Spanned::new("iid".to_string(), nowhere, nowhere)
 }
 
 fn reps<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {

@@ -4,6 +4,7 @@
 //! parsed) with errors at the spec file's line. Deliberately does not own: the spec's fields
 //! (`spec`) or estimating anything.
 
+use repro_estimators::fit::VcovSpec;
 use repro_estimators::formula;
 use repro_kind::KindError;
 
@@ -50,7 +51,24 @@ pub(super) fn validate(file: &str, spec: &ModelsSpec) -> Result<Vec<Model>, Kind
         }
         let (expanded, sets_used) = expand_sets(&entry.formula.value, &spec.sets)
             .map_err(|m| located(file, at, format!("model `{}`: {m}", entry.id)))?;
-        let vcov = entry.vcov.clone().unwrap_or_else(|| spec.vcov.clone());
+        let vcov_at = entry.vcov.as_ref().unwrap_or(&spec.vcov);
+        let vcov = vcov_at.value.clone();
+        // A bad vcov is reported at its own line (the model's or the spec's) and by its field.
+        if let Err(e) = vcov.parse::<VcovSpec>() {
+            let why = match e {
+                repro_estimators::error::EstimError::InvalidVcov { message, .. } => message,
+                other => other.to_string(),
+            };
+            let at = match vcov_at.referenced == serde_saphyr::Location::UNKNOWN {
+                true => at,
+                false => &vcov_at.referenced,
+            };
+            return Err(located(
+                file,
+                at,
+                format!("model `{}`: invalid `vcov` `{vcov}`: {why}", entry.id),
+            ));
+        }
         let req = FitRequest {
             formula: expanded.clone(),
             vcov: vcov.clone(),

@@ -18,6 +18,11 @@ use repro_engine::store::Store;
 use repro_kind::diag::{Diagnostic, Failure};
 use repro_tables::table::html_escape;
 
+use repro_kind::diag::count;
+
+mod dag;
+mod exhibits;
+
 /// The default place of the report when the pipeline names none.
 pub const DEFAULT_REPORT: &str = "output/report.html";
 
@@ -30,8 +35,14 @@ struct LastRun {
 
 /// Writes the report to `rel` (relative to the pipeline's folder).
 pub fn write(p: &Pipeline, rel: &str) -> Result<(), Failure> {
+    write_at(p, &p.root, rel)
+}
+
+/// Writes the report to `path` relative to `base` (an absolute `path` is taken as it is).
+pub fn write_at(p: &Pipeline, base: &Path, path: &str) -> Result<(), Failure> {
+    let rel = path;
     let page = render(p)?;
-    repro_kind::write_output(&p.root, rel, page.as_bytes()).map_err(|e| {
+    repro_kind::write_output(base, rel, page.as_bytes()).map_err(|e| {
         Failure::stage(
             Diagnostic::new(format!("cannot write the report `{rel}`")).cause(e.to_string()),
         )
@@ -45,57 +56,44 @@ pub fn render(p: &Pipeline) -> Result<String, Failure> {
     let (last, last_ran) = last_runs(&log);
     let tables = files_with_ext(&p.root.join("output/tables"), "html");
     let figures = files_with_ext(&p.root.join("output/figures"), "svg");
+    let listed = exhibits::ordered(p, &tables, &figures);
 
     let mut out = String::new();
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-    out.push_str("<title>repro report</title>\n<style>\n");
+    let title = p.title.clone().unwrap_or_else(|| "repro report".into());
+    let _ = writeln!(out, "<title>{}</title>\n<style>", html_escape(&title));
     out.push_str(CSS);
     out.push_str("</style>\n</head>\n<body>\n");
+    let _ = writeln!(out, "<h1>{}</h1>", html_escape(&title));
+    if !p.authors.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p class=\"authors\">{}</p>",
+            html_escape(&p.authors.join(", "))
+        );
+    }
     let _ = writeln!(
         out,
-        "<h1>Report</h1>\n<p>Pipeline <code>{}</code>: {} stages, {} tables, {} figures. Written by {}.</p>",
+        "<p>Pipeline <code>{}</code>: {}, {}, {}. {}. Written by {}.</p>",
         html_escape(&p.file.display().to_string()),
-        p.stages.len(),
-        tables.len(),
-        figures.len(),
+        count(p.stages.len(), "stage", "stages"),
+        count(tables.len(), "table", "tables"),
+        count(figures.len(), "figure", "figures"),
+        html_escape(&run_line(&log)),
         html_escape(&lock::engine_version())
     );
-    out.push_str("<nav><a href=\"#tables\">Tables</a> · <a href=\"#figures\">Figures</a> · <a href=\"#dag\">Stage graph</a> · <a href=\"#provenance\">Provenance</a></nav>\n");
+    out.push_str("<nav><a href=\"#exhibits\">Exhibits</a> · <a href=\"#dag\">Stage graph</a> · <a href=\"#provenance\">Provenance</a></nav>\n");
 
-    out.push_str("<h2 id=\"tables\">Tables</h2>\n");
-    if tables.is_empty() {
-        out.push_str("<p class=\"none\">No tables in <code>output/tables/</code>.</p>\n");
+    out.push_str("<h2 id=\"exhibits\">Exhibits</h2>\n");
+    if listed.is_empty() {
+        out.push_str("<p class=\"none\">No tables in <code>output/tables/</code> and no figures in <code>output/figures/</code>.</p>\n");
     }
-    for name in &tables {
-        let rel = format!("output/tables/{name}");
-        let text = std::fs::read_to_string(p.root.join(&rel)).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "<section class=\"table\" id=\"table-{}\">\n<p class=\"file\">{}</p>\n{}</section>",
-            html_escape(stem(name)),
-            html_escape(&rel),
-            text
-        );
-    }
-
-    out.push_str("<h2 id=\"figures\">Figures</h2>\n");
-    if figures.is_empty() {
-        out.push_str("<p class=\"none\">No figures in <code>output/figures/</code>.</p>\n");
-    }
-    for name in &figures {
-        let rel = format!("output/figures/{name}");
-        let text = std::fs::read_to_string(p.root.join(&rel)).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "<figure id=\"figure-{}\">\n{}\n<figcaption>{}</figcaption>\n</figure>",
-            html_escape(stem(name)),
-            strip_xml_prolog(&text),
-            html_escape(&rel)
-        );
+    for e in &listed {
+        out.push_str(&exhibits::render(p, e));
     }
 
     out.push_str("<h2 id=\"dag\">Stage graph</h2>\n");
-    out.push_str(&dag_svg(p));
+    out.push_str(&dag::svg(p));
     let _ = writeln!(
         out,
         "<pre class=\"dag\">{}</pre>",
@@ -124,10 +122,38 @@ table.repro-table tbody{border-top:1px solid #888}
 table.repro-table tfoot td{text-align:left;font-size:.85em;color:#444}
 .file{font-size:.8em;color:#666;margin:.2rem 0}
 figure{margin:1rem 0}figure svg{max-width:100%;height:auto}figcaption{font-size:.8em;color:#666}
-table.prov th,table.prov td{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;vertical-align:top;font-size:.85em}
+h3.exhibit{margin-bottom:.2rem}.authors{font-size:1.1em;margin-top:-.5rem}
+svg.dag{width:100%;height:auto;display:block}
+table.prov{table-layout:fixed;width:100%}table.prov th{width:9rem}
+table.prov th,table.prov td{border:1px solid #ddd;padding:.2rem .5rem;text-align:left;vertical-align:top;font-size:.85em;overflow-wrap:anywhere}
+table.prov code{white-space:pre-wrap;overflow-wrap:anywhere;word-break:break-all}
+pre{white-space:pre-wrap;overflow-wrap:anywhere}
 .ran{color:#155724}.restored{color:#0c5460}.up-to-date{color:#555}.failed{color:#721c24}
 .none{color:#777}pre.dag{background:#f6f6f6;padding:.5rem}
 ";
+
+/// When the latest logged run started (UTC) and on which machine this page was written; the
+/// report is the only output that names either.
+fn run_line(log: &[serde_json::Value]) -> String {
+    let latest = log
+        .iter()
+        .filter_map(|l| l.get("run_started").and_then(serde_json::Value::as_f64))
+        .fold(f64::NEG_INFINITY, f64::max);
+    let when = if latest.is_finite() && latest >= 0.0 {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(latest as u64);
+        format!(
+            "Latest logged run {} UTC",
+            humantime::format_rfc3339_seconds(t)
+                .to_string()
+                .trim_end_matches('Z')
+                .replace('T', " ")
+        )
+    } else {
+        "No run logged".to_string()
+    };
+    let m = crate::replication::readme::this_machine();
+    format!("{when}; machine: {}", m.describe())
+}
 
 fn stem(name: &str) -> &str {
     name.rsplit_once('.').map_or(name, |(s, _)| s)
@@ -298,64 +324,6 @@ fn provenance(
         }
         out.push_str("</table>\n");
     }
-    out
-}
-
-/// The stage graph as an inline SVG: columns by depth (longest path from a source), one box per
-/// stage, an arrow per dependency.
-fn dag_svg(p: &Pipeline) -> String {
-    const W: usize = 170;
-    const H: usize = 28;
-    const GAP_X: usize = 60;
-    const GAP_Y: usize = 14;
-    // Stages are in dependency order, so every upstream depth is known before its users'.
-    let mut depth = vec![0usize; p.stages.len()];
-    for (i, s) in p.stages.iter().enumerate() {
-        depth[i] = s.upstream.iter().map(|&u| depth[u] + 1).max().unwrap_or(0);
-    }
-    let mut row = vec![0usize; p.stages.len()];
-    let mut per_depth: BTreeMap<usize, usize> = BTreeMap::new();
-    for (i, &d) in depth.iter().enumerate() {
-        let slot = per_depth.entry(d).or_insert(0);
-        row[i] = *slot;
-        *slot += 1;
-    }
-    let cols = depth.iter().max().map_or(0, |d| d + 1);
-    let rows = per_depth.values().max().copied().unwrap_or(0);
-    let width = cols * (W + GAP_X) + 10;
-    let height = rows * (H + GAP_Y) + 10;
-    let pos = |i: usize| (5 + depth[i] * (W + GAP_X), 5 + row[i] * (H + GAP_Y));
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "<svg width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"stage graph\">"
-    );
-    out.push_str("<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto\"><path d=\"M0,0L10,5L0,10z\" fill=\"#555\"/></marker></defs>\n");
-    for (i, s) in p.stages.iter().enumerate() {
-        let (x2, y2) = pos(i);
-        for &u in &s.upstream {
-            let (x1, y1) = pos(u);
-            let _ = writeln!(
-                out,
-                "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#555\" marker-end=\"url(#arrow)\"/>",
-                x1 + W,
-                y1 + H / 2,
-                x2,
-                y2 + H / 2
-            );
-        }
-    }
-    for (i, s) in p.stages.iter().enumerate() {
-        let (x, y) = pos(i);
-        let _ = writeln!(
-            out,
-            "<g><rect x=\"{x}\" y=\"{y}\" width=\"{W}\" height=\"{H}\" rx=\"4\" fill=\"#eef3f8\" stroke=\"#245\"/><text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\" font-family=\"sans-serif\">{}</text></g>",
-            x + W / 2,
-            y + H / 2 + 4,
-            html_escape(&s.name)
-        );
-    }
-    out.push_str("</svg>\n");
     out
 }
 
