@@ -61,7 +61,6 @@ pub enum Command {
     Pull(ShareArgs),
 }
 
-
 #[derive(Debug, clap::Args)]
 pub struct ShareArgs {
     /// Stages to push or pull (with everything they need); all when none are named.

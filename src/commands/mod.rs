@@ -10,8 +10,8 @@ mod lint;
 mod package;
 mod report;
 mod run;
-mod stage;
 mod share;
+mod stage;
 mod status;
 mod verify;
 

@@ -155,10 +155,6 @@ fn run_line(log: &[serde_json::Value]) -> String {
     format!("{when}; machine: {}", m.describe())
 }
 
-fn stem(name: &str) -> &str {
-    name.rsplit_once('.').map_or(name, |(s, _)| s)
-}
-
 /// File names in `dir` ending in `.ext`, sorted (missing folder: none).
 fn files_with_ext(dir: &Path, ext: &str) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {

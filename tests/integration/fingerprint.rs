@@ -111,7 +111,7 @@ fn editing_the_cli_ui_lint_or_report_changes_no_kind() {
     for rel in [
         "src/ui.rs",
         "src/cli.rs",
-        "src/report.rs",
+        "src/report/mod.rs",
         "src/replication/lint.rs",
         "src/replication/readme.rs",
         "crates/engine/src/runner.rs",

@@ -320,7 +320,10 @@ impl Store {
     /// damaged record (cut short, a flipped byte, edited) is `None`, so the stage runs instead of
     /// restoring a wrong set of files or writing one where the stage declares none.
     pub fn stage_record(&self, key: &str, outs: &[String]) -> Option<Vec<Output>> {
-        parse_record(&fs::read_to_string(self.dir.join("stages").join(key)).ok()?, outs)
+        parse_record(
+            &fs::read_to_string(self.dir.join("stages").join(key)).ok()?,
+            outs,
+        )
     }
 
     pub fn load_stat_cache(&self) -> StatCache {

@@ -61,7 +61,7 @@ pub fn load_spec<T: serde::de::DeserializeOwned>(root: &Path, rel: &str) -> Resu
         let message = budget_message(message).unwrap_or_else(|| message.to_string());
         KindError {
             location,
-            hint: unknown_field_hint(message),
+            hint: unknown_field_hint(&message),
             ..kind_err(format!("invalid stage spec `{rel}`: {message}"))
         }
     })

@@ -66,7 +66,7 @@ fn numeric_parts(text: &str) -> Option<(bool, usize, usize)> {
         && int.chars().all(|c| c.is_ascii_digit())
         && frac.chars().all(|c| c.is_ascii_digit())
         && !(digits.contains('.') && frac.is_empty());
-    ok.then(|| (paren, int.len(), frac.len()))
+    ok.then_some((paren, int.len(), frac.len()))
 }
 
 /// The column type of data column `k`: `S` with a `table-format` wide enough for its numbers,

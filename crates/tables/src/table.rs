@@ -120,6 +120,7 @@ impl Table {
             .iter()
             .zip(&group_of)
             .map(|(c, g)| match g {
+                Some(g) if c.is_empty() => md_escape(g),
                 Some(g) => md_escape(&format!("{g}: {c}")),
                 None => md_escape(c),
             })
@@ -229,8 +230,8 @@ impl Table {
         if self.has_groups() {
             let mut row = vec![String::new()];
             for g in &self.groups {
-                row.push(g.label.clone());
-                row.extend(std::iter::repeat_n(String::new(), g.span.saturating_sub(1)));
+                // As `header_rows`: a grid repeats a spanning label in each of its columns.
+                row.extend(std::iter::repeat_n(g.label.clone(), g.span));
             }
             grid.push(row);
         }
@@ -259,14 +260,15 @@ impl Table {
     }
 
     /// The spanner rows and the column-number row as plain grid rows (stub first; a spanning
-    /// label in the first column of its span), for the formats that cannot span.
+    /// label repeated in every column of its span), for the formats that cannot span.
     fn header_rows(&self) -> Vec<Vec<String>> {
         let mut rows = Vec::new();
         for sp in &self.spanners {
             let mut row = vec![sp.label.clone()];
             for g in &sp.groups {
-                row.push(g.label.clone());
-                row.extend(std::iter::repeat_n(String::new(), g.span.saturating_sub(1)));
+                // Grids (CSV, Markdown) cannot span: each column repeats its header, so a
+                // blank never reads as "none".
+                row.extend(std::iter::repeat_n(g.label.clone(), g.span));
             }
             rows.push(row);
         }
@@ -361,7 +363,11 @@ mod tests {
         Table {
             title: "A & B_1".into(),
             groups: spans(&[Some("East".into()), Some("East".into()), None]),
+            spanners: Vec::new(),
             columns: vec!["(1)".into(), "(2)".into(), "(3)".into()],
+            numbered: false,
+            caption: None,
+            label: None,
             sections: vec![
                 vec![
                     Row {
@@ -459,9 +465,13 @@ mod tests {
             let t = Table {
                 title: cells[0].clone(),
                 groups: Vec::new(),
+                spanners: Vec::new(),
                 columns: vec!["a".into(), "b".into(), "c".into()],
+                numbered: false,
                 sections: vec![vec![row, row2]],
                 notes: Vec::new(),
+                caption: None,
+                label: None,
             };
             for line in t.to_csv().lines() {
                 proptest::prop_assert_eq!(csv_fields(line), 4, "{}", line);

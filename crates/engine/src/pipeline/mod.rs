@@ -12,8 +12,8 @@ mod dvc;
 mod graph;
 mod model;
 mod parse;
-mod template;
 mod remote;
+mod template;
 
 pub use cluster::{ExecutorKind, Resources};
 pub use model::{Action, Exhibit, OutOpts, Pipeline, RunOpts, Source, Stage, DEFAULT_PARAMS_FILE};

@@ -358,9 +358,10 @@ impl ModelSpec {
             VcovSpec::Mmqr(MmqrVcovSpec::MmqregCluster { var, .. }) => std::slice::from_ref(var),
             _ => &[],
         };
-        for c in clusters {
-            if !out.contains(c) {
-                out.push(c.clone());
+        // An interaction `a^b` clusters on the columns it names.
+        for c in clusters.iter().flat_map(|c| c.split('^')) {
+            if !out.iter().any(|o| o == c) {
+                out.push(c.to_string());
             }
         }
         out

@@ -62,7 +62,14 @@ pub(super) fn build_table(
     );
     let outcomes: Vec<Option<String>> = columns
         .iter()
-        .map(|c| Some(label(&spec.labels, &c.outcome).to_string()))
+        .map(|c| {
+            let l = label(&spec.labels, &c.outcome);
+            // Unlabelled columns give no other sign that a column is a first stage.
+            Some(match (&c.first_stage_of, labelled) {
+                (Some(_), false) => format!("{l} (first stage)"),
+                _ => l.to_string(),
+            })
+        })
         .collect();
     Table {
         title: spec.title.clone(),
