@@ -409,3 +409,40 @@ fn sigterm_cancels_the_runs_jobs() {
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0].1, "CANCELLED");
 }
+
+const LIMITED: &str = r#"executor: slurm
+stages:
+  late:
+    cmd: sleep 300 && echo late > late.txt
+    outs: [late.txt]
+    resources: {time: "1"}
+  threads:
+    cmd: echo "$RAYON_NUM_THREADS $POLARS_MAX_THREADS $OMP_NUM_THREADS" > threads.txt
+    outs: [threads.txt]
+    resources: {cpus: 1}
+"#;
+
+/// A job past its `time:` is a failed stage with Slurm's reason (Slurm's limits are whole
+/// minutes, so this test takes one to two); a job's thread pools take its `cpus:`.
+#[test]
+fn a_job_past_its_time_limit_fails_with_slurms_reason_and_threads_follow_cpus() {
+    let Some(cluster) = cluster() else { return };
+    let p = Project::new();
+    p.write("pipeline.yaml", LIMITED);
+    let mut child = cluster
+        .command(&p, &["run", "-k", "-j", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let code = wait_bounded(&mut child, Duration::from_secs(240));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("reached its time limit (`time: 1`)") && stderr.contains("TIMEOUT"),
+        "{stderr}"
+    );
+    assert!(!p.exists("late.txt"));
+    assert_eq!(p.read("threads.txt"), "1 1 1\n");
+}

@@ -438,9 +438,19 @@ fn job_script(job: &CommandJob) -> String {
     for (k, v) in &job.env {
         s.push_str(&format!("export {k}={}\n", sh_quote(v)));
     }
+    // A node may have more cores than the job was given: the thread pools of repro (rayon,
+    // polars) and of common numeric libraries (OpenMP) take the allocation's size unless the
+    // stage's environment sets them.
+    s.push_str(THREADS_FROM_ALLOCATION);
     s.push_str(&format!("exec /bin/sh -c {}\n", sh_quote(&job.cmd)));
     s
 }
+
+const THREADS_FROM_ALLOCATION: &str = "if [ -n \"${SLURM_CPUS_PER_TASK:-}\" ]; then
+  : \"${RAYON_NUM_THREADS:=$SLURM_CPUS_PER_TASK}\" \"${POLARS_MAX_THREADS:=$SLURM_CPUS_PER_TASK}\" \"${OMP_NUM_THREADS:=$SLURM_CPUS_PER_TASK}\"
+  export RAYON_NUM_THREADS POLARS_MAX_THREADS OMP_NUM_THREADS
+fi
+";
 
 /// `text` as one single-quoted shell word.
 pub fn sh_quote(text: &str) -> String {
