@@ -619,3 +619,37 @@ fn a_dep_edited_during_a_run_at_seeded_moments_never_leaves_a_wrong_output() {
         }
     }
 }
+
+/// An output that no run recorded (here a file the user made before the first run) is moved
+/// aside while its stage runs, and has no other copy. A run killed then must not lose it: the
+/// next run puts it back where it was free, or keeps it under `cache/recovered/` when the killed
+/// run's command had already written a new one.
+#[test]
+fn an_unrecorded_output_moved_aside_survives_a_killed_run() {
+    let user = "the user's only copy\n";
+    for (cmd, rescued_to, note) in [
+        (
+            "echo new > out.txt",
+            "cache/recovered/out.txt",
+            "kept the earlier content of `out.txt`",
+        ),
+        ("exit 0", "out.txt", "put `out.txt` back"),
+    ] {
+        let p = crate::Project::new();
+        p.write(
+            "pipeline.yaml",
+            &format!("stages:\n  s:\n    cmd: {cmd}\n    outs: [out.txt]\n"),
+        );
+        p.write("out.txt", user);
+        let status = p
+            .command(&["run"])
+            .env("REPRO_FAILPOINT", "kill:s:after-command")
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), None, "{cmd}: repro was not killed");
+        let again = p.repro(&["run"]);
+        assert!(again.stderr.contains(note), "{cmd}: {}", again.stderr);
+        assert_eq!(p.read(rescued_to), user, "{cmd}");
+    }
+}

@@ -106,7 +106,10 @@ pub fn run(
     ui: &mut dyn Reporter,
 ) -> Result<Summary, Failure> {
     let store = Store::new(&p.root);
-    let guard = own_project(&store, cfg.wait)?;
+    let (guard, rescued) = own_project(&store, cfg.wait)?;
+    for note in rescued {
+        ui.warn(&Diagnostic::new(note));
+    }
     let lock_path = p.lock_path();
     let mut lockfile = lock::read(&lock_path)?;
     lockfile.engine = lock::engine_version();
@@ -375,7 +378,11 @@ fn prune_lock(
 
 /// Takes the project lock (or waits for it with `wait`), then clears the scratch files of a run
 /// that was killed: they are garbage once the lock is ours.
-pub(crate) fn own_project(store: &Store, wait: bool) -> Result<crate::store::ProjectLock, Failure> {
+/// Also returns what it rescued (`Store::clean_scratch`), for the caller to tell.
+pub(crate) fn own_project(
+    store: &Store,
+    wait: bool,
+) -> Result<(crate::store::ProjectLock, Vec<String>), Failure> {
     let guard = match store
         .lock_project(wait)
         .map_err(|e| Failure::io("cannot take the project lock `cache/lock`", &e))?
@@ -389,10 +396,10 @@ pub(crate) fn own_project(store: &Store, wait: bool) -> Result<crate::store::Pro
             ))
         }
     };
-    store
+    let notes = store
         .clean_scratch()
         .map_err(|e| Failure::io("cannot clean `cache/tmp`", &e))?;
-    Ok(guard)
+    Ok((guard, notes))
 }
 
 /// The Slurm executor of this run: jobs work in the project folder (absolute, on the shared

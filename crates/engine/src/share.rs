@@ -216,7 +216,10 @@ pub fn pull(
 /// lock file.
 fn begin(p: &Pipeline) -> Result<(Store, ProjectLock, LockFile), Failure> {
     let store = Store::new(&p.root);
-    let guard = crate::runner::own_project(&store, false)?;
+    let (guard, rescued) = crate::runner::own_project(&store, false)?;
+    for note in rescued {
+        tracing::warn!("{note}");
+    }
     let lockfile = lock::read(&p.lock_path())?;
     Ok((store, guard, lockfile))
 }

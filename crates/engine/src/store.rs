@@ -131,13 +131,49 @@ impl Store {
         Ok(tmp.join(format!("{}-{}-{label}", std::process::id(), n)))
     }
 
-    /// Removes scratch files left by processes that died (called while holding the project lock).
-    pub fn clean_scratch(&self) -> io::Result<()> {
+    /// Removes scratch files left by processes that died (called while holding the project lock),
+    /// after rescuing the outputs such a process had moved aside (see `move_aside`): each goes
+    /// back to its path when that is free, else to `cache/recovered/PATH`. Returns what it did,
+    /// one sentence per output, for the user.
+    pub fn clean_scratch(&self) -> io::Result<Vec<String>> {
         let tmp = self.dir.join("tmp");
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp)?;
+        if !tmp.exists() {
+            return Ok(Vec::new());
         }
-        Ok(())
+        let mut notes = Vec::new();
+        for entry in fs::read_dir(&tmp)? {
+            let journal = entry?.path();
+            if journal.extension().is_none_or(|e| e != "rel") {
+                continue;
+            }
+            let aside = journal.with_extension("");
+            let Ok(rel) = fs::read_to_string(&journal) else {
+                continue;
+            };
+            // A journal cut short or damaged names no output: it moves nothing.
+            let valid = repro_kind::paths::normalize_path(&rel).is_ok_and(|n| n == rel);
+            if fs::symlink_metadata(&aside).is_err() || !valid {
+                continue;
+            }
+            let full = self.root.join(&rel);
+            let dest = if fs::symlink_metadata(&full).is_err() {
+                notes.push(format!("put `{rel}` back: a killed run had moved it aside"));
+                full
+            } else {
+                let dest = unique(&self.dir.join("recovered").join(&rel));
+                notes.push(format!(
+                    "kept the earlier content of `{rel}`, which a killed run had moved aside, as `{}`",
+                    dest.strip_prefix(&self.root).unwrap_or(&dest).display()
+                ));
+                dest
+            };
+            if let Some(parent) = dest.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::rename(&aside, &dest)?;
+        }
+        fs::remove_dir_all(&tmp)?;
+        Ok(notes)
     }
 
     fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -284,6 +320,11 @@ impl Store {
             return Ok(None);
         }
         let aside = self.scratch_path("aside")?;
+        // A journal beside it names the output, so that the next run can put it back if this
+        // process is killed before it does (`clean_scratch`): an output no run recorded has no
+        // other copy.
+        let journal = aside.with_extension("rel");
+        self.write_atomic(&journal, rel.as_bytes())?;
         fs::rename(&full, &aside)?;
         Ok(Some(aside))
     }
@@ -296,14 +337,18 @@ impl Store {
             if let Some(parent) = full.parent() {
                 fs::create_dir_all(parent)?;
             }
-            fs::rename(aside, &full)?;
+            fs::rename(&aside, &full)?;
+            remove_path(&aside.with_extension("rel"))?;
         }
         Ok(())
     }
 
     pub fn discard(&self, aside: Option<PathBuf>) -> io::Result<()> {
         match aside {
-            Some(p) => remove_path(&p),
+            Some(p) => {
+                remove_path(&p)?;
+                remove_path(&p.with_extension("rel"))
+            }
             None => Ok(()),
         }
     }
@@ -530,6 +575,17 @@ impl ObjectStore for Store {
 /// hold paths) written as `%2F`, so that every stage has one file in `cache/logs/`.
 pub fn log_name(stage: &str) -> String {
     stage.replace('%', "%25").replace('/', "%2F")
+}
+
+/// `path`, or `path.1`, `path.2`, ... : the first that does not exist.
+fn unique(path: &Path) -> PathBuf {
+    let mut candidate = path.to_path_buf();
+    let mut n = 0;
+    while fs::symlink_metadata(&candidate).is_ok() {
+        n += 1;
+        candidate = PathBuf::from(format!("{}.{n}", path.display()));
+    }
+    candidate
 }
 
 /// A stage record's text: one `kind hash path` line per output, paths relative to the project.
