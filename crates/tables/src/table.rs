@@ -420,11 +420,18 @@ mod tests {
     fn every_format_escapes_its_specials() {
         let t = sample();
         let tex = t.to_latex();
-        assert!(tex.contains("A \\& B\\_1"));
-        assert!(tex.contains("x\\_1 & 0.500$^{***}$ & 1 &  \\\\"));
+        // The title is a comment line; as a caption it is escaped.
+        assert!(tex.starts_with("% A & B_1\n"), "{tex}");
+        assert!(tex.contains("x\\_1 & 0.500\\textsuperscript{***} & 1 & {} \\\\"));
         assert!(tex.contains("\\multicolumn{2}{c}{East}"));
         assert!(tex.contains("\\cmidrule(lr){2-3}"));
-        assert!(tex.contains("50\\% \\textless{}note\\textgreater{}"));
+        assert!(tex.contains("{a\\ensuremath{\\vert}b}"));
+        assert!(tex.contains("50\\% \\ensuremath{<}note\\ensuremath{>}"));
+        let captioned = Table {
+            caption: Some(t.title.clone()),
+            ..sample()
+        };
+        assert!(captioned.to_latex().contains("\\caption{A \\& B\\_1}"));
         let html = t.to_html();
         assert!(html.contains("<td>0.500<sup>***</sup></td>"));
         assert!(html.contains("50% &lt;note&gt;"));
@@ -434,7 +441,7 @@ mod tests {
         assert!(md.contains("a\\|b"));
         let csv = t.to_csv();
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], ",East,,");
+        assert_eq!(lines[0], ",East,East,");
         assert_eq!(lines[1], ",(1),(2),(3)");
         assert_eq!(lines[2], "x_1,0.500***,1,");
         assert_eq!(lines[4], "N,\"1,000\",5,a|b");
