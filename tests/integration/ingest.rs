@@ -291,7 +291,7 @@ fn quarantine_and_report_account_for_every_row() {
     let zeros = |bad_no: u64, bad_date: u64, missing: u64, bad_type: u64, dup: u64| {
         serde_json::json!({
             "bad_application_number": bad_no, "bad_date": bad_date, "bad_type": bad_type,
-            "duplicate": dup, "missing_applicant": missing,
+            "duplicate": dup, "missing_applicant": missing, "malformed_record": 0,
         })
     };
     let inputs = report["inputs"].as_array().unwrap();
@@ -613,4 +613,40 @@ fn a_cnki_text_export_in_gbk_gives_the_rows_worked_out_by_hand() {
     let input = &report["inputs"][0];
     assert_eq!(input["format"], "text", "{report}");
     assert_eq!(input["encoding"], "gbk", "{report}");
+}
+
+/// One stray `"` (issue 12): data row 1 opens a quote it never closes. Read naively it swallows
+/// its line break and merges with row 2 (whose own quote "closes" it), and every later row is one
+/// off. It must cost row 1 alone: quarantined as `malformed_record` with its line, every other
+/// row read and numbered as without the quote. Expected values follow the fixture's rows by hand
+/// (tests/fixtures/raw/README.md): without row 1, row 12 (row 1's number again) is kept.
+#[test]
+fn a_stray_quote_is_quarantined_and_costs_no_other_row() {
+    let p = Project::new();
+    p.write("pipeline.yaml", PIPELINE);
+    let text = fixture("patents_utf8.csv").replacen(",一种通信方法,", ",\"一种通信方法,", 1);
+    p.write("raw/p.csv", &text);
+    p.write(
+        "stages/ingest.yaml",
+        &format!("inputs: [raw/p.csv]\n{OUTPUTS}"),
+    );
+    p.repro(&["run"]).ok();
+    let df = read_parquet(&p, "output/data/applications.parquet");
+    assert_eq!(ints(&df, "source_row"), [2, 3, 4, 5, 12, 15, 16]);
+    let q = p.read("output/data/quarantine.csv");
+    let malformed: Vec<&str> = q
+        .lines()
+        .filter(|l| l.contains(",malformed_record,"))
+        .collect();
+    assert_eq!(
+        malformed,
+        ["raw/p.csv,1,malformed_record,\"CN201010123456.9,2010-03-15,\"\"一种通信方法,H04L 29/06,华为技术有限公司,广东省深圳市龙岗区坂田,518129,44\",,,,,,,,"]
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&p.read("output/reports/ingest.json")).unwrap();
+    let input = &report["inputs"][0];
+    assert_eq!(input["rows_read"], 16, "{input}");
+    assert_eq!(input["kept"], 7, "{input}");
+    assert_eq!(input["quarantined"]["malformed_record"], 1, "{input}");
+    assert_eq!(input["quarantined"]["duplicate"], 1, "{input}");
 }

@@ -209,6 +209,8 @@ impl ColumnsSpec {
 /// Why a row was not kept. Checked in this order; a row gets the first reason that applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Reason {
+    /// A CSV record that breaks RFC 4180's quoting (`csvtext::Malformed`): its fields are unknown.
+    MalformedRecord,
     BadApplicationNumber,
     BadDate,
     MissingApplicant,
@@ -216,7 +218,8 @@ enum Reason {
     Duplicate,
 }
 
-const REASONS: [Reason; 5] = [
+const REASONS: [Reason; 6] = [
+    Reason::MalformedRecord,
     Reason::BadApplicationNumber,
     Reason::BadDate,
     Reason::MissingApplicant,
@@ -227,6 +230,7 @@ const REASONS: [Reason; 5] = [
 impl Reason {
     fn name(self) -> &'static str {
         match self {
+            Reason::MalformedRecord => "malformed_record",
             Reason::BadApplicationNumber => "bad_application_number",
             Reason::BadDate => "bad_date",
             Reason::MissingApplicant => "missing_applicant",
@@ -689,6 +693,24 @@ enum Cells<'a> {
 }
 
 impl<'a> Cells<'a> {
+    /// Whether CSV record `row` breaks RFC 4180 (then `line` holds its text).
+    fn malformed(&self, row: usize) -> bool {
+        match self {
+            Cells::Columns(_) => false,
+            Cells::Csv { batch, first, .. } => batch.malformed(first + row).is_some(),
+        }
+    }
+
+    /// The physical line of a malformed CSV record.
+    fn line(&self, row: usize) -> &'a str {
+        match self {
+            Cells::Columns(_) => "",
+            Cells::Csv {
+                batch, text, first, ..
+            } => batch.cell(text, first + row, 0),
+        }
+    }
+
     fn get(&self, field: RawField, row: usize) -> &'a str {
         match self {
             Cells::Columns(cols) => cols[field as usize]
@@ -732,6 +754,9 @@ fn narrow<'a>(c: Cow<'a, str>, f: impl Fn(&str) -> &str) -> Cow<'a, str> {
 /// Judges one row: the first failing check gives the reason (the duplicate check comes later, in
 /// input order).
 fn judge_row<'a>(cells: &Cells<'a>, row: usize, has_type: bool) -> Result<Clean<'a>, Reason> {
+    if cells.malformed(row) {
+        return Err(Reason::MalformedRecord);
+    }
     let cell = |f: RawField| cells.get(f, row);
     let number = textnorm::parse_app_number(cell(RawField::ApplicationNumber))
         .ok_or(Reason::BadApplicationNumber)?;
@@ -954,9 +979,16 @@ fn write_quarantine_row(
 ) -> std::io::Result<()> {
     write_csv_field(w, rel)?;
     write!(w, ",{source_row},{}", reason.name())?;
-    for field in FIELDS {
+    // A malformed record's fields are unknown: its line goes under the first field, whole.
+    let malformed = reason == Reason::MalformedRecord;
+    for (k, field) in FIELDS.into_iter().enumerate() {
         w.write_all(b",")?;
-        write_csv_field(w, cells.get(field, row))?;
+        let text = match (malformed, k) {
+            (false, _) => cells.get(field, row),
+            (true, 0) => cells.line(row),
+            (true, _) => "",
+        };
+        write_csv_field(w, text)?;
     }
     w.write_all(b"\n")
 }

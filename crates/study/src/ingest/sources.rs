@@ -16,7 +16,7 @@ use calamine::{Data, Reader, Xlsx};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::csvtext::{PieceError, TextBatch};
+use super::csvtext::{scan_record, PieceError, Scan, TextBatch};
 use crate::textnorm::normalize;
 use repro_kind::diag::Diagnostic;
 
@@ -443,14 +443,15 @@ fn decode_gbk(
 
 /// Cuts a stream of UTF-8 CSV text into pieces that end after an unquoted newline.
 struct RecordSplitter {
-    /// A piece is cut once at least this many bytes are pending.
+    /// Pieces are cut at the first record boundary at or after this many bytes.
     min_piece: usize,
     pending: Vec<u8>,
-    /// How far `pending` has been scanned for quotes and newlines.
-    scanned: usize,
-    in_quotes: bool,
-    /// End of the last complete record in `pending` (just after its newline).
+    /// End of the last complete record in `pending` found so far (where the next one starts):
+    /// records are found by `csvtext::scan_record`, as the field splitter finds them.
     boundary: usize,
+    /// With no complete record in `pending`, look again only once it holds this many bytes, so
+    /// that a record that runs long (a quote never closed) is not rescanned at every read.
+    rescan_at: usize,
     /// Bytes handed out so far (for error offsets).
     consumed: u64,
 }
@@ -460,49 +461,57 @@ impl RecordSplitter {
         RecordSplitter {
             min_piece,
             pending: Vec::new(),
-            scanned: 0,
-            in_quotes: false,
             boundary: 0,
+            rescan_at: 0,
             consumed: 0,
         }
     }
 
-    fn scan(&mut self) {
-        let start = self.scanned;
-        for i in memchr::memchr2_iter(b'"', b'\n', &self.pending[start..]) {
-            if self.pending[start + i] == b'"' {
-                self.in_quotes = !self.in_quotes;
-            } else if !self.in_quotes {
-                self.boundary = start + i + 1;
+    /// Moves `boundary` past the complete records in `pending`, up to a piece's worth; `eof`:
+    /// nothing more comes, so every record ends.
+    fn scan(&mut self, eof: bool) {
+        while self.boundary < self.pending.len() && self.boundary < self.min_piece {
+            match scan_record(&self.pending, self.boundary, eof) {
+                Scan::Record { next, .. } => self.boundary = next,
+                Scan::NeedMore => return,
             }
         }
-        self.scanned = self.pending.len();
     }
 
-    /// Complete records, once at least a piece's worth has accumulated.
-    fn take_pieces(&mut self) -> Vec<Vec<u8>> {
-        self.scan();
-        if self.pending.len() < self.min_piece || self.boundary == 0 {
-            return Vec::new();
-        }
+    /// Hands out `pending` up to `boundary` as a piece.
+    fn cut(&mut self) -> Vec<u8> {
         // The rest goes to a buffer of full size, so that filling it does not reallocate.
         let mut rest = Vec::with_capacity(self.min_piece + READ_BYTES);
         rest.extend_from_slice(&self.pending[self.boundary..]);
         let mut piece = std::mem::replace(&mut self.pending, rest);
         piece.truncate(self.boundary);
-        self.scanned -= self.boundary;
         self.boundary = 0;
+        self.rescan_at = 0;
         self.consumed += piece.len() as u64;
-        vec![piece]
+        piece
     }
 
-    /// Everything left (the last record may lack its newline).
+    /// Complete records, a piece's worth at a time, once at least that much has accumulated.
+    fn take_pieces(&mut self) -> Vec<Vec<u8>> {
+        let mut pieces = Vec::new();
+        while self.pending.len() >= self.min_piece.max(self.rescan_at) {
+            self.scan(false);
+            if self.boundary == 0 {
+                self.rescan_at = 2 * self.pending.len();
+                break;
+            }
+            pieces.push(self.cut());
+        }
+        pieces
+    }
+
+    /// Everything left, in pieces (the last record may lack its line break).
     fn finish(&mut self) -> Vec<Vec<u8>> {
-        let mut pieces = self.take_pieces();
-        if !self.pending.is_empty() {
-            let piece = std::mem::take(&mut self.pending);
-            self.consumed += piece.len() as u64;
-            pieces.push(piece);
+        let mut pieces = Vec::new();
+        while !self.pending.is_empty() {
+            // At the end of the text every record ends, so each pass cuts at least one.
+            self.scan(true);
+            pieces.push(self.cut());
         }
         pieces
     }
@@ -884,10 +893,11 @@ mod tests {
             }
             assert!(last.ends_with(b"3,z"));
         }
-        // Fed at once with small pieces: the cut comes after the last complete record.
+        // Fed at once with pieces of at least one byte: one record a piece.
         let pieces = split_all(text, text.len());
-        assert_eq!(pieces.len(), 2);
-        assert_eq!(pieces[1], b"3,z");
+        assert_eq!(pieces.len(), 4);
+        assert_eq!(pieces[1], b"1,\"x\ny\"\n");
+        assert_eq!(pieces[3], b"3,z");
     }
 
     #[test]
