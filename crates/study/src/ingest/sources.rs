@@ -480,8 +480,10 @@ impl RecordSplitter {
 
     /// Hands out `pending` up to `boundary` as a piece.
     fn cut(&mut self) -> Vec<u8> {
-        // The rest goes to a buffer of full size, so that filling it does not reallocate.
-        let mut rest = Vec::with_capacity(self.min_piece + READ_BYTES);
+        // The rest goes to a buffer of full size, so that filling it does not reallocate (a
+        // caller's "one piece" asks for `usize::MAX`: the usual size is enough to start with).
+        let full = self.min_piece.min(CSV_CHUNK_BYTES) + READ_BYTES;
+        let mut rest = Vec::with_capacity(full);
         rest.extend_from_slice(&self.pending[self.boundary..]);
         let mut piece = std::mem::replace(&mut self.pending, rest);
         piece.truncate(self.boundary);
