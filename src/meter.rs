@@ -13,12 +13,22 @@ use std::time::{Duration, Instant};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use repro_engine::remote::Meter;
 
-/// How often a plain progress line is printed while a transfer goes on.
+/// How often a plain progress line is printed while a transfer goes on, unless
+/// `REPRO_PROGRESS_SECONDS` says otherwise (a CI log that wants more, or a test that wants one).
 const PLAIN_EVERY: Duration = Duration::from_secs(10);
+
+fn plain_every() -> Duration {
+    std::env::var("REPRO_PROGRESS_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(PLAIN_EVERY, Duration::from_secs_f64)
+}
 
 pub struct TransferMeter {
     verb: &'static str,
     bar: Option<ProgressBar>,
+    every: Duration,
     objects: AtomicU64,
     bytes: AtomicU64,
     last_line: Mutex<Instant>,
@@ -39,6 +49,7 @@ impl TransferMeter {
         TransferMeter {
             verb,
             bar,
+            every: plain_every(),
             objects: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             last_line: Mutex::new(Instant::now()),
@@ -60,7 +71,7 @@ impl TransferMeter {
             return;
         }
         let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
-        if last.elapsed() >= PLAIN_EVERY {
+        if last.elapsed() >= self.every {
             *last = Instant::now();
             eprintln!("{}", self.text());
         }

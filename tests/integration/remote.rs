@@ -391,8 +391,17 @@ fn shares_results(t: &Target, name: &str) {
 
     // 3. `repro pull` in a third clone puts the outputs in place; `repro run` then has nothing to do.
     let third = clone_of(t, &first);
-    let pull = t.repro(&third, &["pull"]);
+    // Long transfers show progress: a plain line every `REPRO_PROGRESS_SECONDS` off a terminal.
+    let mut c = third.command(&["pull"]);
+    c.envs(t.env.iter().map(|(k, v)| (k, v)))
+        .env("REPRO_PROGRESS_SECONDS", "0");
+    let pull = self::run(c);
     pull.ok();
+    assert!(
+        pull.stderr.contains("pulling: 1 objects,"),
+        "{}",
+        pull.stderr
+    );
     assert!(
         pull.stderr.contains("pulled 3 stages from"),
         "{}",
