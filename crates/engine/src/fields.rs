@@ -1,0 +1,204 @@
+//! Field-by-field views of structured values, so `repro status` can say which field changed.
+//!
+//! Owns: flattening a JSON value into dotted paths (`models[1].formula`), reading a built-in
+//! stage's spec file (YAML) into that flat view for the lock, comparing two flat views, and
+//! showing a value briefly (long values shortened in the middle). Deliberately does not own:
+//! deciding that something is stale (`planner`) or what a kind's spec means (the kinds).
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// A spec file with more fields than this is not recorded field by field: status then says only
+/// that the file changed (a spec is a small hand-written file; a huge one is data).
+pub const MAX_FIELDS: usize = 2_000;
+
+/// Values longer than this (as shown) are shortened with an ellipsis in the middle.
+const SHOW_CHARS: usize = 60;
+
+/// One field whose value differs: absent on one side when it was added or removed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+}
+
+/// `value` as dotted paths to its leaves, in document order. Scalars, empty lists and empty
+/// mappings are leaves; a key that is not a plain word is written `["key"]`.
+pub fn flatten(value: &Value) -> Map<String, Value> {
+    let mut out = Map::new();
+    walk(value, String::new(), &mut out);
+    out
+}
+
+fn walk(value: &Value, path: String, out: &mut Map<String, Value>) {
+    match value {
+        Value::Object(o) if !o.is_empty() => {
+            for (k, v) in o {
+                let plain = !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '^'));
+                let step = match (plain, path.is_empty()) {
+                    (true, true) => k.clone(),
+                    (true, false) => format!("{path}.{k}"),
+                    (false, _) => format!("{path}[{}]", Value::String(k.clone())),
+                };
+                walk(v, step, out);
+            }
+        }
+        Value::Array(a) if !a.is_empty() => {
+            for (i, v) in a.iter().enumerate() {
+                walk(v, format!("{path}[{i}]"), out);
+            }
+        }
+        leaf => {
+            out.insert(path, leaf.clone());
+        }
+    }
+}
+
+/// The flat view of spec file `rel`, or None when it cannot be read as YAML with string keys or
+/// has more than [`MAX_FIELDS`] fields (its kind has already parsed it, so this is rare).
+pub fn read_spec(root: &Path, rel: &str) -> Option<Map<String, Value>> {
+    let text = std::fs::read_to_string(root.join(rel)).ok()?;
+    let options = repro_kind::spec::yaml_options(&text);
+    let value: Value = serde_saphyr::from_str_with_options(&text, options).ok()?;
+    let flat = flatten(&value);
+    (flat.len() <= MAX_FIELDS).then_some(flat)
+}
+
+/// The fields that differ between `old` and `new`: changed and added ones in `new`'s order,
+/// then removed ones in `old`'s order.
+pub fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    for (k, v) in new {
+        match old.get(k) {
+            Some(o) if o == v => {}
+            o => out.push(FieldChange {
+                field: k.clone(),
+                old: o.cloned(),
+                new: Some(v.clone()),
+            }),
+        }
+    }
+    for (k, v) in old {
+        if !new.contains_key(k) {
+            out.push(FieldChange {
+                field: k.clone(),
+                old: Some(v.clone()),
+                new: None,
+            });
+        }
+    }
+    out
+}
+
+/// The fields that differ between two canonical definitions, when both are JSON; None otherwise.
+pub fn diff_json(old: &str, new: &str) -> Option<Vec<FieldChange>> {
+    let old: Value = serde_json::from_str(old).ok()?;
+    let new: Value = serde_json::from_str(new).ok()?;
+    Some(diff(&flatten(&old), &flatten(&new)))
+}
+
+/// A value as a user reads it: text in backticks, other values as compact JSON; long ones
+/// shortened in the middle.
+pub fn show(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("`{}`", shorten(s)),
+        other => shorten(&other.to_string()),
+    }
+}
+
+/// `text` cut to about [`SHOW_CHARS`] characters with `…` in the middle.
+pub fn shorten(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= SHOW_CHARS {
+        return text.to_string();
+    }
+    let half = (SHOW_CHARS - 1) / 2;
+    let head: String = chars[..half].iter().collect();
+    let tail: String = chars[chars.len() - half..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+/// One change as a user reads it: `` `field`: old -> new ``, or added / removed.
+pub fn show_change(c: &FieldChange) -> String {
+    let name = if c.field.is_empty() {
+        "the value".to_string()
+    } else {
+        format!("`{}`", c.field)
+    };
+    match (&c.old, &c.new) {
+        (Some(o), Some(n)) => format!("{name}: {} -> {}", show(o), show(n)),
+        (None, Some(n)) => format!("{name} added: {}", show(n)),
+        (Some(o), None) => format!("{name} removed (was {})", show(o)),
+        (None, None) => name,
+    }
+}
+
+/// Every change, joined with `; `.
+pub fn show_changes(changes: &[FieldChange]) -> String {
+    let parts: Vec<String> = changes.iter().map(show_change).collect();
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn flattens_to_dotted_paths_in_order() {
+        let v = json!({"digits": 3, "models": [{"id": "a", "formula": "y ~ x"}],
+                       "fe_labels": {"province^year": "P x Y", "a.b": 1}, "keep": []});
+        let flat = flatten(&v);
+        let keys: Vec<&str> = flat.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "digits",
+                "models[0].id",
+                "models[0].formula",
+                "fe_labels.province^year",
+                "fe_labels[\"a.b\"]",
+                "keep"
+            ]
+        );
+        assert_eq!(flat["keep"], json!([]));
+    }
+
+    #[test]
+    fn diffs_changed_added_and_removed_fields() {
+        let old = flatten(&json!({"digits": 3, "models": [{"formula": "y ~ x"}], "notes": "n"}));
+        let new =
+            flatten(&json!({"digits": 4, "models": [{"formula": "y ~ x"}, {"formula": "y ~ z"}]}));
+        let shown = show_changes(&diff(&old, &new));
+        assert_eq!(
+            shown,
+            "`digits`: 3 -> 4; `models[1].formula` added: `y ~ z`; `notes` removed (was `n`)"
+        );
+        assert!(diff(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn long_values_are_shortened_in_the_middle() {
+        let long = "x".repeat(30) + &"y".repeat(100);
+        let s = shorten(&long);
+        assert_eq!(s.chars().count(), 59);
+        assert!(s.starts_with("xxxx") && s.ends_with("yyyy") && s.contains('…'));
+        assert_eq!(shorten("short"), "short");
+    }
+
+    #[test]
+    fn definitions_that_are_not_json_are_not_diffed() {
+        assert!(diff_json("not json", "{}").is_none());
+        let d = diff_json(
+            r#"{"kind":"synth","spec":{"seed":1}}"#,
+            r#"{"kind":"synth","spec":{"seed":2}}"#,
+        )
+        .unwrap();
+        assert_eq!(show_changes(&d), "`spec.seed`: 1 -> 2");
+    }
+}
