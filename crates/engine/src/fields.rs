@@ -147,6 +147,7 @@ pub fn show_changes(changes: &[FieldChange]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     #[test]
@@ -200,5 +201,113 @@ mod tests {
         )
         .unwrap();
         assert_eq!(show_changes(&d), "`spec.seed`: 1 -> 2");
+    }
+
+    /// JSON values over a few keys chosen to collide if paths were ambiguous: dots, brackets,
+    /// quotes, digits, the empty key.
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (0i64..3).prop_map(Value::from),
+            prop::sample::select(vec!["", "a", "0", "[]"]).prop_map(Value::from),
+        ];
+        let keys = vec!["a", "b", "a.b", "0", "", "a[0]", "\"a\"", "[\"a\"]", "^"];
+        leaf.prop_recursive(4, 40, 4, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(keys.clone()), inner), 0..3).prop_map(
+                    |kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+                ),
+            ]
+        })
+    }
+
+    /// One step of a path: a mapping key or a list index.
+    #[derive(Debug)]
+    enum Step {
+        Key(String),
+        Index(usize),
+    }
+
+    /// A path read back into its steps: `key`, `.key`, `[3]`, `["any key"]`.
+    fn steps(path: &str) -> Vec<Step> {
+        let mut out = Vec::new();
+        let mut rest = path;
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix("[\"") {
+                // A JSON string: up to the first unescaped quote.
+                let mut de = serde_json::Deserializer::from_str(&rest[1..]).into_iter::<String>();
+                out.push(Step::Key(de.next().unwrap().unwrap()));
+                rest = &r[de.byte_offset() - 1..];
+                rest = rest.strip_prefix(']').unwrap();
+            } else if let Some(r) = rest.strip_prefix('[') {
+                let end = r.find(']').unwrap();
+                out.push(Step::Index(r[..end].parse().unwrap()));
+                rest = &r[end + 1..];
+            } else {
+                let r = rest.strip_prefix('.').unwrap_or(rest);
+                let end = r.find(['.', '[']).unwrap_or(r.len());
+                out.push(Step::Key(r[..end].to_string()));
+                rest = &r[end..];
+            }
+        }
+        out
+    }
+
+    /// The value a flat view was made from.
+    fn unflatten(flat: &Map<String, Value>) -> Value {
+        let mut root = Value::Null;
+        for (path, leaf) in flat {
+            let mut at = &mut root;
+            for step in steps(path) {
+                at = match step {
+                    Step::Key(k) => {
+                        if !at.is_object() {
+                            *at = Value::Object(Map::new());
+                        }
+                        at.as_object_mut().unwrap().entry(k).or_insert(Value::Null)
+                    }
+                    Step::Index(i) => {
+                        if !at.is_array() {
+                            *at = Value::Array(Vec::new());
+                        }
+                        let a = at.as_array_mut().unwrap();
+                        if a.len() <= i {
+                            a.resize(i + 1, Value::Null);
+                        }
+                        &mut a[i]
+                    }
+                };
+            }
+            *at = leaf.clone();
+        }
+        root
+    }
+
+    proptest! {
+        /// Every path reads back to the keys and indices it came from, so two different values
+        /// never flatten alike and status never calls a change "no field changed" (keys with
+        /// dots, brackets or quotes, empty keys, empty lists and maps).
+        #[test]
+        fn flat_views_read_back_to_the_value(a in json()) {
+            prop_assert_eq!(unflatten(&flatten(&a)), a);
+        }
+
+        /// The changes listed turn the old fields into the new ones, and nothing else differs.
+        #[test]
+        fn the_changes_are_exactly_the_difference(a in json(), b in json()) {
+            let (old, new) = (flatten(&a), flatten(&b));
+            let mut applied = old.clone();
+            for c in diff(&old, &new) {
+                prop_assert_ne!(old.get(&c.field), new.get(&c.field));
+                match c.new {
+                    Some(v) => applied.insert(c.field, v),
+                    None => applied.remove(&c.field),
+                };
+            }
+            // Maps compare as sets of fields, whatever their order.
+            prop_assert_eq!(applied, new);
+        }
     }
 }
