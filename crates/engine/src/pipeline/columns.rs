@@ -3,16 +3,15 @@
 //! once, every one of them, before any stage runs.
 //!
 //! Owns: what is known of each project path's columns: declared by the built-in stage that writes
-//! it (`BuiltinStage::output_columns`), a source (no stage writes it: the reading kind may look at
+//! it (`BuiltinStage::output_columns`), a source (no stage writes it or a folder above it: the reading kind may look at
 //! its header), or unknown (a command stage writes it). Deliberately does not own: which
 //! variables a stage reads or reading a header (the kinds, through `check_columns`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use repro_kind::columns::{ColumnsCtx, Known};
 use repro_kind::diag::Diagnostic;
-use repro_kind::paths::path_within;
 
 use super::model::{Action, Stage};
 
@@ -26,13 +25,19 @@ pub(super) fn check(root: &Path, stages: &[Stage]) -> Vec<Diagnostic> {
             }
         }
     }
+    let outs: HashSet<&str> = stages
+        .iter()
+        .flat_map(|s| s.outs.iter().map(String::as_str))
+        .collect();
     let known = |path: &str| -> Known<'_> {
         if let Some((stage, columns)) = declared.get(path) {
             return Known::Declared { stage, columns };
         }
-        let written = stages
-            .iter()
-            .any(|s| s.outs.iter().any(|o| path_within(path, o)));
+        // The path or a folder above it is an output (`path_within`), by lookups, not a scan
+        // of every stage's outputs for every reader.
+        let written = std::iter::once(path)
+            .chain(path.rmatch_indices('/').map(|(i, _)| &path[..i]))
+            .any(|p| outs.contains(p));
         if written {
             Known::Unknown
         } else {
