@@ -2,8 +2,8 @@
 //! compute.
 //!
 //! Owns: the pipeline model and its validation (`yaml`, `params`, `pipeline`), stage keys
-//! (`key`), file state and the stat cache (`fsstate`, `observe`), staleness (`planner`, pure) and the field-by-field
-//! views it reports changes in (`fields`),
+//! (`key`), file state and the stat cache (`fsstate`, `observe`), staleness (`planner`, pure)
+//! and the field-by-field views it reports changes in (`fields`),
 //! the lock file (`lock`) and the locks sharing the cache (`lockset`), everything under `cache/`
 //! (`store`), running commands (`executor`, `slurm`),
 //! the dispatcher (`runner`, reporting through `reporter`), and the read-only views (`status`:

@@ -3,9 +3,10 @@
 //! once, every one of them, before any stage runs.
 //!
 //! Owns: what is known of each project path's columns: declared by the built-in stage that writes
-//! it (`BuiltinStage::output_columns`), a source (no stage writes it or a folder above it: the reading kind may look at
-//! its header), or unknown (a command stage writes it). Deliberately does not own: which
-//! variables a stage reads or reading a header (the kinds, through `check_columns`).
+//! it (`BuiltinStage::output_columns`), a source (no stage writes it or a folder above it: the
+//! reading kind may look at its header), or unknown (a command stage writes it). Deliberately does
+//! not own: which variables a stage reads or reading a header (the kinds, through
+//! `check_columns`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
