@@ -51,8 +51,8 @@ fn status_names_each_changed_field_of_a_spec() {
     out.ok();
     assert!(
         out.stdout.contains(
-            "`models[1].formula`: `y ~ x` -> `y ~ x + z`; `models[2].id` added: `c`; \
-             `models[2].formula` added: `y ~ z`; `digits`: 3 -> 4"
+            "`models[1].formula`: `y ~ x` -> `y ~ x + z`; \
+             `models[2]` added: `{\"id\":\"c\",\"formula\":\"y ~ z\"}`; `digits`: 3 -> 4"
         ),
         "{}",
         out.stdout
@@ -63,9 +63,14 @@ fn status_names_each_changed_field_of_a_spec() {
     let json: serde_json::Value =
         serde_json::from_str(&p.repro(&["status", "--json"]).ok().stdout).unwrap();
     let changes = &json["stages"][0]["changes"];
-    assert_eq!(changes.as_array().map(Vec::len), Some(4), "{json}");
+    assert_eq!(changes.as_array().map(Vec::len), Some(3), "{json}");
     assert_eq!(
-        changes[3],
+        changes[1],
+        serde_json::json!({"in": "stages/baseline.yaml", "field": "models[2]", "old": null,
+                           "new": {"id": "c", "formula": "y ~ z"}})
+    );
+    assert_eq!(
+        changes[2],
         serde_json::json!({"in": "stages/baseline.yaml", "field": "digits", "old": 3, "new": 4})
     );
 

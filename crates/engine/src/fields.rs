@@ -70,8 +70,22 @@ pub fn read_spec(root: &Path, rel: &str) -> Option<Map<String, Value>> {
 }
 
 /// The fields that differ between `old` and `new`: changed and added ones in `new`'s order,
-/// then removed ones in `old`'s order.
+/// then removed ones in `old`'s order. A whole entry added or removed (a model, a mapping) is one
+/// change whose value is the entry.
 pub fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<FieldChange> {
+    let added = grouped(field_diff(old, new), old, new);
+    // Removed fields group the other way round.
+    let swap = |c: FieldChange| FieldChange {
+        field: c.field,
+        old: c.new,
+        new: c.old,
+    };
+    let removed: Vec<FieldChange> = added.into_iter().map(swap).collect();
+    grouped(removed, new, old).into_iter().map(swap).collect()
+}
+
+/// The differing fields one by one.
+fn field_diff(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<FieldChange> {
     let mut out = Vec::new();
     for (k, v) in new {
         match old.get(k) {
@@ -95,6 +109,127 @@ pub fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<FieldChan
     out
 }
 
+/// Fields added under an entry that `old` does not have at all, as one change of that entry
+/// (the outermost such); other changes as they are. A path that does not read back (a lock
+/// edited by hand) is left alone.
+fn grouped(
+    changes: Vec<FieldChange>,
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+) -> Vec<FieldChange> {
+    let mut out: Vec<FieldChange> = Vec::new();
+    for c in changes {
+        let entry = match (&c.old, &c.new) {
+            (None, Some(_)) => outermost_new_entry(&c.field, old),
+            _ => None,
+        };
+        let Some(entry) = entry else {
+            out.push(c);
+            continue;
+        };
+        if out.iter().any(|o| o.field == entry) {
+            continue;
+        }
+        let members = new.iter().filter(|(k, _)| within(k, entry)).map(|(k, v)| {
+            let rest = &k[entry.len()..];
+            (rest.strip_prefix('.').unwrap_or(rest), v)
+        });
+        match unflatten(members) {
+            Some(value) => out.push(FieldChange {
+                field: entry.to_string(),
+                old: None,
+                new: Some(value),
+            }),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// The outermost entry above `field` (not `field` itself) of which `old` has nothing.
+fn outermost_new_entry<'a>(field: &'a str, old: &Map<String, Value>) -> Option<&'a str> {
+    let ends = steps(field)?;
+    ends.iter()
+        .take(ends.len().saturating_sub(1))
+        .map(|(_, end)| &field[..*end])
+        .find(|entry| !old.keys().any(|k| within(k, entry)))
+}
+
+/// Whether path `key` is `entry` or lies under it.
+fn within(key: &str, entry: &str) -> bool {
+    key == entry
+        || (key.len() > entry.len()
+            && key.starts_with(entry)
+            && matches!(key.as_bytes()[entry.len()], b'.' | b'['))
+}
+
+/// One step of a path: a mapping key or a list index.
+#[derive(Debug, PartialEq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// A path read back into its steps, each with the byte offset where it ends: `key`, `.key`,
+/// `[3]`, `["any key"]`. None for text [`flatten`] does not write.
+fn steps(path: &str) -> Option<Vec<(Step, usize)>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < path.len() {
+        let rest = &path[at..];
+        let (step, len) = if rest.starts_with("[\"") {
+            let mut de = serde_json::Deserializer::from_str(&rest[1..]).into_iter::<String>();
+            let key = de.next()?.ok()?;
+            let len = 1 + de.byte_offset();
+            rest[len..].starts_with(']').then_some(())?;
+            (Step::Key(key), len + 1)
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            (Step::Index(r[..end].parse().ok()?), end + 2)
+        } else {
+            let skip = usize::from(at > 0);
+            (at == 0 || rest.starts_with('.')).then_some(())?;
+            let r = &rest[skip..];
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            (Step::Key(r[..end].to_string()), skip + end)
+        };
+        at += len;
+        out.push((step, at));
+    }
+    Some(out)
+}
+
+/// The value whose flat view is `fields` (paths relative to it); None when a path does not read
+/// back or two paths disagree on what lies above them.
+fn unflatten<'a>(fields: impl IntoIterator<Item = (&'a str, &'a Value)>) -> Option<Value> {
+    let mut root = Value::Null;
+    for (path, leaf) in fields {
+        let mut at = &mut root;
+        for (step, _) in steps(path)? {
+            at = match step {
+                Step::Key(k) => {
+                    if at.is_null() {
+                        *at = Value::Object(Map::new());
+                    }
+                    at.as_object_mut()?.entry(k).or_insert(Value::Null)
+                }
+                Step::Index(i) => {
+                    if at.is_null() {
+                        *at = Value::Array(Vec::new());
+                    }
+                    let a = at.as_array_mut()?;
+                    if a.len() <= i {
+                        a.resize(i + 1, Value::Null);
+                    }
+                    &mut a[i]
+                }
+            };
+        }
+        *at = leaf.clone();
+    }
+    Some(root)
+}
+
 /// The fields that differ between two canonical definitions, when both are JSON; None otherwise.
 pub fn diff_json(old: &str, new: &str) -> Option<Vec<FieldChange>> {
     let old: Value = serde_json::from_str(old).ok()?;
@@ -102,11 +237,12 @@ pub fn diff_json(old: &str, new: &str) -> Option<Vec<FieldChange>> {
     Some(diff(&flatten(&old), &flatten(&new)))
 }
 
-/// A value as a user reads it: text in backticks, other values as compact JSON; long ones
-/// shortened in the middle.
+/// A value as a user reads it: text and entries (as compact JSON) in backticks, numbers, `true`,
+/// `false` and `null` bare; long ones shortened in the middle.
 pub fn show(value: &Value) -> String {
     match value {
         Value::String(s) => format!("`{}`", shorten(s)),
+        Value::Array(_) | Value::Object(_) => format!("`{}`", shorten(&value.to_string())),
         other => shorten(&other.to_string()),
     }
 }
@@ -178,9 +314,18 @@ mod tests {
         let shown = show_changes(&diff(&old, &new));
         assert_eq!(
             shown,
-            "`digits`: 3 -> 4; `models[1].formula` added: `y ~ z`; `notes` removed (was `n`)"
+            "`digits`: 3 -> 4; `models[1]` added: `{\"formula\":\"y ~ z\"}`; `notes` removed (was `n`)"
         );
         assert!(diff(&new, &new).is_empty());
+        // A removed mapping is one change; a list that was empty gets its items one by one.
+        let old =
+            flatten(&json!({"fe_labels": {"city": "City FE", "year": "Year FE"}, "keep": []}));
+        let new = flatten(&json!({"keep": ["x"]}));
+        assert_eq!(
+            show_changes(&diff(&old, &new)),
+            "`keep[0]` added: `x`; `fe_labels` removed (was `{\"city\":\"City FE\",\"year\":\"Year FE\"}`); \
+             `keep` removed (was `[]`)"
+        );
     }
 
     #[test]
@@ -223,75 +368,14 @@ mod tests {
         })
     }
 
-    /// One step of a path: a mapping key or a list index.
-    #[derive(Debug)]
-    enum Step {
-        Key(String),
-        Index(usize),
-    }
-
-    /// A path read back into its steps: `key`, `.key`, `[3]`, `["any key"]`.
-    fn steps(path: &str) -> Vec<Step> {
-        let mut out = Vec::new();
-        let mut rest = path;
-        while !rest.is_empty() {
-            if let Some(r) = rest.strip_prefix("[\"") {
-                // A JSON string: up to the first unescaped quote.
-                let mut de = serde_json::Deserializer::from_str(&rest[1..]).into_iter::<String>();
-                out.push(Step::Key(de.next().unwrap().unwrap()));
-                rest = &r[de.byte_offset() - 1..];
-                rest = rest.strip_prefix(']').unwrap();
-            } else if let Some(r) = rest.strip_prefix('[') {
-                let end = r.find(']').unwrap();
-                out.push(Step::Index(r[..end].parse().unwrap()));
-                rest = &r[end + 1..];
-            } else {
-                let r = rest.strip_prefix('.').unwrap_or(rest);
-                let end = r.find(['.', '[']).unwrap_or(r.len());
-                out.push(Step::Key(r[..end].to_string()));
-                rest = &r[end..];
-            }
-        }
-        out
-    }
-
-    /// The value a flat view was made from.
-    fn unflatten(flat: &Map<String, Value>) -> Value {
-        let mut root = Value::Null;
-        for (path, leaf) in flat {
-            let mut at = &mut root;
-            for step in steps(path) {
-                at = match step {
-                    Step::Key(k) => {
-                        if !at.is_object() {
-                            *at = Value::Object(Map::new());
-                        }
-                        at.as_object_mut().unwrap().entry(k).or_insert(Value::Null)
-                    }
-                    Step::Index(i) => {
-                        if !at.is_array() {
-                            *at = Value::Array(Vec::new());
-                        }
-                        let a = at.as_array_mut().unwrap();
-                        if a.len() <= i {
-                            a.resize(i + 1, Value::Null);
-                        }
-                        &mut a[i]
-                    }
-                };
-            }
-            *at = leaf.clone();
-        }
-        root
-    }
-
     proptest! {
         /// Every path reads back to the keys and indices it came from, so two different values
         /// never flatten alike and status never calls a change "no field changed" (keys with
         /// dots, brackets or quotes, empty keys, empty lists and maps).
         #[test]
         fn flat_views_read_back_to_the_value(a in json()) {
-            prop_assert_eq!(unflatten(&flatten(&a)), a);
+            let flat = flatten(&a);
+            prop_assert_eq!(unflatten(flat.iter().map(|(k, v)| (k.as_str(), v))), Some(a));
         }
 
         /// The changes listed turn the old fields into the new ones, and nothing else differs.
@@ -300,11 +384,19 @@ mod tests {
             let (old, new) = (flatten(&a), flatten(&b));
             let mut applied = old.clone();
             for c in diff(&old, &new) {
-                prop_assert_ne!(old.get(&c.field), new.get(&c.field));
-                match c.new {
-                    Some(v) => applied.insert(c.field, v),
-                    None => applied.remove(&c.field),
-                };
+                // A whole entry stands for every field under it.
+                let (mut was, mut now) = (Map::new(), Map::new());
+                c.old.iter().for_each(|v| walk(v, c.field.clone(), &mut was));
+                c.new.iter().for_each(|v| walk(v, c.field.clone(), &mut now));
+                prop_assert_ne!(&was, &now);
+                for (k, v) in &was {
+                    prop_assert_eq!(old.get(k), Some(v));
+                    applied.remove(k);
+                }
+                for (k, v) in now {
+                    prop_assert_eq!(new.get(&k), Some(&v));
+                    applied.insert(k, v);
+                }
             }
             // Maps compare as sets of fields, whatever their order.
             prop_assert_eq!(applied, new);
