@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use repro_engine::pipeline::{self, Pipeline};
+use repro_kind::columns::ColumnsCtx;
 use repro_kind::stage::unknown_kind;
 use repro_kind::{
     spec_path, BuiltinCtx, BuiltinStage, Diagnostic, Failure, ImpliedIo, KindError, KindRegistry,
@@ -205,6 +206,37 @@ impl BuiltinStage for Builtin {
     fn fingerprint(&self) -> String {
         let (krate, code) = self.code();
         format!("{krate}:{code}:{}@{}", self.kind_name(), self.version())
+    }
+
+    fn spec_files(&self) -> Vec<String> {
+        let path = match self {
+            Builtin::Fit(_) => return Vec::new(),
+            Builtin::Ingest(i) => &i.spec_path,
+            Builtin::Synth(s) => &s.path,
+            Builtin::Locate(s) => &s.path,
+            Builtin::Index(s) => &s.path,
+            Builtin::Panel(s) => &s.path,
+            Builtin::Models(m) => &m.spec,
+            Builtin::Describe(d) => &d.spec,
+            Builtin::Quantiles(q) => &q.spec,
+        };
+        vec![path.clone()]
+    }
+
+    fn output_columns(&self) -> Vec<(String, Vec<String>)> {
+        match self {
+            Builtin::Panel(s) => panel::columns(&s.spec),
+            _ => Vec::new(),
+        }
+    }
+
+    fn check_columns(&self, ctx: &ColumnsCtx<'_>) -> Vec<Diagnostic> {
+        match self {
+            Builtin::Models(m) => m.check_columns(ctx),
+            Builtin::Describe(d) => d.check_columns(ctx),
+            Builtin::Quantiles(q) => q.check_columns(ctx),
+            _ => Vec::new(),
+        }
     }
 
     fn run(&self, ctx: &BuiltinCtx<'_>) -> Result<(), Diagnostic> {

@@ -30,7 +30,7 @@ adcode6,year,pop
 ";
 
 /// Copies the project's city table and gazetteer tables into `p`.
-fn copy_gazetteer(p: &Project) {
+pub(crate) fn copy_gazetteer(p: &Project) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     for rel in [
         "data/cities.csv",

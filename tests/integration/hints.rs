@@ -128,9 +128,20 @@ fn report_out_accepts_a_path_outside_the_project() {
     std::fs::remove_file(beside).unwrap();
 }
 
+/// When the data are written by a command stage their columns are known only once it ran, so
+/// the misspelt cluster variable is the models stage's error (with a source file, or a `panel`
+/// stage's declared columns, it is reported when the pipeline loads: `columns.rs`).
 #[test]
 fn a_misspelt_cluster_variable_is_reported_as_the_vcovs() {
     let p = project(&SPEC.replace("cluster:g", "cluster:gg"));
+    std::fs::rename(p.path().join("d.csv"), p.path().join("raw.csv")).unwrap();
+    p.write(
+        "pipeline.yaml",
+        &PIPELINE.replace(
+            "stages:\n",
+            "stages:\n  data:\n    cmd: cp raw.csv d.csv\n    deps: [raw.csv]\n    outs: [d.csv]\n",
+        ),
+    );
     let out = p.repro(&["run"]);
     assert_eq!(out.code, 1, "{}", out.snapshot());
     assert!(

@@ -1,5 +1,6 @@
 //! The one integration test binary: runs the real `repro` in temporary folders.
 
+mod columns;
 mod data;
 mod dvc;
 mod engine;
@@ -21,6 +22,7 @@ mod places;
 mod present;
 mod remote;
 mod slurm;
+mod status_fields;
 mod study;
 mod study_truth;
 

@@ -2,7 +2,8 @@
 //! compute.
 //!
 //! Owns: the pipeline model and its validation (`yaml`, `params`, `pipeline`), stage keys
-//! (`key`), file state and the stat cache (`fsstate`, `observe`), staleness (`planner`, pure),
+//! (`key`), file state and the stat cache (`fsstate`, `observe`), staleness (`planner`, pure)
+//! and the field-by-field views it reports changes in (`fields`),
 //! the lock file (`lock`) and the locks sharing the cache (`lockset`), everything under `cache/`
 //! (`store`), running commands (`executor`, `slurm`),
 //! the dispatcher (`runner`, reporting through `reporter`), and the read-only views (`status`:
@@ -14,6 +15,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod executor;
+pub mod fields;
 pub mod fsstate;
 pub mod key;
 pub mod lock;

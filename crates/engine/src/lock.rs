@@ -49,6 +49,10 @@ pub struct LockEntry {
     /// The code fingerprint of the kind a built-in stage was built with (`key::code_fingerprint`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
+    /// A built-in stage's spec files, field by field (`fields::flatten`), so `repro status` can
+    /// say which field changed. Not in the key: the file's hash under `deps` is.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub spec: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +150,7 @@ mod tests {
                 outs,
                 seed: Some(7),
                 engine: None,
+                spec: BTreeMap::new(),
             },
         );
         let text = render(&lock);

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::fields::{self, FieldChange};
 use crate::key;
 use crate::lock::{LockEntry, LockOut};
 use crate::pipeline::Stage;
@@ -28,9 +29,11 @@ pub enum Reason {
         old: String,
         new: String,
     },
+    /// The kind's canonical definition changed; `changes` field by field when both are JSON.
     KindChanged {
         old: String,
         new: String,
+        changes: Option<Vec<FieldChange>>,
     },
     ActionChanged,
     ParamChanged {
@@ -48,6 +51,11 @@ pub enum Reason {
     },
     DepChanged {
         path: String,
+    },
+    /// A built-in stage's spec file changed; its fields as recorded and as now.
+    SpecChanged {
+        path: String,
+        changes: Vec<FieldChange>,
     },
     DepAdded {
         path: String,
@@ -83,9 +91,15 @@ impl fmt::Display for Reason {
         match self {
             Reason::NeverRun => write!(f, "never run"),
             Reason::CmdChanged { old, new } => write!(f, "command changed: `{old}` -> `{new}`"),
-            Reason::KindChanged { old, new } => {
-                write!(f, "definition changed: `{old}` -> `{new}`")
-            }
+            Reason::KindChanged {
+                changes: Some(c), ..
+            } if !c.is_empty() => write!(f, "definition changed: {}", fields::show_changes(c)),
+            Reason::KindChanged { old, new, .. } => write!(
+                f,
+                "definition changed: `{}` -> `{}`",
+                fields::shorten(old),
+                fields::shorten(new)
+            ),
             Reason::ActionChanged => write!(f, "changed between a command and a built-in kind"),
             Reason::ParamChanged { name, old, new } => {
                 write!(f, "param `{name}` changed: `{old}` -> `{new}`")
@@ -93,6 +107,15 @@ impl fmt::Display for Reason {
             Reason::ParamAdded { name, new } => write!(f, "param `{name}` added: `{new}`"),
             Reason::ParamRemoved { name, old } => write!(f, "param `{name}` removed (was `{old}`)"),
             Reason::DepChanged { path } => write!(f, "dep `{path}` changed"),
+            Reason::SpecChanged { path, changes } if changes.is_empty() => write!(
+                f,
+                "spec `{path}` changed: no field changed (comments or layout only)"
+            ),
+            Reason::SpecChanged { path, changes } => write!(
+                f,
+                "spec `{path}` changed: {}",
+                fields::show_changes(changes)
+            ),
             Reason::DepAdded { path } => write!(f, "dep `{path}` added"),
             Reason::DepMissing { path } => write!(f, "dep `{path}` missing"),
             Reason::DepRemoved { path } => write!(f, "dep `{path}` removed"),
@@ -171,11 +194,15 @@ fn definition_changes(stage: &Stage, obs: &Observed, entry: &LockEntry) -> Vec<R
             old: old.clone(),
             new: new.clone(),
         }),
-        // A built-in kind's definition repeats its params; name it only when no param explains it.
-        (_, _, Some(old), Some(new)) if old != new && params_equal(stage, entry) => {
+        // A built-in kind's definition repeats its params and its spec files' content; name it
+        // only when no param or spec file explains it.
+        (_, _, Some(old), Some(new))
+            if old != new && params_equal(stage, entry) && !spec_changed(stage, obs, entry) =>
+        {
             why.push(Reason::KindChanged {
                 old: old.clone(),
                 new: new.clone(),
+                changes: fields::diff_json(old, new),
             })
         }
         (Some(_), None, _, _) | (None, Some(_), _, _) => why.push(Reason::ActionChanged),
@@ -207,7 +234,7 @@ fn definition_changes(stage: &Stage, obs: &Observed, entry: &LockEntry) -> Vec<R
     for (path, hash) in &obs.deps {
         match entry.deps.get(path) {
             None => why.push(Reason::DepAdded { path: path.clone() }),
-            Some(old) if old != hash => why.push(Reason::DepChanged { path: path.clone() }),
+            Some(old) if old != hash => why.push(dep_changed(stage, entry, path)),
             _ => {}
         }
     }
@@ -236,6 +263,27 @@ fn definition_changes(stage: &Stage, obs: &Observed, entry: &LockEntry) -> Vec<R
     why
 }
 
+/// Whether a spec file of the stage hashes differently from what the lock recorded.
+fn spec_changed(stage: &Stage, obs: &Observed, entry: &LockEntry) -> bool {
+    stage
+        .spec_fields
+        .keys()
+        .any(|path| obs.deps.get(path) != entry.deps.get(path))
+}
+
+/// A changed dep: field by field when it is a spec file whose fields the lock recorded.
+fn dep_changed(stage: &Stage, entry: &LockEntry, path: &str) -> Reason {
+    match (entry.spec.get(path), stage.spec_fields.get(path)) {
+        (Some(old), Some(new)) => Reason::SpecChanged {
+            path: path.to_string(),
+            changes: fields::diff(old, new),
+        },
+        _ => Reason::DepChanged {
+            path: path.to_string(),
+        },
+    }
+}
+
 fn params_equal(stage: &Stage, entry: &LockEntry) -> bool {
     stage.params.len() == entry.params.len()
         && stage
@@ -260,5 +308,6 @@ pub fn lock_entry(stage: &Stage, obs: &Observed, outs: BTreeMap<String, LockOut>
         outs,
         seed: stage.seed,
         engine: key::code_fingerprint(stage),
+        spec: stage.spec_fields.clone(),
     }
 }

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::fields::FieldChange;
 use crate::fsstate::StatCache;
 use crate::lock::{self, LockFile};
 use crate::lockset;
@@ -30,6 +31,37 @@ pub struct StageStatus {
     /// The `foreach`/`matrix` stage it was generated from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
+    /// The fields behind the reasons, one by one: of a spec file (`in` is its path) or of the
+    /// kind's definition (`in` is `definition`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+}
+
+/// One changed field, as `repro status --json` lists it.
+#[derive(Debug, Serialize)]
+pub struct Change {
+    #[serde(rename = "in")]
+    pub within: String,
+    #[serde(flatten)]
+    pub field: FieldChange,
+}
+
+fn changes_of(reasons: &[Reason]) -> Vec<Change> {
+    let mut out = Vec::new();
+    for r in reasons {
+        let (within, changes) = match r {
+            Reason::SpecChanged { path, changes } => (path.clone(), changes),
+            Reason::KindChanged {
+                changes: Some(c), ..
+            } => ("definition".to_string(), c),
+            _ => continue,
+        };
+        out.extend(changes.iter().map(|c| Change {
+            within: within.clone(),
+            field: c.clone(),
+        }));
+    }
+    out
 }
 
 /// Stages in runs of one template: each generated stage listed under the `foreach`/`matrix`
@@ -114,6 +146,7 @@ fn compute_with(
             reasons: reasons.iter().map(ToString::to_string).collect(),
             cached: cached && s.run.restorable(),
             template: s.run.group.clone(),
+            changes: changes_of(&reasons),
         });
     }
     Ok(out)

@@ -2,14 +2,16 @@
 //!
 //! Owns: what both sides must agree on and nothing more: user-facing diagnostics (`diag`), project
 //! paths (`paths`), the [`BuiltinStage`] trait a kind implements and the registry the engine asks
-//! (`stage`), reading stage spec files with their places (`spec`), and writing outputs atomically
-//! (`output`). Deliberately does not own: scheduling, hashing or the lock (crate `repro-engine`),
-//! any kind (crates `repro-study`, `repro-tables`), or any heavy dependency: this crate is small on
-//! purpose, because every built-in stage's code fingerprint includes it.
+//! (`stage`), reading stage spec files with their places (`spec`), writing outputs atomically
+//! (`output`), and the columns known before anything runs (`columns`). Deliberately does not
+//! own: scheduling, hashing or the lock (crate `repro-engine`), any kind (crates `repro-study`,
+//! `repro-tables`), or any heavy dependency: this crate is small on purpose, because every
+//! built-in stage's code fingerprint includes it.
 
 // Diagnostics travel on the cold path only; keeping them unboxed keeps the code plain.
 #![allow(clippy::result_large_err)]
 
+pub mod columns;
 pub mod diag;
 pub mod output;
 pub mod paths;

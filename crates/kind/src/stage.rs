@@ -26,6 +26,21 @@ pub trait BuiltinStage: std::fmt::Debug + Send + Sync {
     /// enters the stage key, so a repro whose kind code changed reruns the stage
     /// (docs/caching.md).
     fn fingerprint(&self) -> String;
+    /// The stage spec files among its deps (`stages/*.yaml`): the lock records their fields so
+    /// `repro status` can say which field changed (docs/caching.md). None by default.
+    fn spec_files(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The columns of data files the stage writes, as its spec declares them (output path and
+    /// column names), so stages reading them are checked before anything runs. None by default.
+    fn output_columns(&self) -> Vec<(String, Vec<String>)> {
+        Vec::new()
+    }
+    /// Checks the variables the stage reads against what is known of its data files' columns
+    /// (`crate::columns`); every problem at once. Nothing by default.
+    fn check_columns(&self, _ctx: &crate::columns::ColumnsCtx<'_>) -> Vec<Diagnostic> {
+        Vec::new()
+    }
     /// Computes the outputs. Errors are the stage's failure, as the user reads it.
     fn run(&self, ctx: &BuiltinCtx<'_>) -> Result<(), Diagnostic>;
 }

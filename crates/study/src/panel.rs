@@ -77,6 +77,16 @@ pub fn outs(spec: &PanelSpec) -> Vec<String> {
     ]
 }
 
+/// The columns of the panel (CSV and its Parquet twin), known from the spec before it runs, so
+/// the stages reading it are checked when the pipeline loads.
+pub fn columns(spec: &PanelSpec) -> Vec<(String, Vec<String>)> {
+    let names = output::column_names(spec);
+    vec![
+        (spec.out.clone(), names.clone()),
+        (tabular::parquet_twin(&spec.out), names),
+    ]
+}
+
 /// Runs a `panel` stage: reads the inputs, computes every variable, keeps the complete
 /// city-years and writes the panel (CSV and Parquet), its codebook and the report.
 pub fn run(root: &Path, stage: &str, spec: &PanelSpec) -> Result<(), Diagnostic> {

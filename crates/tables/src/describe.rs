@@ -6,6 +6,7 @@
 //! (`tables`), sample parsing (`sample`) or reading files (`dataio`).
 
 use indexmap::IndexMap;
+use repro_kind::columns::Read;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
@@ -116,6 +117,27 @@ impl DescribeStage {
 
     pub fn run(&self, ctx: &BuiltinCtx<'_>) -> Result<(), Diagnostic> {
         self.run_inner(ctx).map_err(|d| stage_failed(ctx, d))
+    }
+
+    /// The `variables` and `sample` variables that the data file's known columns lack
+    /// (`crate::columns`).
+    pub fn check_columns(&self, ctx: &repro_kind::columns::ColumnsCtx<'_>) -> Vec<Diagnostic> {
+        let role = format!("`variables` of `{}`", self.spec);
+        let mut reads: Vec<Read> = (self.parsed.variables.keys())
+            .map(|v| Read {
+                variable: v.clone(),
+                role: role.clone(),
+                location: None,
+            })
+            .collect();
+        if let Some(s) = &self.sample {
+            reads.extend(s.restriction.variables().into_iter().map(|v| Read {
+                variable: v.to_string(),
+                role: "`sample`".into(),
+                location: Some(s.location.clone()),
+            }));
+        }
+        crate::columns::check(ctx, &self.parsed.data, &reads)
     }
 
     fn run_inner(&self, ctx: &BuiltinCtx<'_>) -> Result<(), Diagnostic> {

@@ -283,6 +283,29 @@ impl QuantilesStage {
         self.run_inner(ctx).map_err(|d| stage_failed(ctx, d))
     }
 
+    /// The variables of the formula, the vcov options and the sample that the data file's known
+    /// columns lack (`crate::columns`).
+    pub fn check_columns(&self, ctx: &repro_kind::columns::ColumnsCtx<'_>) -> Vec<Diagnostic> {
+        let Ok(formula) = repro_estimators::formula::parse(&self.formula) else {
+            return Vec::new();
+        };
+        let s = &self.parsed;
+        let at = to_location(&self.spec, &s.formula.referenced);
+        let places = crate::columns::ModelPlaces {
+            name: "",
+            formula: at.clone(),
+            vcov: at,
+            own_vcov: false,
+        };
+        let vcovs = [
+            ("vcov", s.vcov.as_str()),
+            ("quantile_vcov", &s.quantile_vcov),
+            ("mmqr_vcov", &s.mmqr_vcov),
+        ];
+        let reads = crate::columns::model_reads(&formula, &vcovs, self.sample.as_ref(), &places);
+        crate::columns::check(ctx, &s.data, &reads)
+    }
+
     fn run_inner(&self, ctx: &BuiltinCtx<'_>) -> Result<(), Diagnostic> {
         let s = &self.parsed;
         let frame = sample::load(ctx.root, &s.data, self.sample.as_ref())?;

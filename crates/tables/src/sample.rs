@@ -96,6 +96,11 @@ fn find_op(s: &str) -> Option<(usize, Op, usize)> {
 }
 
 impl Restriction {
+    /// The variables the restriction compares, in order.
+    pub fn variables(&self) -> Vec<&str> {
+        self.parts.iter().map(|p| p.var.as_str()).collect()
+    }
+
     /// Indices of the rows of `frame` that satisfy every comparison; an unknown or non-numeric
     /// variable is an error naming it.
     pub fn rows(&self, frame: &Frame) -> Result<Vec<usize>, Diagnostic> {

@@ -2,11 +2,13 @@
 //!
 //! Owns: turning `pipeline.yaml` (and the params files it names) into a [`Pipeline`] whose stages
 //! are in a dependency order, collecting every problem into one report: YAML syntax, unknown keys,
-//! bad paths, duplicate outputs, cycles, unknown built-in kinds and their parameter errors.
+//! bad paths, duplicate outputs, cycles, unknown built-in kinds and their parameter errors, and
+//! variables that the known columns of a stage's data file lack (`columns`).
 //! Deliberately does not own: whether files exist or what they hash to (`fsstate`), or what is
 //! stale (`planner`).
 
 mod cluster;
+mod columns;
 mod cx;
 mod dvc;
 mod graph;

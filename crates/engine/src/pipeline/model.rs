@@ -106,6 +106,9 @@ pub struct Stage {
     /// Neither enters the key: outputs are the same bytes wherever the stage runs.
     pub executor: Option<ExecutorKind>,
     pub resources: Resources,
+    /// A built-in stage's spec files, field by field as the pipeline was loaded
+    /// (`fields::read_spec`): recorded in the lock, compared by `repro status`. Not in the key.
+    pub spec_fields: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Stage {

@@ -76,6 +76,10 @@ pub fn parse_pipeline(
     }
     super::cluster::apply_defaults(&mut stages, &cluster);
     link(&mut cx, &mut stages);
+    // With every stage valid, the variables stages read are checked against known columns.
+    if cx.diags.is_empty() && cx.dropped_stages == 0 {
+        cx.diags.extend(super::columns::check(root, &stages));
+    }
     let sources = cx.sources(&doc);
     let exhibits = cx.exhibits(&doc, &stages);
     let (title, authors, license) = cx.paper(&doc);
@@ -377,10 +381,16 @@ impl Cx<'_> {
                 return None;
             }
         }
+        let mut spec_fields = BTreeMap::new();
         if let Action::Builtin(b) = &action {
             let io = b.implied_io();
             deps = merge_paths(io.deps, deps);
             outs = merge_paths(io.outs, outs);
+            for file in b.spec_files() {
+                if let Some(flat) = crate::fields::read_spec(&self.root, &file) {
+                    spec_fields.insert(file, flat);
+                }
+            }
         }
         if !self.outputs_are_safe(&name, key.pos, &outs) {
             return None;
@@ -398,6 +408,7 @@ impl Cx<'_> {
             pos: key.pos,
             executor,
             resources,
+            spec_fields,
         })
     }
 

@@ -10,12 +10,48 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::codebook::CODEBOOK;
 use super::grid::{Frame, Named, Vars};
+use super::spec::PanelSpec;
 use repro_tabular::table::{Col, Table};
 
 /// Columns that get winsorised `_w` variants.
 const WINSORISED: &[&str] = &[
     "gap", "collab", "indstr", "gov", "open", "fin", "hum", "dens", "infra", "info",
 ];
+
+/// Codebook columns built from the city table and the grid rather than computed as variables:
+/// they have no lag (`lags` naming one is skipped).
+const NOT_VARIABLES: &[&str] = &[
+    "city",
+    "city_name",
+    "province",
+    "year",
+    "east",
+    "central_west",
+    "coastal",
+    "inland",
+    "tertiary",
+    "secondary",
+    "agglo",
+    "non_agglo",
+    "capital",
+    "municipality",
+];
+
+/// The panel's columns in the order [`table`] writes them, from the spec alone: the codebook's,
+/// the lags, the winsorised variants.
+pub fn column_names(spec: &PanelSpec) -> Vec<String> {
+    let lagged = spec
+        .lags
+        .iter()
+        .filter(|l| !NOT_VARIABLES.contains(&l.as_str()))
+        .map(|l| format!("{l}_l1"));
+    CODEBOOK
+        .iter()
+        .map(|e| e.name.to_string())
+        .chain(lagged)
+        .chain(WINSORISED.iter().map(|w| format!("{w}_w")))
+        .collect()
+}
 
 /// The city-years the panel keeps, and why the others are left out.
 pub struct Rows {

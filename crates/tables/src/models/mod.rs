@@ -4,11 +4,13 @@
 //! Owns: running the kind: fitting the validated models (and optional first-stage columns), the
 //! result JSON per model, the difference tests' JSON, and handing the columns to `layout`. The
 //! spec's fields are in `spec`, their checks in `validate`, the difference tests in `difference`,
-//! the table's rows and notes in `layout`. Deliberately does not own: the estimators
+//! the table's rows and notes in `layout`, the variables it reads
+//! (checked when the pipeline loads) in `reads`. Deliberately does not own: the estimators
 //! (`repro-estimators`), the rendering of the table (`table`) or sample parsing (`sample`).
 
 mod difference;
 mod layout;
+mod reads;
 mod spec;
 mod validate;
 
