@@ -66,6 +66,8 @@ pub struct Model {
     /// The result file's name without `.json`: the model's id in its table.
     pub model: String,
     pub file: String,
+    /// `model`, or `difference` for a difference test between two models.
+    pub kind: &'static str,
     pub status: Status,
     /// The changed cells (empty for a new or removed model).
     pub cells: Vec<Cell>,
@@ -350,7 +352,10 @@ fn classify(
             Ok(serde_json::from_slice(&bytes).ok())
         };
         let (old, new) = (read(f.old, Side::Old)?, read(f.new, Side::New)?);
-        let is_model = |v: &Option<serde_json::Value>| v.as_ref().is_some_and(results::is_model);
+        let is_model = |v: &Option<serde_json::Value>| {
+            v.as_ref()
+                .is_some_and(|v| results::is_model(v) || results::is_test(v))
+        };
         if (is_model(&old) || is_model(&new)) && add_model(f, old, new, tables) {
             return Ok(());
         }
@@ -398,7 +403,7 @@ fn add_model(
         .file_stem()
         .map_or(String::new(), |s| s.to_string_lossy().to_string());
     let (status, cells, nobs) = match (&old, &new) {
-        (Some(o), Some(n)) => (Status::Changed, results::compare(o, n), None),
+        (Some(o), Some(n)) => (Status::Changed, results::compare_any(o, n), None),
         (None, Some(n)) => (Status::New, Vec::new(), n["nobs"].as_u64()),
         (Some(o), None) => (Status::Removed, Vec::new(), o["nobs"].as_u64()),
         (None, None) => return false,
@@ -419,6 +424,10 @@ fn add_model(
         .push(Model {
             model,
             file: f.path.to_string(),
+            kind: match new.as_ref().or(old.as_ref()) {
+                Some(v) if results::is_model(v) => "model",
+                _ => "difference",
+            },
             status,
             cells,
             nobs,

@@ -73,6 +73,7 @@ fn cell_name(c: &Cell) -> String {
         "nobs" => "N".to_string(),
         "r2" => "R-squared".to_string(),
         "r2_within" => "within R-squared".to_string(),
+        "p_value" => "p-value".to_string(),
         other => match other.strip_prefix("clusters:") {
             Some(v) => format!("clusters ({v})"),
             None => other.to_string(),
@@ -151,7 +152,7 @@ fn summary(c: &Changes) -> String {
     format!(
         "{} in {}, {}, {}, {} not compared",
         count(cells, "changed cell", "changed cells"),
-        count(models, "model", "models"),
+        count(models, "result", "results"),
         count(c.data.len(), "data file", "data files"),
         count(c.files.len(), "other file", "other files"),
         count(c.not_compared.len(), "output", "outputs"),
@@ -169,7 +170,11 @@ pub fn text(c: &Changes) -> String {
     for t in &c.tables {
         let _ = writeln!(out, "\ntable `{}` (stage `{}`)", t.results, t.stage);
         for m in &t.models {
-            let _ = writeln!(out, "  model `{}`: {}", m.model, m.status.word());
+            let what = match m.kind {
+                "model" => "model",
+                _ => "difference test",
+            };
+            let _ = writeln!(out, "  {what} `{}`: {}", m.model, m.status.word());
             for r in model_rows(&t.results, m) {
                 let mut line = format!("    {:w$}  {} -> {}", r.cell, r.old, r.new);
                 if !r.change.is_empty() {

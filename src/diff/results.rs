@@ -42,7 +42,10 @@ pub struct Printed {
 impl Printed {
     /// What `produced_by.printed` says, else the table kinds' defaults.
     pub fn of(result: &Value) -> Printed {
-        let p = &result["produced_by"]["printed"];
+        let p = match &result["produced_by"]["printed"] {
+            Value::Null => &result["printed"],
+            p => p,
+        };
         let digits = p["digits"]
             .as_u64()
             .map_or(DEFAULT_DIGITS, |d| d.min(12) as usize);
@@ -76,6 +79,66 @@ impl Printed {
 /// Whether a JSON file is a model's result (a `repro fit --json` object: it has coefficients).
 pub fn is_model(v: &Value) -> bool {
     v["coefficients"].is_array() && v.get("nobs").is_some()
+}
+
+/// Whether a JSON file is a difference test of a table (`diff_A_B_COEF_METHOD.json`).
+pub fn is_test(v: &Value) -> bool {
+    v["result"]["p_value"].is_number()
+}
+
+/// The changed cells of one result file: a model's, or a difference test's.
+pub fn compare_any(old: &Value, new: &Value) -> Vec<Cell> {
+    if is_model(old) && is_model(new) {
+        compare(old, new)
+    } else {
+        compare_test(old, new)
+    }
+}
+
+/// The changed numbers of a difference test (`result`: the difference, its standard error,
+/// the p-values, the counts), in the new file's order.
+fn compare_test(old: &Value, new: &Value) -> Vec<Cell> {
+    let printed = Printed::of(new);
+    let numbers = |v: &Value| -> Vec<(String, Value)> {
+        v["result"].as_object().map_or_else(Vec::new, |o| {
+            o.iter()
+                .filter(|(_, x)| x.is_number())
+                .map(|(k, x)| (k.clone(), x.clone()))
+                .collect()
+        })
+    };
+    let (o, n) = (numbers(old), numbers(new));
+    let mut keys: Vec<&String> = n.iter().map(|(k, _)| k).collect();
+    keys.extend(
+        o.iter()
+            .map(|(k, _)| k)
+            .filter(|k| !n.iter().any(|(m, _)| m == *k)),
+    );
+    let get = |list: &[(String, Value)], k: &str| {
+        list.iter().find(|(m, _)| m == k).map(|(_, v)| v.clone())
+    };
+    let mut cells = Vec::new();
+    for k in keys {
+        let (a, b) = (get(&o, k), get(&n, k));
+        if a == b {
+            continue;
+        }
+        let floats = a
+            .as_ref()
+            .and_then(Value::as_f64)
+            .zip(b.as_ref().and_then(Value::as_f64));
+        let integral = |v: &Option<Value>| v.as_ref().is_none_or(|v| v.is_u64() || v.is_i64());
+        cells.push(Cell {
+            term: None,
+            field: k.clone(),
+            old: a.clone().unwrap_or(Value::Null),
+            new: b.clone().unwrap_or(Value::Null),
+            change_in_se: None,
+            rounding: !(integral(&a) && integral(&b))
+                && floats.is_some_and(|(x, y)| printed.rounding_only(x, y)),
+        });
+    }
+    cells
 }
 
 /// The changed cells of one model, coefficients in the new result's order (then removed ones),
@@ -265,6 +328,24 @@ mod tests {
         new["produced_by"] = json!({"printed": {"digits": 4, "stars": []}});
         let c = compare(&model(0.1234, 0.5, 0.5, 1), &new);
         assert!(!c[0].rounding);
+    }
+
+    #[test]
+    fn a_difference_test_compares_its_numbers() {
+        let old =
+            json!({"result": {"difference": 0.10, "p_value": 0.9461, "n_a": 357, "messages": []}});
+        let new = json!({"result": {"difference": 0.20, "p_value": 0.9459, "n_a": 350, "messages": []},
+                         "printed": {"digits": 3, "stars": []}});
+        assert!(is_test(&old) && !is_model(&old));
+        let cells = compare_any(&old, &new);
+        let fields: Vec<(&str, bool)> = cells
+            .iter()
+            .map(|c| (c.field.as_str(), c.rounding))
+            .collect();
+        assert_eq!(
+            fields,
+            [("difference", false), ("p_value", true), ("n_a", false)]
+        );
     }
 
     #[test]

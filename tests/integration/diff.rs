@@ -23,7 +23,15 @@ models:
   - id: east
     formula: lgsp ~ lpcap + lpc | state + year
     sample: region <= 4
+  - id: west
+    formula: lgsp ~ lpcap + lpc | state + year
+    sample: region > 4
+differences:
+  - {a: east, b: west, coef: lpcap, method: stacked}
 "#;
+
+/// The difference test's result file (a stem in the results folder).
+const TEST: &str = "diff_east_west_lpcap_stacked";
 
 /// A data stage (the first `rows` lines of the fixture, header included) and a models stage.
 const PIPELINE: &str = r#"report: output/report.html
@@ -38,7 +46,7 @@ stages:
     params: {spec: stages/baseline.yaml}
 "#;
 
-const MODELS: [&str; 3] = ["plain", "controls", "east"];
+const MODELS: [&str; 4] = ["plain", "controls", "east", "west"];
 
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
@@ -125,6 +133,20 @@ fn expected_cells(model: &str, old: &Value, new: &Value) -> BTreeSet<(String, St
     cells
 }
 
+/// The numbers of a difference test's `result` that differ between two files.
+fn expected_test_cells(old: &Value, new: &Value) -> BTreeSet<(String, String, String)> {
+    let o = old["result"].as_object().unwrap();
+    let n = new["result"].as_object().unwrap();
+    n.iter()
+        .filter(|(k, v)| v.is_number() && o.get(*k) != Some(*v))
+        .map(|(k, _)| (TEST.to_string(), String::new(), k.clone()))
+        .collect()
+}
+
+fn read_test(p: &Project) -> Value {
+    serde_json::from_str(&p.read(&format!("output/results/baseline/{TEST}.json"))).unwrap()
+}
+
 fn listed_cells(diff: &Value) -> BTreeSet<(String, String, String)> {
     let mut cells = BTreeSet::new();
     for t in diff["tables"].as_array().unwrap() {
@@ -162,6 +184,7 @@ fn model_cells<'a>(diff: &'a Value, model: &str) -> &'a Vec<Value> {
 fn a_spec_edit_lists_exactly_the_changed_cells() {
     let p = committed("");
     let old = results(&p);
+    let old_test = read_test(&p);
     assert_eq!(p.repro(&["diff", "--fail-on-change"]).code, 0);
     // A first run has nothing to compare with.
     assert!(!p.read("output/report.html").contains("What changed"));
@@ -176,9 +199,16 @@ fn a_spec_edit_lists_exactly_the_changed_cells() {
     for (i, m) in MODELS.iter().enumerate() {
         expected.extend(expected_cells(m, &old[i], &new[i]));
     }
+    expected.extend(expected_test_cells(&old_test, &read_test(&p)));
     let diff = diff_json(&p, "HEAD");
     assert_eq!(listed_cells(&diff), expected);
     assert!(expected.iter().any(|c| c.1 == "unemp"));
+    assert!(expected.iter().any(|c| c.0 == TEST));
+    // Each result records how its table prints it.
+    assert_eq!(
+        new[0]["produced_by"]["printed"],
+        serde_json::json!({"digits": 3, "stars": [0.1, 0.05, 0.01]})
+    );
     assert!(!expected.iter().any(|c| c.0 == "plain"));
     // Old and new values are those of the files; the change is in old standard errors.
     let lpcap = model_cells(&diff, "controls")
@@ -224,6 +254,7 @@ fn a_spec_edit_lists_exactly_the_changed_cells() {
 fn a_data_change_lists_row_counts_and_the_models_it_moved() {
     let p = committed("");
     let old = results(&p);
+    let old_test = read_test(&p);
     p.write("saved.lock", &p.read("repro.lock"));
     // Drop the last 117 rows (the Produc panel is ordered by state: the last states go).
     p.write("pipeline.yaml", &PIPELINE.replace("rows: 817", "rows: 700"));
@@ -245,6 +276,7 @@ fn a_data_change_lists_row_counts_and_the_models_it_moved() {
     for (i, m) in MODELS.iter().enumerate() {
         expected.extend(expected_cells(m, &old[i], &new[i]));
     }
+    expected.extend(expected_test_cells(&old_test, &read_test(&p)));
     assert_eq!(listed_cells(&diff), expected);
     let n = model_cells(&diff, "plain")
         .iter()

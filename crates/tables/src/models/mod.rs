@@ -148,6 +148,10 @@ impl ModelsStage {
             let mut json = outcome.json;
             if let serde_json::Value::Object(o) = &mut json {
                 o.insert("spec".into(), self.spec.clone().into());
+                o.insert(
+                    "printed".into(),
+                    crate::common::printed(spec.digits, &self.stars),
+                );
             }
             write_json(ctx, &file, &json)?;
             diffs.push((d.clone(), outcome.p_value));
