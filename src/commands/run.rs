@@ -39,10 +39,10 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         .as_deref()
         .filter(|rel| summary.ran > 0 || summary.restored > 0 || !p.root.join(rel).exists());
     if let Some(rel) = wrote {
+        // The section is an extra: when it cannot be computed the report goes without it.
         let changes = before
             .filter(|b| summary.ran > 0 && !b.stages.is_empty())
-            .map(|b| diff::with_current(&p, &b, "the lock before this run"))
-            .transpose()?;
+            .and_then(|b| diff::with_current(&p, &b, "the lock before this run").ok());
         report::write_with(&p, &p.root, rel, changes.as_ref())?;
     }
     let fetched = match summary.fetched {

@@ -7,6 +7,7 @@
 //! and why. Deliberately does not own: where the other lock comes from (`source`), the cell rules
 //! (`results`), or printing (`render`). Only what the locks name is read: the workspace is not.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,10 +16,10 @@ use serde::Serialize;
 
 use repro_engine::fsstate;
 use repro_engine::lock::LockFile;
-use repro_engine::pipeline::Pipeline;
+use repro_engine::pipeline::{Pipeline, RemoteSpec};
 use repro_engine::remote::{self, Miss, Remote, Silent};
 use repro_engine::store::{ObjectStore, Store};
-use repro_kind::diag::Failure;
+use repro_kind::diag::{Diagnostic, Failure};
 use repro_tabular::dataio::Format;
 
 pub mod render;
@@ -120,8 +121,48 @@ pub struct NotCompared {
 /// Where objects come from: the local cache, then the remote if there is one.
 pub struct Objects<'a> {
     pub store: &'a Store,
-    /// The pipeline's remote, or why it cannot be used (`None`: the pipeline names none).
-    pub remote: Option<Result<Arc<dyn Remote>, String>>,
+    /// The pipeline's `remote:`, opened the first time an object is missing locally.
+    pub spec: Option<&'a RemoteSpec>,
+    /// The opened remote, or why it cannot be used; after the first failure to read it, that
+    /// failure stands for the rest of the comparison (an offline laptop does not wait on every
+    /// object).
+    remote: RefCell<Option<Result<Arc<dyn Remote>, String>>>,
+}
+
+impl<'a> Objects<'a> {
+    pub fn new(store: &'a Store, spec: Option<&'a RemoteSpec>) -> Objects<'a> {
+        Objects {
+            store,
+            spec,
+            remote: RefCell::new(None),
+        }
+    }
+
+    /// Fetches `hash` from the remote into the local store.
+    fn fetch_remote(&self, spec: &RemoteSpec, hash: &str, what: &str) -> Result<(), String> {
+        let mut slot = self.remote.borrow_mut();
+        let remote = slot.get_or_insert_with(|| repro_remote::open(spec).map_err(|d| one_line(&d)));
+        let r = match remote {
+            Ok(r) => Arc::clone(r),
+            Err(why) => {
+                return Err(format!(
+                    "{what} is not in the local cache and the remote cannot be used: {why}"
+                ))
+            }
+        };
+        let name = r.describe();
+        remote::fetch_object(r.as_ref(), self.store, hash, &Silent).map_err(|m| match m {
+            Miss::Absent => {
+                format!("{what} is neither in the local cache nor on remote `{name}`")
+            }
+            Miss::Damaged(why) => format!("{what} from remote `{name}` was not used: {why}"),
+            Miss::Failed(e) => {
+                *slot = Some(Err(format!("remote `{name}` cannot be read: {e}")));
+                format!("{what} is not in the local cache and remote `{name}` cannot be read: {e}")
+            }
+            Miss::Local(e) => format!("{what} cannot be stored in the local cache: {e}"),
+        })
+    }
 }
 
 /// Which state an object belongs to, for messages.
@@ -147,19 +188,12 @@ impl Objects<'_> {
         let short = &hash[..hash.len().min(12)];
         let what = format!("the {} object `{short}`", side.word());
         if !self.store.has(hash) {
-            match &self.remote {
-                None => {
-                    return Err(format!(
-                        "{what} is not in the local cache and the pipeline names no `remote:`"
-                    ))
-                }
-                Some(Err(why)) => {
-                    return Err(format!(
-                        "{what} is not in the local cache and the remote cannot be opened: {why}"
-                    ))
-                }
-                Some(Ok(r)) => fetch(r.as_ref(), self.store, hash, &what)?,
-            }
+            let Some(spec) = self.spec else {
+                return Err(format!(
+                    "{what} is not in the local cache and the pipeline names no `remote:`"
+                ));
+            };
+            self.fetch_remote(spec, hash, &what)?;
         }
         let path = self.store.object_file(hash);
         match fsstate::hash_file(&path) {
@@ -170,18 +204,12 @@ impl Objects<'_> {
     }
 }
 
-fn fetch(remote: &dyn Remote, store: &Store, hash: &str, what: &str) -> Result<(), String> {
-    let name = remote.describe();
-    remote::fetch_object(remote, store, hash, &Silent).map_err(|m| match m {
-        Miss::Absent => {
-            format!("{what} is neither in the local cache nor on remote `{name}`")
-        }
-        Miss::Damaged(why) => format!("{what} from remote `{name}` was not used: {why}"),
-        Miss::Failed(e) => {
-            format!("{what} is not in the local cache and remote `{name}` cannot be read: {e}")
-        }
-        Miss::Local(e) => format!("{what} cannot be stored in the local cache: {e}"),
-    })
+/// A diagnostic as one reason: its message and causes.
+fn one_line(d: &Diagnostic) -> String {
+    std::iter::once(d.message.as_str())
+        .chain(d.causes.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// One output file of a lock: its stage and content hash.
@@ -243,13 +271,7 @@ pub fn with_current(p: &Pipeline, old: &LockFile, label: &str) -> Result<Changes
     let lock_path = p.lock_path();
     let current = repro_engine::lock::read(&lock_path)?;
     let store = Store::new(&p.root);
-    let objects = Objects {
-        store: &store,
-        remote: p
-            .remote
-            .as_ref()
-            .map(|spec| repro_remote::open(spec).map_err(|d| d.message)),
-    };
+    let objects = Objects::new(&store, p.remote.as_ref());
     let mut changes = compare(old, &current, &objects);
     changes.old = label.to_string();
     changes.new = lock_file_name(p);
@@ -365,12 +387,7 @@ fn classify(
             let path = objects.get(&e.hash, side)?;
             repro_tabular::dataio::row_count(&path, format)
                 .map(Some)
-                .map_err(|d| {
-                    std::iter::once(d.message)
-                        .chain(d.causes)
-                        .collect::<Vec<_>>()
-                        .join(": ")
-                })
+                .map_err(|d| one_line(&d))
         };
         changes.data.push(DataFile {
             path: f.path.to_string(),

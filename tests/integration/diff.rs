@@ -290,19 +290,25 @@ fn a_data_change_lists_row_counts_and_the_models_it_moved() {
     assert_eq!(diff["old"], "saved.lock");
 }
 
-/// Removes the cache object holding exactly `bytes` (found by content, not by repro's hashing).
-fn remove_object(p: &Project, bytes: &[u8]) {
-    let mut removed = 0;
-    for shard in std::fs::read_dir(p.path().join("cache/objects")).unwrap() {
+/// The one object under `dir/objects/` holding exactly `bytes` (found by content, not by
+/// repro's hashing).
+fn find_object(dir: &Path, bytes: &[u8]) -> std::path::PathBuf {
+    let mut found = Vec::new();
+    for shard in std::fs::read_dir(dir.join("objects")).unwrap() {
         for f in std::fs::read_dir(shard.unwrap().path()).unwrap() {
             let f = f.unwrap().path();
             if std::fs::read(&f).unwrap() == bytes {
-                std::fs::remove_file(&f).unwrap();
-                removed += 1;
+                found.push(f);
             }
         }
     }
-    assert_eq!(removed, 1);
+    assert_eq!(found.len(), 1);
+    found.remove(0)
+}
+
+/// Removes the local cache object holding exactly `bytes`.
+fn remove_object(p: &Project, bytes: &[u8]) {
+    std::fs::remove_file(find_object(&p.path().join("cache"), bytes)).unwrap();
 }
 
 fn edit_controls(p: &Project) {
@@ -353,17 +359,42 @@ fn an_old_object_comes_from_the_folder_remote() {
         .find(|c| c["term"] == "lpcap" && c["field"] == "estimate")
         .unwrap();
     assert_eq!(lpcap["old"], old["coefficients"][0]["estimate"]);
+    // A damaged object on the remote is not used.
+    remove_object(&p, old_controls.as_bytes());
+    let on_remote = find_object(shared.path(), old_controls.as_bytes());
+    let mut perm = std::fs::metadata(&on_remote).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(&on_remote, perm).unwrap();
+    std::fs::write(&on_remote, "damaged\n").unwrap();
+    let diff = diff_json(&p, "HEAD");
+    let reason = diff["not_compared"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("does not match its hash"), "{reason}");
     // A remote without the object: said plainly, not an error for the rest.
     let empty = tempfile::tempdir().unwrap();
     p.write(
         "pipeline.yaml",
         &format!("remote:\n  url: {}\n{PIPELINE}", empty.path().display()),
     );
-    remove_object(&p, old_controls.as_bytes());
     let diff = diff_json(&p, "HEAD");
     let reason = diff["not_compared"][0]["reason"].as_str().unwrap();
     assert!(
         reason.contains("is neither in the local cache nor on remote"),
+        "{reason}"
+    );
+    // A remote that cannot be opened: the reason says why.
+    p.write(
+        "pipeline.yaml",
+        &format!(
+            "remote:\n  url: {}/gone\n{PIPELINE}",
+            empty.path().display()
+        ),
+    );
+    let diff = diff_json(&p, "HEAD");
+    let reason = diff["not_compared"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the remote cannot be used: cannot open remote folder")
+            && reason.contains("No such file"),
         "{reason}"
     );
 }
