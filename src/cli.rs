@@ -69,6 +69,7 @@ pub struct DiffArgs {
     /// A git revision whose lock to compare with (default `HEAD`), or a saved lock file.
     #[arg(value_name = "REV | LOCKFILE")]
     pub against: Option<String>,
+    /// Plain text, Markdown, an HTML page, or JSON (docs/diff.md).
     #[arg(long, value_enum, default_value = "text")]
     pub format: DiffFormat,
     /// Exit with 1 when anything changed (for CI).

@@ -249,7 +249,7 @@ pub fn markdown(c: &Changes) -> String {
 pub fn html(c: &Changes) -> String {
     let e = |s: &str| html_escape(s);
     let mut out = format!(
-        "<section class=\"changes\">\n<p>Compared with <code>{}</code>: {}.</p>\n",
+        "<section class=\"changes\">\n<p>Compared with {}: {}.</p>\n",
         e(&c.old),
         e(&summary(c))
     );

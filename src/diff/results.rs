@@ -348,6 +348,25 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// A result compared with itself has no changed cell; swapping old and new lists the
+        /// same cells with the same rounding marks.
+        #[test]
+        fn comparison_is_empty_on_equal_and_symmetric(
+            b1 in -10.0f64..10.0, b2 in -10.0f64..10.0,
+            se1 in 0.001f64..5.0, se2 in 0.001f64..5.0,
+            p1 in 0.0f64..1.0, p2 in 0.0f64..1.0,
+            n1 in 1u64..1000, n2 in 1u64..1000,
+        ) {
+            let (a, b) = (model(b1, se1, p1, n1), model(b2, se2, p2, n2));
+            proptest::prop_assert!(compare(&a, &a).is_empty());
+            let key = |c: &Cell| (c.term.clone(), c.field.clone(), c.rounding);
+            let ab: Vec<_> = compare(&a, &b).iter().map(key).collect();
+            let ba: Vec<_> = compare(&b, &a).iter().map(key).collect();
+            proptest::prop_assert_eq!(ab, ba);
+        }
+    }
+
     #[test]
     fn added_and_removed_terms_are_cells_with_null() {
         let mut new = model(1.0, 0.5, 0.5, 1);
