@@ -59,6 +59,31 @@ pub enum Command {
     /// Download the outputs of the stages in `repro.lock` from the pipeline's `remote:` into the
     /// cache, and put missing or different ones into the workspace.
     Pull(ShareArgs),
+    /// List what changed in the results (coefficients, standard errors, stars, N, fit
+    /// statistics, data row counts) since a git revision or a saved lock file.
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// A git revision whose lock to compare with (default `HEAD`), or a saved lock file.
+    #[arg(value_name = "REV | LOCKFILE")]
+    pub against: Option<String>,
+    /// Plain text, Markdown, an HTML page, or JSON (docs/diff.md).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: DiffFormat,
+    /// Exit with 1 when anything changed (for CI).
+    #[arg(long)]
+    pub fail_on_change: bool,
+}
+
+/// `--format` of `repro diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    Text,
+    Md,
+    Html,
+    Json,
 }
 
 #[derive(Debug, clap::Args)]

@@ -29,6 +29,7 @@ fn keep_freed_memory() {
 
 mod cli;
 mod commands;
+mod diff;
 mod kinds;
 mod meter;
 mod replication;

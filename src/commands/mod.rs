@@ -4,6 +4,7 @@
 //! (the engine, the kinds, `replication`, `report`) or printing errors (`main`).
 
 mod dag;
+mod diff;
 mod fit;
 mod gc;
 mod lint;
@@ -34,6 +35,7 @@ pub fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Command::Stage(args) => stage::stage(cli, args),
         Command::Push(args) => share::push(cli, args),
         Command::Pull(args) => share::pull(cli, args),
+        Command::Diff(args) => diff::diff(cli, args),
     }
 }
 

@@ -1,11 +1,11 @@
 //! `repro run`: bring stages up to date, then rewrite the report if a stage ran.
 
-use repro_engine::{runner, status};
+use repro_engine::{lock, runner, status};
 use repro_kind::Failure;
 
 use crate::cli::{Cli, RunArgs};
 use crate::kinds::load_pipeline;
-use crate::{report, ui};
+use crate::{diff, report, ui};
 use repro_kind::diag::count;
 
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
@@ -29,6 +29,8 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         verbose: cli.verbose > 0,
         plain: false,
     });
+    // The lock before the run, for the report's "What changed" section (kept in memory only).
+    let before = lock::read(&p.lock_path()).ok();
     let summary = runner::run(&p, &selected, &cfg, &mut ui)?;
     // A run that changed no output leaves the report alone; one that restored outputs (a fresh
     // clone filled from the cache or a remote) writes it, as does any run where it is missing.
@@ -37,7 +39,11 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         .as_deref()
         .filter(|rel| summary.ran > 0 || summary.restored > 0 || !p.root.join(rel).exists());
     if let Some(rel) = wrote {
-        report::write(&p, rel)?;
+        // The section is an extra: when it cannot be computed the report goes without it.
+        let changes = before
+            .filter(|b| summary.ran > 0 && !b.stages.is_empty())
+            .and_then(|b| diff::with_current(&p, &b, "the lock before this run").ok());
+        report::write_with(&p, &p.root, rel, changes.as_ref())?;
     }
     let fetched = match summary.fetched {
         0 => String::new(),

@@ -18,6 +18,8 @@ use repro_engine::store::Store;
 use repro_kind::diag::{Diagnostic, Failure};
 use repro_tables::table::html_escape;
 
+use crate::diff::Changes;
+
 use repro_kind::diag::count;
 
 mod dag;
@@ -40,8 +42,19 @@ pub fn write(p: &Pipeline, rel: &str) -> Result<(), Failure> {
 
 /// Writes the report to `path` relative to `base` (an absolute `path` is taken as it is).
 pub fn write_at(p: &Pipeline, base: &Path, path: &str) -> Result<(), Failure> {
+    write_with(p, base, path, None)
+}
+
+/// [`write_at`] with a "What changed" section: what the run that just ended changed in the
+/// results (`repro run` after a rerun).
+pub fn write_with(
+    p: &Pipeline,
+    base: &Path,
+    path: &str,
+    changes: Option<&Changes>,
+) -> Result<(), Failure> {
     let rel = path;
-    let page = render(p)?;
+    let page = render(p, changes)?;
     repro_kind::write_output(base, rel, page.as_bytes()).map_err(|e| {
         Failure::stage(
             Diagnostic::new(format!("cannot write the report `{rel}`")).cause(e.to_string()),
@@ -50,7 +63,7 @@ pub fn write_at(p: &Pipeline, base: &Path, path: &str) -> Result<(), Failure> {
 }
 
 /// The page.
-pub fn render(p: &Pipeline) -> Result<String, Failure> {
+pub fn render(p: &Pipeline, changes: Option<&Changes>) -> Result<String, Failure> {
     let lockfile = lock::read(&p.lock_path())?;
     let log = Store::new(&p.root).run_log();
     let (last, last_ran) = last_runs(&log);
@@ -63,6 +76,10 @@ pub fn render(p: &Pipeline) -> Result<String, Failure> {
     let title = p.title.clone().unwrap_or_else(|| "repro report".into());
     let _ = writeln!(out, "<title>{}</title>\n<style>", html_escape(&title));
     out.push_str(CSS);
+    if changes.is_some() {
+        out.push_str(crate::diff::render::CSS);
+        out.push('\n');
+    }
     out.push_str("</style>\n</head>\n<body>\n");
     let _ = writeln!(out, "<h1>{}</h1>", html_escape(&title));
     if !p.authors.is_empty() {
@@ -82,7 +99,15 @@ pub fn render(p: &Pipeline) -> Result<String, Failure> {
         html_escape(&run_line(&log)),
         html_escape(&lock::engine_version())
     );
-    out.push_str("<nav><a href=\"#exhibits\">Exhibits</a> · <a href=\"#dag\">Stage graph</a> · <a href=\"#provenance\">Provenance</a></nav>\n");
+    out.push_str("<nav>");
+    if changes.is_some() {
+        out.push_str("<a href=\"#changes\">What changed</a> · ");
+    }
+    out.push_str("<a href=\"#exhibits\">Exhibits</a> · <a href=\"#dag\">Stage graph</a> · <a href=\"#provenance\">Provenance</a></nav>\n");
+    if let Some(c) = changes {
+        out.push_str("<h2 id=\"changes\">What changed</h2>\n");
+        out.push_str(&crate::diff::render::html(c));
+    }
 
     out.push_str("<h2 id=\"exhibits\">Exhibits</h2>\n");
     if listed.is_empty() {

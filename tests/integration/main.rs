@@ -2,6 +2,7 @@
 
 mod columns;
 mod data;
+mod diff;
 mod dvc;
 mod engine;
 mod errors;

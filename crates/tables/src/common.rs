@@ -98,6 +98,13 @@ pub const REPLICATIONS: IntRange = IntRange {
     max: 1_000_000,
 };
 
+/// How a table prints its results, recorded in each result JSON (`produced_by.printed`) so that
+/// `repro diff` can tell a change that only moves the last printed digit, and a change of stars,
+/// without the spec file of the other state.
+pub fn printed(digits: usize, stars: &crate::stars::Stars) -> serde_json::Value {
+    serde_json::json!({"digits": digits, "stars": stars.levels()})
+}
+
 /// The default `digits` of a table.
 pub fn default_digits() -> usize {
     3

@@ -538,7 +538,9 @@ impl QuantilesStage {
     /// A fit's result JSON: what produced it (`produced_by`), then the `repro fit --json` object.
     fn result_json(&self, req: &FitRequest, id: &str, res: &FitResult) -> serde_json::Value {
         let mut obj = serde_json::Map::new();
-        obj.insert("produced_by".into(), fitting::producer(req, &self.spec, id));
+        let mut producer = fitting::producer(req, &self.spec, id);
+        producer["printed"] = crate::common::printed(self.parsed.digits, &self.stars);
+        obj.insert("produced_by".into(), producer);
         if let serde_json::Value::Object(rest) = fitting::to_json(&self.parsed.data, res) {
             obj.extend(rest);
         }

@@ -71,6 +71,11 @@ impl Stars {
         }
     }
 
+    /// The thresholds, largest first (empty for `stars: none`).
+    pub fn levels(&self) -> &[f64] {
+        &self.levels
+    }
+
     /// The stars of a p-value: one per level it is below.
     pub fn mark(&self, p: f64) -> &'static str {
         MARKS[self.levels.iter().filter(|&&l| p < l).count()]

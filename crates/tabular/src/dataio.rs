@@ -101,9 +101,28 @@ fn read_frame_part(
     lf.collect().map_err(cannot)
 }
 
+/// The number of rows of a data file read as `format` whatever its name (a cache object has
+/// none): Parquet from its metadata, CSV by a scan that keeps no column.
+pub fn row_count(path: &Path, format: Format) -> Result<usize, Diagnostic> {
+    let df = scan_as(path, format)?
+        .select([len()])
+        .collect()
+        .map_err(|e| cannot_read(path, e))?;
+    let n = df
+        .columns()
+        .first()
+        .and_then(|c| c.get(0).ok())
+        .and_then(|v| v.extract::<u64>());
+    n.map(|n| n as usize)
+        .ok_or_else(|| Diagnostic::new(format!("cannot count the rows of `{}`", path.display())))
+}
+
 /// A lazy scan of a data file; a path that is missing or a folder is an error naming it.
 fn scan(path: &Path) -> Result<LazyFrame, Diagnostic> {
-    let format = format_of(path)?;
+    scan_as(path, format_of(path)?)
+}
+
+fn scan_as(path: &Path, format: Format) -> Result<LazyFrame, Diagnostic> {
     if path.is_dir() {
         return Err(Diagnostic::new(format!(
             "cannot read data file `{}`: it is a folder, not a file",

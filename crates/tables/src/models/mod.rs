@@ -105,12 +105,7 @@ impl ModelsStage {
             };
             let req = request(&m.formula, &m.vcov);
             let res = estimate(&sub, &req, &m.id)?;
-            let json = result_json(
-                &spec.data,
-                m,
-                &with_formula(fitting::producer(&req, &self.spec, &m.id), &req),
-                &res,
-            );
+            let json = result_json(&spec.data, m, &self.producer(&req, &m.id), &res);
             write_json(ctx, &format!("{results_dir}/{}.json", m.id), &json)?;
             let used: Vec<usize> = res.used_rows.iter().map(|&i| rows[i]).collect();
             rows_of.insert(m.id.clone(), used.clone());
@@ -131,12 +126,7 @@ impl ModelsStage {
                 let req = request(&f, &m.vcov);
                 let res = estimate(&sub, &req, &m.id)?;
                 let id = format!("{}_first_stage_{endo}", m.id);
-                let json = result_json(
-                    &spec.data,
-                    m,
-                    &with_formula(fitting::producer(&req, &self.spec, &id), &req),
-                    &res,
-                );
+                let json = result_json(&spec.data, m, &self.producer(&req, &id), &res);
                 write_json(
                     ctx,
                     &format!("{results_dir}/{}_first_stage_{endo}.json", m.id),
@@ -160,6 +150,10 @@ impl ModelsStage {
             let mut json = outcome.json;
             if let serde_json::Value::Object(o) = &mut json {
                 o.insert("spec".into(), self.spec.clone().into());
+                o.insert(
+                    "printed".into(),
+                    crate::common::printed(spec.digits, &self.stars),
+                );
             }
             write_json(ctx, &file, &json)?;
             diffs.push((d.clone(), outcome.p_value));
@@ -170,6 +164,16 @@ impl ModelsStage {
             &spec.name,
             &build_table(spec, &columns, &diffs, &marks),
         )
+    }
+}
+
+impl ModelsStage {
+    /// `produced_by` of a model's result JSON: the producer, the formula as fitted and how the
+    /// table prints it.
+    fn producer(&self, req: &FitRequest, id: &str) -> serde_json::Value {
+        let mut producer = with_formula(fitting::producer(req, &self.spec, id), req);
+        producer["printed"] = crate::common::printed(self.parsed.digits, &self.stars);
+        producer
     }
 }
 
