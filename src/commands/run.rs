@@ -32,9 +32,10 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
     let summary = runner::run(&p, &selected, &cfg, &mut ui)?;
     // A run that changed no output leaves the report alone; one that restored outputs (a fresh
     // clone filled from the cache or a remote) writes it, as does any run where it is missing.
-    let wrote = p.report.as_deref().filter(|rel| {
-        summary.ran > 0 || summary.restored > 0 || !p.root.join(rel).exists()
-    });
+    let wrote = p
+        .report
+        .as_deref()
+        .filter(|rel| summary.ran > 0 || summary.restored > 0 || !p.root.join(rel).exists());
     if let Some(rel) = wrote {
         report::write(&p, rel)?;
     }
