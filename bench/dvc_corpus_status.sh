@@ -25,6 +25,7 @@ DVC=$(command -v "$DVC")
 DVC_PYTHON=${DVC_PYTHON:-$(dirname "$DVC")/python}
 REPRO=${REPRO:-${CARGO_TARGET_DIR:-$HOME/.cache/repro-target}/release/repro}
 here=$(cd "$(dirname "$0")" && pwd)
+command -v hyperfine >/dev/null || { echo "error: hyperfine is needed (bench/setup.sh installs it)" >&2; exit 2; }
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 cp "$here/dvc_standin.sh" "$scratch/standin.sh"

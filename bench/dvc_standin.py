@@ -95,7 +95,20 @@ def rewrite_cmds(path):
     for line, col, cmd in sorted(edits, reverse=True):
         end = value_end(lines, line, col)
         lines[line:end] = [" " * col + "cmd: " + json.dumps(cmd)]
-    open(path, "w", encoding="utf-8").write("\n".join(lines))
+    new_text = "\n".join(lines)
+    # The stand-in must differ from the original in the commands only.
+    if without_cmds(yaml.safe_load(new_text)) != without_cmds(plain):
+        sys.exit(f"{path}: replacing the commands changed more than the commands")
+    open(path, "w", encoding="utf-8").write(new_text)
+
+
+def without_cmds(doc):
+    for stage in (doc.get("stages") or {}).values():
+        if isinstance(stage, dict):
+            stage.pop("cmd", None)
+            if isinstance(stage.get("do"), dict):
+                stage["do"].pop("cmd", None)
+    return doc
 
 
 def has_ext(path):
