@@ -258,6 +258,15 @@ const NESTED_ONLY: &[(&str, &str)] = &[
     ),
 ];
 
+/// A `foreach` list and a `matrix` axis that repeat a value: DVC makes one stage per name.
+const REPEATED_ITEMS: &[(&str, &str)] = &[
+    ("seed.txt", "1\n"),
+    (
+        "dvc.yaml",
+        "stages:\n  each:\n    foreach: [x, y, x]\n    do:\n      cmd: echo ${item} >> each.txt\n      deps: [seed.txt]\n  grid:\n    matrix:\n      m: [1, 1]\n      n: [a]\n    cmd: echo ${item.m}${item.n} >> grid.txt\n    deps: [seed.txt]\n",
+    ),
+];
+
 /// Runs one edit scenario on a fresh twin: first build, the edit, the rebuild, each compared.
 fn scenario(files: &[(&str, &str)], what: &str, edit: impl Fn(&Path)) {
     scenario_ran(files, what, edit);
@@ -415,6 +424,13 @@ fn pipelines_only_in_a_subfolder() {
         &|d| std::fs::write(d.join("data/raw.txt"), "beta\n").unwrap(),
         &all,
     );
+}
+
+#[test]
+fn repeated_items_make_one_stage() {
+    scenario(REPEATED_ITEMS, "repeated items", |d| {
+        std::fs::write(d.join("seed.txt"), "2\n").unwrap()
+    });
 }
 
 #[test]
