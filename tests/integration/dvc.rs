@@ -258,12 +258,14 @@ const NESTED_ONLY: &[(&str, &str)] = &[
     ),
 ];
 
-/// A `foreach` list and a `matrix` axis that repeat a value: DVC makes one stage per name.
+/// A `foreach` list and a `matrix` axis that repeat a value: DVC makes one stage per name. Each
+/// stage appends to a file of its own, so a second run of one shows (and stages independent of
+/// each other may run in any order).
 const REPEATED_ITEMS: &[(&str, &str)] = &[
     ("seed.txt", "1\n"),
     (
         "dvc.yaml",
-        "stages:\n  each:\n    foreach: [x, y, x]\n    do:\n      cmd: echo ${item} >> each.txt\n      deps: [seed.txt]\n  grid:\n    matrix:\n      m: [1, 1]\n      n: [a]\n    cmd: echo ${item.m}${item.n} >> grid.txt\n    deps: [seed.txt]\n",
+        "stages:\n  each:\n    foreach: [x, y, x]\n    do:\n      cmd: echo ${item} >> each-${item}.txt\n      deps: [seed.txt]\n  grid:\n    matrix:\n      m: [1, 1]\n      n: [a]\n    cmd: echo ${item.m}${item.n} >> grid-${key}.txt\n    deps: [seed.txt]\n",
     ),
 ];
 
