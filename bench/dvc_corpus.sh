@@ -2,8 +2,9 @@
 # Which real dvc.yaml files repro reads, compared with DVC (issue 15).
 #
 # Usage: bench/dvc_corpus.sh FOLDER
-#   FOLDER holds one subfolder per project, each with its dvc.yaml (and the params files it
-#   names, nested dvc.yaml files...), as taken from a repository. Nothing is run: each project is
+#   FOLDER holds one subfolder per project (the folder DVC's `.dvc/` belongs in), each with its
+#   dvc.yaml files (at the root and/or in subfolders) and the params files they name, as taken
+#   from a repository. Nothing is run: each project is
 #   copied to a scratch folder and loaded by `dvc dag` and by `repro -f dvc.yaml dag`.
 # Environment: DVC (default: dvc on the PATH), REPRO (default: the release build).
 set -euo pipefail
@@ -16,7 +17,8 @@ total=0; dvc_ok=0; repro_ok=0; both=0
 printf '%-45s %-6s %-6s %s\n' project dvc repro "repro's first error"
 for project in "$folder"/*/; do
     name=$(basename "$project")
-    [ -f "$project/dvc.yaml" ] || continue
+    # A project's pipelines may all live in subfolders (DVC collects them from the root).
+    [ -n "$(find "$project" -name dvc.yaml -print -quit)" ] || continue
     total=$((total + 1))
     work="$scratch/$name"
     cp -r "$project" "$work"

@@ -74,6 +74,10 @@ impl Twin {
             "dvc init: {}",
             String::from_utf8_lossy(&init.stderr)
         );
+        // A clone of a DVC project holds `.dvc/config` (git keeps it); repro's twin too.
+        let config = t.repro_dir.path().join(".dvc/config");
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        std::fs::copy(t.dvc_dir.path().join(".dvc/config"), config).unwrap();
         t
     }
 
@@ -107,7 +111,14 @@ impl Twin {
     }
 
     fn run_dvc(&self) -> Ran {
-        let o = self.dvc_cmd(&["repro"]).output().unwrap();
+        // Without a root `dvc.yaml`, `dvc repro` needs `-P` to take every pipeline of the
+        // project, as `dvc status` and `dvc dag` do by default.
+        let args: &[&str] = if self.dvc_dir.path().join("dvc.yaml").exists() {
+            &["repro"]
+        } else {
+            &["repro", "-P"]
+        };
+        let o = self.dvc_cmd(args).output().unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&o.stdout),
@@ -138,7 +149,7 @@ impl Twin {
 
     /// Runs both tools and checks they did the same and left the same files.
     #[track_caller]
-    fn both(&self, what: &str) {
+    fn both(&self, what: &str) -> Ran {
         let d = self.run_dvc();
         let r = self.run_repro();
         assert_eq!(
@@ -157,6 +168,7 @@ impl Twin {
         );
         let (df, rf) = (files(self.dvc_dir.path()), files(self.repro_dir.path()));
         assert_eq!(df, rf, "{what}: the files left differ");
+        d
     }
 }
 
@@ -233,13 +245,42 @@ const FEATURES: &[(&str, &str)] = &[
     ),
 ];
 
+/// A project whose only pipeline lives in a subfolder, as many DVC projects keep
+/// `pipelines/dvc.yaml` with `.dvc/` at the root: a `vars` file and paths reaching `..`, one
+/// stage run at the root by `wdir: ..` (params then read from the root's `params.yaml`), one
+/// run in the subfolder.
+const NESTED_ONLY: &[(&str, &str)] = &[
+    ("data/raw.txt", "alpha\n"),
+    ("params.yaml", "prep:\n  n: 1\n"),
+    (
+        "pipelines/dvc.yaml",
+        "vars:\n  - ../params.yaml\nstages:\n  prepare:\n    wdir: ..\n    cmd: (cat data/raw.txt; echo n=${prep.n}) > data/clean.txt\n    deps: [data/raw.txt]\n    params:\n      - prep.n\n    outs: [data/clean.txt]\n  count:\n    cmd: wc -c < ../data/clean.txt > ../count.txt\n    deps: [../data/clean.txt]\n    outs: [../count.txt]\n",
+    ),
+];
+
+/// A `foreach` list and a `matrix` axis that repeat a value: DVC makes one stage per name. Each
+/// stage appends to a file of its own, so a second run of one shows (and stages independent of
+/// each other may run in any order).
+const REPEATED_ITEMS: &[(&str, &str)] = &[
+    ("seed.txt", "1\n"),
+    (
+        "dvc.yaml",
+        "stages:\n  each:\n    foreach: [x, y, x]\n    do:\n      cmd: echo ${item} >> each-${item}.txt\n      deps: [seed.txt]\n  grid:\n    matrix:\n      m: [1, 1]\n      n: [a]\n    cmd: echo ${item.m}${item.n} >> grid-${key}.txt\n    deps: [seed.txt]\n",
+    ),
+];
+
 /// Runs one edit scenario on a fresh twin: first build, the edit, the rebuild, each compared.
 fn scenario(files: &[(&str, &str)], what: &str, edit: impl Fn(&Path)) {
-    let Some(dvc) = dvc_or_skip() else { return };
+    scenario_ran(files, what, edit);
+}
+
+/// [`scenario`], returning what DVC did in the first run and after the edit.
+fn scenario_ran(files: &[(&str, &str)], what: &str, edit: impl Fn(&Path)) -> Option<[Ran; 2]> {
+    let dvc = dvc_or_skip()?;
     let t = Twin::new(dvc, files);
-    t.both(&format!("{what} (first run)"));
+    let first = t.both(&format!("{what} (first run)"));
     t.edit(edit);
-    t.both(what);
+    Some([first, t.both(what)])
 }
 
 #[test]
@@ -361,6 +402,37 @@ fn matrix_stages_follow_their_axes() {
         "matrix",
         rewrite("dvc.yaml", "lr: [0.1, 0.01]", "lr: [0.1, 0.001]"),
     );
+}
+
+#[test]
+fn pipelines_only_in_a_subfolder() {
+    let all = ["pipelines/dvc.yaml:count", "pipelines/dvc.yaml:prepare"].map(String::from);
+    // Both tools must have built the project, not failed alike, and rerun what the edit needs.
+    let check = |what: &str, edit: &dyn Fn(&Path), reran: &[String]| {
+        let Some([first, then]) = scenario_ran(NESTED_ONLY, what, edit) else {
+            return;
+        };
+        assert_eq!((first.code, first.ran), (0, all.iter().cloned().collect()));
+        assert_eq!((then.code, then.ran), (0, reran.iter().cloned().collect()));
+    };
+    check("nested only: no change", &|_| {}, &[]);
+    check(
+        "nested only: param",
+        &rewrite("params.yaml", "n: 1", "n: 2"),
+        &all,
+    );
+    check(
+        "nested only: dep",
+        &|d| std::fs::write(d.join("data/raw.txt"), "beta\n").unwrap(),
+        &all,
+    );
+}
+
+#[test]
+fn repeated_items_make_one_stage() {
+    scenario(REPEATED_ITEMS, "repeated items", |d| {
+        std::fs::write(d.join("seed.txt"), "2\n").unwrap()
+    });
 }
 
 #[test]

@@ -68,6 +68,16 @@ impl RunOpts {
 
 /// `base/raw` with `.` and `..` resolved; the result must stay inside the project.
 pub fn resolve_path(base: &str, raw: &str) -> Result<String, String> {
+    let path = resolve_folder(base, raw)?;
+    if path.is_empty() {
+        return Err("the path names the project folder itself".into());
+    }
+    Ok(path)
+}
+
+/// Like [`resolve_path`], but the project folder itself (`""`) is allowed: a `wdir` of `..` in
+/// a subfolder's `dvc.yaml` runs the command at the root, as DVC does.
+pub fn resolve_folder(base: &str, raw: &str) -> Result<String, String> {
     let s = raw.trim().replace('\\', "/");
     if s.is_empty() {
         return Err("the path is empty".into());
@@ -87,9 +97,6 @@ pub fn resolve_path(base: &str, raw: &str) -> Result<String, String> {
             p => parts.push(p),
         }
     }
-    if parts.is_empty() {
-        return Err("the path names the project folder itself".into());
-    }
     Ok(parts.join("/"))
 }
 
@@ -107,6 +114,15 @@ pub fn is_url(raw: &str) -> bool {
 /// Files DVC owns in a project: no output may replace them.
 pub fn dvc_owned(out: &str) -> bool {
     out == "dvc.lock" || out == "dvc.yaml" || repro_kind::paths::path_within(out, ".dvc")
+}
+
+/// Whether `file` is a missing `dvc.yaml` at the root of a DVC project (a `.dvc` folder beside
+/// it) whose pipelines all live in subfolders.
+pub fn only_nested_pipelines(file: &Path, root: &Path) -> bool {
+    file.file_name().is_some_and(|n| n == "dvc.yaml")
+        && !file.exists()
+        && root.join(".dvc").is_dir()
+        && !nested_pipelines(root).is_empty()
 }
 
 /// The `dvc.yaml` files in subfolders of `root` (relative paths, sorted), skipping hidden
@@ -195,7 +211,19 @@ impl Cx<'_> {
                 .hint = Some("download it in a stage of its own (e.g. `cmd: curl -o data/x URL`, `outs: [data/x]`) or with `dvc import-url`, and name the local file".into());
             return None;
         }
-        match resolve_path(&self.base, raw) {
+        let resolved = resolve_path(&self.base, raw);
+        self.checked_path(resolved, raw, pos, what)
+    }
+
+    /// The resolved path, or `None` after reporting why it is invalid.
+    fn checked_path(
+        &mut self,
+        resolved: Result<String, String>,
+        raw: &str,
+        pos: Pos,
+        what: &str,
+    ) -> Option<String> {
+        match resolved {
             Ok(p) => Some(p),
             Err(why) => {
                 let d = self.error(pos, format!("invalid path `{raw}` in {what}"));
@@ -343,7 +371,8 @@ impl Cx<'_> {
         if raw.trim() == "." || raw.trim().is_empty() {
             return Some(self.base.clone());
         }
-        self.stage_path(raw, v.pos, &format!("`wdir` of {owner}"))
+        let resolved = resolve_folder(&self.base, raw);
+        self.checked_path(resolved, raw, v.pos, &format!("`wdir` of {owner}"))
     }
 }
 
@@ -376,6 +405,15 @@ mod tests {
         assert_eq!(resolve_path("", "./a//b").unwrap(), "a/b");
         assert!(resolve_path("sub", "../../x").is_err());
         assert!(resolve_path("", "/etc/passwd").is_err());
+        assert!(resolve_path("sub", "..").is_err());
+    }
+
+    #[test]
+    fn a_folder_may_be_the_project_itself() {
+        assert_eq!(resolve_folder("sub", "..").unwrap(), "");
+        assert_eq!(resolve_folder("a/b", "../").unwrap(), "a");
+        assert!(resolve_folder("sub", "../..").is_err());
+        assert!(resolve_folder("", "/tmp").is_err());
     }
 
     #[test]

@@ -19,6 +19,15 @@ use crate::yaml::{self, Key, Node, Pos, Value};
 
 /// Reads and validates a pipeline file. Every problem found is reported at once.
 pub fn load(file: &Path, kinds: &dyn KindRegistry) -> Result<Pipeline, Failure> {
+    let root = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if super::dvc::only_nested_pipelines(file, &root) {
+        // A DVC project whose pipelines all live in subfolders (`pipelines/dvc.yaml`...): DVC
+        // collects them from the root, and so does `-f dvc.yaml`.
+        return parse_pipeline(file, &root, "stages: {}\n", kinds);
+    }
     let text = std::fs::read_to_string(file).map_err(|e| {
         let d = Diagnostic::new(format!("cannot read pipeline file `{}`", file.display()))
             .cause(e.to_string());
@@ -29,10 +38,6 @@ pub fn load(file: &Path, kinds: &dyn KindRegistry) -> Result<Pipeline, Failure> 
         };
         Failure::usage(d)
     })?;
-    let root = match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
     parse_pipeline(file, &root, &text, kinds)
 }
 

@@ -10,6 +10,8 @@
 //! that no variable defines are left for repro's own run-time substitution. Deliberately does not
 //! own: what the fields mean (`parse`, `dvc`) or reading params files (`params_file`).
 
+use std::collections::HashMap;
+
 use super::cx::Cx;
 use crate::params_file;
 use crate::yaml::{Key, Node, Pos, Value};
@@ -138,7 +140,7 @@ impl Cx<'_> {
             let Some((items, body)) = generated else {
                 continue;
             };
-            for (suffix, temp) in items {
+            for (suffix, temp) in one_per_key(items) {
                 let name = format!("{}@{suffix}", key.name);
                 if let Some(stage) = self.resolve_stage(context, dir, &name, &body, &temp) {
                     self.groups.insert(name.clone(), key.name.clone());
@@ -525,6 +527,24 @@ impl Cx<'_> {
 
 /// One generated stage: its key (the part after `@`) and the variables it adds (`item`, `key`).
 type Generated = (String, Vec<(String, Node)>);
+
+/// One stage per key, as DVC keeps its generated stages in a dict: a repeated key (`foreach:
+/// [a, b, a]`, or a matrix axis listing a value twice) takes the place of its first occurrence
+/// with the last one's variables, so its command runs once.
+fn one_per_key(items: Vec<Generated>) -> Vec<Generated> {
+    let mut out: Vec<Generated> = Vec::with_capacity(items.len());
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for (key, vars) in items {
+        match at.get(&key) {
+            Some(&i) => out[i].1 = vars,
+            None => {
+                at.insert(key.clone(), out.len());
+                out.push((key, vars));
+            }
+        }
+    }
+    out
+}
 /// A matrix combination being built: the name fragments and the chosen value of each axis.
 type Combination = (Vec<String>, Vec<(Key, Node)>);
 
@@ -674,6 +694,21 @@ fn shell_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_key_makes_one_stage_with_the_last_variables() {
+        let node = |s: &str| Node {
+            value: Value::Str(s.into()),
+            pos: Pos::default(),
+        };
+        let gen = |k: &str, v: &str| (k.to_string(), vec![("item".to_string(), node(v))]);
+        let out = one_per_key(vec![gen("a", "1"), gen("b", "2"), gen("a", "3")]);
+        let keys: Vec<_> = out
+            .iter()
+            .map(|(k, v)| (k.as_str(), v[0].1.clone()))
+            .collect();
+        assert_eq!(keys, vec![("a", node("3")), ("b", node("2"))]);
+    }
 
     #[test]
     fn floats_print_as_python_prints_them() {
