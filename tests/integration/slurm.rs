@@ -323,6 +323,12 @@ fn cancelled_and_out_of_memory_jobs_fail_with_slurms_reason_and_a_rerun_resumes(
         name.starts_with("repro-") && name.ends_with("-slow"),
         "{name}"
     );
+    // Slurm says RUNNING before the job's shell has started: cancel only once the command has
+    // made its mark, so that the count below does not depend on the machine's load.
+    let started = Instant::now();
+    while !p.exists("runs/slow") && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let status = cluster.client("scancel").arg(&id).status().unwrap();
     assert!(status.success());
     let code = wait_bounded(&mut child, Duration::from_secs(120));
