@@ -1,7 +1,8 @@
 //! Where a stage runs: `executor:` (top level and per stage) and `resources:` (top-level defaults
 //! and per stage), validated with their places.
 //!
-//! Owns: [`ExecutorKind`], [`Resources`], reading both from the pipeline file, and merging a
+//! Owns: reading [`ExecutorKind`] and [`Resources`] (defined with the rest of the model in
+//! `model`) from the pipeline file, and merging a
 //! stage's resources over the top-level defaults. Neither enters a stage key: a stage's outputs
 //! are the same bytes wherever it runs. Deliberately does not own: turning resources into
 //! `sbatch` options or submitting jobs (`crate::slurm`).
@@ -9,66 +10,8 @@
 use repro_kind::suggest::closest;
 
 use super::cx::Cx;
-use super::model::Stage;
+use super::model::{ExecutorKind, Resources, Stage};
 use crate::yaml::{Node, Value};
-
-/// Where a stage's work runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ExecutorKind {
-    /// On this machine (commands by `sh -c`, built-in kinds inside the `repro` process).
-    #[default]
-    Local,
-    /// As one `sbatch` job per stage.
-    Slurm,
-}
-
-impl ExecutorKind {
-    pub const NAMES: &'static [&'static str] = &["local", "slurm"];
-
-    pub fn parse(name: &str) -> Option<ExecutorKind> {
-        match name {
-            "local" => Some(ExecutorKind::Local),
-            "slurm" => Some(ExecutorKind::Slurm),
-            _ => None,
-        }
-    }
-}
-
-/// What a stage asks of the cluster (`resources:`); only the Slurm executor reads it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Resources {
-    /// CPUs for the job's one task (`--cpus-per-task`).
-    pub cpus: Option<u32>,
-    /// Memory per node as Slurm writes it: a number with an optional K, M, G or T (`--mem`).
-    pub memory: Option<String>,
-    /// Wall-time limit in one of Slurm's formats (`--time`).
-    pub time: Option<String>,
-    /// `--partition` (a partition or a comma-separated list).
-    pub partition: Option<String>,
-    /// Further `sbatch` options, passed as they are, after the ones above.
-    pub sbatch: Vec<String>,
-}
-
-impl Resources {
-    /// `self` over `defaults`: each field the stage sets wins; extra options are appended.
-    pub fn over(&self, defaults: &Resources) -> Resources {
-        Resources {
-            cpus: self.cpus.or(defaults.cpus),
-            memory: self.memory.clone().or_else(|| defaults.memory.clone()),
-            time: self.time.clone().or_else(|| defaults.time.clone()),
-            partition: self
-                .partition
-                .clone()
-                .or_else(|| defaults.partition.clone()),
-            sbatch: defaults
-                .sbatch
-                .iter()
-                .chain(&self.sbatch)
-                .cloned()
-                .collect(),
-        }
-    }
-}
 
 const RESOURCE_KEYS: &[&str] = &["cpus", "memory", "time", "partition", "sbatch"];
 

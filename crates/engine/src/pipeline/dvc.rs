@@ -3,8 +3,8 @@
 //!
 //! Owns: [`RunOpts`] and [`OutOpts`] (`frozen`, `always_changed`, `wdir`, outputs' `cache`,
 //! `persist` and `push`, `metrics` and `plots` as outputs, a command's lines), reading them from a
-//! stage, paths relative to a stage's folder (`wdir`, a nested `dvc.yaml`'s folder) with `..`
-//! kept inside the project, URL deps (unsupported, with a hint), and finding the `dvc.yaml` files
+//! stage, paths relative to a stage's folder (`wdir`, a nested `dvc.yaml`'s folder; resolved by
+//! `relpath`), URL deps (unsupported, with a hint), and finding the `dvc.yaml` files
 //! of subfolders. Deliberately does not own: the rest of a stage (`parse`), templating
 //! (`template`), or acting on the options (`runner`, `planner`).
 
@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::cx::Cx;
+use super::relpath::{resolve_folder, resolve_path};
 use crate::yaml::{Node, Pos, Value};
 
 /// How one output is kept. Defaults are DVC's: cached, removed before the command runs, pushed.
@@ -64,40 +65,6 @@ impl RunOpts {
     pub fn restorable(&self) -> bool {
         !self.always_changed && self.outs.values().all(|o| !o.persist)
     }
-}
-
-/// `base/raw` with `.` and `..` resolved; the result must stay inside the project.
-pub fn resolve_path(base: &str, raw: &str) -> Result<String, String> {
-    let path = resolve_folder(base, raw)?;
-    if path.is_empty() {
-        return Err("the path names the project folder itself".into());
-    }
-    Ok(path)
-}
-
-/// Like [`resolve_path`], but the project folder itself (`""`) is allowed: a `wdir` of `..` in
-/// a subfolder's `dvc.yaml` runs the command at the root, as DVC does.
-pub fn resolve_folder(base: &str, raw: &str) -> Result<String, String> {
-    let s = raw.trim().replace('\\', "/");
-    if s.is_empty() {
-        return Err("the path is empty".into());
-    }
-    if s.starts_with('/') || (s.len() > 1 && s.as_bytes()[1] == b':') {
-        return Err("absolute paths are not allowed".into());
-    }
-    let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
-    for part in s.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.pop().is_none() {
-                    return Err("`..` leads outside the project".into());
-                }
-            }
-            p => parts.push(p),
-        }
-    }
-    Ok(parts.join("/"))
 }
 
 /// A dep DVC fetches from elsewhere (`s3://`, `https://`, `remote://`...): repro reads only

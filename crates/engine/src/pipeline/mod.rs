@@ -14,11 +14,14 @@ mod dvc;
 mod graph;
 mod model;
 mod parse;
+mod relpath;
 mod remote;
 mod template;
 
-pub use cluster::{ExecutorKind, Resources};
-pub use model::{Action, Exhibit, OutOpts, Pipeline, RunOpts, Source, Stage, DEFAULT_PARAMS_FILE};
+pub use model::{
+    Action, ExecutorKind, Exhibit, OutOpts, Pipeline, Resources, RunOpts, Source, Stage,
+    DEFAULT_PARAMS_FILE,
+};
 pub use parse::{load, parse_pipeline};
 pub use remote::{RemoteSpec, RemoteUrl};
 pub use repro_kind::paths::{normalize_path, path_within};

@@ -13,7 +13,6 @@ use repro_kind::diag::{Diagnostic, Failure};
 use repro_kind::paths::path_within;
 use repro_kind::BuiltinStage;
 
-use super::cluster::{ExecutorKind, Resources};
 use crate::params::Param;
 use crate::yaml::Pos;
 
@@ -212,5 +211,63 @@ pub fn lock_name(file: &std::path::Path) -> String {
         "pipeline" => "repro.lock".to_string(),
         "dvc" => "dvc.repro.lock".to_string(),
         _ => format!("{stem}.lock"),
+    }
+}
+
+/// Where a stage's work runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExecutorKind {
+    /// On this machine (commands by `sh -c`, built-in kinds inside the `repro` process).
+    #[default]
+    Local,
+    /// As one `sbatch` job per stage.
+    Slurm,
+}
+
+impl ExecutorKind {
+    pub const NAMES: &'static [&'static str] = &["local", "slurm"];
+
+    pub fn parse(name: &str) -> Option<ExecutorKind> {
+        match name {
+            "local" => Some(ExecutorKind::Local),
+            "slurm" => Some(ExecutorKind::Slurm),
+            _ => None,
+        }
+    }
+}
+
+/// What a stage asks of the cluster (`resources:`); only the Slurm executor reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// CPUs for the job's one task (`--cpus-per-task`).
+    pub cpus: Option<u32>,
+    /// Memory per node as Slurm writes it: a number with an optional K, M, G or T (`--mem`).
+    pub memory: Option<String>,
+    /// Wall-time limit in one of Slurm's formats (`--time`).
+    pub time: Option<String>,
+    /// `--partition` (a partition or a comma-separated list).
+    pub partition: Option<String>,
+    /// Further `sbatch` options, passed as they are, after the ones above.
+    pub sbatch: Vec<String>,
+}
+
+impl Resources {
+    /// `self` over `defaults`: each field the stage sets wins; extra options are appended.
+    pub fn over(&self, defaults: &Resources) -> Resources {
+        Resources {
+            cpus: self.cpus.or(defaults.cpus),
+            memory: self.memory.clone().or_else(|| defaults.memory.clone()),
+            time: self.time.clone().or_else(|| defaults.time.clone()),
+            partition: self
+                .partition
+                .clone()
+                .or_else(|| defaults.partition.clone()),
+            sbatch: defaults
+                .sbatch
+                .iter()
+                .chain(&self.sbatch)
+                .cloned()
+                .collect(),
+        }
     }
 }

@@ -776,7 +776,7 @@ impl Cx<'_> {
     /// Reads and caches a params file (relative to the stage's folder, in any format DVC
     /// reads); reports a problem once per file.
     fn params_file(&mut self, name: &str, pos: Pos) -> Option<Param> {
-        let rel = match super::dvc::resolve_path(&self.base, name) {
+        let rel = match super::relpath::resolve_path(&self.base, name) {
             Ok(rel) => rel,
             Err(why) => {
                 self.error(pos, format!("invalid params file path `{name}`"))

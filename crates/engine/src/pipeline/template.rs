@@ -452,7 +452,7 @@ impl Cx<'_> {
             Some((f, k)) => (f, Some(k)),
             None => (spec, None),
         };
-        let rel = match super::dvc::resolve_path(dir, file) {
+        let rel = match super::relpath::resolve_path(dir, file) {
             Ok(r) => r,
             Err(why) => {
                 self.error(pos, format!("invalid vars file `{file}`"))
