@@ -269,6 +269,17 @@ const REPEATED_ITEMS: &[(&str, &str)] = &[
     ),
 ];
 
+/// A params file that a stage writes (`tune` copies `hp.txt` to `best.yaml`) and another stage
+/// reads (`params: [best.yaml: [lr]]`), as real projects keep tuned hyperparameters. DVC reads
+/// such a file when the reading stage is about to run, not when it loads the pipeline.
+const PRODUCED_PARAMS: &[(&str, &str)] = &[
+    ("hp.txt", "lr: 0.1\nother: 1\n"),
+    (
+        "dvc.yaml",
+        "stages:\n  tune:\n    cmd: cp hp.txt best.yaml\n    deps: [hp.txt]\n    outs: [best.yaml]\n  train:\n    cmd: grep lr best.yaml > model.txt\n    params:\n      - best.yaml:\n          - lr\n    outs: [model.txt]\n",
+    ),
+];
+
 /// Runs one edit scenario on a fresh twin: first build, the edit, the rebuild, each compared.
 fn scenario(files: &[(&str, &str)], what: &str, edit: impl Fn(&Path)) {
     scenario_ran(files, what, edit);
@@ -461,5 +472,29 @@ fn repro_keeps_its_own_lock_beside_dvcs() {
     assert!(
         s.status.success() && text.contains("up to date"),
         "dvc status after repro: {text}"
+    );
+}
+
+#[test]
+fn a_params_file_written_by_a_stage_is_read_when_its_reader_runs() {
+    let both = ["train", "tune"].map(String::from);
+    let check = |what: &str, edit: &dyn Fn(&Path), reran: &[String]| {
+        let Some([first, then]) = scenario_ran(PRODUCED_PARAMS, what, edit) else {
+            return;
+        };
+        // A fresh clone has no `best.yaml`: both tools build it, then the stage reading it.
+        assert_eq!((first.code, first.ran), (0, both.iter().cloned().collect()));
+        assert_eq!((then.code, then.ran), (0, reran.iter().cloned().collect()));
+    };
+    check("produced params: no change", &|_| {}, &[]);
+    check(
+        "produced params: the used key changes",
+        &rewrite("hp.txt", "lr: 0.1", "lr: 0.2"),
+        &both,
+    );
+    check(
+        "produced params: another key changes",
+        &rewrite("hp.txt", "other: 1", "other: 2"),
+        &both[1..],
     );
 }

@@ -127,3 +127,34 @@ fn out_of_range_digits_are_a_spec_error() {
     );
     assert!(out.stderr.contains("--> t.yaml:4:9"), "{}", out.stderr);
 }
+
+#[test]
+fn a_params_file_nobody_writes_is_missing() {
+    // `tuned.yaml` is no stage's output, so its absence is an error before anything runs; the
+    // params file another stage writes (`best.yaml`) is read only when its reader runs.
+    check(
+        "params_file_missing",
+        "stages:\n  tune:\n    cmd: \"echo 'lr: 1' > best.yaml\"\n    outs: [best.yaml]\n  train:\n    cmd: echo ok > model.txt\n    params:\n      - best.yaml: [lr]\n      - tuned.yaml: [depth]\n    outs: [model.txt]\n",
+        &["run"],
+    );
+}
+
+#[test]
+fn a_written_params_file_without_the_named_key_fails_its_reader() {
+    let p = Project::new();
+    p.write(
+        "pipeline.yaml",
+        "stages:\n  tune:\n    cmd: \"echo 'rate: 1' > best.yaml\"\n    outs: [best.yaml]\n  train:\n    cmd: echo ok > model.txt\n    params:\n      - best.yaml: [lr]\n    outs: [model.txt]\n",
+    );
+    let out = p.repro(&["run"]);
+    assert_eq!(out.code, 1, "{}", out.snapshot());
+    assert!(
+        out.stderr.contains("stage `train` cannot start")
+            && out
+                .stderr
+                .contains("`best.yaml` does not define param `lr`"),
+        "{}",
+        out.stderr
+    );
+    assert!(!p.path().join("model.txt").exists());
+}

@@ -183,12 +183,21 @@ pub fn run(
                     st.state[i] = State::Running;
                     running += 1;
                     let entry = lockfile.stages.get(&p.stages[i].name).cloned();
+                    let stage = match with_fresh_params(&p.root, &p.stages[i]) {
+                        Ok(stage) => stage,
+                        Err(d) => {
+                            let _ = tx.send(Done {
+                                index: i,
+                                outcome: Outcome::Failed(Box::new(d)),
+                                entry: None,
+                            });
+                            continue;
+                        }
+                    };
                     // Most stages of a no-op run are up to date: decide those here, cheaply,
                     // instead of starting a worker for each.
                     if !cfg.force {
-                        if let Some(e) =
-                            entry.as_ref().filter(|e| up_to_date(&ctx, &p.stages[i], e))
-                        {
+                        if let Some(e) = entry.as_ref().filter(|e| up_to_date(&ctx, &stage, e)) {
                             let _ = tx.send(Done {
                                 index: i,
                                 outcome: Outcome::UpToDate,
@@ -200,8 +209,8 @@ pub fn run(
                     ui.started(&p.stages[i].name);
                     let tx = tx.clone();
                     let ctx = &ctx;
-                    let stage = &p.stages[i];
                     scope.spawn(move || {
+                        let stage = &*stage;
                         // A panic anywhere in building the stage is that stage's failure: the
                         // worker still reports, so the dispatcher never waits forever.
                         let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -470,6 +479,23 @@ fn check_sources(p: &Pipeline, selected: &[usize], stat: &StatCache) -> Result<(
     } else {
         Err(Failure::usage_many(diags))
     }
+}
+
+/// The stage as it is to run: params it names from a file that another stage writes are read
+/// now, after that stage has run (DVC reads params when a stage runs, not when it loads).
+fn with_fresh_params<'s>(
+    root: &std::path::Path,
+    stage: &'s Stage,
+) -> Result<std::borrow::Cow<'s, Stage>, Diagnostic> {
+    if !stage.params_from_outputs {
+        return Ok(std::borrow::Cow::Borrowed(stage));
+    }
+    let params = crate::pipeline::read_param_refs(root, &stage.param_refs).map_err(|why| {
+        Diagnostic::new(format!("stage `{}` cannot start", stage.name)).cause(why)
+    })?;
+    let mut fresh = stage.clone();
+    fresh.params = params;
+    Ok(std::borrow::Cow::Owned(fresh))
 }
 
 /// True when the stage's key and outputs match its lock entry, decided from stats alone: a file

@@ -29,6 +29,9 @@ pub(super) struct Cx<'k> {
     /// Stages left out of the graph because their definition has errors (already reported);
     /// what they would output is unknown, so no exhibit is reported as unproduced.
     pub(super) dropped_stages: usize,
+    /// Params files named but not there (project-relative path, where first named): an error
+    /// once every stage is read, unless a stage writes the file.
+    pub(super) missing_params: Vec<(String, Location)>,
 }
 
 impl Cx<'_> {

@@ -80,17 +80,26 @@ pub(super) fn link(cx: &mut Cx, stages: &mut [Stage]) {
     }
     let mut upstream_all = Vec::with_capacity(stages.len());
     for s in stages.iter() {
+        // A params file is an input too, as in DVC: its writer comes first.
+        let from_params: Vec<usize> = s
+            .param_refs
+            .iter()
+            .flat_map(|r| producers(&r.path))
+            .map(|(j, _)| j)
+            .collect();
         let mut up: Vec<usize> = s
             .deps
             .iter()
             .flat_map(|d| producers(d))
             .map(|(j, _)| j)
+            .chain(from_params.iter().copied())
             .collect();
         up.sort_unstable();
         up.dedup();
-        upstream_all.push(up);
+        upstream_all.push((up, !from_params.is_empty()));
     }
-    for (i, up) in upstream_all.into_iter().enumerate() {
+    for (i, (up, from_params)) in upstream_all.into_iter().enumerate() {
+        stages[i].params_from_outputs = from_params;
         if up.contains(&i) {
             let name = stages[i].name.clone();
             cx.error(

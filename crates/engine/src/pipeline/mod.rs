@@ -13,6 +13,7 @@ mod cx;
 mod dvc;
 mod graph;
 mod model;
+mod param_refs;
 mod parse;
 mod relpath;
 mod remote;
@@ -22,6 +23,7 @@ pub use model::{
     Action, ExecutorKind, Exhibit, OutOpts, Pipeline, Resources, RunOpts, Source, Stage,
     DEFAULT_PARAMS_FILE,
 };
+pub use param_refs::{read as read_param_refs, ParamRef};
 pub use parse::{load, parse_pipeline};
 pub use remote::{RemoteSpec, RemoteUrl};
 pub use repro_kind::paths::{normalize_path, path_within};

@@ -13,6 +13,7 @@ use repro_kind::diag::{Diagnostic, Failure};
 use repro_kind::paths::path_within;
 use repro_kind::BuiltinStage;
 
+use super::param_refs::ParamRef;
 use crate::params::Param;
 use crate::yaml::Pos;
 
@@ -91,6 +92,11 @@ pub struct Stage {
     pub outs: Vec<String>,
     /// Resolved parameter values by name (dotted names for keys of a params file).
     pub params: BTreeMap<String, Param>,
+    /// Where params named from files came from: read again before the stage runs when
+    /// `params_from_outputs`, since a stage of the run may rewrite such a file.
+    pub param_refs: Vec<ParamRef>,
+    /// A params file this stage names is another stage's output (`graph` links the two).
+    pub params_from_outputs: bool,
     pub desc: Option<String>,
     /// The seed a command stage declares (`seed:`); it enters the key and the command sees it
     /// as `${seed}` and `REPRO_SEED`. Built-in kinds declare theirs in their params.

@@ -14,6 +14,7 @@ use repro_kind::{KindRegistry, ParseCtx};
 use super::cx::Cx;
 use super::graph::{link, reorder, topo_order};
 use super::model::{Action, Exhibit, Pipeline, Source, Stage, DEFAULT_PARAMS_FILE};
+use super::param_refs::{name_params, ParamRef};
 use crate::params::Param;
 use crate::yaml::{self, Key, Node, Pos, Value};
 
@@ -57,6 +58,7 @@ pub fn parse_pipeline(
         base: String::new(),
         groups: HashMap::new(),
         dropped_stages: 0,
+        missing_params: Vec::new(),
     };
     let doc = match yaml::parse(text) {
         Ok(doc) => doc,
@@ -81,6 +83,7 @@ pub fn parse_pipeline(
     }
     super::cluster::apply_defaults(&mut stages, &cluster);
     link(&mut cx, &mut stages);
+    missing_params_files(&mut cx, &stages);
     // With every stage valid, the variables stages read are checked against known columns.
     if cx.diags.is_empty() && cx.dropped_stages == 0 {
         cx.diags.extend(super::columns::check(root, &stages));
@@ -96,10 +99,11 @@ pub fn parse_pipeline(
     if !cx.diags.is_empty() {
         return Err(Failure::usage_many(cx.diags));
     }
+    // The params files the project brings (a package ships them); those a stage writes are outputs.
     let mut params_files: Vec<String> = cx
         .params_files
         .iter()
-        .filter(|(_, parsed)| parsed.is_some())
+        .filter(|(name, parsed)| parsed.is_some() && !written_by_a_stage(&stages, name))
         .filter_map(|(name, _)| normalize_path(name).ok())
         .collect();
     params_files.sort();
@@ -118,6 +122,28 @@ pub fn parse_pipeline(
         license,
         remote,
     })
+}
+
+/// A params file that does not exist is an error unless a stage writes it (then it is read when
+/// the stages naming it run).
+fn missing_params_files(cx: &mut Cx, stages: &[Stage]) {
+    for (rel, at) in std::mem::take(&mut cx.missing_params) {
+        if !written_by_a_stage(stages, &rel) {
+            cx.diags.push(
+                Diagnostic::new(format!("cannot read params file `{rel}`"))
+                    .at(Some(at))
+                    .cause("no such file, and no stage has it among its outputs")
+                    .hint("create the file, or name it in `outs` of the stage that writes it"),
+            );
+        }
+    }
+}
+
+/// True when `rel` is a stage's output or lies in an output folder.
+fn written_by_a_stage(stages: &[Stage], rel: &str) -> bool {
+    stages
+        .iter()
+        .any(|s| s.outs.iter().any(|o| path_within(rel, o)))
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -288,6 +314,7 @@ impl Cx<'_> {
         let mut deps = Vec::new();
         let mut outs = Vec::new();
         let mut params = BTreeMap::new();
+        let mut param_refs = Vec::new();
         let mut params_node = None;
         let mut desc = None;
         let mut seed = None;
@@ -321,7 +348,7 @@ impl Cx<'_> {
                 "always_changed" => run.always_changed = self.flag(&owner, "always_changed", v),
                 "wdir" => {}
                 "params" => {
-                    params = self.params(&name, v);
+                    (params, param_refs) = self.params(&name, v);
                     params_node = Some(v);
                 }
                 "desc" => desc = self.string(&owner, "desc", v),
@@ -378,8 +405,17 @@ impl Cx<'_> {
                 .hint = Some("add `seed: <integer>` to the stage".into());
                 return None;
             }
-            // Catch a `${params.typo}` now rather than when the stage runs.
-            if let Err(why) = crate::executor::substitute(c, &params) {
+            // Catch a `${params.typo}` now rather than when the stage runs (unless a params file
+            // it names is still to be written by another stage).
+            let pending = param_refs
+                .iter()
+                .any(|r: &ParamRef| self.missing_params.iter().any(|(m, _)| *m == r.path));
+            let checked = if pending {
+                Ok(String::new())
+            } else {
+                crate::executor::substitute(c, &params)
+            };
+            if let Err(why) = checked {
                 self.error(key.pos, format!("invalid command in stage `{name}`"))
                     .causes
                     .push(why);
@@ -406,6 +442,8 @@ impl Cx<'_> {
             deps,
             outs,
             params,
+            param_refs,
+            params_from_outputs: false,
             desc,
             seed,
             run,
@@ -418,8 +456,9 @@ impl Cx<'_> {
     }
 
     /// Outputs are replaced, moved aside and deleted by runs: none may be repro's own state (the
-    /// pipeline file, its lock, `cache/`, a params file) or lie below a symbolic link, which could
-    /// lead outside the project.
+    /// pipeline file, its lock, `cache/`) or lie below a symbolic link, which could lead outside
+    /// the project. A params file may be an output: the stages reading it then follow the stage
+    /// that writes it, and read it when they run (`param_refs`).
     fn outputs_are_safe(&mut self, stage: &str, pos: Pos, outs: &[String]) -> bool {
         let file_name = |p: &Path| {
             p.file_name()
@@ -432,10 +471,7 @@ impl Cx<'_> {
         for out in outs {
             let owned = if path_within("cache", out) || path_within(out, "cache") {
                 Some("the cache folder `cache/`".to_string())
-            } else if [pipeline.as_str(), lock.as_str(), DEFAULT_PARAMS_FILE]
-                .contains(&out.as_str())
-                || self.params_files.contains_key(out.as_str())
-            {
+            } else if [pipeline.as_str(), lock.as_str()].contains(&out.as_str()) {
                 Some(format!("repro's own file `{out}`"))
             } else if super::dvc::dvc_owned(out) {
                 Some(format!("DVC's own file `{out}`"))
@@ -661,8 +697,10 @@ impl Cx<'_> {
         self.outputs(owner, field, v, &mut BTreeMap::new())
     }
 
-    fn params(&mut self, stage: &str, v: &Node) -> BTreeMap<String, Param> {
+    /// The stage's params, and the file references they came from (none for inline values).
+    fn params(&mut self, stage: &str, v: &Node) -> (BTreeMap<String, Param>, Vec<ParamRef>) {
         let mut out = BTreeMap::new();
+        let mut refs = Vec::new();
         match &v.value {
             Value::Null => {}
             // Inline values.
@@ -677,11 +715,18 @@ impl Cx<'_> {
                 for item in items {
                     match &item.value {
                         Value::Str(key) => {
-                            self.param_ref(stage, DEFAULT_PARAMS_FILE, key, item.pos, &mut found)
+                            let r = self.param_ref(
+                                stage,
+                                DEFAULT_PARAMS_FILE,
+                                key,
+                                item.pos,
+                                &mut found,
+                            );
+                            refs.extend(r);
                         }
                         Value::Map(m) => {
                             for (file_key, keys) in m {
-                                self.param_file_refs(stage, file_key, keys, &mut found);
+                                self.param_file_refs(stage, file_key, keys, &mut found, &mut refs);
                             }
                         }
                         other => {
@@ -707,7 +752,7 @@ impl Cx<'_> {
                 );
             }
         }
-        out
+        (out, refs)
     }
 
     fn param_file_refs(
@@ -716,18 +761,19 @@ impl Cx<'_> {
         file_key: &Key,
         keys: &Node,
         out: &mut Vec<(String, String, Param)>,
+        refs: &mut Vec<ParamRef>,
     ) {
         let file = &file_key.name;
         match &keys.value {
             // The whole file: every top-level key.
-            Value::Null => self.whole_params_file(file, file_key.pos, out),
+            Value::Null => refs.extend(self.whole_params_file(file, file_key.pos, out)),
             Value::Seq(items) if items.is_empty() => {
-                self.whole_params_file(file, file_key.pos, out)
+                refs.extend(self.whole_params_file(file, file_key.pos, out))
             }
             Value::Seq(items) => {
                 for item in items {
                     if let Value::Str(key) = &item.value {
-                        self.param_ref(stage, file, key, item.pos, out);
+                        refs.extend(self.param_ref(stage, file, key, item.pos, out));
                     } else {
                         self.error(item.pos, format!("params keys of `{file}` must be strings"));
                     }
@@ -745,10 +791,21 @@ impl Cx<'_> {
         }
     }
 
-    fn whole_params_file(&mut self, file: &str, pos: Pos, out: &mut Vec<(String, String, Param)>) {
-        if let Some(Param::Map(all)) = self.params_file(file, pos) {
+    fn whole_params_file(
+        &mut self,
+        file: &str,
+        pos: Pos,
+        out: &mut Vec<(String, String, Param)>,
+    ) -> Option<ParamRef> {
+        let (path, doc) = self.params_file(file, pos)?;
+        if let Some(Param::Map(all)) = doc {
             out.extend(all.into_iter().map(|(k, v)| (file.to_string(), k, v)));
         }
+        Some(ParamRef {
+            file: file.to_string(),
+            path,
+            key: None,
+        })
     }
 
     fn param_ref(
@@ -758,24 +815,34 @@ impl Cx<'_> {
         key: &str,
         pos: Pos,
         out: &mut Vec<(String, String, Param)>,
-    ) {
-        let Some(doc) = self.params_file(file, pos) else {
-            return;
-        };
-        match doc.lookup(key) {
-            Some(v) => out.push((file.to_string(), key.to_string(), v.clone())),
-            None => {
-                self.error(
-                    pos,
-                    format!("stage `{stage}` names param `{key}`, which `{file}` does not define"),
-                );
+    ) -> Option<ParamRef> {
+        let (path, doc) = self.params_file(file, pos)?;
+        // A file not there yet is checked once the stage that writes it has run.
+        if let Some(doc) = doc {
+            match doc.lookup(key) {
+                Some(v) => out.push((file.to_string(), key.to_string(), v.clone())),
+                None => {
+                    self.error(
+                        pos,
+                        format!(
+                            "stage `{stage}` names param `{key}`, which `{file}` does not define"
+                        ),
+                    );
+                }
             }
         }
+        Some(ParamRef {
+            file: file.to_string(),
+            path,
+            key: Some(key.to_string()),
+        })
     }
 
     /// Reads and caches a params file (relative to the stage's folder, in any format DVC
-    /// reads); reports a problem once per file.
-    fn params_file(&mut self, name: &str, pos: Pos) -> Option<Param> {
+    /// reads); reports a problem once per file. Gives the file's path from the root, and its
+    /// values unless it does not exist yet: whether a stage writes it is known only once every
+    /// stage is read (`missing_params_files`).
+    fn params_file(&mut self, name: &str, pos: Pos) -> Option<(String, Option<Param>)> {
         let rel = match super::relpath::resolve_path(&self.base, name) {
             Ok(rel) => rel,
             Err(why) => {
@@ -786,7 +853,14 @@ impl Cx<'_> {
             }
         };
         if let Some(cached) = self.params_files.get(&rel) {
-            return cached.clone();
+            let missing = self.missing_params.iter().any(|(m, _)| *m == rel);
+            return (cached.is_some() || missing).then(|| (rel, cached.clone()));
+        }
+        if !self.root.join(&rel).exists() {
+            let at = self.loc(pos);
+            self.missing_params.push((rel.clone(), at));
+            self.params_files.insert(rel.clone(), None);
+            return Some((rel, None));
         }
         let parsed = match crate::params_file::read(&self.root, &rel) {
             Ok(node) => Some(Param::from_node(&node)),
@@ -797,8 +871,8 @@ impl Cx<'_> {
                 None
             }
         };
-        self.params_files.insert(rel, parsed.clone());
-        parsed
+        self.params_files.insert(rel.clone(), parsed.clone());
+        parsed.map(|p| (rel, Some(p)))
     }
 
     fn builtin(
@@ -829,33 +903,6 @@ impl Cx<'_> {
             }
         }
     }
-}
-
-/// Names params read from files: a key by itself, unless two files give the same key, which
-/// then each go by `file:key` (DVC keeps params per file; one file must not hide another's).
-fn name_params(found: Vec<(String, String, Param)>) -> BTreeMap<String, Param> {
-    let mut files_of: HashMap<&str, Vec<&str>> = HashMap::new();
-    for (file, key, _) in &found {
-        let files = files_of.entry(key.as_str()).or_default();
-        if !files.contains(&file.as_str()) {
-            files.push(file.as_str());
-        }
-    }
-    let clash: Vec<String> = files_of
-        .iter()
-        .filter(|(_, files)| files.len() > 1)
-        .map(|(k, _)| k.to_string())
-        .collect();
-    found
-        .into_iter()
-        .map(|(file, key, v)| {
-            if clash.contains(&key) {
-                (format!("{file}:{key}"), v)
-            } else {
-                (key, v)
-            }
-        })
-        .collect()
 }
 
 fn merge_paths(first: Vec<String>, then: Vec<String>) -> Vec<String> {
