@@ -93,7 +93,7 @@ pub fn stop_group_on_signal(pgid: u32) -> Registration {
 fn undo() {
     // Commands the engine is running in this process sit in process groups of their own: stop
     // them too before exiting (the engine's own handler would, but this process exits now).
-    repro_engine::executor::interrupt();
+    repro_engine::stop::interrupt();
     let p = PENDING.lock().unwrap_or_else(|e| e.into_inner());
     for (_, g) in &p.groups {
         signal_group(*g, "TERM");

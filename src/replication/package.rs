@@ -17,7 +17,9 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::replication::archive::{check_relative, zip_err};
-use crate::replication::readme::{self, Facts};
+use crate::replication::files::{digests, list_files, MARKER};
+use crate::replication::readme;
+use crate::replication::readme_inputs::{self, Facts};
 use repro_engine::lock::{self, LockFile};
 use repro_engine::pipeline::{path_within, Pipeline};
 use repro_engine::store::Store;
@@ -26,9 +28,6 @@ use repro_kind::diag::{Diagnostic, Failure};
 /// Names the package itself uses at its top level; project files may not take them.
 pub const MANIFEST_SHA256: &str = "MANIFEST.sha256";
 pub const MANIFEST_BLAKE3: &str = "MANIFEST.blake3";
-/// The file by which repro recognises a package it wrote (with its manifest listing exactly the
-/// package's files, each with its content): only such a folder or zip may be replaced.
-pub const MARKER: &str = ".repro-package";
 const MARKER_TEXT: &str = "This folder is a replication package written by `repro package`.\n\
     `repro package` replaces it only while MANIFEST.sha256 lists exactly its files, each unchanged.\n";
 const RESERVED: &[&str] = &[
@@ -162,7 +161,7 @@ pub fn package(p: &Pipeline, cfg: &PackageConfig) -> Result<String, Failure> {
         pipeline_file,
         repro_version: env!("CARGO_PKG_VERSION").to_string(),
         rustc_version: crate::replication::srcpack::RUSTC_VERSION.to_string(),
-        machine: readme::this_machine(),
+        machine: readme_inputs::this_machine(),
         runtimes: last_runtimes(&Store::new(&p.root)),
         memory: last_memory(&Store::new(&p.root)),
         sizes,
@@ -472,28 +471,6 @@ fn read_err(rel: &str, e: &io::Error) -> Failure {
     Failure::io(format!("cannot read `{rel}`"), e)
 }
 
-/// The files at `rel` under `root` (itself, or every file in the folder), sorted; none if absent.
-pub fn list_files(root: &Path, rel: &str) -> io::Result<Vec<String>> {
-    let full = root.join(rel);
-    let meta = match fs::metadata(&full) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    if !meta.is_dir() {
-        return Ok(vec![rel.to_string()]);
-    }
-    let mut out = Vec::new();
-    let mut names: Vec<String> = fs::read_dir(&full)?
-        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect::<Result<_, _>>()?;
-    names.sort();
-    for name in names {
-        out.extend(list_files(root, &format!("{rel}/{name}"))?);
-    }
-    Ok(out)
-}
-
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     fs::metadata(p)
@@ -517,24 +494,6 @@ fn open(c: &Content) -> io::Result<Box<dyn Read + '_>> {
         Content::Mem(b) => Box::new(b.as_slice()),
         Content::Static(b) => Box::new(*b),
     })
-}
-
-/// The sha256 and blake3 hex digests of a stream.
-pub fn digests(mut r: impl Read) -> io::Result<(String, String)> {
-    use sha2::Digest;
-    let mut sha = sha2::Sha256::new();
-    let mut b3 = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = r.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        sha.update(&buf[..n]);
-        b3.update(&buf[..n]);
-    }
-    let sha_hex: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Ok((sha_hex, b3.finalize().to_hex().to_string()))
 }
 
 /// `MANIFEST.sha256` and `MANIFEST.blake3`: one `HASH  PATH` line per file, sorted by path.

@@ -8,16 +8,14 @@
 //! gap is visible rather than papered over. Deliberately does not own: choosing or writing the
 //! package's files (`package`).
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::replication::readme_facts as facts;
+use crate::replication::readme_inputs::Facts;
+use crate::replication::words::{bytes, quoted, seconds, MISSING};
 use repro_engine::lock::LockFile;
 use repro_engine::pipeline::{path_within, Action, Pipeline};
 use repro_kind::diag::count;
-
-/// The marker of a fact the pipeline does not give.
-pub const MISSING: &str = "MISSING:";
 
 /// The template's sections, in order; every one must be present and filled.
 pub const SECTIONS: &[&str] = &[
@@ -38,87 +36,6 @@ pub const SECTIONS: &[&str] = &[
     "## List of tables and programs",
     "## References",
 ];
-
-/// What the README states beyond the pipeline and the lock.
-#[derive(Debug, Clone)]
-pub struct Facts {
-    pub pipeline_file: String,
-    pub repro_version: String,
-    pub rustc_version: String,
-    pub machine: Machine,
-    /// Seconds of each stage's last real run.
-    pub runtimes: BTreeMap<String, f64>,
-    /// Peak resident memory of each stage's last real run, in bytes, and what it measured
-    /// (`command`: the command's processes; `process`: repro's own peak when the stage ended).
-    pub memory: BTreeMap<String, (u64, String)>,
-    /// Every file in the package (except the README, run.sh and manifests) with its size.
-    pub sizes: BTreeMap<String, u64>,
-    /// Files of sources that are not provided.
-    pub withheld: Vec<String>,
-    /// The binary the package ships.
-    pub shipped: crate::replication::shipped::Shipped,
-    /// Whether `repro-src/vendor/` holds the registry crates.
-    pub vendored: bool,
-}
-
-#[derive(Debug, Clone)]
-pub struct Machine {
-    pub os: String,
-    pub arch: String,
-    pub cpus: usize,
-    pub cpu_model: Option<String>,
-    pub memory_bytes: Option<u64>,
-}
-
-impl Machine {
-    /// `OS, arch, N CPUs (model), M memory`.
-    pub fn describe(&self) -> String {
-        format!(
-            "{}, {}, {} CPUs{}{}",
-            self.os,
-            self.arch,
-            self.cpus,
-            self.cpu_model
-                .as_ref()
-                .map_or(String::new(), |c| format!(" ({c})")),
-            self.memory_bytes
-                .map_or(String::new(), |b| format!(", {} memory", bytes(b)))
-        )
-    }
-}
-
-/// The machine repro runs on.
-pub fn this_machine() -> Machine {
-    let os = std::fs::read_to_string("/etc/os-release")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-                .map(|v| v.trim_matches('"').to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::OS.to_string());
-    let cpu_model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
-        t.lines()
-            .find(|l| l.starts_with("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-    });
-    let memory_bytes = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
-        t.lines()
-            .find_map(|l| l.strip_prefix("MemTotal:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-    });
-    Machine {
-        os,
-        arch: std::env::consts::ARCH.to_string(),
-        cpus: std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-        cpu_model,
-        memory_bytes,
-    }
-}
 
 /// Files with these extensions are code or specs; other inputs count as data.
 const CODE_EXTENSIONS: &[&str] = &[
@@ -160,7 +77,7 @@ pub fn render(p: &Pipeline, lock: &LockFile, f: &Facts) -> String {
         .filter(|k| {
             !k.starts_with("repro-src/")
                 && !k.starts_with("repro-bin/")
-                && *k != crate::replication::package::MARKER
+                && *k != crate::replication::files::MARKER
                 && !is_output(k)
         })
         .collect();
@@ -655,37 +572,9 @@ fn kind_name(definition: &str) -> String {
         .unwrap_or_else(|| "kind".into())
 }
 
-pub fn quoted(items: &[&str]) -> String {
-    let v: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
-    v.join(", ")
-}
-
 fn code_list(items: &[String]) -> String {
     let v: Vec<String> = items.iter().map(|i| format!("`{i}`")).collect();
     v.join(", ")
-}
-
-pub fn seconds(s: f64) -> String {
-    if s < 60.0 {
-        format!("{s:.2} s")
-    } else {
-        format!("{:.1} min", s / 60.0)
-    }
-}
-
-pub fn bytes(b: u64) -> String {
-    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::replication::readme::{bytes, seconds, Facts, MISSING};
+use crate::replication::readme_inputs::Facts;
+use crate::replication::words::{bytes, seconds, MISSING};
 use repro_engine::pipeline::{path_within, Pipeline};
 
 /// Building repro from the vendored source, as `bench/offline_build.sh` measured it (with no
@@ -93,7 +94,7 @@ pub fn write_rights(o: &mut String, p: &Pipeline) {
         let _ = writeln!(
             o,
             "{MISSING} no `license` is declared for {}, so the right to use and redistribute its data is not stated.\n",
-            crate::replication::readme::quoted(&unlicensed)
+            crate::replication::words::quoted(&unlicensed)
         );
     } else {
         let _ = writeln!(

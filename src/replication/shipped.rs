@@ -50,7 +50,7 @@ pub fn this_binary() -> Result<Shipped, Failure> {
         .map_err(|e| Failure::io("cannot find the running repro executable to ship it", &e))?;
     let bytes = std::fs::read(&path)
         .map_err(|e| Failure::io(format!("cannot read `{}`", path.display()), &e))?;
-    let (sha256, _) = crate::replication::package::digests(bytes.as_slice())
+    let (sha256, _) = crate::replication::files::digests(bytes.as_slice())
         .map_err(|e| Failure::io(format!("cannot read `{}`", path.display()), &e))?;
     let libc = libc_need(&bytes);
     if let LibcNeed::Unknown(why) = &libc {

@@ -58,7 +58,7 @@ pub fn vendor() -> Result<Vendored, Failure> {
                 .hint("pass `--no-vendor` to package without vendored crates"),
         ));
     }
-    let files = crate::replication::package::list_files(&dir.0, "vendor")
+    let files = crate::replication::files::list_files(&dir.0, "vendor")
         .map_err(|e| Failure::io("cannot read the vendored crates", &e))?;
     Ok(Vendored {
         dir,

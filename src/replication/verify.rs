@@ -17,6 +17,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::replication::archive;
+use crate::replication::files;
 use crate::replication::interrupt::TempDir;
 use crate::replication::package::{self, file_name, MANIFEST_BLAKE3, MANIFEST_SHA256};
 use crate::ui::{Ui, UiConfig};
@@ -376,7 +377,7 @@ fn check_manifests(root: &Path, files: &[String], report: &mut String) -> Result
             continue;
         }
         let full = root.join(path);
-        let got = fs::File::open(&full).and_then(package::digests);
+        let got = fs::File::open(&full).and_then(files::digests);
         let line = match got {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 format!("MISSING `{path}`: listed in {MANIFEST_SHA256} but not in the package")
@@ -465,8 +466,8 @@ pub fn first_difference(shipped: &Path, rebuilt: &Path) -> Option<String> {
         let root_a = shipped.parent()?;
         let root_b = rebuilt.parent()?;
         let name = file_name(shipped);
-        let a = package::list_files(root_a, &name).ok()?;
-        let b = package::list_files(root_b, &name).ok()?;
+        let a = files::list_files(root_a, &name).ok()?;
+        let b = files::list_files(root_b, &name).ok()?;
         if let Some(only) = a.iter().find(|f| !b.contains(f)) {
             return Some(format!("`{only}` was not rebuilt"));
         }

@@ -176,7 +176,7 @@ fn run_line(log: &[serde_json::Value]) -> String {
     } else {
         "No run logged".to_string()
     };
-    let m = crate::replication::readme::this_machine();
+    let m = crate::replication::readme_inputs::this_machine();
     format!("{when}; machine: {}", m.describe())
 }
 

@@ -109,8 +109,8 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
-/// Stops every running command: SIGTERM to each command's process group (its shell and
-/// everything the shell started). Called when repro gets SIGINT, SIGTERM or SIGHUP.
+/// Stops every running local command: SIGTERM to each command's process group (its shell and
+/// everything the shell started). `stop::interrupt` calls it, with Slurm's cancel.
 pub fn interrupt() {
     INTERRUPTED.store(true, Ordering::SeqCst);
     let groups = RUNNING.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -118,20 +118,6 @@ pub fn interrupt() {
         // SAFETY: kill(2) with a negative pid signals the process group; no memory is touched.
         unsafe { libc::kill(-pgid, libc::SIGTERM) };
     }
-    crate::slurm::cancel_all();
-}
-
-/// Forwards SIGINT, SIGTERM and SIGHUP to the running commands ([`interrupt`]) instead of
-/// dying with them running: the run then ends as failed, outputs put back, the lock released.
-pub fn forward_signals() -> std::io::Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
-    std::thread::spawn(move || {
-        for _ in signals.forever() {
-            interrupt();
-        }
-    });
-    Ok(())
 }
 
 impl Executor for LocalExecutor {

@@ -31,5 +31,6 @@ pub mod runner;
 pub mod share;
 pub mod slurm;
 pub mod status;
+pub mod stop;
 pub mod store;
 pub mod yaml;

@@ -431,7 +431,7 @@ fn slurm_executor(p: &Pipeline, store: &Store) -> Result<SlurmExecutor, Failure>
 fn forward_signals_once() {
     static SIGNALS: std::sync::Once = std::sync::Once::new();
     SIGNALS.call_once(|| {
-        if let Err(e) = executor::forward_signals() {
+        if let Err(e) = crate::stop::forward_signals() {
             tracing::warn!("cannot catch signals: {e}");
         }
     });
