@@ -2,7 +2,7 @@
 //!
 //! Owns: the serde mirror of the spec (`title`, `data`, `name`, `vcov`, `sets`, `labels`, `keep`,
 //! `fe_labels`, `models`, `differences`, `notes`, `digits`, `caption`, `latex_label`,
-//! `stars`, `below`, `dep_mean`) with unknown fields denied, and
+//! `stars`, `below`, `dep_mean`, `adj_r2`) with unknown fields denied, and
 //! [`Model`], a model after validation. Deliberately does not own: checking values (`validate`).
 
 use indexmap::IndexMap;
@@ -53,6 +53,9 @@ pub struct ModelsSpec {
     /// A row with the mean of the dependent variable in each model's estimation sample.
     #[serde(default)]
     pub dep_mean: bool,
+    /// Rows with the adjusted R-squared and adjusted within R-squared (fixest's `ar2`, `war2`).
+    #[serde(default)]
+    pub adj_r2: bool,
 }
 
 /// The statistic under each estimate, as etable's `coefstat` and modelsummary's `statistic`.
