@@ -195,17 +195,22 @@ fn an_eight_column_table_with_long_labels_fits_an_a4_page() {
 }
 
 /// Two integer digits (`-12.345***`) in all eight columns: the widest numbers a study table
-/// usually holds. It overflowed by 15 pt at 11 and 12 pt before the padding and stub width were
-/// derived from the widest cells.
+/// usually holds; and three (`-123.456***`). Two overflowed by 15 pt at 11 and 12 pt before the
+/// padding and stub width were derived from the widest cells.
 #[test]
 fn an_eight_column_table_with_two_integer_digits_fits_an_a4_page() {
     if !have_pdflatex() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let tex = eight_columns(2).to_latex();
-    assert!(tex.contains("-12.100\\textsuperscript{***}"), "{tex}");
-    for pt in [10, 11, 12] {
-        compile(dir.path(), "eight2", &tex, pt);
+    for (digits, widest) in [(2, "-12.100"), (3, "-123.100")] {
+        let tex = eight_columns(digits).to_latex();
+        assert!(
+            tex.contains(&format!("{widest}\\textsuperscript{{***}}")),
+            "{tex}"
+        );
+        for pt in [10, 11, 12] {
+            compile(dir.path(), &format!("eight{digits}"), &tex, pt);
+        }
     }
 }
