@@ -15,6 +15,18 @@ fn places(stderr: &str) -> Vec<String> {
         .collect()
 }
 
+/// `repro status` of a `models` stage with `spec` on `d.csv`; it must fail at load (exit 2).
+fn models_status(spec: &str) -> crate::Out {
+    let p = Project::new();
+    p.write("d.csv", DATA).write("stages/m.yaml", spec).write(
+        "pipeline.yaml",
+        "stages:\n  m:\n    kind: models\n    params: {spec: stages/m.yaml}\n",
+    );
+    let out = p.repro(&["status"]);
+    assert_eq!(out.code, 2, "{}", out.snapshot());
+    out
+}
+
 /// A `fit` stage on a source file: a misspelt regressor (in a quoted formula) and cluster
 /// variable are errors at load, each at its own place in `pipeline.yaml`; nothing runs. Before,
 /// the pipeline loaded and the stage failed when it ran.
@@ -42,20 +54,11 @@ fn fit_params_are_checked_at_load() {
 /// misspelt sample variable: each error points at the variable's own line and column.
 #[test]
 fn formula_errors_point_at_the_variable() {
-    let p = Project::new();
-    p.write("d.csv", DATA)
-        .write(
-            "stages/m.yaml",
-            "title: T\ndata: d.csv\nname: m\nmodels:\n  - id: a\n    formula: y ~ x + colab\n  \
-             - id: b\n    formula: \"y ~ x + colab\"\n  - id: c\n    formula: >-\n      y ~ x\n      \
-             + colab\n    sample: x > 1 & yy < 3\n",
-        )
-        .write(
-            "pipeline.yaml",
-            "stages:\n  m:\n    kind: models\n    params: {spec: stages/m.yaml}\n",
-        );
-    let out = p.repro(&["status"]);
-    assert_eq!(out.code, 2, "{}", out.snapshot());
+    let out = models_status(
+        "title: T\ndata: d.csv\nname: m\nmodels:\n  - id: a\n    formula: y ~ x + colab\n  \
+         - id: b\n    formula: \"y ~ x + colab\"\n  - id: c\n    formula: >-\n      y ~ x\n      \
+         + colab\n    sample: x > 1 & yy < 3\n",
+    );
     assert_eq!(
         places(&out.stderr),
         [
@@ -87,4 +90,20 @@ fn describe_variables_have_a_place() {
     assert_eq!(out.code, 2, "{}", out.snapshot());
     assert_eq!(places(&out.stderr), ["stages/s.yaml:6:3"], "{}", out.stderr);
     snapshot_settings().bind(|| insta::assert_snapshot!("columns_at_describe", out.snapshot()));
+}
+
+/// A misspelt variable of a `{set}` is reported in `sets`, where it is written (a flow and a
+/// block list), not at the formula that uses the set.
+#[test]
+fn set_members_point_into_sets() {
+    let out = models_status(
+        "title: T\ndata: d.csv\nname: m\nsets:\n  a: [x, frm]\n  b:\n    - firm\n    - yy\n\
+         models:\n  - id: m\n    formula: y ~ {a} + {b}\n",
+    );
+    assert_eq!(
+        places(&out.stderr),
+        ["stages/m.yaml:5:10", "stages/m.yaml:8:7"],
+        "{}",
+        out.stderr
+    );
 }

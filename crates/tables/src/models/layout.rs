@@ -127,7 +127,7 @@ fn critical_value(df: Option<usize>) -> f64 {
 /// An estimate row with stars and a row under it (`below`) per term.
 fn coefficient_rows(spec: &ModelsSpec, columns: &[Column], marks: &Marks<'_>) -> Vec<Row> {
     let digits = spec.digits;
-    let set_members: Vec<&String> = spec.sets.values().flatten().collect();
+    let set_members: Vec<&String> = spec.sets.values().flatten().map(|v| &v.value).collect();
     let terms: Vec<String> = match &spec.keep {
         Some(k) => k.clone(),
         None => {

@@ -23,8 +23,9 @@ pub struct ModelsSpec {
     pub name: String,
     #[serde(default = "default_vcov")]
     pub vcov: Spanned<String>,
+    /// Set name -> its variables, each with its place (for messages about it).
     #[serde(default)]
-    pub sets: IndexMap<String, Vec<String>>,
+    pub sets: IndexMap<String, Vec<Spanned<String>>>,
     #[serde(default)]
     pub labels: IndexMap<String, String>,
     #[serde(default)]
@@ -56,6 +57,15 @@ pub struct ModelsSpec {
     /// Rows with the adjusted R-squared and adjusted within R-squared (fixest's `ar2`, `war2`).
     #[serde(default)]
     pub adj_r2: bool,
+}
+
+impl ModelsSpec {
+    /// The sets without their places, as `{set}` expansion takes them.
+    pub fn plain_sets(&self) -> IndexMap<String, Vec<String>> {
+        (self.sets.iter())
+            .map(|(k, vars)| (k.clone(), vars.iter().map(|v| v.value.clone()).collect()))
+            .collect()
+    }
 }
 
 /// The statistic under each estimate, as etable's `coefstat` and modelsummary's `statistic`.
