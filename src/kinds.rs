@@ -93,7 +93,7 @@ impl Builtin {
     fn parse(kind: &str, params: serde_json::Value, ctx: &ParseCtx<'_>) -> Result<Self, KindError> {
         let root = ctx.root;
         Ok(match kind {
-            "fit" => Builtin::Fit(fit_stage::parse(params)?),
+            "fit" => Builtin::Fit(fit_stage::parse(params, ctx)?),
             "synth" => Builtin::Synth(spec(params, |p| synth::parse(p, root))?),
             "locate" => Builtin::Locate(spec(params, |p| locate::parse(p, root))?),
             "index" => Builtin::Index(spec(params, |p| index::parse(p, root))?),
@@ -232,6 +232,7 @@ impl BuiltinStage for Builtin {
 
     fn check_columns(&self, ctx: &ColumnsCtx<'_>) -> Vec<Diagnostic> {
         match self {
+            Builtin::Fit(f) => fit_stage::check_columns(f, ctx),
             Builtin::Models(m) => m.check_columns(ctx),
             Builtin::Describe(d) => d.check_columns(ctx),
             Builtin::Quantiles(q) => q.check_columns(ctx),

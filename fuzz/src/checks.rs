@@ -129,7 +129,11 @@ pub fn spec(data: &[u8]) {
     let params = serde_json::json!({ "spec": rel });
     let result: Result<Vec<String>, repro_kind::KindError> = match kind {
         "ingest" => {
-            repro_study::ingest::parse(params, &repro_kind::ParseCtx { root }).map(|stage| {
+            let ctx = repro_kind::ParseCtx {
+                root,
+                param_at: &|_, _| None,
+            };
+            repro_study::ingest::parse(params, &ctx).map(|stage| {
                 let io = repro_study::ingest::implied_io(&stage);
                 io.deps.into_iter().chain(io.outs).collect()
             })

@@ -96,9 +96,9 @@ fn every_table_of_the_default_pipeline_fits_an_a4_page() {
 }
 
 /// Eight model columns with long labels, groups, a merged dependent variable, estimates such as
-/// `-0.123***`, and notes full of formula characters. (With two integer digits, `-12.345***`,
-/// eight columns still overflow by about 15 pt at 11-12 pt: a known limit.)
-fn eight_columns() -> Table {
+/// `-0.123***` (`int_digits` integer digits: `-12.345***` with two), and notes full of formula
+/// characters.
+fn eight_columns(int_digits: usize) -> Table {
     let labels = [
         "Eastern",
         "Central/western",
@@ -110,8 +110,10 @@ fn eight_columns() -> Table {
         "Outside",
     ];
     let groups = ["Region", "Location", "Industry", "Urban agglomeration"];
+    let lead = &"123456789"[..int_digits];
+    let lead = if int_digits == 1 { "0" } else { lead };
     let est = |k: usize| Cell {
-        text: format!("-0.{:03}", 100 + k),
+        text: format!("-{lead}.{:03}", 100 + k),
         stars: "***",
     };
     let se = |k: usize| Cell::text(format!("(0.{:03})", 200 + k));
@@ -186,8 +188,29 @@ fn an_eight_column_table_with_long_labels_fits_an_a4_page() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let tex = eight_columns().to_latex();
+    let tex = eight_columns(1).to_latex();
     for pt in [10, 11, 12] {
         compile(dir.path(), "eight", &tex, pt);
+    }
+}
+
+/// Two integer digits (`-12.345***`) in all eight columns: the widest numbers a study table
+/// usually holds; and three (`-123.456***`). Two overflowed by 15 pt at 11 and 12 pt before the
+/// padding and stub width were derived from the widest cells.
+#[test]
+fn an_eight_column_table_with_two_integer_digits_fits_an_a4_page() {
+    if !have_pdflatex() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (digits, widest) in [(2, "-12.100"), (3, "-123.100")] {
+        let tex = eight_columns(digits).to_latex();
+        assert!(
+            tex.contains(&format!("{widest}\\textsuperscript{{***}}")),
+            "{tex}"
+        );
+        for pt in [10, 11, 12] {
+            compile(dir.path(), &format!("eight{digits}"), &tex, pt);
+        }
     }
 }

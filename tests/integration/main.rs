@@ -1,6 +1,7 @@
 //! The one integration test binary: runs the real `repro` in temporary folders.
 
 mod columns;
+mod columns_at;
 mod data;
 mod diff;
 mod dvc;
@@ -10,6 +11,7 @@ mod exhibits;
 mod faults;
 mod fingerprint;
 mod fit;
+mod fit_stats;
 mod fuzz_corpus;
 mod hints;
 mod ingest;

@@ -76,6 +76,11 @@ pub struct FitResult {
     pub coefficients: Vec<Coefficient>,
     pub r2: Option<f64>,
     pub r2_within: Option<f64>,
+    /// Adjusted R², every fixed-effect level counted as a parameter (fixest's `ar2`); `None`
+    /// for quantile regressions.
+    pub adj_r2: Option<f64>,
+    /// Adjusted within R² (fixest's `war2`); with fixed effects only.
+    pub adj_r2_within: Option<f64>,
     /// Check-function value at the optimum (quantile regression).
     pub objective: Option<f64>,
     /// The variance specification, e.g. `cluster:state`.

@@ -17,6 +17,7 @@ pub mod output;
 pub mod paths;
 pub mod range;
 pub mod spec;
+pub mod spot;
 pub mod stage;
 pub mod suggest;
 

@@ -104,6 +104,10 @@ pub struct KindError {
 /// (their content is also a dependency of the stage, so it enters the key).
 pub struct ParseCtx<'a> {
     pub root: &'a Path,
+    /// Where the pipeline file writes word `.1` in the value of param `.0` (the value's start
+    /// when the word is not written in it), for kinds configured in `params` (`fit`); `None`
+    /// when the param is absent.
+    pub param_at: &'a dyn Fn(&str, &str) -> Option<Location>,
 }
 
 /// Paths a kind reads and writes because of its parameters (e.g. its data file).

@@ -4,8 +4,12 @@
 //! Owns: turning what is known of a data file (`repro_kind::columns::Known`) into its columns
 //! (declared by the stage that writes it, or the header of a source file on disk), and the
 //! variables one model reads (formula, cluster variables of its `vcov`, its `sample:`), each with
-//! its place in the spec. Deliberately does not own: the message (`repro_kind::columns::check`)
-//! or which variables each kind reads beyond a model's (each kind says).
+//! its place in the spec, down to the variable's own line and column. Deliberately does not own:
+//! the message (`repro_kind::columns::check`) or which variables each kind reads beyond a
+//! model's (each kind says).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use repro_estimators::fit::{MmqrVcovSpec, VcovSpec};
 use repro_estimators::formula::Formula;
@@ -17,6 +21,7 @@ use crate::sample::SampleSpec;
 /// The errors for `reads` of `data` that its known columns lack; none when they are unknown
 /// (written by a command stage) or the source file is not there (the run reports that).
 pub fn check(ctx: &ColumnsCtx<'_>, data: &str, reads: &[Read]) -> Vec<Diagnostic> {
+    let reads = &pinpoint(ctx.root, reads);
     match (ctx.known)(data) {
         Known::Declared { stage, columns } => columns::check(
             data,
@@ -37,6 +42,32 @@ pub fn check(ctx: &ColumnsCtx<'_>, data: &str, reads: &[Read]) -> Vec<Diagnostic
         }
         Known::Unknown => Vec::new(),
     }
+}
+
+/// Each read moved from the start of the spec value that names it (a formula, a `vcov`, a
+/// `sample`) to the variable itself, where the spec file writes it there (not when it comes
+/// from a `{set}`). Spec files are read again here: the pipeline loads, and checks, at once.
+fn pinpoint(root: &Path, reads: &[Read]) -> Vec<Read> {
+    let mut texts: HashMap<PathBuf, Option<String>> = HashMap::new();
+    reads
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            if let Some(loc) = r.location.as_mut() {
+                let text = texts
+                    .entry(loc.file.clone())
+                    .or_insert_with(|| std::fs::read_to_string(root.join(&loc.file)).ok());
+                let at = text.as_deref().and_then(|t| {
+                    repro_kind::spot::word_in_scalar(t, loc.line, loc.column, &r.variable)
+                });
+                if let Some((line, column)) = at {
+                    loc.line = line;
+                    loc.column = column;
+                }
+            }
+            r
+        })
+        .collect()
 }
 
 /// Where one model's parts stand in its spec file.

@@ -25,7 +25,8 @@ pub struct DescribeSpec {
     pub title: Option<String>,
     pub data: String,
     pub name: String,
-    pub variables: IndexMap<String, String>,
+    /// Variable (with its place, for messages) -> label.
+    pub variables: IndexMap<Spanned<String>, String>,
     #[serde(default)]
     pub sample: Option<Spanned<String>>,
     #[serde(default = "default_digits", deserialize_with = "digits")]
@@ -125,9 +126,9 @@ impl DescribeStage {
         let role = format!("`variables` of `{}`", self.spec);
         let mut reads: Vec<Read> = (self.parsed.variables.keys())
             .map(|v| Read {
-                variable: v.clone(),
+                variable: v.value.clone(),
                 role: role.clone(),
-                location: None,
+                location: Some(crate::common::to_location(&self.spec, &v.referenced)),
             })
             .collect();
         if let Some(s) = &self.sample {
@@ -146,7 +147,7 @@ impl DescribeStage {
         let d = spec.digits;
         let mut rows = Vec::new();
         for (var, label) in &spec.variables {
-            let values = sample::numeric_column(&frame, var)?;
+            let values = sample::numeric_column(&frame, &var.value)?;
             let cells = match summarize(&values) {
                 None => {
                     let mut c = vec![Cell::text("0")];

@@ -2,10 +2,12 @@
 //! prints.
 //!
 //! Owns: the kind's params (`data`, `out`, and the model: `formula`, `vcov`, `quantile`, `se`,
-//! `method`, `drop_singletons`), checking the model before anything runs, and writing the
-//! result. Deliberately does not own: fitting (`fitting`).
+//! `method`, `drop_singletons`), checking the model before anything runs (its variables against
+//! the data's known columns too), and writing the result. Deliberately does not own: fitting
+//! (`fitting`).
 
-use repro_kind::{kind_err, take_path, BuiltinCtx, Diagnostic, KindError};
+use repro_kind::columns::{ColumnsCtx, Read};
+use repro_kind::{kind_err, take_path, BuiltinCtx, Diagnostic, KindError, ParseCtx};
 use serde::Serialize;
 
 use crate::fitting::{self, FitRequest};
@@ -16,11 +18,14 @@ pub struct FitStage {
     pub data: String,
     pub out: String,
     pub model: FitRequest,
+    /// The variables the model reads, each where the pipeline file writes it (not in the key).
+    #[serde(skip)]
+    pub reads: Vec<Read>,
 }
 
 /// Parses and checks a `fit` stage's params: the formula, vcov and quantile options are checked
-/// now, before anything runs.
-pub fn parse(params: serde_json::Value) -> Result<FitStage, KindError> {
+/// now, before anything runs, and its variables are placed for `check_columns`.
+pub fn parse(params: serde_json::Value, ctx: &ParseCtx<'_>) -> Result<FitStage, KindError> {
     let serde_json::Value::Object(mut obj) = params else {
         return Err(kind_err("`params` must be a mapping"));
     };
@@ -36,7 +41,37 @@ pub fn parse(params: serde_json::Value) -> Result<FitStage, KindError> {
         hint: d.hint,
         location: None,
     })?;
-    Ok(FitStage { data, out, model })
+    let reads = reads(&model, ctx);
+    Ok(FitStage {
+        data,
+        out,
+        model,
+        reads,
+    })
+}
+
+/// The formula's variables and the `vcov`'s cluster variables, each at its place.
+fn reads(model: &FitRequest, ctx: &ParseCtx<'_>) -> Vec<Read> {
+    let formula = repro_estimators::formula::parse(&model.formula).ok();
+    let vars = formula.map(|f| f.variables()).unwrap_or_default();
+    let formula_reads = vars.into_iter().map(|v| Read {
+        location: (ctx.param_at)("formula", &v),
+        variable: v,
+        role: "the formula".into(),
+    });
+    let cluster_reads = crate::columns::cluster_variables(&model.vcov)
+        .into_iter()
+        .map(|v| Read {
+            location: (ctx.param_at)("vcov", &v),
+            variable: v,
+            role: "the cluster variables of `vcov`".into(),
+        });
+    formula_reads.chain(cluster_reads).collect()
+}
+
+/// The model's variables that the data file's known columns lack (`crate::columns`).
+pub fn check_columns(f: &FitStage, ctx: &ColumnsCtx<'_>) -> Vec<Diagnostic> {
+    crate::columns::check(ctx, &f.data, &f.reads)
 }
 
 /// Fits the model and writes its JSON to `out`.

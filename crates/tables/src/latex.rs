@@ -7,24 +7,37 @@
 //! notes included; minus signs as true minus signs). Deliberately does not own: the table's
 //! content (the kinds build it) or the other formats (`table`).
 //!
-//! Widths follow from the column count: up to 4 data columns at the document's size, 5 to 6 at
-//! `\small`, 7 and more at `\scriptsize` with narrower padding. The integration test
-//! `latex::` compiles every table of the default pipeline and an 8-column table with pdflatex in
-//! an A4 article with 2.5 cm margins and fails on any overfull box.
+//! Widths follow from the column count and the widest cells: up to 4 data columns at the
+//! document's size, 5 to 6 at `\small`, 7 and more at `\scriptsize` with the stub column taking
+//! whatever width the data columns leave (`tabularx`). The column padding is the shape's,
+//! narrowed (down to 1 pt) when the estimated widths of the cells (`texwidth`) would not leave
+//! the stub its minimum in an A4 text block with 2.5 cm margins at the largest size the shape
+//! takes (12 pt documents). The integration test `latex::` compiles every table of the default
+//! pipeline and 8-column tables with pdflatex in an A4 article with 2.5 cm margins and fails on
+//! any overfull box.
 
 use std::fmt::Write as _;
 
 use crate::table::{Cell, Group, Table};
+use crate::texwidth::{text_em, NumberFormat};
 
-/// The packages a rendered table needs, as its header comment names them.
+/// The packages every rendered table needs, as its header comment names them (with `tabularx`
+/// for tables of 7 and more columns).
 pub const PACKAGES: &str = "booktabs,siunitx,threeparttable,array";
 
 /// The size of the table, from its number of data columns.
 struct Shape {
     /// Size command applied to the whole table (empty: the document's size).
     size: &'static str,
-    tabcolsep_pt: &'static str,
-    stub_cm: &'static str,
+    /// The largest size that command sets in a 10-12 pt article (pt): the widths are
+    /// budgeted at it.
+    font_pt: f64,
+    /// Column padding when the cells leave room for it (pt).
+    tabcolsep_pt: f64,
+    /// Width of the stub column, or its minimum when it takes what the data columns leave.
+    stub_cm: f64,
+    /// The stub column takes the width the data columns leave (`tabularx`'s `X`).
+    stretch_stub: bool,
     /// Longest line of a column header before it is broken (characters).
     header_chars: usize,
 }
@@ -33,25 +46,47 @@ fn shape(n: usize) -> Shape {
     match n {
         0..=4 => Shape {
             size: "",
-            tabcolsep_pt: "6",
-            stub_cm: "4.2",
+            font_pt: 12.0,
+            tabcolsep_pt: 6.0,
+            stub_cm: 4.2,
+            stretch_stub: false,
             header_chars: 18,
         },
         5..=6 => Shape {
             size: "\\small",
-            tabcolsep_pt: "4",
-            stub_cm: "3.0",
+            font_pt: 10.95,
+            tabcolsep_pt: 4.0,
+            stub_cm: 3.0,
+            stretch_stub: false,
             header_chars: 12,
         },
-        // Measured with pdflatex: 8 columns of `-0.123***` fit at 10-12 pt; 8 columns with two
-        // integer digits (`-12.345***`) still overflow by about 15 pt at 11-12 pt.
+        // Measured with pdflatex: with the fixed padding of 2.5 pt and a 2.2 cm stub, 8 columns
+        // of `-12.345***` overflowed by 15 pt at 11-12 pt.
         _ => Shape {
             size: "\\scriptsize",
-            tabcolsep_pt: "2.5",
-            stub_cm: "2.2",
+            font_pt: 8.0,
+            tabcolsep_pt: 2.5,
+            stub_cm: 2.2,
+            stretch_stub: true,
             header_chars: 10,
         },
     }
+}
+
+/// The text block the tables must fit: A4 (210 mm) with 2.5 cm margins, in TeX points.
+const TEXT_BLOCK_PT: f64 = 160.0 / 25.4 * 72.27;
+/// The narrowest column padding used to make room (pt).
+const MIN_TABCOLSEP_PT: f64 = 1.0;
+
+/// The column padding (pt, one decimal): the shape's, or less when the data columns' estimated
+/// widths and the stub's minimum would not fit the text block with it.
+fn tabcolsep(sh: &Shape, data_em: f64, n: usize) -> f64 {
+    let stub_pt = sh.stub_cm / 2.54 * 72.27;
+    let slack_pt = TEXT_BLOCK_PT - stub_pt - data_em * sh.font_pt;
+    // `@{}` at both ends: the stub and each data column have padding on their inner sides.
+    let per_side = slack_pt / (2 * n.max(1)) as f64;
+    let sep = per_side.clamp(MIN_TABCOLSEP_PT, sh.tabcolsep_pt);
+    (sep * 10.0).floor() / 10.0
 }
 
 /// A cell's text as siunitx reads it: an optional `(`, a signed decimal, an optional `)`.
@@ -69,49 +104,80 @@ fn numeric_parts(text: &str) -> Option<(bool, usize, usize)> {
     ok.then_some((paren, int.len(), frac.len()))
 }
 
-/// The column type of data column `k`: `S` with a `table-format` wide enough for its numbers,
-/// or `c` when it holds no number.
-fn column_type(table: &Table, k: usize) -> String {
-    let (mut int, mut frac, mut neg, mut paren, mut stars) = (0, 0, false, false, 0);
+/// What the numbers of data column `k` need; `None` when it holds no number.
+fn number_format(table: &Table, k: usize) -> Option<NumberFormat> {
+    let mut f = NumberFormat::default();
     let mut any = false;
     for row in table.sections.iter().flatten() {
         let Some(cell) = row.cells.get(k) else {
             continue;
         };
-        if let Some((p, i, f)) = numeric_parts(&cell.text) {
+        if let Some((p, i, fr)) = numeric_parts(&cell.text) {
             any = true;
-            int = int.max(i);
-            frac = frac.max(f);
-            neg |= cell.text.contains('-');
-            paren |= p;
-            stars = stars.max(cell.stars.len());
+            let neg = cell.text.contains('-');
+            f.int = f.int.max(i);
+            f.frac = f.frac.max(fr);
+            f.neg |= neg;
+            f.paren |= p;
+            f.paren_neg |= p && neg;
+            f.stars = f.stars.max(cell.stars.len());
         }
     }
-    if !any {
+    any.then_some(f)
+}
+
+/// The column type for a number format: `S` with a `table-format` wide enough for its
+/// numbers, or `c` when the column holds no number.
+fn column_type(format: Option<NumberFormat>) -> String {
+    let Some(f) = format else {
         return "c".into();
-    }
-    let mut format = format!(
-        "table-format={}{int}{}",
-        if neg { "-" } else { "" },
-        if frac > 0 {
-            format!(".{frac}")
+    };
+    let mut out = format!(
+        "table-format={}{}{}",
+        if f.neg { "-" } else { "" },
+        f.int,
+        if f.frac > 0 {
+            format!(".{}", f.frac)
         } else {
             String::new()
         }
     );
-    if paren {
-        format.push_str(",table-space-text-pre={(}");
+    // A `(` before non-negative numbers sits in the space kept for other rows' minus signs.
+    if f.reserve_paren() {
+        out.push_str(",table-space-text-pre={(}");
     }
-    if stars > 0 {
+    if f.stars > 0 {
         let _ = write!(
-            format,
+            out,
             ",table-space-text-post={{\\textsuperscript{{{}}}}}",
-            "*".repeat(stars)
+            "*".repeat(f.stars)
         );
-    } else if paren {
-        format.push_str(",table-space-text-post={)}");
+    } else if f.paren {
+        out.push_str(",table-space-text-post={)}");
     }
-    format!("S[{format}]")
+    format!("S[{out}]")
+}
+
+/// The estimated width of data column `k` in ems: its numbers, its other cells, its header
+/// lines and its number `(k)`.
+fn column_em(table: &Table, k: usize, format: Option<NumberFormat>, header_chars: usize) -> f64 {
+    let numbers = format.map_or(0.0, |f| f.width_em());
+    let texts = table
+        .sections
+        .iter()
+        .flatten()
+        .filter_map(|row| row.cells.get(k))
+        .filter(|c| numeric_parts(&c.text).is_none())
+        .map(|c| text_em(&c.text) + c.stars.len() as f64 * 0.5)
+        .fold(0.0, f64::max);
+    let header = table.columns.get(k).map_or(0.0, |h| {
+        header_lines(h, header_chars)
+            .iter()
+            .map(|l| text_em(l))
+            .fold(0.0, f64::max)
+    });
+    let number = text_em(&format!("({})", k + 1));
+    numbers.max(texts).max(header).max(number)
 }
 
 /// One data cell: a number as siunitx reads it, anything else braced (set as text, centred).
@@ -129,9 +195,8 @@ fn data_cell(cell: &Cell) -> String {
     s
 }
 
-/// `text` broken at spaces, `/` and `-` into lines of at most `width` characters where possible,
-/// as a one-column tabular when it takes more than one line.
-fn stacked(text: &str, width: usize) -> String {
+/// `text` broken at spaces, `/` and `-` into lines of at most `width` characters where possible.
+fn header_lines(text: &str, width: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let mut line = String::new();
     for word in split_keeping_breaks(text) {
@@ -146,6 +211,13 @@ fn stacked(text: &str, width: usize) -> String {
     if !line.trim().is_empty() {
         lines.push(line.trim_end().to_string());
     }
+    lines
+}
+
+/// `text` broken into lines as [`header_lines`] does, as a one-column tabular when it takes
+/// more than one line.
+fn stacked(text: &str, width: usize) -> String {
+    let lines = header_lines(text, width);
     match lines.len() {
         0 => String::new(),
         1 => latex_escape(&lines[0]),
@@ -203,7 +275,8 @@ pub fn to_latex(table: &Table) -> String {
     let _ = writeln!(out, "% {}", one_line(&table.title));
     let _ = writeln!(
         out,
-        "% Needs: \\usepackage{{{PACKAGES}}} (siunitx 3 or later)"
+        "% Needs: \\usepackage{{{PACKAGES}{}}} (siunitx 3 or later)",
+        if sh.stretch_stub { ",tabularx" } else { "" }
     );
     if float {
         out.push_str("\\begin{table}[htbp]\n\\centering\n");
@@ -212,7 +285,15 @@ pub fn to_latex(table: &Table) -> String {
     if !sh.size.is_empty() {
         let _ = writeln!(out, "{}", sh.size);
     }
-    let _ = writeln!(out, "\\setlength{{\\tabcolsep}}{{{}pt}}", sh.tabcolsep_pt);
+    let formats: Vec<Option<NumberFormat>> = (0..n).map(|k| number_format(table, k)).collect();
+    let data_em: f64 = (0..n)
+        .map(|k| column_em(table, k, formats[k], sh.header_chars))
+        .sum();
+    let _ = writeln!(
+        out,
+        "\\setlength{{\\tabcolsep}}{{{}pt}}",
+        tabcolsep(&sh, data_em, n)
+    );
     out.push_str("\\sisetup{input-open-uncertainty=,input-close-uncertainty=,table-align-text-pre=false,table-align-text-after=false}\n");
     out.push_str("\\begin{threeparttable}\n");
     if let Some(c) = &table.caption {
@@ -221,11 +302,14 @@ pub fn to_latex(table: &Table) -> String {
     if let Some(l) = &table.label {
         let _ = writeln!(out, "\\label{{{}}}", label_text(l));
     }
-    let cols: Vec<String> = (0..n).map(|k| column_type(table, k)).collect();
+    let cols: Vec<String> = formats.iter().map(|f| column_type(*f)).collect();
+    let (env, stub) = match sh.stretch_stub {
+        true => ("tabularx}{\\linewidth", "X".to_string()),
+        false => ("tabular", format!("p{{{:.1}cm}}", sh.stub_cm)),
+    };
     let _ = writeln!(
         out,
-        "\\begin{{tabular}}{{@{{}}>{{\\raggedright\\arraybackslash}}p{{{}cm}}{}@{{}}}}",
-        sh.stub_cm,
+        "\\begin{{{env}}}{{@{{}}>{{\\raggedright\\arraybackslash}}{stub}{}@{{}}}}",
         cols.join("")
     );
     out.push_str("\\toprule\n");
@@ -257,7 +341,15 @@ pub fn to_latex(table: &Table) -> String {
             );
         }
     }
-    out.push_str("\\bottomrule\n\\end{tabular}\n");
+    let _ = writeln!(
+        out,
+        "\\bottomrule\n\\end{{{}}}",
+        if sh.stretch_stub {
+            "tabularx"
+        } else {
+            "tabular"
+        }
+    );
     if !table.notes.is_empty() {
         out.push_str("\\begin{tablenotes}[flushleft]\n\\footnotesize\n");
         for note in &table.notes {

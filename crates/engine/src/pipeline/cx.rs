@@ -17,6 +17,8 @@ use crate::yaml::{Key, Pos};
 
 pub(super) struct Cx<'k> {
     pub(super) file: PathBuf,
+    /// The text of `file`, to place words within its values (`repro_kind::spot`).
+    pub(super) text: String,
     pub(super) root: PathBuf,
     pub(super) kinds: &'k dyn KindRegistry,
     pub(super) diags: Vec<Diagnostic>,

@@ -143,6 +143,7 @@ impl Cx<'_> {
                 }
             };
             let outer = std::mem::replace(&mut self.file, path);
+            let outer_text = std::mem::replace(&mut self.text, text.clone());
             self.base = folder.clone();
             match crate::yaml::parse(&text) {
                 Err(e) => {
@@ -166,6 +167,7 @@ impl Cx<'_> {
             }
             self.base.clear();
             self.file = outer;
+            self.text = outer_text;
         }
         out
     }

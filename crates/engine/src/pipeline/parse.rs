@@ -51,6 +51,7 @@ pub fn parse_pipeline(
 ) -> Result<Pipeline, Failure> {
     let mut cx = Cx {
         file: file.to_path_buf(),
+        text: text.to_string(),
         root: root.to_path_buf(),
         kinds,
         diags: Vec::new(),
@@ -885,7 +886,28 @@ impl Cx<'_> {
         let json = params
             .map(Node::to_json)
             .unwrap_or(serde_json::Value::Object(Default::default()));
-        let ctx = ParseCtx { root: &self.root };
+        let param_at = |key: &str, word: &str| -> Option<repro_kind::Location> {
+            let Some(Node {
+                value: Value::Map(entries),
+                ..
+            }) = params
+            else {
+                return None;
+            };
+            let (_, node) = entries.iter().find(|(k, _)| k.name == key)?;
+            let (line, column) =
+                repro_kind::spot::word_in_scalar(&self.text, node.pos.line, node.pos.column, word)
+                    .unwrap_or((node.pos.line, node.pos.column));
+            Some(repro_kind::Location {
+                file: self.file.clone(),
+                line,
+                column,
+            })
+        };
+        let ctx = ParseCtx {
+            root: &self.root,
+            param_at: &param_at,
+        };
         match self.kinds.parse(kind, json, &ctx) {
             Ok(b) => Some(Action::Builtin(b)),
             Err(e) => {

@@ -121,6 +121,17 @@ pub(super) fn fit_linear(
     let rss: f64 = solved.resid.iter().map(|e| e * e).sum();
     let r2 = (columns.tss > 0.0).then(|| 1.0 - rss / columns.tss);
     let r2_within = (has_fe && within_tss > 0.0).then(|| 1.0 - rss / within_tss);
+    let adjusted = adjusted_r2(
+        &Fit {
+            n,
+            k: solved.coef.len(),
+            fe_dof,
+            rss,
+        },
+        columns.tss,
+        within_tss,
+        has_fe,
+    );
     let first_stage = solved.first_stage.map(|(fs, excluded)| {
         iv_diagnostics(&fs, &exog, &excluded, &solved.endo_used, &variance, n)
     });
@@ -134,6 +145,8 @@ pub(super) fn fit_linear(
         coefficients,
         r2,
         r2_within,
+        adj_r2: adjusted.0,
+        adj_r2_within: adjusted.1,
         objective: None,
         vcov: spec.vcov.to_string(),
         n_clusters: variance.cluster_counts(),
@@ -144,6 +157,34 @@ pub(super) fn fit_linear(
         residuals: solved.resid,
         used_rows: sample.rows,
     })
+}
+
+/// What the adjusted R²s count: rows, coefficients, fixed-effect parameters and the residual
+/// sum of squares.
+struct Fit {
+    n: usize,
+    k: usize,
+    /// Fixed-effect levels counted as parameters: every level, one per extra dimension
+    /// excepted (0 without fixed effects).
+    fe_dof: usize,
+    rss: f64,
+}
+
+/// The adjusted R² and adjusted within R², as R fixest's `r2(x, "ar2")` / `"war2"` and
+/// pyfixest's `adj_r2` / `adj_r2_within` define them: every fixed-effect level counts as a
+/// parameter whatever the variance (nesting in clusters only changes the small-sample K), and
+/// the R² is centred, so `1 - RSS/TSS * (N - 1) / (N - K - K_fe)` and
+/// `1 - RSS/TSS_within * (N - K_fe) / (N - K - K_fe)`.
+fn adjusted_r2(fit: &Fit, tss: f64, within_tss: f64, has_fe: bool) -> (Option<f64>, Option<f64>) {
+    let n = fit.n as f64;
+    let params = (fit.k + fit.fe_dof) as f64;
+    if n <= params {
+        return (None, None);
+    }
+    let adj = (tss > 0.0).then(|| 1.0 - fit.rss / tss * ((n - 1.0) / (n - params)));
+    let adj_within = (has_fe && within_tss > 0.0)
+        .then(|| 1.0 - fit.rss / within_tss * ((n - fit.fe_dof as f64) / (n - params)));
+    (adj, adj_within)
 }
 
 /// The model's column names by role; `exog` starts with `Intercept` when the model has one.

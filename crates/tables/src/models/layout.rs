@@ -127,7 +127,7 @@ fn critical_value(df: Option<usize>) -> f64 {
 /// An estimate row with stars and a row under it (`below`) per term.
 fn coefficient_rows(spec: &ModelsSpec, columns: &[Column], marks: &Marks<'_>) -> Vec<Row> {
     let digits = spec.digits;
-    let set_members: Vec<&String> = spec.sets.values().flatten().collect();
+    let set_members: Vec<&String> = spec.sets.values().flatten().map(|v| &v.value).collect();
     let terms: Vec<String> = match &spec.keep {
         Some(k) => k.clone(),
         None => {
@@ -217,7 +217,7 @@ fn indicator_rows(spec: &ModelsSpec, columns: &[Column]) -> Vec<Row> {
     indicators
 }
 
-/// Observations, then R-squared, clusters and first-stage statistics where a column has them.
+/// Observations, then R-squared (and adjusted R-squared when asked), clusters and first-stage statistics where a column has them.
 fn statistic_rows(spec: &ModelsSpec, columns: &[Column]) -> Vec<Row> {
     let digits = spec.digits;
     let mut stats = vec![Row {
@@ -249,9 +249,19 @@ fn statistic_rows(spec: &ModelsSpec, columns: &[Column]) -> Vec<Row> {
     stats.extend(opt_row("R-squared", &|r| {
         r.r2.map(|x| table::fixed(x, digits))
     }));
+    if spec.adj_r2 {
+        stats.extend(opt_row("Adjusted R-squared", &|r| {
+            r.adj_r2.map(|x| table::fixed(x, digits))
+        }));
+    }
     stats.extend(opt_row("Within R-squared", &|r| {
         r.r2_within.map(|x| table::fixed(x, digits))
     }));
+    if spec.adj_r2 {
+        stats.extend(opt_row("Adjusted within R-squared", &|r| {
+            r.adj_r2_within.map(|x| table::fixed(x, digits))
+        }));
+    }
     let mut cluster_vars = Vec::new();
     for c in columns {
         if let Some(cc) = &c.result.n_clusters {

@@ -32,7 +32,8 @@ impl ModelsStage {
             };
             let mut model =
                 model_reads(&m.parsed, &[("vcov", &m.vcov)], m.sample.as_ref(), &places);
-            // A variable the formula has from a `{set}` is named with its set.
+            // A variable the formula has from a `{set}` is named with its set, at its place in
+            // `sets`.
             for r in model
                 .iter_mut()
                 .filter(|r| r.role.starts_with("the formula"))
@@ -42,11 +43,14 @@ impl ModelsStage {
                     .value
                     .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
                     .any(|w| w == r.variable);
-                let set = m.sets_used.iter().find(|s| {
-                    (self.parsed.sets.get(*s)).is_some_and(|vars| vars.contains(&r.variable))
+                let member = m.sets_used.iter().find_map(|s| {
+                    let vars = self.parsed.sets.get(s)?;
+                    let v = vars.iter().find(|v| v.value == r.variable)?;
+                    Some((s, v))
                 });
-                if let (false, Some(set)) = (written, set) {
+                if let (false, Some((set, v))) = (written, member) {
                     r.role = format!("set `{set}`, in the formula of model `{}`", m.id);
+                    r.location = Some(to_location(&self.spec, &v.referenced));
                 }
             }
             reads.extend(model);

@@ -2,7 +2,7 @@
 //!
 //! Owns: the serde mirror of the spec (`title`, `data`, `name`, `vcov`, `sets`, `labels`, `keep`,
 //! `fe_labels`, `models`, `differences`, `notes`, `digits`, `caption`, `latex_label`,
-//! `stars`, `below`, `dep_mean`) with unknown fields denied, and
+//! `stars`, `below`, `dep_mean`, `adj_r2`) with unknown fields denied, and
 //! [`Model`], a model after validation. Deliberately does not own: checking values (`validate`).
 
 use indexmap::IndexMap;
@@ -23,8 +23,9 @@ pub struct ModelsSpec {
     pub name: String,
     #[serde(default = "default_vcov")]
     pub vcov: Spanned<String>,
+    /// Set name -> its variables, each with its place (for messages about it).
     #[serde(default)]
-    pub sets: IndexMap<String, Vec<String>>,
+    pub sets: IndexMap<String, Vec<Spanned<String>>>,
     #[serde(default)]
     pub labels: IndexMap<String, String>,
     #[serde(default)]
@@ -53,6 +54,18 @@ pub struct ModelsSpec {
     /// A row with the mean of the dependent variable in each model's estimation sample.
     #[serde(default)]
     pub dep_mean: bool,
+    /// Rows with the adjusted R-squared and adjusted within R-squared (fixest's `ar2`, `war2`).
+    #[serde(default)]
+    pub adj_r2: bool,
+}
+
+impl ModelsSpec {
+    /// The sets without their places, as `{set}` expansion takes them.
+    pub fn plain_sets(&self) -> IndexMap<String, Vec<String>> {
+        (self.sets.iter())
+            .map(|(k, vars)| (k.clone(), vars.iter().map(|v| v.value.clone()).collect()))
+            .collect()
+    }
 }
 
 /// The statistic under each estimate, as etable's `coefstat` and modelsummary's `statistic`.

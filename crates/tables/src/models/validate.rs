@@ -30,6 +30,7 @@ pub(super) fn validate(file: &str, spec: &ModelsSpec) -> Result<Vec<Model>, Kind
         )));
     }
     let mut models: Vec<Model> = Vec::new();
+    let sets = spec.plain_sets();
     for entry in &spec.models {
         let at = &entry.formula.referenced;
         if !is_simple_name(&entry.id) {
@@ -49,7 +50,7 @@ pub(super) fn validate(file: &str, spec: &ModelsSpec) -> Result<Vec<Model>, Kind
                 format!("model id `{}` is used twice", entry.id),
             ));
         }
-        let (expanded, sets_used) = expand_sets(&entry.formula.value, &spec.sets)
+        let (expanded, sets_used) = expand_sets(&entry.formula.value, &sets)
             .map_err(|m| located(file, at, format!("model `{}`: {m}", entry.id)))?;
         let vcov_at = entry.vcov.as_ref().unwrap_or(&spec.vcov);
         let vcov = vcov_at.value.clone();
