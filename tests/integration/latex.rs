@@ -188,7 +188,7 @@ fn an_eight_column_table_with_long_labels_fits_an_a4_page() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let tex = eight_columns(1).to_latex();
+    let tex = repro_tables::latex::to_latex(&eight_columns(1));
     for pt in [10, 11, 12] {
         compile(dir.path(), "eight", &tex, pt);
     }
@@ -204,7 +204,7 @@ fn an_eight_column_table_with_two_integer_digits_fits_an_a4_page() {
     }
     let dir = tempfile::tempdir().unwrap();
     for (digits, widest) in [(2, "-12.100"), (3, "-123.100")] {
-        let tex = eight_columns(digits).to_latex();
+        let tex = repro_tables::latex::to_latex(&eight_columns(digits));
         assert!(
             tex.contains(&format!("{widest}\\textsuperscript{{***}}")),
             "{tex}"

@@ -169,7 +169,13 @@ pub fn stage_failed(ctx: &BuiltinCtx<'_>, d: Diagnostic) -> Diagnostic {
 
 /// Writes `output/tables/<name>.{tex,md,html,csv}`.
 pub fn write_table(ctx: &BuiltinCtx<'_>, name: &str, table: &Table) -> Result<(), Diagnostic> {
-    for (ext, text) in table.render_all() {
+    let renderings = [
+        ("tex", crate::latex::to_latex(table)),
+        ("md", table.to_markdown()),
+        ("html", table.to_html()),
+        ("csv", table.to_csv()),
+    ];
+    for (ext, text) in renderings {
         let rel = format!("output/tables/{name}.{ext}");
         repro_kind::write_output(ctx.root, &rel, text.as_bytes())
             .map_err(|e| Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string()))?;

@@ -419,6 +419,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn latex_escapes_its_specials() {
+        let t = crate::table::sample();
+        let tex = to_latex(&t);
+        // The title is a comment line; as a caption it is escaped.
+        assert!(tex.starts_with("% A & B_1\n"), "{tex}");
+        assert!(tex.contains("x\\_1 & 0.500\\textsuperscript{***} & 1 & {} \\\\"));
+        assert!(tex.contains("\\multicolumn{2}{c}{East}"));
+        assert!(tex.contains("\\cmidrule(lr){2-3}"));
+        assert!(tex.contains("{a\\ensuremath{\\vert}b}"));
+        assert!(tex.contains("50\\% \\ensuremath{<}note\\ensuremath{>}"));
+        let captioned = Table {
+            caption: Some(t.title.clone()),
+            ..crate::table::sample()
+        };
+        assert!(to_latex(&captioned).contains("\\caption{A \\& B\\_1}"));
+    }
+
+    #[test]
+    fn empty_sections_draw_no_rule() {
+        let tex = to_latex(&crate::table::sample());
+        assert_eq!(tex.matches("\\midrule").count(), 2);
+    }
+
+    #[test]
     fn numbers_are_recognised_as_siunitx_reads_them() {
         assert_eq!(numeric_parts("-0.123"), Some((false, 1, 3)));
         assert_eq!(numeric_parts("(12.50)"), Some((true, 2, 2)));

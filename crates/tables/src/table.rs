@@ -105,11 +105,6 @@ impl Table {
         self.groups.iter().any(|g| !g.label.is_empty())
     }
 
-    /// The LaTeX rendering (`latex`): a threeparttable with decimal-aligned columns.
-    pub fn to_latex(&self) -> String {
-        crate::latex::to_latex(self)
-    }
-
     /// A Markdown pipe table; group labels join the column headers, notes follow the table.
     pub fn to_markdown(&self) -> String {
         let mut out = String::new();
@@ -296,16 +291,6 @@ impl Table {
         out.resize(self.columns.len(), None);
         out
     }
-
-    /// The four renderings, keyed by file extension.
-    pub fn render_all(&self) -> [(&'static str, String); 4] {
-        [
-            ("tex", self.to_latex()),
-            ("md", self.to_markdown()),
-            ("html", self.to_html()),
-            ("csv", self.to_csv()),
-        ]
-    }
 }
 
 /// Groups consecutive equal labels into spans (columns without a group get an empty label).
@@ -355,46 +340,49 @@ fn csv_escape(s: &str) -> String {
     }
 }
 
+/// A small table with every special character, for the renderers' tests (this module's and
+/// `latex`'s).
+#[cfg(test)]
+pub(crate) fn sample() -> Table {
+    Table {
+        title: "A & B_1".into(),
+        groups: spans(&[Some("East".into()), Some("East".into()), None]),
+        spanners: Vec::new(),
+        columns: vec!["(1)".into(), "(2)".into(), "(3)".into()],
+        numbered: false,
+        caption: None,
+        label: None,
+        sections: vec![
+            vec![
+                Row {
+                    label: "x_1".into(),
+                    cells: vec![
+                        Cell {
+                            text: "0.500".into(),
+                            stars: "***",
+                        },
+                        Cell::text("1"),
+                        Cell::empty(),
+                    ],
+                },
+                Row {
+                    label: "".into(),
+                    cells: vec![paren(0.1, 3), paren(0.2, 3), Cell::empty()],
+                },
+            ],
+            vec![],
+            vec![Row {
+                label: "N".into(),
+                cells: vec![Cell::text("1,000"), Cell::text("5"), Cell::text("a|b")],
+            }],
+        ],
+        notes: vec!["50% <note>".into()],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample() -> Table {
-        Table {
-            title: "A & B_1".into(),
-            groups: spans(&[Some("East".into()), Some("East".into()), None]),
-            spanners: Vec::new(),
-            columns: vec!["(1)".into(), "(2)".into(), "(3)".into()],
-            numbered: false,
-            caption: None,
-            label: None,
-            sections: vec![
-                vec![
-                    Row {
-                        label: "x_1".into(),
-                        cells: vec![
-                            Cell {
-                                text: "0.500".into(),
-                                stars: "***",
-                            },
-                            Cell::text("1"),
-                            Cell::empty(),
-                        ],
-                    },
-                    Row {
-                        label: "".into(),
-                        cells: vec![paren(0.1, 3), paren(0.2, 3), Cell::empty()],
-                    },
-                ],
-                vec![],
-                vec![Row {
-                    label: "N".into(),
-                    cells: vec![Cell::text("1,000"), Cell::text("5"), Cell::text("a|b")],
-                }],
-            ],
-            notes: vec!["50% <note>".into()],
-        }
-    }
 
     #[test]
     fn fixed_drops_negative_zero() {
@@ -419,19 +407,6 @@ mod tests {
     #[test]
     fn every_format_escapes_its_specials() {
         let t = sample();
-        let tex = t.to_latex();
-        // The title is a comment line; as a caption it is escaped.
-        assert!(tex.starts_with("% A & B_1\n"), "{tex}");
-        assert!(tex.contains("x\\_1 & 0.500\\textsuperscript{***} & 1 & {} \\\\"));
-        assert!(tex.contains("\\multicolumn{2}{c}{East}"));
-        assert!(tex.contains("\\cmidrule(lr){2-3}"));
-        assert!(tex.contains("{a\\ensuremath{\\vert}b}"));
-        assert!(tex.contains("50\\% \\ensuremath{<}note\\ensuremath{>}"));
-        let captioned = Table {
-            caption: Some(t.title.clone()),
-            ..sample()
-        };
-        assert!(captioned.to_latex().contains("\\caption{A \\& B\\_1}"));
         let html = t.to_html();
         assert!(html.contains("<td>0.500<sup>***</sup></td>"));
         assert!(html.contains("50% &lt;note&gt;"));
@@ -491,11 +466,5 @@ mod tests {
             }
             proptest::prop_assert_eq!(t.to_markdown().lines().filter(|l| l.starts_with("| ")).count(), 3);
         }
-    }
-
-    #[test]
-    fn empty_sections_draw_no_rule() {
-        let tex = sample().to_latex();
-        assert_eq!(tex.matches("\\midrule").count(), 2);
     }
 }
