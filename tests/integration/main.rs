@@ -1,6 +1,7 @@
 //! The one integration test binary: runs the real `repro` in temporary folders.
 
 mod columns;
+mod curve;
 mod data;
 mod diff;
 mod dvc;
