@@ -297,11 +297,13 @@ fn the_summary_reads_as_users_see_it() {
     let p = project(SPEC);
     p.repro(&["run"]).ok();
     let md = p.read("output/tables/produc_curve.md");
-    // The head of the table and its notes (the body is 144 rows like these).
-    let lines: Vec<&str> = md.lines().collect();
-    let shown = [&lines[..6], &lines[lines.len() - 6..]].concat().join("\n");
+    // The listing of every specification: its head and notes (the body is 144 rows like these).
+    let listing = p.read("output/results/produc_curve/specifications.md");
+    let lines: Vec<&str> = listing.lines().collect();
+    let head = [&lines[..6], &lines[lines.len() - 6..]].concat().join("\n");
     snapshot_settings().bind(|| {
-        insta::assert_snapshot!("curve_table_md", shown);
+        insta::assert_snapshot!("curve_table_md", md);
+        insta::assert_snapshot!("curve_specifications_md", head);
         insta::assert_snapshot!(
             "curve_summary_json",
             p.read("output/results/produc_curve/summary.json")

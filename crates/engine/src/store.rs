@@ -715,3 +715,34 @@ pub fn remove_path(p: &Path) -> io::Result<()> {
         Ok(_) => fs::remove_file(p),
     }
 }
+
+#[cfg(test)]
+mod memo_tests {
+    use super::*;
+    use repro_kind::Memo;
+
+    #[test]
+    fn the_memo_returns_only_entries_that_check_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        assert_eq!(store.get(&a), None);
+        store.put(&a, b"payload").unwrap();
+        assert_eq!(store.get(&a).as_deref(), Some(&b"payload"[..]));
+        // Moved under another key, an entry no longer matches its check.
+        let path = store.memo_path(&a);
+        fs::create_dir_all(store.memo_path(&b).parent().unwrap()).unwrap();
+        fs::copy(&path, store.memo_path(&b)).unwrap();
+        assert_eq!(store.get(&b), None);
+        // Damaged or truncated: a miss.
+        let mut bytes = fs::read(&path).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        assert_eq!(store.get(&a), None);
+        fs::write(&path, &bytes[..10]).unwrap();
+        assert_eq!(store.get(&a), None);
+        // Keys are hashes: nothing else names a file.
+        assert!(store.put("../x", b"p").is_err());
+        assert_eq!(store.get("../x"), None);
+    }
+}

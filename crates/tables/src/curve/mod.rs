@@ -4,10 +4,11 @@
 //!
 //! Owns: the stage (its spec path, checks, implied outputs), reading the data once, ranking the
 //! estimates, the summary (shares with the expected sign and significant, the median) and
-//! writing `output/results/<name>/{specifications.csv,summary.json}`, the table
+//! writing `output/results/<name>/{specifications.{csv,tex,md,html},summary.json}`, the table
 //! `output/tables/<name>.*` and the figure `output/figures/<name>.{svg,pdf,png,json}`.
 //! Module map: `spec` the spec file and the enumeration; `estimate` fitting with the
-//! per-specification memo; `figure` the drawing; `joint` the test under the null.
+//! per-specification memo; `figure` the drawing; `tables` the two tables; `joint` the test
+//! under the null.
 //! Deliberately does not own: the estimators, the memo's storage (the engine's store, through
 //! `repro_kind::Memo`) or table rendering (`table`).
 
@@ -15,6 +16,7 @@ mod estimate;
 mod figure;
 mod joint;
 pub mod spec;
+mod tables;
 
 use repro_kind::diag::Diagnostic;
 use repro_kind::{BuiltinCtx, ImpliedIo, KindError};
@@ -22,7 +24,6 @@ use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 
 use crate::common::{check_name, spec_param, spec_path, stage_failed, write_json, write_table};
-use crate::table::{self as tables, Cell, Row, Table};
 use estimate::Estimate;
 use spec::{CurveSpec, Specification, DIMENSIONS};
 
@@ -129,6 +130,9 @@ impl CurveStage {
         let dir = self.results_dir();
         let mut extra = vec![
             format!("{dir}/specifications.csv"),
+            format!("{dir}/specifications.tex"),
+            format!("{dir}/specifications.md"),
+            format!("{dir}/specifications.html"),
             format!("{dir}/summary.json"),
         ];
         for ext in ["svg", "pdf", "png", "json"] {
@@ -197,8 +201,15 @@ impl CurveStage {
             &format!("{dir}/specifications.csv"),
             &self.csv(&points),
         )?;
+        let listing = tables::specifications(s, &points, &observed);
+        for (ext, text) in listing.render_all() {
+            // The CSV of record is the full-precision one written above.
+            if ext != "csv" {
+                write_out(ctx, &format!("{dir}/specifications.{ext}"), &text)?;
+            }
+        }
         figure::write(ctx, &self.figure_base(), &figure::Curve::new(s, &points))?;
-        write_table(ctx, &s.name, &self.table(&points, &observed))
+        write_table(ctx, &s.name, &tables::by_choice(s, &points))
     }
 
     /// The curve's points in specification order, each with its rank.
@@ -276,66 +287,6 @@ impl CurveStage {
         }
         out
     }
-
-    /// The publication table: one row per specification (in specification order) with its
-    /// choices, estimate, standard error, rank and N.
-    fn table(&self, points: &[Point], observed: &Stats) -> Table {
-        let s = &self.parsed;
-        let d = s.digits;
-        let stars = crate::stars::Stars::default();
-        let rows: Vec<Row> = points
-            .iter()
-            .map(|p| {
-                let mut cells: Vec<Cell> = p.choices.iter().map(Cell::text).collect();
-                cells.push(Cell {
-                    text: tables::fixed(p.estimate, d),
-                    stars: stars.mark(p.p_value),
-                });
-                cells.push(tables::paren(p.std_error, d));
-                cells.push(Cell::text(p.rank.to_string()));
-                cells.push(Cell::text(crate::fitting::thousands(p.nobs)));
-                Row {
-                    label: p.spec.to_string(),
-                    cells,
-                }
-            })
-            .collect();
-        let mut columns: Vec<String> = DIMENSIONS.iter().map(|d| d.title().to_string()).collect();
-        columns.extend(["Estimate", "SE", "Rank", "N"].map(String::from));
-        let sign = match s.expected_sign {
-            spec::Sign::Positive => "positive",
-            spec::Sign::Negative => "negative",
-        };
-        Table {
-            title: s
-                .title
-                .clone()
-                .unwrap_or_else(|| "Specification curve".to_string()),
-            columns,
-            sections: vec![rows],
-            notes: [
-                format!(
-                    "{} specifications. Median estimate {}; {} with the expected ({sign}) sign, {} significant at the {}% level with it.",
-                    self.specs.len(),
-                    tables::fixed(observed.median_estimate, d),
-                    percent(observed.share_expected_sign),
-                    percent(observed.share_significant_expected_sign),
-                    tables::fixed(s.level * 100.0, 0),
-                ),
-                "Rank: position in the curve, 1 the smallest estimate.".to_string(),
-            ]
-            .into_iter()
-            .chain(stars.note())
-            .collect(),
-            caption: s.caption.clone(),
-            label: s.latex_label.clone(),
-            ..Table::default()
-        }
-    }
-}
-
-fn percent(share: f64) -> String {
-    format!("{}%", tables::fixed(share * 100.0, 1))
 }
 
 fn csv_cell(c: &str) -> String {

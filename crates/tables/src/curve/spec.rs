@@ -425,3 +425,82 @@ fn exclusions(file: &str, s: &CurveSpec) -> Result<Vec<Vec<(usize, usize)>>, Kin
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(sizes: [usize; 6]) -> CurveSpec {
+        let names = |n: usize, p: &'static str| (0..n).map(move |k| format!("{p}{k}"));
+        let spanned = |n: usize, p: &'static str| -> IndexMap<String, Spanned<String>> {
+            names(n, p)
+                .map(|l| {
+                    let at = serde_saphyr::Location::UNKNOWN;
+                    (
+                        l,
+                        Spanned {
+                            value: String::new(),
+                            referenced: at,
+                            defined: at,
+                        },
+                    )
+                })
+                .collect()
+        };
+        CurveSpec {
+            title: None,
+            data: "d.csv".into(),
+            name: "c".into(),
+            outcomes: names(sizes[0], "y").map(|l| (l.clone(), l)).collect(),
+            treatments: names(sizes[1], "x").map(|l| (l.clone(), l)).collect(),
+            controls: names(sizes[2], "c").map(|l| (l, Vec::new())).collect(),
+            samples: spanned(sizes[3], "s"),
+            fixed_effects: spanned(sizes[4], "f"),
+            vcov: spanned(sizes[5], "v"),
+            exclude: Vec::new(),
+            expected_sign: Sign::Negative,
+            level: 0.95,
+            digits: 3,
+            joint_test: None,
+            caption: None,
+            latex_label: None,
+        }
+    }
+
+    proptest::proptest! {
+        /// Without exclusions every combination appears once; one rule naming choices of the
+        /// dimensions `dims` removes exactly the product of the other dimensions' sizes.
+        #[test]
+        fn the_count_is_the_product_less_the_excluded(
+            sizes in proptest::array::uniform6(1usize..4),
+            dims in proptest::collection::btree_set(0usize..6, 1..4),
+            pick in proptest::array::uniform6(0usize..3),
+        ) {
+            let s = spec(sizes);
+            let total: usize = sizes.iter().product();
+            let all = enumerate(&s, &[]);
+            proptest::prop_assert_eq!(all.len(), total);
+            let mut distinct: Vec<[usize; 6]> = all.iter().map(|p| p.pick).collect();
+            distinct.sort();
+            distinct.dedup();
+            proptest::prop_assert_eq!(distinct.len(), total);
+            let rule: Vec<(usize, usize)> = dims.iter().map(|&d| (d, pick[d] % sizes[d])).collect();
+            let named: usize = dims.iter().map(|&d| sizes[d]).product();
+            let kept = enumerate(&s, &[rule.clone()]);
+            proptest::prop_assert_eq!(kept.len(), total - total / named);
+            proptest::prop_assert!(kept.iter().all(|p| !rule.iter().all(|&(d, k)| p.pick[d] == k)));
+        }
+    }
+
+    #[test]
+    fn formulas_read_as_written() {
+        let mut s = spec([1, 1, 1, 1, 1, 1]);
+        s.controls[0] = vec!["a".into(), "b".into()];
+        s.fixed_effects[0].value = "city + year".into();
+        let p = Specification { pick: [0; 6] };
+        assert_eq!(p.formula(&s), "y0 ~ x0 + a + b | city + year");
+        s.fixed_effects[0].value = String::new();
+        s.controls[0].clear();
+        assert_eq!(p.formula(&s), "y0 ~ x0");
+    }
+}
