@@ -486,7 +486,7 @@ mod tests {
             proptest::prop_assert_eq!(distinct.len(), total);
             let rule: Vec<(usize, usize)> = dims.iter().map(|&d| (d, pick[d] % sizes[d])).collect();
             let named: usize = dims.iter().map(|&d| sizes[d]).product();
-            let kept = enumerate(&s, &[rule.clone()]);
+            let kept = enumerate(&s, std::slice::from_ref(&rule));
             proptest::prop_assert_eq!(kept.len(), total - total / named);
             proptest::prop_assert!(kept.iter().all(|p| !rule.iter().all(|&(d, k)| p.pick[d] == k)));
         }
