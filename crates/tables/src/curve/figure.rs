@@ -147,7 +147,6 @@ where
     chart
         .configure_mesh()
         .x_desc("Specification (ranked by estimate)")
-        .y_desc("Estimate")
         .x_label_formatter(&|v: &f64| format!("{v:.0}"))
         .y_label_formatter(&|v: &f64| figures::tick(*v, y_dec))
         .label_style((FONT, 12.0 * scale))
@@ -202,6 +201,19 @@ where
             .label(text)
             .legend(move |(x, y)| Circle::new((x + pi(9.0), y), px(3.0), col.filled()));
     }
+    // The y axis's name beside its ticks: the label area is as wide as the indicator panel's
+    // labels (so the two panels share their x axis), and plotters would put it at the far edge.
+    let (x, y) = chart.backend_coord(&(0.5, (y0 + y1) / 2.0));
+    let base = top.get_base_pixel();
+    top.draw(&Text::new(
+        "Estimate",
+        (x - base.0 - pi(62.0), y - base.1),
+        TextStyle::from((FONT, 13.0 * scale))
+            .transform(FontTransform::Rotate270)
+            .pos(Pos::new(HPos::Center, VPos::Center))
+            .color(&BLACK),
+    ))
+    .map_err(err)?;
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperLeft)
