@@ -245,6 +245,7 @@ impl BuiltinStage for Builtin {
             Builtin::Models(m) => m.check_columns(ctx),
             Builtin::Describe(d) => d.check_columns(ctx),
             Builtin::Quantiles(q) => q.check_columns(ctx),
+            Builtin::Curve(c) => c.check_columns(ctx),
             _ => Vec::new(),
         }
     }

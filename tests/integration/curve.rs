@@ -290,6 +290,12 @@ fn a_bad_spec_names_its_place() {
     let out = p.repro(&["run"]);
     assert_eq!(out.code, 2);
     snapshot_settings().bind(|| insta::assert_snapshot!("curve_bad_sample", out.snapshot()));
+    // A variable the data lacks is found before anything runs, with the choice's line.
+    let p = project(&SPEC.replace("[lemp, unemp]", "[lemp, unemployment]"));
+    let out = p.repro(&["run"]);
+    assert_eq!(out.code, 2);
+    assert!(!p.exists("output"), "nothing ran");
+    snapshot_settings().bind(|| insta::assert_snapshot!("curve_unknown_variable", out.snapshot()));
 }
 
 #[test]

@@ -8,13 +8,14 @@
 //! `output/tables/<name>.*` and the figure `output/figures/<name>.{svg,pdf,png,json}`.
 //! Module map: `spec` the spec file and the enumeration; `estimate` fitting with the
 //! per-specification memo; `figure` the drawing; `tables` the two tables; `joint` the test
-//! under the null.
+//! under the null; `reads` the variables checked before anything runs.
 //! Deliberately does not own: the estimators, the memo's storage (the engine's store, through
 //! `repro_kind::Memo`) or table rendering (`table`).
 
 mod estimate;
 mod figure;
 mod joint;
+mod reads;
 pub mod spec;
 mod tables;
 
@@ -139,6 +140,11 @@ impl CurveStage {
             extra.push(format!("{}.{ext}", self.figure_base()));
         }
         crate::common::table_io(&self.spec, &self.parsed.data, &self.parsed.name, extra)
+    }
+
+    /// The variables of every choice that the data file's known columns lack.
+    pub fn check_columns(&self, ctx: &repro_kind::columns::ColumnsCtx<'_>) -> Vec<Diagnostic> {
+        reads::check(ctx, &self.spec, &self.parsed)
     }
 
     pub fn seeds(&self) -> Vec<u64> {

@@ -29,12 +29,12 @@ pub struct CurveSpec {
     pub data: String,
     pub name: String,
     /// Label -> dependent variable.
-    pub outcomes: IndexMap<String, String>,
+    pub outcomes: IndexMap<String, Spanned<String>>,
     /// Label -> the regressor whose coefficient the curve shows.
-    pub treatments: IndexMap<String, String>,
+    pub treatments: IndexMap<String, Spanned<String>>,
     /// Label -> control variables (an empty list: no controls).
     #[serde(default = "no_controls")]
-    pub controls: IndexMap<String, Vec<String>>,
+    pub controls: IndexMap<String, Spanned<Vec<String>>>,
     /// Label -> sample restriction (`sample:` syntax; empty: every row).
     #[serde(default = "every_row")]
     pub samples: IndexMap<String, Spanned<String>>,
@@ -122,20 +122,22 @@ fn default_level() -> f64 {
     0.95
 }
 
-fn no_controls() -> IndexMap<String, Vec<String>> {
-    IndexMap::from([("None".to_string(), Vec::new())])
+/// A value with no place in the spec file (a default).
+pub fn unplaced<T>(value: T) -> Spanned<T> {
+    let at = serde_saphyr::Location::UNKNOWN;
+    Spanned {
+        value,
+        referenced: at,
+        defined: at,
+    }
+}
+
+fn no_controls() -> IndexMap<String, Spanned<Vec<String>>> {
+    IndexMap::from([("None".to_string(), unplaced(Vec::new()))])
 }
 
 fn unspanned(label: &str, value: &str) -> IndexMap<String, Spanned<String>> {
-    let at = serde_saphyr::Location::UNKNOWN;
-    IndexMap::from([(
-        label.to_string(),
-        Spanned {
-            value: value.to_string(),
-            referenced: at,
-            defined: at,
-        },
-    )])
+    IndexMap::from([(label.to_string(), unplaced(value.to_string()))])
 }
 
 fn every_row() -> IndexMap<String, Spanned<String>> {
@@ -220,11 +222,11 @@ pub struct Specification {
 
 impl Specification {
     pub fn outcome<'s>(&self, s: &'s CurveSpec) -> &'s str {
-        &s.outcomes[self.pick[0]]
+        &s.outcomes[self.pick[0]].value
     }
 
     pub fn treatment<'s>(&self, s: &'s CurveSpec) -> &'s str {
-        &s.treatments[self.pick[1]]
+        &s.treatments[self.pick[1]].value
     }
 
     pub fn sample<'s>(&self, s: &'s CurveSpec) -> &'s str {
@@ -238,7 +240,7 @@ impl Specification {
     /// `outcome ~ treatment + controls | fixed effects`.
     pub fn formula(&self, s: &CurveSpec) -> String {
         let mut rhs = vec![self.treatment(s).to_string()];
-        rhs.extend(s.controls[self.pick[2]].iter().cloned());
+        rhs.extend(s.controls[self.pick[2]].value.iter().cloned());
         let mut f = format!("{} ~ {}", self.outcome(s), rhs.join(" + "));
         let fe = s.fixed_effects[self.pick[4]].value.trim();
         if !fe.is_empty() {
@@ -433,27 +435,21 @@ mod tests {
     fn spec(sizes: [usize; 6]) -> CurveSpec {
         let names = |n: usize, p: &'static str| (0..n).map(move |k| format!("{p}{k}"));
         let spanned = |n: usize, p: &'static str| -> IndexMap<String, Spanned<String>> {
-            names(n, p)
-                .map(|l| {
-                    let at = serde_saphyr::Location::UNKNOWN;
-                    (
-                        l,
-                        Spanned {
-                            value: String::new(),
-                            referenced: at,
-                            defined: at,
-                        },
-                    )
-                })
-                .collect()
+            names(n, p).map(|l| (l, unplaced(String::new()))).collect()
         };
         CurveSpec {
             title: None,
             data: "d.csv".into(),
             name: "c".into(),
-            outcomes: names(sizes[0], "y").map(|l| (l.clone(), l)).collect(),
-            treatments: names(sizes[1], "x").map(|l| (l.clone(), l)).collect(),
-            controls: names(sizes[2], "c").map(|l| (l, Vec::new())).collect(),
+            outcomes: names(sizes[0], "y")
+                .map(|l| (l.clone(), unplaced(l)))
+                .collect(),
+            treatments: names(sizes[1], "x")
+                .map(|l| (l.clone(), unplaced(l)))
+                .collect(),
+            controls: names(sizes[2], "c")
+                .map(|l| (l, unplaced(Vec::new())))
+                .collect(),
             samples: spanned(sizes[3], "s"),
             fixed_effects: spanned(sizes[4], "f"),
             vcov: spanned(sizes[5], "v"),
@@ -495,12 +491,12 @@ mod tests {
     #[test]
     fn formulas_read_as_written() {
         let mut s = spec([1, 1, 1, 1, 1, 1]);
-        s.controls[0] = vec!["a".into(), "b".into()];
+        s.controls[0].value = vec!["a".into(), "b".into()];
         s.fixed_effects[0].value = "city + year".into();
         let p = Specification { pick: [0; 6] };
         assert_eq!(p.formula(&s), "y0 ~ x0 + a + b | city + year");
         s.fixed_effects[0].value = String::new();
-        s.controls[0].clear();
+        s.controls[0].value.clear();
         assert_eq!(p.formula(&s), "y0 ~ x0");
     }
 }
