@@ -263,13 +263,13 @@ impl Specification {
     }
 
     /// What the specification's estimate depends on besides the data and the code: the model,
-    /// the variance and the sample, as canonical JSON (values, not labels).
+    /// the variance and the sample, as canonical JSON (values, not labels; not the level, which
+    /// only the intervals drawn from the entry use).
     pub fn canonical(&self, s: &CurveSpec) -> String {
         serde_json::json!({
             "formula": self.formula(s),
             "vcov": self.vcov(s),
             "sample": self.sample(s),
-            "level": s.level,
         })
         .to_string()
     }
