@@ -10,9 +10,12 @@
 #    (only the new specifications compute), each with /usr/bin/time; the kind's `-v` line says
 #    how many specifications it computed and restored.
 # 3. Runs the cold curve at RAYON_NUM_THREADS=1 and 2 and compares every output.
+# 4. Times the joint test under the null: the default curve (576 specifications) with
+#    `joint_test: {reps: JOINT_REPS, seed: 1, cluster: city}` (JOINT_REPS x 576 refits).
 #
 # Usage: bash bench/curve_bench.sh
-# Env:   REPRO (default target/release/repro), WORK (default /tmp/repro-curve-bench)
+# Env:   REPRO (default target/release/repro), WORK (default /tmp/repro-curve-bench),
+#        JOINT_REPS (default 20; 0 skips step 4)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -74,4 +77,15 @@ if cmp -s "$WORK/cold1.sha" "$WORK/cold2.sha" && cmp -s "$WORK/cold2.sha" "$WORK
 else
   echo "outputs DIFFER:"; diff "$WORK/cold1.sha" "$WORK/cold2.sha" || true; diff "$WORK/cold2.sha" "$WORK/warm.sha" || true
   exit 1
+fi
+
+JOINT_REPS="${JOINT_REPS:-20}"
+if [ "$JOINT_REPS" -gt 0 ]; then
+  sed -e 's/^name: curve$/name: curve_joint/' "$ROOT/stages/curve.yaml" > stages/curve_joint.yaml
+  echo "joint_test: {reps: $JOINT_REPS, seed: 1, cluster: city}" >> stages/curve_joint.yaml
+  grep -q "^  curve_joint:" pipeline.yaml || printf '\n  curve_joint:\n    kind: curve\n    params: {spec: stages/curve_joint.yaml}\n' >> pipeline.yaml
+  rm -rf cache/memo
+  /usr/bin/time -f "joint test, $JOINT_REPS resamples of 576 specifications: %e s wall, %M KB max RSS" \
+    "$REPRO" run curve_joint >/dev/null
+  python3 -c "import json; j = json.load(open('output/results/curve_joint/summary.json'))['joint_test']; print('p-values:', {k: v for k, v in j.items() if k.startswith('p_')})"
 fi

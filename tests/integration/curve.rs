@@ -249,7 +249,7 @@ fn the_joint_test_is_the_same_at_one_and_two_threads() {
         .map(|threads| {
             let p = project(JOINT);
             let o = p
-                .command(&["run"])
+                .command(&["run", "-j", threads])
                 .env("RAYON_NUM_THREADS", threads)
                 .output()
                 .unwrap();
@@ -257,7 +257,7 @@ fn the_joint_test_is_the_same_at_one_and_two_threads() {
             outputs(&p)
         })
         .collect();
-    assert_same(&runs[0], &runs[1], "RAYON_NUM_THREADS=1 vs 2");
+    assert_same(&runs[0], &runs[1], "-j 1 and RAYON_NUM_THREADS=1 vs 2");
     let summary: Value =
         serde_json::from_slice(&runs[0]["output/results/produc_curve/summary.json"]).unwrap();
     let j = &summary["joint_test"];
