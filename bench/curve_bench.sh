@@ -49,7 +49,8 @@ timed() { # LABEL ENV... -- runs the curve, prints wall seconds, computed and re
   local label="$1"; shift
   local err; err="$(mktemp)"
   # A new comment in the spec makes the stage (and nothing upstream) stale.
-  RUN=$((RUN + 1)); echo "# bench run $RUN" >> stages/curve_bench.yaml
+  # (with a nonce: a spec seen before would have its outputs restored by the stage cache).
+  RUN=$((RUN + 1)); echo "# bench run $RUN $(date +%s%N)" >> stages/curve_bench.yaml
   env "$@" /usr/bin/time -f "%e %M" "$REPRO" -v run curve_bench 2>"$err" >/dev/null
   local wall rss line
   read -r wall rss < <(tail -1 "$err")
@@ -83,6 +84,7 @@ JOINT_REPS="${JOINT_REPS:-20}"
 if [ "$JOINT_REPS" -gt 0 ]; then
   sed -e 's/^name: curve$/name: curve_joint/' "$ROOT/stages/curve.yaml" > stages/curve_joint.yaml
   echo "joint_test: {reps: $JOINT_REPS, seed: 1, cluster: city}" >> stages/curve_joint.yaml
+  echo "# bench $(date +%s%N)" >> stages/curve_joint.yaml   # never restored from the stage cache
   grep -q "^  curve_joint:" pipeline.yaml || printf '\n  curve_joint:\n    kind: curve\n    params: {spec: stages/curve_joint.yaml}\n' >> pipeline.yaml
   rm -rf cache/memo
   /usr/bin/time -f "joint test, $JOINT_REPS resamples of 576 specifications: %e s wall, %M KB max RSS" \
