@@ -17,7 +17,7 @@ use repro_kind::{
     ParseCtx,
 };
 use repro_study::{index, ingest, locate, panel, synth};
-use repro_tables::{describe, fit_stage, models, quantiles};
+use repro_tables::{curve, describe, fit_stage, models, quantiles};
 use serde::Serialize;
 
 /// Every built-in kind. Adding one means adding a variant here, its name, and its crate's
@@ -43,6 +43,8 @@ pub enum Builtin {
     Describe(describe::DescribeStage),
     /// A coefficient's quantile process: table and figure.
     Quantiles(Box<quantiles::QuantilesStage>),
+    /// One coefficient over every combination of declared choices: a specification curve.
+    Curve(Box<curve::CurveStage>),
 }
 
 /// A kind configured by a stage spec file: its path (a dependency) and its parsed content
@@ -64,6 +66,7 @@ pub const KIND_NAMES: &[&str] = &[
     "describe",
     "models",
     "quantiles",
+    "curve",
 ];
 
 /// The registry the pipeline parser asks.
@@ -102,6 +105,7 @@ impl Builtin {
             "models" => Builtin::Models(models::parse(params, root)?),
             "describe" => Builtin::Describe(describe::parse(params, root)?),
             "quantiles" => Builtin::Quantiles(Box::new(quantiles::parse(params, root)?)),
+            "curve" => Builtin::Curve(Box::new(curve::parse(params, root)?)),
             _ => return Err(unknown_kind(kind, KIND_NAMES)),
         })
     }
@@ -114,9 +118,11 @@ impl Builtin {
             | Builtin::Locate(_)
             | Builtin::Index(_)
             | Builtin::Panel(_) => ("repro-study", repro_study::CODE_FINGERPRINT),
-            Builtin::Fit(_) | Builtin::Models(_) | Builtin::Describe(_) | Builtin::Quantiles(_) => {
-                ("repro-tables", repro_tables::CODE_FINGERPRINT)
-            }
+            Builtin::Fit(_)
+            | Builtin::Models(_)
+            | Builtin::Describe(_)
+            | Builtin::Quantiles(_)
+            | Builtin::Curve(_) => ("repro-tables", repro_tables::CODE_FINGERPRINT),
         }
     }
 
@@ -153,6 +159,7 @@ impl BuiltinStage for Builtin {
             Builtin::Models(_) => "models",
             Builtin::Describe(_) => "describe",
             Builtin::Quantiles(_) => "quantiles",
+            Builtin::Curve(_) => "curve",
         }
     }
 
@@ -182,6 +189,7 @@ impl BuiltinStage for Builtin {
             Builtin::Models(m) => m.implied_io(),
             Builtin::Describe(d) => d.implied_io(),
             Builtin::Quantiles(q) => q.implied_io(),
+            Builtin::Curve(c) => c.implied_io(),
         }
     }
 
@@ -191,6 +199,7 @@ impl BuiltinStage for Builtin {
             Builtin::Synth(s) => vec![s.spec.seed],
             Builtin::Models(m) => m.seeds(),
             Builtin::Quantiles(q) => q.seeds(),
+            Builtin::Curve(c) => c.seeds(),
             Builtin::Ingest(_)
             | Builtin::Locate(_)
             | Builtin::Index(_)
@@ -219,6 +228,7 @@ impl BuiltinStage for Builtin {
             Builtin::Models(m) => &m.spec,
             Builtin::Describe(d) => &d.spec,
             Builtin::Quantiles(q) => &q.spec,
+            Builtin::Curve(c) => &c.spec,
         };
         vec![path.clone()]
     }
@@ -236,6 +246,7 @@ impl BuiltinStage for Builtin {
             Builtin::Models(m) => m.check_columns(ctx),
             Builtin::Describe(d) => d.check_columns(ctx),
             Builtin::Quantiles(q) => q.check_columns(ctx),
+            Builtin::Curve(c) => c.check_columns(ctx),
             _ => Vec::new(),
         }
     }
@@ -251,6 +262,7 @@ impl BuiltinStage for Builtin {
             Builtin::Models(m) => m.run(ctx),
             Builtin::Describe(d) => d.run(ctx),
             Builtin::Quantiles(q) => q.run(ctx),
+            Builtin::Curve(c) => c.run(ctx),
         }
     }
 }

@@ -79,7 +79,7 @@ pub fn check_lock_fingerprints(p: &Project) {
     };
     let (study, tables) = (expected("repro-study"), expected("repro-tables"));
     let stages = lock["stages"].as_object().unwrap();
-    assert_eq!(stages.len(), 12);
+    assert_eq!(stages.len(), 13);
     for (name, entry) in stages {
         let kind: serde_json::Value =
             serde_json::from_str(entry["kind"].as_str().unwrap()).unwrap();

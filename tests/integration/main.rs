@@ -2,6 +2,7 @@
 
 mod columns;
 mod columns_at;
+mod curve;
 mod data;
 mod diff;
 mod dvc;

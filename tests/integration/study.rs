@@ -92,12 +92,13 @@ fn the_default_pipeline_reproduces_the_study() {
     let out = p.repro(&["run"]);
     out.ok();
     assert!(
-        out.stderr.contains("12 stages: 12 ran"),
+        out.stderr.contains("13 stages: 13 ran"),
         "{}",
         out.snapshot()
     );
     crate::fingerprint::check_lock_fingerprints(&p);
     check_producers(&p);
+    check_curve(&p);
     for f in [
         "output/data/panel.csv",
         "output/data/panel.parquet",
@@ -109,6 +110,9 @@ fn the_default_pipeline_reproduces_the_study() {
         "output/figures/quantile.svg",
         "output/figures/quantile.pdf",
         "output/figures/quantile.png",
+        "output/figures/curve.svg",
+        "output/figures/curve.pdf",
+        "output/figures/curve.png",
         "output/report.html",
     ] {
         assert!(p.exists(f), "`{f}` missing");
@@ -121,6 +125,7 @@ fn the_default_pipeline_reproduces_the_study() {
         "heterogeneity",
         "quantile",
         "mechanisms",
+        "curve",
     ] {
         for ext in ["tex", "md", "html", "csv"] {
             assert!(p.exists(&format!("output/tables/{t}.{ext}")), "{t}.{ext}");
@@ -297,4 +302,36 @@ fn check_producers(p: &Project) {
     assert_eq!(ols["produced_by"]["vcov"], "cluster:city");
     assert_eq!(ols["produced_by"]["spec"], "stages/baseline.yaml");
     assert_eq!(ols["produced_by"]["model"], "controls");
+}
+
+/// The specification curve (Figure 2, Table 8): at least 500 specifications, one of which is
+/// Table 2's model with controls, with the same estimate and standard error.
+fn check_curve(p: &Project) {
+    let summary = json(p, "output/results/curve/summary.json");
+    assert!(summary["specifications"].as_u64().unwrap() >= 500);
+    let baseline = json(p, "output/results/baseline/controls.json");
+    let want = baseline["coefficients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["term"] == "collab")
+        .unwrap();
+    let csv = p.read("output/results/curve/specifications.csv");
+    let head: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| head.iter().position(|h| *h == name).unwrap();
+    let formula =
+        "gap ~ collab + indstr + gov + open + fin + hum + dens + infra + info | city + year";
+    let row: Vec<&str> = csv
+        .lines()
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|r| r[col("formula")] == formula && r[col("sample_restriction")].is_empty())
+        .expect("the curve holds Table 2's model");
+    for (name, key) in [("estimate", "estimate"), ("std_error", "std_error")] {
+        let ours: f64 = row[col(name)].parse().unwrap();
+        let table2 = want[key].as_f64().unwrap();
+        assert!(
+            (ours - table2).abs() <= 1e-12 * table2.abs(),
+            "{name}: {ours} vs {table2}"
+        );
+    }
 }

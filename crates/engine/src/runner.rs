@@ -767,6 +767,7 @@ pub fn run_builtin(root: &Path, stage: &Stage) -> Result<(), Diagnostic> {
         b.run(&BuiltinCtx {
             root,
             stage: &stage.name,
+            memo: &crate::store::Store::new(root),
         })
     }))
     .unwrap_or_else(|panic| Err(bug(stage, panic.as_ref())))

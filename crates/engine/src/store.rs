@@ -13,7 +13,9 @@
 //! - `cache/stat`: the stat cache; `cache/runs.jsonl`: the run log (times, durations);
 //! - `cache/logs/<stage>.{out,err}`: the last captured output of each command stage (and
 //!   `<stage>.job.json`, the end of its last batch job);
-//! - `cache/tmp/`: scratch space; `cache/lock`: held by the running `repro` process.
+//! - `cache/tmp/`: scratch space; `cache/lock`: held by the running `repro` process;
+//! - `cache/memo/ab/cdef…`: entries a kind keeps between runs (`repro_kind::Memo`), each
+//!   `blake3(key, payload)` in hex, a newline, then the payload, checked on every read.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -514,6 +516,58 @@ impl Store {
     }
 }
 
+/// The memo a built-in kind keeps between runs. An entry binds its payload to its key by a
+/// hash over both, so a damaged, truncated or misplaced entry reads as a miss (and the kind
+/// recomputes) instead of being trusted.
+impl repro_kind::Memo for Store {
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        if !is_hash(key) {
+            return None;
+        }
+        let bytes = fs::read(self.memo_path(key)).ok()?;
+        let newline = bytes.iter().position(|&b| b == b'\n')?;
+        let (check, payload) = (&bytes[..newline], &bytes[newline + 1..]);
+        (check == memo_check(key, payload).as_bytes()).then(|| payload.to_vec())
+    }
+
+    fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        if !is_hash(key) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("memo key `{key}` is not a blake3 hash"),
+            ));
+        }
+        let mut entry = memo_check(key, bytes).into_bytes();
+        entry.push(b'\n');
+        entry.extend_from_slice(bytes);
+        // Temp file and rename like every write here, but no fsync: an entry lost or torn by a
+        // crash fails its check and is recomputed, and a thousand syncs would cost seconds.
+        let tmp = self.scratch_path("memo")?;
+        fs::write(&tmp, &entry)?;
+        let dest = self.memo_path(key);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::rename(&tmp, dest)
+    }
+}
+
+impl Store {
+    fn memo_path(&self, key: &str) -> PathBuf {
+        let (a, b) = key.split_at(2);
+        self.dir.join("memo").join(a).join(b)
+    }
+}
+
+/// The check line of a memo entry: blake3 over the key and the payload.
+fn memo_check(key: &str, payload: &[u8]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(key.as_bytes());
+    h.update(b"\0");
+    h.update(payload);
+    h.finalize().to_hex().to_string()
+}
+
 #[derive(Debug, Default)]
 pub struct GcReport {
     pub objects: u64,
@@ -659,5 +713,36 @@ pub fn remove_path(p: &Path) -> io::Result<()> {
         Err(e) => Err(e),
         Ok(m) if m.is_dir() => fs::remove_dir_all(p),
         Ok(_) => fs::remove_file(p),
+    }
+}
+
+#[cfg(test)]
+mod memo_tests {
+    use super::*;
+    use repro_kind::Memo;
+
+    #[test]
+    fn the_memo_returns_only_entries_that_check_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        assert_eq!(store.get(&a), None);
+        store.put(&a, b"payload").unwrap();
+        assert_eq!(store.get(&a).as_deref(), Some(&b"payload"[..]));
+        // Moved under another key, an entry no longer matches its check.
+        let path = store.memo_path(&a);
+        fs::create_dir_all(store.memo_path(&b).parent().unwrap()).unwrap();
+        fs::copy(&path, store.memo_path(&b)).unwrap();
+        assert_eq!(store.get(&b), None);
+        // Damaged or truncated: a miss.
+        let mut bytes = fs::read(&path).unwrap();
+        *bytes.last_mut().unwrap() ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        assert_eq!(store.get(&a), None);
+        fs::write(&path, &bytes[..10]).unwrap();
+        assert_eq!(store.get(&a), None);
+        // Keys are hashes: nothing else names a file.
+        assert!(store.put("../x", b"p").is_err());
+        assert_eq!(store.get("../x"), None);
     }
 }

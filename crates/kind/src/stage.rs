@@ -121,4 +121,7 @@ pub struct ImpliedIo {
 pub struct BuiltinCtx<'a> {
     pub root: &'a Path,
     pub stage: &'a str,
+    /// Results of parts of the work kept between runs (`crate::memo`); the engine hands in its
+    /// store's memo under `cache/memo/`.
+    pub memo: &'a dyn crate::memo::Memo,
 }

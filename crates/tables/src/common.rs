@@ -167,15 +167,19 @@ pub fn stage_failed(ctx: &BuiltinCtx<'_>, d: Diagnostic) -> Diagnostic {
     repro_kind::stage_failed(ctx.stage, d)
 }
 
-/// Writes `output/tables/<name>.{tex,md,html,csv}`.
-pub fn write_table(ctx: &BuiltinCtx<'_>, name: &str, table: &Table) -> Result<(), Diagnostic> {
-    let renderings = [
+/// The four renderings of a table, keyed by file extension.
+pub fn renderings(table: &Table) -> [(&'static str, String); 4] {
+    [
         ("tex", crate::latex::to_latex(table)),
         ("md", table.to_markdown()),
         ("html", table.to_html()),
         ("csv", table.to_csv()),
-    ];
-    for (ext, text) in renderings {
+    ]
+}
+
+/// Writes `output/tables/<name>.{tex,md,html,csv}`.
+pub fn write_table(ctx: &BuiltinCtx<'_>, name: &str, table: &Table) -> Result<(), Diagnostic> {
+    for (ext, text) in renderings(table) {
         let rel = format!("output/tables/{name}.{ext}");
         repro_kind::write_output(ctx.root, &rel, text.as_bytes())
             .map_err(|e| Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string()))?;

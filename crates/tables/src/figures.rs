@@ -17,10 +17,10 @@ use serde::Serialize;
 
 /// The family name figures use; registered once per process from the bundled file.
 pub const FONT: &str = "repro-sans";
-static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/repro-sans.ttf");
+pub(crate) static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/repro-sans.ttf");
 static REGISTER: Once = Once::new();
 
-fn register_font() {
+pub(crate) fn register_font() {
     REGISTER.call_once(|| {
         for style in [FontStyle::Normal, FontStyle::Bold] {
             // The font is compiled in and known to parse (unit test below), so this cannot fail.
@@ -106,7 +106,7 @@ pub const PNG_DPI: u32 = 300;
 
 /// Decimals that tell ticks about a tenth of `span` apart from each other, the same for every
 /// tick of an axis.
-fn tick_decimals(span: f64) -> usize {
+pub(crate) fn tick_decimals(span: f64) -> usize {
     if !(span.is_finite() && span > 0.0) {
         return 0;
     }
@@ -115,7 +115,7 @@ fn tick_decimals(span: f64) -> usize {
 
 /// A tick value with `decimals` decimals and a true minus sign (U+2212, in the bundled font);
 /// a zero computed as -1e-17 reads `0`.
-fn tick(v: f64, decimals: usize) -> String {
+pub(crate) fn tick(v: f64, decimals: usize) -> String {
     let text = crate::table::fixed(v, decimals);
     match text.strip_prefix('-') {
         Some(rest) => format!("\u{2212}{rest}"),
@@ -279,7 +279,7 @@ pub fn quantile_pdf(fig: &QuantileFigure) -> Result<Vec<u8>, String> {
 }
 
 /// `svg` with a `<style>` declaring the bundled font right after its opening tag.
-fn embed_font(svg: &str) -> String {
+pub(crate) fn embed_font(svg: &str) -> String {
     use base64::Engine as _;
     let Some(open) = svg
         .find("<svg")
@@ -308,7 +308,7 @@ pub fn quantile_png(fig: &QuantileFigure, path: &Path) -> Result<(), String> {
 }
 
 /// `png` with a `pHYs` chunk saying `dpi` (inserted after `IHDR`, the first chunk).
-fn with_dpi(png: &[u8], dpi: u32) -> Result<Vec<u8>, String> {
+pub(crate) fn with_dpi(png: &[u8], dpi: u32) -> Result<Vec<u8>, String> {
     const IHDR_END: usize = 8 + 4 + 4 + 13 + 4;
     if png.len() < IHDR_END || &png[12..16] != b"IHDR" {
         return Err("the PNG encoder wrote no IHDR chunk first".into());

@@ -4,9 +4,10 @@
 //! Owns: fitting one model from a request (`fitting`, also behind `repro fit`), data files as the
 //! estimators' frame (`frame`), `sample:` restrictions (`sample`), the one table model and its
 //! renderings (`table`, `latex`, with width estimates in `texwidth`), figures with their
-//! embedded font (`figures`, `assets/fonts/`), the `models`, `describe` and `quantiles` kinds,
-//! their shared helpers (`common`), and checking the variables they read before anything runs
-//! (`columns`). Deliberately does not own: the estimators' numerics (crate `repro-estimators`), scheduling (crate
+//! embedded font (`figures`, `assets/fonts/`), the `models`, `describe`, `quantiles` and `curve`
+//! (specification curve) kinds, their shared helpers (`common`), and checking the variables they
+//! read before anything runs (`columns`). Deliberately does not own: the estimators' numerics
+//! (crate `repro-estimators`), scheduling (crate
 //! `repro-engine`) or the study's data stages (crate `repro-study`).
 
 // Diagnostics travel on the cold path only; keeping them unboxed keeps the code plain.
@@ -14,6 +15,7 @@
 
 pub mod columns;
 pub mod common;
+pub mod curve;
 pub mod describe;
 pub mod figures;
 pub mod fit_stage;
