@@ -83,7 +83,16 @@ struct FeDim {
 struct CrossTab {
     row_ptr: Vec<usize>,
     col: Vec<u32>,
-    weight: Vec<f64>,
+    /// `None` when every pair has weight one (unweighted, each pair observed once, as in a
+    /// panel of units and periods): then the table is 4 bytes per pair instead of 12.
+    weight: Option<Vec<f64>>,
+}
+
+impl CrossTab {
+    #[inline]
+    fn w(&self, k: usize) -> f64 {
+        self.weight.as_ref().map_or(1.0, |w| w[k])
+    }
 }
 
 /// The fixed effects of a model, prepared for repeated demeaning.
@@ -186,6 +195,12 @@ impl FixedEffects {
         &self.dims[q].codes
     }
 
+    /// The group codes of every dimension (caller's order), handed back to the caller that
+    /// moved them in, so large samples need not keep a second copy.
+    pub fn into_codes(self) -> Vec<Vec<u32>> {
+        self.dims.into_iter().map(|d| d.codes).collect()
+    }
+
     fn weight(&self, i: usize) -> f64 {
         self.weights.as_ref().map_or(1.0, |w| w[i])
     }
@@ -201,10 +216,10 @@ fn crosstab(rows: &FeDim, cols: &FeDim, weights: Option<&[f64]>, n_obs: usize) -
     for g in 0..rows.n_levels {
         start[g + 1] += start[g];
     }
-    // Data sorted by the row fixed effect (a panel sorted by unit) need no scattered writes.
+    // Data sorted by the row fixed effect (a panel sorted by unit) need no permutation.
     let sorted = rows.codes.windows(2).all(|w| w[0] <= w[1]);
     let perm: Vec<u32> = if sorted {
-        (0..n_obs as u32).collect()
+        Vec::new()
     } else {
         let mut fill = start.clone();
         let mut perm = vec![0u32; n_obs];
@@ -217,21 +232,31 @@ fn crosstab(rows: &FeDim, cols: &FeDim, weights: Option<&[f64]>, n_obs: usize) -
     let mut marker = vec![usize::MAX; cols.n_levels];
     let mut slot = vec![0usize; cols.n_levels];
     let mut row_ptr = Vec::with_capacity(rows.n_levels + 1);
-    let mut col = Vec::new();
+    // At most one entry per observation; reserving untouched capacity costs no memory, while
+    // growing by doubling would copy the table several times.
+    let mut col = Vec::with_capacity(n_obs);
     let mut weight = Vec::new();
+    // Pair weights stay implicit (one) until a repeated pair or an observation weight needs them.
+    let mut unit_weights = weights.is_none();
     row_ptr.push(0);
     for g in 0..rows.n_levels {
-        for &i in &perm[start[g]..start[g + 1]] {
-            let i = i as usize;
+        for p in start[g]..start[g + 1] {
+            let i = if sorted { p } else { perm[p] as usize };
             let h = cols.codes[i] as usize;
             let w = weights.map_or(1.0, |w| w[i]);
             if marker[h] == g {
+                if unit_weights {
+                    unit_weights = false;
+                    weight = vec![1.0; col.len()];
+                }
                 weight[slot[h]] += w;
             } else {
                 marker[h] = g;
                 slot[h] = col.len();
                 col.push(h as u32);
-                weight.push(w);
+                if !unit_weights {
+                    weight.push(w);
+                }
             }
         }
         row_ptr.push(col.len());
@@ -239,7 +264,7 @@ fn crosstab(rows: &FeDim, cols: &FeDim, weights: Option<&[f64]>, n_obs: usize) -
     CrossTab {
         row_ptr,
         col,
-        weight,
+        weight: (!unit_weights).then_some(weight),
     }
 }
 
@@ -412,12 +437,12 @@ fn demean_pair(
             let range = ct.row_ptr[g]..ct.row_ptr[g + 1];
             let mut s = sa[g];
             for k in range.clone() {
-                s -= ct.weight[k] * b_in[ct.col[k] as usize];
+                s -= ct.w(k) * b_in[ct.col[k] as usize];
             }
             let a = s * da.inv_weight[g];
             alpha[g] = a;
             for k in range {
-                b_out[ct.col[k] as usize] -= ct.weight[k] * a;
+                b_out[ct.col[k] as usize] -= ct.w(k) * a;
             }
         }
         for (b, w) in b_out.iter_mut().zip(&db.inv_weight) {
@@ -443,11 +468,11 @@ fn demean_pair(
                 let range = ct.row_ptr[g]..ct.row_ptr[g + 1];
                 let mut s = 0.0;
                 for k in range.clone() {
-                    s += ct.weight[k] * v[ct.col[k] as usize];
+                    s += ct.w(k) * v[ct.col[k] as usize];
                 }
                 let t = s * inv_a;
                 for k in range {
-                    out[ct.col[k] as usize] -= ct.weight[k] * t;
+                    out[ct.col[k] as usize] -= ct.w(k) * t;
                 }
             }
         };
@@ -455,7 +480,7 @@ fn demean_pair(
         for (g, (&s, &inv_a)) in sa.iter().zip(&da.inv_weight).enumerate() {
             let a = s * inv_a;
             for k in ct.row_ptr[g]..ct.row_ptr[g + 1] {
-                rhs[ct.col[k] as usize] -= ct.weight[k] * a;
+                rhs[ct.col[k] as usize] -= ct.w(k) * a;
             }
         }
         let (cg_iter, cg_ok) = conjugate_gradient(
@@ -473,7 +498,7 @@ fn demean_pair(
     for g in 0..da.n_levels {
         let mut s = sa[g];
         for k in ct.row_ptr[g]..ct.row_ptr[g + 1] {
-            s -= ct.weight[k] * beta[ct.col[k] as usize];
+            s -= ct.w(k) * beta[ct.col[k] as usize];
         }
         alpha[g] = s * da.inv_weight[g];
     }

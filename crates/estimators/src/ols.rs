@@ -190,6 +190,36 @@ pub(crate) fn times_upper_inverse(
     Ok(q)
 }
 
+/// `S R^-1` for a small matrix `S` (one row per cluster, k columns) and the nonsingular
+/// upper-triangular `r` (k x k), by forward substitution row by row: the cluster sums of
+/// `Q = X R^-1` are the cluster sums of `X` times `R^-1`, so the clustered sandwich needs no
+/// n x k matrix `Q`.
+pub(crate) fn rows_times_upper_inverse(
+    s: MatRef<'_, f64>,
+    r: MatRef<'_, f64>,
+) -> Result<Mat<f64>, EstimError> {
+    let k = r.nrows();
+    if s.ncols() != k
+        || r.ncols() != k
+        || (0..k).any(|j| r[(j, j)] == 0.0 || !r[(j, j)].is_finite())
+    {
+        return Err(EstimError::Numerical {
+            message: "singular design matrix".into(),
+        });
+    }
+    let mut t = Mat::<f64>::zeros(s.nrows(), k);
+    for g in 0..s.nrows() {
+        for j in 0..k {
+            let mut v = s[(g, j)];
+            for m in 0..j {
+                v -= t[(g, m)] * r[(m, j)];
+            }
+            t[(g, j)] = v / r[(j, j)];
+        }
+    }
+    Ok(t)
+}
+
 /// `y - X b`, in parallel.
 pub(crate) fn residuals(cols: &[&[f64]], y: &[f64], b: &[f64]) -> Vec<f64> {
     let mut fitted = x_times(cols, b);
