@@ -8,7 +8,12 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use crate::error::EstimError;
+
+/// Rows per parallel task when scanning a column for its bounds.
+const FACTORIZE_BLOCK: usize = 65_536;
 
 /// One column of data; `None` marks a missing value.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,18 +194,29 @@ pub(crate) fn factorize(col: &Column, rows: &[usize]) -> (Vec<u32>, usize) {
 }
 
 /// Factorises the numbers `value(i)` of the selected rows (finite: missing rows are filtered out).
-fn factorize_numeric(value: impl Fn(usize) -> f64, rows: &[usize]) -> (Vec<u32>, usize) {
+fn factorize_numeric(value: impl Fn(usize) -> f64 + Sync, rows: &[usize]) -> (Vec<u32>, usize) {
     // Fast path: small non-negative integers (ids, years) index a lookup table directly, which
-    // avoids hashing on the large panels this crate is built for.
-    let mut lo = f64::INFINITY;
-    let mut hi = f64::NEG_INFINITY;
-    let mut all_int = true;
-    for &i in rows {
-        let x = value(i);
-        all_int &= x.fract() == 0.0;
-        lo = lo.min(x);
-        hi = hi.max(x);
-    }
+    // avoids hashing on the large panels this crate is built for. The bounds are a min, a max
+    // and an "and" over blocks, so they do not depend on how rayon splits the rows.
+    let (lo, hi, all_int) = rows
+        .par_chunks(FACTORIZE_BLOCK)
+        .map(|block| {
+            let mut lo = f64::INFINITY;
+            let mut hi = f64::NEG_INFINITY;
+            let mut all_int = true;
+            for &i in block {
+                let x = value(i);
+                // `x as i64` truncates (saturating); cheaper than `fract`, which is a libm call.
+                all_int &= (x as i64) as f64 == x;
+                lo = lo.min(x);
+                hi = hi.max(x);
+            }
+            (lo, hi, all_int)
+        })
+        .reduce(
+            || (f64::INFINITY, f64::NEG_INFINITY, true),
+            |a, b| (a.0.min(b.0), a.1.max(b.1), a.2 && b.2),
+        );
     let span_ok = all_int && !rows.is_empty() && (hi - lo) <= (4.0 * rows.len() as f64).max(1e6);
     if span_ok {
         let mut table = vec![u32::MAX; (hi - lo) as usize + 1];

@@ -139,18 +139,32 @@ impl FixedEffects {
                     ),
                 });
             }
-            if let Some(bad) = codes.iter().find(|&&c| c as usize >= n_levels) {
-                return Err(EstimError::InvalidOption {
-                    message: format!("fixed effect {q} has code `{bad}` but {n_levels} levels"),
-                });
-            }
+            // One pass: weight sums, and the first code out of range if any.
             let mut wsum = vec![0.0; n_levels];
-            match &weights {
-                None => codes.iter().for_each(|&g| wsum[g as usize] += 1.0),
+            let bad = match &weights {
+                None => codes.iter().find(|&&g| match wsum.get_mut(g as usize) {
+                    Some(s) => {
+                        *s += 1.0;
+                        false
+                    }
+                    None => true,
+                }),
                 Some(w) => codes
                     .iter()
                     .zip(w)
-                    .for_each(|(&g, &wi)| wsum[g as usize] += wi),
+                    .find(|(&g, &wi)| match wsum.get_mut(g as usize) {
+                        Some(s) => {
+                            *s += wi;
+                            false
+                        }
+                        None => true,
+                    })
+                    .map(|(g, _)| g),
+            };
+            if let Some(bad) = bad {
+                return Err(EstimError::InvalidOption {
+                    message: format!("fixed effect {q} has code `{bad}` but {n_levels} levels"),
+                });
             }
             let inv_weight = wsum
                 .iter()
@@ -328,8 +342,18 @@ fn demean_one(fe: &FixedEffects, x: &mut [f64], opts: &DemeanOptions) -> ColumnO
         .iter()
         .map(|d| {
             let mut s = vec![0.0; d.n_levels];
-            for (i, (&g, &xi)) in d.codes.iter().zip(x.iter()).enumerate() {
-                s[g as usize] += fe.weight(i) * xi;
+            match &fe.weights {
+                None => d.codes.iter().zip(x.iter()).for_each(|(&g, &xi)| {
+                    s[g as usize] += xi;
+                }),
+                Some(w) => d
+                    .codes
+                    .iter()
+                    .zip(x.iter())
+                    .zip(w)
+                    .for_each(|((&g, &xi), &wi)| {
+                        s[g as usize] += wi * xi;
+                    }),
             }
             s
         })

@@ -5,7 +5,7 @@
 //! diagnostics) and its primitives for placing and wording an error. Deliberately does not own:
 //! what is checked (`parse`, `graph`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use repro_kind::diag::{Diagnostic, Location};
@@ -29,6 +29,9 @@ pub(super) struct Cx<'k> {
     /// Stages left out of the graph because their definition has errors (already reported);
     /// what they would output is unknown, so no exhibit is reported as unproduced.
     pub(super) dropped_stages: usize,
+    /// Output folders (relative to the root) already found to be real folders, not symbolic
+    /// links: thousands of outputs in one folder then cost one look at it, not one each.
+    pub(super) plain_folders: HashSet<String>,
 }
 
 impl Cx<'_> {
