@@ -68,11 +68,16 @@ fn changes_of(reasons: &[Reason]) -> Vec<Change> {
 /// stage it came from, at the place of its first member; other stages alone.
 fn blocks(groups: &[Option<&str>]) -> Vec<(Option<String>, Vec<usize>)> {
     let mut out: Vec<(Option<String>, Vec<usize>)> = Vec::new();
+    // Where each template's block is in `out`: a scan of `out` per stage would be quadratic.
+    let mut block_of: HashMap<&str, usize> = HashMap::new();
     for (i, g) in groups.iter().enumerate() {
         match g {
-            Some(g) => match out.iter_mut().find(|(name, _)| name.as_deref() == Some(g)) {
-                Some((_, members)) => members.push(i),
-                None => out.push((Some(g.to_string()), vec![i])),
+            Some(g) => match block_of.get(g) {
+                Some(&b) => out[b].1.push(i),
+                None => {
+                    block_of.insert(g, out.len());
+                    out.push((Some(g.to_string()), vec![i]));
+                }
             },
             None => out.push((None, vec![i])),
         }

@@ -41,7 +41,10 @@ fn dense_f64(col: Column) -> PolarsResult<Vec<f64>> {
     let mut out = Vec::with_capacity(col.len());
     if let Ok(ints) = col.i64() {
         for arr in ints.downcast_iter() {
-            out.extend(arr.iter().map(|v| v.map_or(f64::NAN, |&x| x as f64)));
+            match arr.validity() {
+                None => out.extend(arr.values().iter().map(|&x| x as f64)),
+                Some(_) => out.extend(arr.iter().map(|v| v.map_or(f64::NAN, |&x| x as f64))),
+            }
         }
         return Ok(out);
     }
