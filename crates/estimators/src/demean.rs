@@ -826,6 +826,37 @@ mod tests {
     }
 
     #[test]
+    fn balanced_panel_without_repeated_pairs_matches_dummies() {
+        // Every (unit, period) pair once, sorted by unit: the cross-tabulation keeps its pair
+        // weights implicit; one unit observed twice in a period makes them explicit.
+        let (units, periods) = (30u32, 5u32);
+        let mut a: Vec<u32> = (0..units * periods).map(|i| i / periods).collect();
+        let mut b: Vec<u32> = (0..units * periods).map(|i| (i * 7 + i / periods) % periods).collect();
+        for repeat in [false, true] {
+            if repeat {
+                a.push(3);
+                b.push(b[3 * periods as usize]);
+            }
+            let n = a.len();
+            let mut seed = 11;
+            let x: Vec<f64> = (0..n).map(|_| lcg(&mut seed) * 4.0 - 1.0).collect();
+            let dims = vec![(a.clone(), units as usize), (b.clone(), periods as usize)];
+            let expect = dummy_residual(&dims, &x);
+            let fe = FixedEffects::new(dims, None).unwrap();
+            assert_eq!(fe.pair.as_ref().unwrap().weight.is_some(), repeat);
+            let mut buf = x.clone();
+            let tight = DemeanOptions {
+                tol: 1e-12,
+                ..DemeanOptions::default()
+            };
+            assert!(demean_columns(&fe, &mut buf, &tight).unwrap().converged);
+            for i in 0..n {
+                assert!((buf[i] - expect[i]).abs() < 1e-8, "repeat {repeat}, row {i}");
+            }
+        }
+    }
+
+    #[test]
     fn conjugate_gradient_fallback_matches_dummies() {
         let cg_now = DemeanOptions {
             tol: 1e-12,

@@ -556,6 +556,29 @@ mod tests {
     }
 
     #[test]
+    fn cluster_sums_of_q_are_cluster_sums_of_x_times_r_inverse() {
+        let n = 200;
+        let x0: Vec<f64> = (0..n).map(|i| ((i * 37) % 11) as f64 - 4.0).collect();
+        let x1: Vec<f64> = (0..n).map(|i| (i as f64).sin() * 3.0 + 1e-3 * i as f64).collect();
+        let e: Vec<f64> = (0..n).map(|i| ((i * 13) % 7) as f64 - 3.0).collect();
+        let codes: Vec<u32> = (0..n).map(|i| (i % 9) as u32).collect();
+        let cols = [x0.as_slice(), x1.as_slice()];
+        let r = tall_r(&cols);
+        let q = times_upper_inverse(&cols, r.as_ref()).unwrap();
+        let via_q = cluster_sums(&columns(q.as_ref()), &e, &codes, 9);
+        let sums = cluster_sums(&cols, &e, &codes, 9);
+        let via_x = rows_times_upper_inverse(sums.as_ref(), r.as_ref()).unwrap();
+        for g in 0..9 {
+            for j in 0..2 {
+                let (a, b) = (via_q[(g, j)], via_x[(g, j)]);
+                assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()), "{g} {j}: {a} vs {b}");
+            }
+        }
+        let singular = Mat::<f64>::zeros(2, 2);
+        assert!(rows_times_upper_inverse(sums.as_ref(), singular.as_ref()).is_err());
+    }
+
+    #[test]
     fn cluster_sums_add_up() {
         let x = Mat::from_fn(5, 1, |i, _| (i + 1) as f64);
         let e = [1.0, 1.0, 2.0, 2.0, 1.0];

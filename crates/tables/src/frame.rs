@@ -72,3 +72,29 @@ pub fn read_estimator_frame_columns(path: &Path, wanted: &[String]) -> Result<Fr
 pub fn read_estimator_frame(path: &Path) -> Result<Frame, Diagnostic> {
     to_estimator_frame(read_frame(path)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_become_dense_with_nulls_as_missing() {
+        let df = df!(
+            "id" => [Some(3i64), None, Some(-1)],
+            "x" => [Some(0.5f64), Some(f64::INFINITY), None],
+            "small" => [1i32, 2, 3],
+            "name" => ["a", "b", "c"],
+        )
+        .unwrap();
+        let frame = to_estimator_frame(df).unwrap();
+        let Some(EColumn::Float(id)) = frame.column("id") else {
+            panic!("id is not dense")
+        };
+        assert_eq!((id[0], id[2]), (3.0, -1.0));
+        assert!(id[1].is_nan());
+        let x = frame.column("x").unwrap();
+        assert!(!x.is_missing(0) && x.is_missing(1) && x.is_missing(2));
+        assert_eq!(frame.column("small"), Some(&EColumn::Float(vec![1.0, 2.0, 3.0])));
+        assert!(matches!(frame.column("name"), Some(EColumn::Text(_))));
+    }
+}
