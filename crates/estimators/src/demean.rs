@@ -252,10 +252,12 @@ fn crosstab(rows: &FeDim, cols: &FeDim, weights: Option<&[f64]>, n_obs: usize) -
     let mut weight = Vec::new();
     // Pair weights stay implicit (one) until a repeated pair or an observation weight needs them.
     let mut unit_weights = weights.is_none();
+    // The observation at position `p` of the sorted order.
+    let obs = |p: usize| if sorted { p } else { perm[p] as usize };
     row_ptr.push(0);
     for g in 0..rows.n_levels {
         for p in start[g]..start[g + 1] {
-            let i = if sorted { p } else { perm[p] as usize };
+            let i = obs(p);
             let h = cols.codes[i] as usize;
             let w = weights.map_or(1.0, |w| w[i]);
             if marker[h] == g {
@@ -831,7 +833,9 @@ mod tests {
         // weights implicit; one unit observed twice in a period makes them explicit.
         let (units, periods) = (30u32, 5u32);
         let mut a: Vec<u32> = (0..units * periods).map(|i| i / periods).collect();
-        let mut b: Vec<u32> = (0..units * periods).map(|i| (i * 7 + i / periods) % periods).collect();
+        let mut b: Vec<u32> = (0..units * periods)
+            .map(|i| (i * 7 + i / periods) % periods)
+            .collect();
         for repeat in [false, true] {
             if repeat {
                 a.push(3);
@@ -851,7 +855,10 @@ mod tests {
             };
             assert!(demean_columns(&fe, &mut buf, &tight).unwrap().converged);
             for i in 0..n {
-                assert!((buf[i] - expect[i]).abs() < 1e-8, "repeat {repeat}, row {i}");
+                assert!(
+                    (buf[i] - expect[i]).abs() < 1e-8,
+                    "repeat {repeat}, row {i}"
+                );
             }
         }
     }

@@ -559,7 +559,9 @@ mod tests {
     fn cluster_sums_of_q_are_cluster_sums_of_x_times_r_inverse() {
         let n = 200;
         let x0: Vec<f64> = (0..n).map(|i| ((i * 37) % 11) as f64 - 4.0).collect();
-        let x1: Vec<f64> = (0..n).map(|i| (i as f64).sin() * 3.0 + 1e-3 * i as f64).collect();
+        let x1: Vec<f64> = (0..n)
+            .map(|i| (i as f64).sin() * 3.0 + 1e-3 * i as f64)
+            .collect();
         let e: Vec<f64> = (0..n).map(|i| ((i * 13) % 7) as f64 - 3.0).collect();
         let codes: Vec<u32> = (0..n).map(|i| (i % 9) as u32).collect();
         let cols = [x0.as_slice(), x1.as_slice()];
@@ -571,7 +573,10 @@ mod tests {
         for g in 0..9 {
             for j in 0..2 {
                 let (a, b) = (via_q[(g, j)], via_x[(g, j)]);
-                assert!((a - b).abs() <= 1e-12 * (1.0 + a.abs()), "{g} {j}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= 1e-12 * (1.0 + a.abs()),
+                    "{g} {j}: {a} vs {b}"
+                );
             }
         }
         let singular = Mat::<f64>::zeros(2, 2);

@@ -94,7 +94,10 @@ mod tests {
         assert!(id[1].is_nan());
         let x = frame.column("x").unwrap();
         assert!(!x.is_missing(0) && x.is_missing(1) && x.is_missing(2));
-        assert_eq!(frame.column("small"), Some(&EColumn::Float(vec![1.0, 2.0, 3.0])));
+        assert_eq!(
+            frame.column("small"),
+            Some(&EColumn::Float(vec![1.0, 2.0, 3.0]))
+        );
         assert!(matches!(frame.column("name"), Some(EColumn::Text(_))));
     }
 }
