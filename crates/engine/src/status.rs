@@ -5,7 +5,7 @@
 //! mermaid, and which cache objects the lock still needs. Deliberately does not own: the
 //! comparison rules (`planner`) or the store's layout (`store`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -14,7 +14,7 @@ use crate::fields::FieldChange;
 use crate::fsstate::StatCache;
 use crate::lock::{self, LockFile};
 use crate::lockset;
-use crate::observe::observe;
+use crate::observe::observe_once;
 use crate::pipeline::Pipeline;
 use crate::planner::{self, Reason};
 use crate::store::{LockOutcome, Output, Store};
@@ -68,11 +68,16 @@ fn changes_of(reasons: &[Reason]) -> Vec<Change> {
 /// stage it came from, at the place of its first member; other stages alone.
 fn blocks(groups: &[Option<&str>]) -> Vec<(Option<String>, Vec<usize>)> {
     let mut out: Vec<(Option<String>, Vec<usize>)> = Vec::new();
+    // Where each template's block is in `out`: a scan of `out` per stage would be quadratic.
+    let mut block_of: HashMap<&str, usize> = HashMap::new();
     for (i, g) in groups.iter().enumerate() {
         match g {
-            Some(g) => match out.iter_mut().find(|(name, _)| name.as_deref() == Some(g)) {
-                Some((_, members)) => members.push(i),
-                None => out.push((Some(g.to_string()), vec![i])),
+            Some(g) => match block_of.get(g) {
+                Some(&b) => out[b].1.push(i),
+                None => {
+                    block_of.insert(g, out.len());
+                    out.push((Some(g.to_string()), vec![i]));
+                }
             },
             None => out.push((None, vec![i])),
         }
@@ -104,9 +109,10 @@ fn compute_with(
 ) -> Result<Vec<StageStatus>, Failure> {
     let mut stale = vec![false; p.stages.len()];
     let mut out = Vec::with_capacity(selected.len());
+    let mut looks = HashMap::new();
     for &i in selected {
         let s = &p.stages[i];
-        let view = observe(&p.root, s, stat).map_err(|e| {
+        let view = observe_once(&p.root, s, stat, &mut looks).map_err(|e| {
             Failure::stage(
                 Diagnostic::new(format!("cannot read the files of stage `{}`", s.name))
                     .cause(e.to_string()),
@@ -135,7 +141,10 @@ fn compute_with(
                 reasons.push(Reason::NeverRun);
             }
         }
-        let cached = !upstream_stale
+        // Whether a stale stage could be restored; an up-to-date one needs no look at the store
+        // (that look is a file read per stage, a tenth of a no-op status).
+        let cached = !reasons.is_empty()
+            && !upstream_stale
             && store
                 .stage_record(&view.observed.key, &s.outs)
                 .is_some_and(|outs| store.outputs_available(&outs));

@@ -4,10 +4,14 @@
 //! with positions, so that validation can report every problem with its place, not only the first.
 //! Deliberately does not own: what the keys mean (see `spec`).
 
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
+
+/// Keys of a mapping checked for duplicates by scanning; larger mappings use a set.
+const SCAN_KEYS: usize = 32;
 
 /// Line and column, 1-based.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -197,6 +201,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut entries: Vec<(Key, Node)> = Vec::new();
+        // Duplicate keys: a scan of the entries for small maps, a set once a map is large (a
+        // pipeline's `stages:` with thousands of entries would otherwise cost n^2 / 2 compares).
+        let mut seen: Option<HashSet<String>> = None;
         while let Some(key) = map.next_key::<Node>()? {
             let name = match key.value {
                 Value::Str(s) => s,
@@ -212,7 +219,14 @@ impl<'de> Visitor<'de> for ValueVisitor {
                 }
             };
             let value = map.next_value::<Node>()?;
-            if entries.iter().any(|(k, _)| k.name == name) {
+            if seen.is_none() && entries.len() >= SCAN_KEYS {
+                seen = Some(entries.iter().map(|(k, _)| k.name.clone()).collect());
+            }
+            let duplicate = match &mut seen {
+                Some(set) => !set.insert(name.clone()),
+                None => entries.iter().any(|(k, _)| k.name == name),
+            };
+            if duplicate {
                 return Err(de::Error::custom(format!(
                     "duplicate key `{name}` (line {}, column {})",
                     key.pos.line, key.pos.column
@@ -251,6 +265,23 @@ mod tests {
     fn syntax_errors_carry_a_line() {
         let e = parse("stages:\n  a: [1, 2\n").unwrap_err();
         assert!(e.pos.is_some(), "{e:?}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_in_small_and_large_maps() {
+        // Below and above SCAN_KEYS: the scan and the set must give the same verdict and place.
+        for n in [3, SCAN_KEYS, 5 * SCAN_KEYS] {
+            let mut text: String = (0..n).map(|i| format!("k{i}: {i}\n")).collect();
+            assert!(parse(&text).is_ok(), "{n} distinct keys");
+            text.push_str("k1: again\n");
+            let e = parse(&text).unwrap_err();
+            let line = e.pos.map(|p| p.line).or_else(|| {
+                let (_, rest) = e.message.split_once("(line ")?;
+                rest.split(',').next()?.parse().ok()
+            });
+            assert!(e.message.contains("duplicate"), "{n}: {e:?}");
+            assert_eq!(line, Some(n as u64 + 1), "{n}: {e:?}");
+        }
     }
 
     #[test]

@@ -1,19 +1,27 @@
 //! The in-memory table the estimators read.
 //!
-//! Owns: [`Frame`], a set of equally long, uniquely named [`Column`]s of numbers or text with
-//! missing values, and the lookups the estimators need (numeric view of a column, factorisation
+//! Owns: [`Frame`], a set of equally long, uniquely named [`Column`]s of numbers (with missing
+//! values as `None`, or dense with non-finite values as missing) or text with missing values, and the lookups the estimators need (numeric view of a column, factorisation
 //! of a column into group codes).
 //! Deliberately does not own: reading or writing files, type inference from text, or any
 //! transformation of the data; callers (the CLI) build frames from whatever source they read.
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
+
 use crate::error::EstimError;
+
+/// Rows per parallel task when scanning a column for its bounds.
+const FACTORIZE_BLOCK: usize = 65_536;
 
 /// One column of data; `None` marks a missing value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Column {
     Numeric(Vec<Option<f64>>),
+    /// Dense numbers: a non-finite value (NaN for a missing cell) is missing. Half the memory of
+    /// `Numeric`, which is what readers of large files produce.
+    Float(Vec<f64>),
     Text(Vec<Option<String>>),
 }
 
@@ -22,6 +30,7 @@ impl Column {
     pub fn len(&self) -> usize {
         match self {
             Column::Numeric(v) => v.len(),
+            Column::Float(v) => v.len(),
             Column::Text(v) => v.len(),
         }
     }
@@ -36,6 +45,7 @@ impl Column {
     pub fn is_missing(&self, i: usize) -> bool {
         match self {
             Column::Numeric(v) => !v[i].is_some_and(f64::is_finite),
+            Column::Float(v) => !v[i].is_finite(),
             Column::Text(v) => v[i].is_none(),
         }
     }
@@ -111,6 +121,7 @@ impl Frame {
 /// `NA` count as missing); otherwise the first row that does not parse is reported.
 pub(crate) enum NumericView<'a> {
     Borrowed(&'a [Option<f64>]),
+    Dense(&'a [f64]),
     Parsed(Vec<Option<f64>>),
 }
 
@@ -118,6 +129,7 @@ impl NumericView<'_> {
     pub(crate) fn get(&self, i: usize) -> Option<f64> {
         match self {
             NumericView::Borrowed(v) => v[i],
+            NumericView::Dense(v) => Some(v[i]),
             NumericView::Parsed(v) => v[i],
         }
         .filter(|x| x.is_finite())
@@ -131,6 +143,7 @@ pub(crate) fn numeric_view<'a>(
 ) -> Result<NumericView<'a>, EstimError> {
     match frame.require(name)? {
         Column::Numeric(v) => Ok(NumericView::Borrowed(v)),
+        Column::Float(v) => Ok(NumericView::Dense(v)),
         Column::Text(v) => {
             let mut out = Vec::with_capacity(v.len());
             for (i, cell) in v.iter().enumerate() {
@@ -163,7 +176,8 @@ pub(crate) fn numeric_view<'a>(
 /// first appearance among those rows. Missing values must have been filtered out by the caller.
 pub(crate) fn factorize(col: &Column, rows: &[usize]) -> (Vec<u32>, usize) {
     match col {
-        Column::Numeric(v) => factorize_numeric(v, rows),
+        Column::Numeric(v) => factorize_numeric(|i| v[i].unwrap_or(0.0), rows),
+        Column::Float(v) => factorize_numeric(|i| v[i], rows),
         Column::Text(v) => {
             let mut map: HashMap<&str, u32> = HashMap::new();
             let codes = rows
@@ -179,18 +193,30 @@ pub(crate) fn factorize(col: &Column, rows: &[usize]) -> (Vec<u32>, usize) {
     }
 }
 
-fn factorize_numeric(v: &[Option<f64>], rows: &[usize]) -> (Vec<u32>, usize) {
+/// Factorises the numbers `value(i)` of the selected rows (finite: missing rows are filtered out).
+fn factorize_numeric(value: impl Fn(usize) -> f64 + Sync, rows: &[usize]) -> (Vec<u32>, usize) {
     // Fast path: small non-negative integers (ids, years) index a lookup table directly, which
-    // avoids hashing on the large panels this crate is built for.
-    let mut lo = f64::INFINITY;
-    let mut hi = f64::NEG_INFINITY;
-    let mut all_int = true;
-    for &i in rows {
-        let x = v[i].unwrap_or(0.0);
-        all_int &= x.fract() == 0.0;
-        lo = lo.min(x);
-        hi = hi.max(x);
-    }
+    // avoids hashing on the large panels this crate is built for. The bounds are a min, a max
+    // and an "and" over blocks, so they do not depend on how rayon splits the rows.
+    let (lo, hi, all_int) = rows
+        .par_chunks(FACTORIZE_BLOCK)
+        .map(|block| {
+            let mut lo = f64::INFINITY;
+            let mut hi = f64::NEG_INFINITY;
+            let mut all_int = true;
+            for &i in block {
+                let x = value(i);
+                // `x as i64` truncates (saturating); cheaper than `fract`, which is a libm call.
+                all_int &= (x as i64) as f64 == x;
+                lo = lo.min(x);
+                hi = hi.max(x);
+            }
+            (lo, hi, all_int)
+        })
+        .reduce(
+            || (f64::INFINITY, f64::NEG_INFINITY, true),
+            |a, b| (a.0.min(b.0), a.1.max(b.1), a.2 && b.2),
+        );
     let span_ok = all_int && !rows.is_empty() && (hi - lo) <= (4.0 * rows.len() as f64).max(1e6);
     if span_ok {
         let mut table = vec![u32::MAX; (hi - lo) as usize + 1];
@@ -198,7 +224,7 @@ fn factorize_numeric(v: &[Option<f64>], rows: &[usize]) -> (Vec<u32>, usize) {
         let codes = rows
             .iter()
             .map(|&i| {
-                let slot = &mut table[(v[i].unwrap_or(0.0) - lo) as usize];
+                let slot = &mut table[(value(i) - lo) as usize];
                 if *slot == u32::MAX {
                     *slot = n_levels;
                     n_levels += 1;
@@ -213,7 +239,7 @@ fn factorize_numeric(v: &[Option<f64>], rows: &[usize]) -> (Vec<u32>, usize) {
         .iter()
         .map(|&i| {
             // +0.0 folds -0.0 into 0.0 so both land in one level.
-            let key = (v[i].unwrap_or(0.0) + 0.0).to_bits();
+            let key = (value(i) + 0.0).to_bits();
             let next = map.len() as u32;
             *map.entry(key).or_insert(next)
         })
@@ -250,14 +276,14 @@ mod tests {
     fn factorize_numeric_fast_and_hashed_paths_agree() {
         let v: Vec<Option<f64>> = [3.0, 1.0, 3.0, 2.0, 1.0].iter().map(|&x| Some(x)).collect();
         let rows: Vec<usize> = (0..5).collect();
-        let (codes, n) = factorize_numeric(&v, &rows);
+        let (codes, n) = factorize_numeric(|i| v[i].unwrap_or(0.0), &rows);
         assert_eq!(n, 3);
         assert_eq!(codes, vec![0, 1, 0, 2, 1]);
         let w: Vec<Option<f64>> = [0.5, 1e12, 0.5, -0.0, 0.0]
             .iter()
             .map(|&x| Some(x))
             .collect();
-        let (codes, n) = factorize_numeric(&w, &rows);
+        let (codes, n) = factorize_numeric(|i| w[i].unwrap_or(0.0), &rows);
         assert_eq!(n, 3);
         assert_eq!(codes, vec![0, 1, 0, 2, 2]);
     }

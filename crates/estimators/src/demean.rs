@@ -83,7 +83,16 @@ struct FeDim {
 struct CrossTab {
     row_ptr: Vec<usize>,
     col: Vec<u32>,
-    weight: Vec<f64>,
+    /// `None` when every pair has weight one (unweighted, each pair observed once, as in a
+    /// panel of units and periods): then the table is 4 bytes per pair instead of 12.
+    weight: Option<Vec<f64>>,
+}
+
+impl CrossTab {
+    #[inline]
+    fn w(&self, k: usize) -> f64 {
+        self.weight.as_ref().map_or(1.0, |w| w[k])
+    }
 }
 
 /// The fixed effects of a model, prepared for repeated demeaning.
@@ -130,18 +139,32 @@ impl FixedEffects {
                     ),
                 });
             }
-            if let Some(bad) = codes.iter().find(|&&c| c as usize >= n_levels) {
-                return Err(EstimError::InvalidOption {
-                    message: format!("fixed effect {q} has code `{bad}` but {n_levels} levels"),
-                });
-            }
+            // One pass: weight sums, and the first code out of range if any.
             let mut wsum = vec![0.0; n_levels];
-            match &weights {
-                None => codes.iter().for_each(|&g| wsum[g as usize] += 1.0),
+            let bad = match &weights {
+                None => codes.iter().find(|&&g| match wsum.get_mut(g as usize) {
+                    Some(s) => {
+                        *s += 1.0;
+                        false
+                    }
+                    None => true,
+                }),
                 Some(w) => codes
                     .iter()
                     .zip(w)
-                    .for_each(|(&g, &wi)| wsum[g as usize] += wi),
+                    .find(|(&g, &wi)| match wsum.get_mut(g as usize) {
+                        Some(s) => {
+                            *s += wi;
+                            false
+                        }
+                        None => true,
+                    })
+                    .map(|(g, _)| g),
+            };
+            if let Some(bad) = bad {
+                return Err(EstimError::InvalidOption {
+                    message: format!("fixed effect {q} has code `{bad}` but {n_levels} levels"),
+                });
             }
             let inv_weight = wsum
                 .iter()
@@ -186,6 +209,12 @@ impl FixedEffects {
         &self.dims[q].codes
     }
 
+    /// The group codes of every dimension (caller's order), handed back to the caller that
+    /// moved them in, so large samples need not keep a second copy.
+    pub fn into_codes(self) -> Vec<Vec<u32>> {
+        self.dims.into_iter().map(|d| d.codes).collect()
+    }
+
     fn weight(&self, i: usize) -> f64 {
         self.weights.as_ref().map_or(1.0, |w| w[i])
     }
@@ -201,10 +230,10 @@ fn crosstab(rows: &FeDim, cols: &FeDim, weights: Option<&[f64]>, n_obs: usize) -
     for g in 0..rows.n_levels {
         start[g + 1] += start[g];
     }
-    // Data sorted by the row fixed effect (a panel sorted by unit) need no scattered writes.
+    // Data sorted by the row fixed effect (a panel sorted by unit) need no permutation.
     let sorted = rows.codes.windows(2).all(|w| w[0] <= w[1]);
     let perm: Vec<u32> = if sorted {
-        (0..n_obs as u32).collect()
+        Vec::new()
     } else {
         let mut fill = start.clone();
         let mut perm = vec![0u32; n_obs];
@@ -217,21 +246,33 @@ fn crosstab(rows: &FeDim, cols: &FeDim, weights: Option<&[f64]>, n_obs: usize) -
     let mut marker = vec![usize::MAX; cols.n_levels];
     let mut slot = vec![0usize; cols.n_levels];
     let mut row_ptr = Vec::with_capacity(rows.n_levels + 1);
-    let mut col = Vec::new();
+    // At most one entry per observation; reserving untouched capacity costs no memory, while
+    // growing by doubling would copy the table several times.
+    let mut col = Vec::with_capacity(n_obs);
     let mut weight = Vec::new();
+    // Pair weights stay implicit (one) until a repeated pair or an observation weight needs them.
+    let mut unit_weights = weights.is_none();
+    // The observation at position `p` of the sorted order.
+    let obs = |p: usize| if sorted { p } else { perm[p] as usize };
     row_ptr.push(0);
     for g in 0..rows.n_levels {
-        for &i in &perm[start[g]..start[g + 1]] {
-            let i = i as usize;
+        for p in start[g]..start[g + 1] {
+            let i = obs(p);
             let h = cols.codes[i] as usize;
             let w = weights.map_or(1.0, |w| w[i]);
             if marker[h] == g {
+                if unit_weights {
+                    unit_weights = false;
+                    weight = vec![1.0; col.len()];
+                }
                 weight[slot[h]] += w;
             } else {
                 marker[h] = g;
                 slot[h] = col.len();
                 col.push(h as u32);
-                weight.push(w);
+                if !unit_weights {
+                    weight.push(w);
+                }
             }
         }
         row_ptr.push(col.len());
@@ -239,7 +280,7 @@ fn crosstab(rows: &FeDim, cols: &FeDim, weights: Option<&[f64]>, n_obs: usize) -
     CrossTab {
         row_ptr,
         col,
-        weight,
+        weight: (!unit_weights).then_some(weight),
     }
 }
 
@@ -303,8 +344,18 @@ fn demean_one(fe: &FixedEffects, x: &mut [f64], opts: &DemeanOptions) -> ColumnO
         .iter()
         .map(|d| {
             let mut s = vec![0.0; d.n_levels];
-            for (i, (&g, &xi)) in d.codes.iter().zip(x.iter()).enumerate() {
-                s[g as usize] += fe.weight(i) * xi;
+            match &fe.weights {
+                None => d.codes.iter().zip(x.iter()).for_each(|(&g, &xi)| {
+                    s[g as usize] += xi;
+                }),
+                Some(w) => d
+                    .codes
+                    .iter()
+                    .zip(x.iter())
+                    .zip(w)
+                    .for_each(|((&g, &xi), &wi)| {
+                        s[g as usize] += wi * xi;
+                    }),
             }
             s
         })
@@ -412,12 +463,12 @@ fn demean_pair(
             let range = ct.row_ptr[g]..ct.row_ptr[g + 1];
             let mut s = sa[g];
             for k in range.clone() {
-                s -= ct.weight[k] * b_in[ct.col[k] as usize];
+                s -= ct.w(k) * b_in[ct.col[k] as usize];
             }
             let a = s * da.inv_weight[g];
             alpha[g] = a;
             for k in range {
-                b_out[ct.col[k] as usize] -= ct.weight[k] * a;
+                b_out[ct.col[k] as usize] -= ct.w(k) * a;
             }
         }
         for (b, w) in b_out.iter_mut().zip(&db.inv_weight) {
@@ -443,11 +494,11 @@ fn demean_pair(
                 let range = ct.row_ptr[g]..ct.row_ptr[g + 1];
                 let mut s = 0.0;
                 for k in range.clone() {
-                    s += ct.weight[k] * v[ct.col[k] as usize];
+                    s += ct.w(k) * v[ct.col[k] as usize];
                 }
                 let t = s * inv_a;
                 for k in range {
-                    out[ct.col[k] as usize] -= ct.weight[k] * t;
+                    out[ct.col[k] as usize] -= ct.w(k) * t;
                 }
             }
         };
@@ -455,7 +506,7 @@ fn demean_pair(
         for (g, (&s, &inv_a)) in sa.iter().zip(&da.inv_weight).enumerate() {
             let a = s * inv_a;
             for k in ct.row_ptr[g]..ct.row_ptr[g + 1] {
-                rhs[ct.col[k] as usize] -= ct.weight[k] * a;
+                rhs[ct.col[k] as usize] -= ct.w(k) * a;
             }
         }
         let (cg_iter, cg_ok) = conjugate_gradient(
@@ -473,7 +524,7 @@ fn demean_pair(
     for g in 0..da.n_levels {
         let mut s = sa[g];
         for k in ct.row_ptr[g]..ct.row_ptr[g + 1] {
-            s -= ct.weight[k] * beta[ct.col[k] as usize];
+            s -= ct.w(k) * beta[ct.col[k] as usize];
         }
         alpha[g] = s * da.inv_weight[g];
     }
@@ -774,6 +825,42 @@ mod tests {
         check(&[7], tight);
         check(&[20, 6], tight);
         check(&[15, 9, 4], tight);
+    }
+
+    #[test]
+    fn balanced_panel_without_repeated_pairs_matches_dummies() {
+        // Every (unit, period) pair once, sorted by unit: the cross-tabulation keeps its pair
+        // weights implicit; one unit observed twice in a period makes them explicit.
+        let (units, periods) = (30u32, 5u32);
+        let mut a: Vec<u32> = (0..units * periods).map(|i| i / periods).collect();
+        let mut b: Vec<u32> = (0..units * periods)
+            .map(|i| (i * 7 + i / periods) % periods)
+            .collect();
+        for repeat in [false, true] {
+            if repeat {
+                a.push(3);
+                b.push(b[3 * periods as usize]);
+            }
+            let n = a.len();
+            let mut seed = 11;
+            let x: Vec<f64> = (0..n).map(|_| lcg(&mut seed) * 4.0 - 1.0).collect();
+            let dims = vec![(a.clone(), units as usize), (b.clone(), periods as usize)];
+            let expect = dummy_residual(&dims, &x);
+            let fe = FixedEffects::new(dims, None).unwrap();
+            assert_eq!(fe.pair.as_ref().unwrap().weight.is_some(), repeat);
+            let mut buf = x.clone();
+            let tight = DemeanOptions {
+                tol: 1e-12,
+                ..DemeanOptions::default()
+            };
+            assert!(demean_columns(&fe, &mut buf, &tight).unwrap().converged);
+            for i in 0..n {
+                assert!(
+                    (buf[i] - expect[i]).abs() < 1e-8,
+                    "repeat {repeat}, row {i}"
+                );
+            }
+        }
     }
 
     #[test]

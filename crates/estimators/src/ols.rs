@@ -190,6 +190,36 @@ pub(crate) fn times_upper_inverse(
     Ok(q)
 }
 
+/// `S R^-1` for a small matrix `S` (one row per cluster, k columns) and the nonsingular
+/// upper-triangular `r` (k x k), by forward substitution row by row: the cluster sums of
+/// `Q = X R^-1` are the cluster sums of `X` times `R^-1`, so the clustered sandwich needs no
+/// n x k matrix `Q`.
+pub(crate) fn rows_times_upper_inverse(
+    s: MatRef<'_, f64>,
+    r: MatRef<'_, f64>,
+) -> Result<Mat<f64>, EstimError> {
+    let k = r.nrows();
+    if s.ncols() != k
+        || r.ncols() != k
+        || (0..k).any(|j| r[(j, j)] == 0.0 || !r[(j, j)].is_finite())
+    {
+        return Err(EstimError::Numerical {
+            message: "singular design matrix".into(),
+        });
+    }
+    let mut t = Mat::<f64>::zeros(s.nrows(), k);
+    for g in 0..s.nrows() {
+        for j in 0..k {
+            let mut v = s[(g, j)];
+            for m in 0..j {
+                v -= t[(g, m)] * r[(m, j)];
+            }
+            t[(g, j)] = v / r[(j, j)];
+        }
+    }
+    Ok(t)
+}
+
 /// `y - X b`, in parallel.
 pub(crate) fn residuals(cols: &[&[f64]], y: &[f64], b: &[f64]) -> Vec<f64> {
     let mut fitted = x_times(cols, b);
@@ -523,6 +553,34 @@ mod tests {
             &CollinearityOptions::default(),
         );
         assert_eq!(keep, vec![ColumnStatus::Absorbed, ColumnStatus::Kept]);
+    }
+
+    #[test]
+    fn cluster_sums_of_q_are_cluster_sums_of_x_times_r_inverse() {
+        let n = 200;
+        let x0: Vec<f64> = (0..n).map(|i| ((i * 37) % 11) as f64 - 4.0).collect();
+        let x1: Vec<f64> = (0..n)
+            .map(|i| (i as f64).sin() * 3.0 + 1e-3 * i as f64)
+            .collect();
+        let e: Vec<f64> = (0..n).map(|i| ((i * 13) % 7) as f64 - 3.0).collect();
+        let codes: Vec<u32> = (0..n).map(|i| (i % 9) as u32).collect();
+        let cols = [x0.as_slice(), x1.as_slice()];
+        let r = tall_r(&cols);
+        let q = times_upper_inverse(&cols, r.as_ref()).unwrap();
+        let via_q = cluster_sums(&columns(q.as_ref()), &e, &codes, 9);
+        let sums = cluster_sums(&cols, &e, &codes, 9);
+        let via_x = rows_times_upper_inverse(sums.as_ref(), r.as_ref()).unwrap();
+        for g in 0..9 {
+            for j in 0..2 {
+                let (a, b) = (via_q[(g, j)], via_x[(g, j)]);
+                assert!(
+                    (a - b).abs() <= 1e-12 * (1.0 + a.abs()),
+                    "{g} {j}: {a} vs {b}"
+                );
+            }
+        }
+        let singular = Mat::<f64>::zeros(2, 2);
+        assert!(rows_times_upper_inverse(sums.as_ref(), singular.as_ref()).is_err());
     }
 
     #[test]

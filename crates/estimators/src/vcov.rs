@@ -22,7 +22,8 @@ use faer::{Mat, MatRef};
 
 use crate::error::EstimError;
 use crate::ols::{
-    cluster_sums, columns, product, sym_eigen, times_upper_inverse, upper_inverse, weighted_gram,
+    cluster_sums, columns, product, rows_times_upper_inverse, sym_eigen, times_upper_inverse,
+    upper_inverse, weighted_gram,
 };
 
 /// Cluster membership of the estimation sample for one variable.
@@ -160,23 +161,57 @@ pub fn meat(x: &[&[f64]], e: &[f64], kind: VcovKind<'_>) -> Option<Mat<f64>> {
     match kind {
         VcovKind::Iid => None,
         VcovKind::Hetero => Some(weighted_gram(x, Some(e))),
-        VcovKind::Cluster(ids) => {
-            let m1 = cluster_meat(x, e, &ids[0]);
-            if ids.len() < 3 {
-                return Some(m1);
-            }
-            let m2 = cluster_meat(x, e, &ids[1]);
-            let m12 = cluster_meat(x, e, &ids[2]);
-            Some(Mat::from_fn(m1.nrows(), m1.ncols(), |i, j| {
-                m1[(i, j)] + m2[(i, j)] - m12[(i, j)]
-            }))
-        }
+        VcovKind::Cluster(ids) => Some(combine_clusterings(
+            ids.iter()
+                .map(|c| {
+                    let sums = cluster_sums(x, e, &c.codes, c.n_groups);
+                    weighted_gram(&columns(sums.as_ref()), None)
+                })
+                .collect(),
+        )),
     }
 }
 
-fn cluster_meat(x: &[&[f64]], e: &[f64], ids: &ClusterIds) -> Mat<f64> {
-    let sums = cluster_sums(x, e, &ids.codes, ids.n_groups);
-    weighted_gram(&columns(sums.as_ref()), None)
+/// `M1` for one clustering, `M1 + M2 - M12` for two (the meats in the order of the cluster ids:
+/// the intersection third).
+fn combine_clusterings(meats: Vec<Mat<f64>>) -> Mat<f64> {
+    let mut meats = meats.into_iter();
+    let m1 = meats.next().unwrap_or_else(|| Mat::zeros(0, 0));
+    let (Some(m2), Some(m12)) = (meats.next(), meats.next()) else {
+        return m1;
+    };
+    Mat::from_fn(m1.nrows(), m1.ncols(), |i, j| {
+        m1[(i, j)] + m2[(i, j)] - m12[(i, j)]
+    })
+}
+
+/// The meat of `Q = X R^-1`: for clustered errors from the cluster sums of `X e` times `R^-1`
+/// (k numbers per cluster, so no n x k matrix `Q` is formed), for the heteroskedastic one from
+/// `Q` itself.
+fn meat_of_q(
+    r: MatRef<'_, f64>,
+    x: &[&[f64]],
+    e: &[f64],
+    kind: VcovKind<'_>,
+) -> Result<Option<Mat<f64>>, EstimError> {
+    match kind {
+        VcovKind::Iid => Ok(None),
+        VcovKind::Hetero => {
+            let q = times_upper_inverse(x, r)?;
+            Ok(meat(&columns(q.as_ref()), e, kind))
+        }
+        VcovKind::Cluster(ids) => {
+            let meats = ids
+                .iter()
+                .map(|c| {
+                    let sums = cluster_sums(x, e, &c.codes, c.n_groups);
+                    let sums_q = rows_times_upper_inverse(sums.as_ref(), r)?;
+                    Ok(weighted_gram(&columns(sums_q.as_ref()), None))
+                })
+                .collect::<Result<Vec<_>, EstimError>>()?;
+            Ok(Some(combine_clusterings(meats)))
+        }
+    }
 }
 
 /// `factor * bread * meat * bread`, symmetrised.
@@ -202,11 +237,7 @@ pub fn sandwich_from_r(
     kind: VcovKind<'_>,
     factor: f64,
 ) -> Result<Option<Mat<f64>>, EstimError> {
-    if matches!(kind, VcovKind::Iid) {
-        return Ok(None);
-    }
-    let q = times_upper_inverse(x, r)?;
-    let Some(s) = meat(&columns(q.as_ref()), e, kind) else {
+    let Some(s) = meat_of_q(r, x, e, kind)? else {
         return Ok(None);
     };
     let rinv = upper_inverse(r)?;

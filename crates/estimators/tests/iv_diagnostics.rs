@@ -120,7 +120,7 @@ fn two_endogenous_regressors_give_finite_statistics() {
     // A second endogenous regressor (nonlinear in the price) and a third instrument.
     let col = |name: &str| match frame.column(name).unwrap() {
         Column::Numeric(v) => v.clone(),
-        Column::Text(_) => unreachable!("numeric fixture column"),
+        Column::Float(_) | Column::Text(_) => unreachable!("numeric fixture column"),
     };
     let price = col("lrprice");
     let tdiff = col("tdiff");

@@ -1,6 +1,7 @@
 //! Data files as the estimators' frame: numbers as `f64`, everything else as text.
 //!
-//! Owns: converting a polars DataFrame into `repro_estimators::data::Frame`. Deliberately does not
+//! Owns: converting a polars DataFrame into `repro_estimators::data::Frame` (numbers as dense
+//! `f64` columns). Deliberately does not
 //! own: reading files (`repro_tabular::dataio`) or estimating.
 
 use std::path::Path;
@@ -10,18 +11,16 @@ use repro_estimators::data::{Column as EColumn, Frame};
 use repro_kind::Diagnostic;
 use repro_tabular::dataio::read_frame;
 
-/// Converts a polars DataFrame into the estimators' frame.
-pub fn to_estimator_frame(df: &DataFrame) -> Result<Frame, Diagnostic> {
+/// Converts a polars DataFrame into the estimators' frame. Numbers become dense `f64` columns
+/// (a null becomes NaN, which the estimators treat as missing). Each polars column is dropped as
+/// soon as it is converted, so a large table is never held twice over.
+pub fn to_estimator_frame(df: DataFrame) -> Result<Frame, Diagnostic> {
     let mut frame = Frame::new();
-    for col in df.columns() {
+    for col in df.into_columns() {
         let name = col.name().to_string();
         let dtype = col.dtype();
         let converted = if dtype.is_primitive_numeric() || dtype.is_bool() {
-            let cast = col
-                .cast(&DataType::Float64)
-                .map_err(|e| column_err(&name, e))?;
-            let values = cast.f64().map_err(|e| column_err(&name, e))?;
-            EColumn::Numeric(values.iter().collect())
+            EColumn::Float(dense_f64(col).map_err(|e| column_err(&name, e))?)
         } else {
             let cast = col
                 .cast(&DataType::String)
@@ -36,6 +35,29 @@ pub fn to_estimator_frame(df: &DataFrame) -> Result<Frame, Diagnostic> {
     Ok(frame)
 }
 
+/// A numeric column as `f64` values, NaN for nulls, in one allocation: 64-bit integers (ids,
+/// years) are converted chunk by chunk rather than through a cast to a second polars column.
+fn dense_f64(col: Column) -> PolarsResult<Vec<f64>> {
+    let mut out = Vec::with_capacity(col.len());
+    if let Ok(ints) = col.i64() {
+        for arr in ints.downcast_iter() {
+            match arr.validity() {
+                None => out.extend(arr.values().iter().map(|&x| x as f64)),
+                Some(_) => out.extend(arr.iter().map(|v| v.map_or(f64::NAN, |&x| x as f64))),
+            }
+        }
+        return Ok(out);
+    }
+    let cast = col.cast(&DataType::Float64)?;
+    for arr in cast.f64()?.downcast_iter() {
+        match arr.validity() {
+            None => out.extend_from_slice(arr.values()),
+            Some(_) => out.extend(arr.iter().map(|v| v.map_or(f64::NAN, |&x| x))),
+        }
+    }
+    Ok(out)
+}
+
 fn column_err(name: &str, e: PolarsError) -> Diagnostic {
     Diagnostic::new(format!("cannot convert column `{name}`")).cause(e.to_string())
 }
@@ -43,10 +65,39 @@ fn column_err(name: &str, e: PolarsError) -> Diagnostic {
 /// Reads the named columns of a data file that it has into the estimators' frame; a name the
 /// file lacks is left out, for the estimator to report with its place in the formula.
 pub fn read_estimator_frame_columns(path: &Path, wanted: &[String]) -> Result<Frame, Diagnostic> {
-    to_estimator_frame(&repro_tabular::dataio::read_frame_present(path, wanted)?)
+    to_estimator_frame(repro_tabular::dataio::read_frame_present(path, wanted)?)
 }
 
 /// Reads a data file straight into the estimators' frame.
 pub fn read_estimator_frame(path: &Path) -> Result<Frame, Diagnostic> {
-    to_estimator_frame(&read_frame(path)?)
+    to_estimator_frame(read_frame(path)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_become_dense_with_nulls_as_missing() {
+        let df = df!(
+            "id" => [Some(3i64), None, Some(-1)],
+            "x" => [Some(0.5f64), Some(f64::INFINITY), None],
+            "small" => [1i32, 2, 3],
+            "name" => ["a", "b", "c"],
+        )
+        .unwrap();
+        let frame = to_estimator_frame(df).unwrap();
+        let Some(EColumn::Float(id)) = frame.column("id") else {
+            panic!("id is not dense")
+        };
+        assert_eq!((id[0], id[2]), (3.0, -1.0));
+        assert!(id[1].is_nan());
+        let x = frame.column("x").unwrap();
+        assert!(!x.is_missing(0) && x.is_missing(1) && x.is_missing(2));
+        assert_eq!(
+            frame.column("small"),
+            Some(&EColumn::Float(vec![1.0, 2.0, 3.0]))
+        );
+        assert!(matches!(frame.column("name"), Some(EColumn::Text(_))));
+    }
 }

@@ -183,6 +183,7 @@ pub fn subset(frame: &Frame, rows: &[usize]) -> Frame {
         };
         let picked = match col {
             Column::Numeric(v) => Column::Numeric(rows.iter().map(|&i| v[i]).collect()),
+            Column::Float(v) => Column::Float(rows.iter().map(|&i| v[i]).collect()),
             Column::Text(v) => Column::Text(rows.iter().map(|&i| v[i].clone()).collect()),
         };
         // Names are unique and lengths equal by construction, so pushing cannot fail.
@@ -200,6 +201,10 @@ pub fn numeric_column(frame: &Frame, name: &str) -> Result<Vec<Option<f64>>, Dia
     })?;
     match col {
         Column::Numeric(v) => Ok(v.iter().map(|x| x.filter(|x| x.is_finite())).collect()),
+        Column::Float(v) => Ok(v
+            .iter()
+            .map(|&x| Some(x).filter(|x| x.is_finite()))
+            .collect()),
         Column::Text(v) => v
             .iter()
             .enumerate()
@@ -235,6 +240,7 @@ pub fn codes(frame: &Frame, names: &[String], rows: &[usize]) -> Result<Vec<u32>
                 .ok_or_else(|| Diagnostic::new(format!("unknown variable `{name}`")))?;
             match col {
                 Column::Numeric(v) => key.push_str(&format!("{:?}", v[i])),
+                Column::Float(v) => key.push_str(&format!("{:?}", v[i])),
                 Column::Text(v) => key.push_str(&format!("{:?}", v[i])),
             }
             key.push('\u{1f}');

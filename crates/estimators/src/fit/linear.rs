@@ -36,7 +36,7 @@ pub(super) fn fit_linear(
         VcovSpec::Cluster(vars) => vars.clone(),
         _ => Vec::new(),
     };
-    let sample = prepare(frame, f, &cluster_vars, &spec.options)?;
+    let mut sample = prepare(frame, f, &cluster_vars, &spec.options)?;
     let mut messages = sample.messages.clone();
     let n = sample.n();
     let has_fe = !sample.fe.is_empty();
@@ -54,7 +54,14 @@ pub(super) fn fit_linear(
     let mut columns = Columns::gather(&sample, &names, f.has_intercept_coefficient());
     let variance = VarianceSetup::new(linear_vcov, &sample);
     if has_fe {
-        absorb(&sample, &mut columns.buf, f, &names, spec, &mut messages)?;
+        absorb(
+            &mut sample,
+            &mut columns.buf,
+            f,
+            &names,
+            spec,
+            &mut messages,
+        )?;
     }
     let y = columns.column(0);
     let within_tss = y.iter().map(|v| v * v).sum::<f64>();
@@ -251,9 +258,9 @@ impl Columns {
 }
 
 /// Absorbs the sample's fixed effects from every column of `buf`, with a message naming the
-/// columns that did not converge.
+/// columns that did not converge. The group codes are lent to the demeaning and handed back.
 fn absorb(
-    sample: &Sample<'_>,
+    sample: &mut Sample<'_>,
     buf: &mut [f64],
     f: &Formula,
     names: &Names,
@@ -262,8 +269,8 @@ fn absorb(
 ) -> Result<(), EstimError> {
     let dims = sample
         .fe
-        .iter()
-        .map(|t| (t.codes.clone(), t.n_levels))
+        .iter_mut()
+        .map(|t| (std::mem::take(&mut t.codes), t.n_levels))
         .collect();
     let fe = FixedEffects::new(dims, None)?;
     let report = demean_columns(
@@ -274,7 +281,11 @@ fn absorb(
             maxiter: spec.options.fixef_maxiter,
             ..DemeanOptions::default()
         },
-    )?;
+    );
+    for (term, codes) in sample.fe.iter_mut().zip(fe.into_codes()) {
+        term.codes = codes;
+    }
+    let report = report?;
     if !report.converged {
         let all_names: Vec<&String> = std::iter::once(&f.outcome)
             .chain(&names.exog)

@@ -106,6 +106,11 @@ fn block_keys(frame: &Frame, cluster: Option<&str>) -> Result<Vec<String>, Diagn
     })?;
     Ok(match col {
         Column::Numeric(v) => v.iter().map(|x| format!("{x:?}")).collect(),
+        // The same keys as `Numeric` gives: a missing (non-finite) value is `None`.
+        Column::Float(v) => v
+            .iter()
+            .map(|x| format!("{:?}", x.is_finite().then_some(*x)))
+            .collect(),
         Column::Text(v) => v.iter().map(|x| format!("{x:?}")).collect(),
     })
 }
@@ -166,6 +171,7 @@ fn null_fit(
     let (y, x) = (spec.outcome(s), spec.treatment(s));
     let num = |name: &str| match frame.column(name) {
         Some(Column::Numeric(v)) => Ok(v.clone()),
+        Some(Column::Float(v)) => Ok(v.iter().map(|x| x.is_finite().then_some(*x)).collect()),
         _ => Err(Diagnostic::new(format!(
             "the joint test needs `{name}` as a numeric column"
         ))),
