@@ -227,7 +227,7 @@ fn the_default_pipeline_runs_on_slurm_with_the_same_bytes_as_locally() {
 
     // Every stage ran as its own Slurm job, in this project, and completed.
     let jobs = cluster.completed_jobs(remote.path());
-    // The stages are those the lock records; the default pipeline has twelve.
+    // The stages are those the lock records; the default pipeline has thirteen.
     let lock: serde_json::Value = serde_json::from_str(&remote.read("repro.lock")).unwrap();
     let stages: Vec<String> = lock["stages"]
         .as_object()
@@ -235,7 +235,7 @@ fn the_default_pipeline_runs_on_slurm_with_the_same_bytes_as_locally() {
         .keys()
         .cloned()
         .collect();
-    assert_eq!(stages.len(), 12, "{stages:?}");
+    assert_eq!(stages.len(), 13, "{stages:?}");
     for stage in &stages {
         let mine: Vec<_> = jobs
             .iter()
