@@ -237,9 +237,12 @@ mod tests {
     use polars::prelude::DataType;
     use proptest::prelude::*;
 
+    /// Columns by name, each as the bits of its values, or `None` when not read as numbers.
+    type Bits = Vec<(String, Option<Vec<Option<u64>>>)>;
+
     /// What polars reads (the reference): each column as `f64`s, or `None` when polars does
     /// not read it as numbers; `None` when polars refuses the file.
-    fn polars_columns(path: &Path) -> Option<Vec<(String, Option<Vec<Option<u64>>>)>> {
+    fn polars_columns(path: &Path) -> Option<Bits> {
         let df = crate::dataio::read_frame(path).ok()?;
         let columns = df
             .columns()
@@ -259,7 +262,7 @@ mod tests {
         Some(columns)
     }
 
-    fn ours(path: &Path) -> Option<Vec<(String, Option<Vec<Option<u64>>>)>> {
+    fn ours(path: &Path) -> Option<Bits> {
         let columns = read_plain_numeric(path, None)?;
         Some(
             columns
