@@ -122,38 +122,54 @@ fn parse_piece(piece: &[u8], ncols: usize, selected: &[usize]) -> Option<Piece> 
         all_integers: vec![true; selected.len()],
         any_present: vec![false; selected.len()],
     };
-    for line in piece
-        .strip_suffix(b"\n")
-        .unwrap_or(piece)
-        .split(|&b| b == b'\n')
-    {
+    let body = piece.strip_suffix(b"\n").unwrap_or(piece);
+    let mut start = 0;
+    while start <= body.len() {
+        let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |k| start + k);
+        let line = &body[start..end];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             return None;
         }
-        let mut want = 0;
-        let mut nfields = 0;
-        for (i, field) in line.split(|&b| b == b',').enumerate() {
-            nfields += 1;
-            if selected.get(want) != Some(&i) {
-                continue;
-            }
-            let value = if field.is_empty() {
-                None
-            } else {
-                let form = number_form(field)?;
-                out.all_integers[want] &= form == NumberForm::Integer;
-                out.any_present[want] = true;
-                Some(fast_float2::parse::<f64, _>(field).ok()?)
+        parse_line(line, ncols, selected, &mut out)?;
+        start = end + 1;
+    }
+    Some(out)
+}
+
+/// Appends the selected fields of one line to `out`; `None` if the line has not `ncols` fields
+/// or a selected field is not a number this module reads.
+fn parse_line(line: &[u8], ncols: usize, selected: &[usize], out: &mut Piece) -> Option<()> {
+    let mut at = 0;
+    let mut want = 0;
+    for i in 0..ncols {
+        let rest = &line[at..];
+        let len = if selected.get(want) == Some(&i) {
+            // The number parser finds the field's end; the field must end there.
+            let (value, len) = match rest.first() {
+                None | Some(b',') => (None, 0),
+                Some(_) => {
+                    let (v, len) = fast_float2::parse_partial::<f64, _>(rest).ok()?;
+                    let form = number_form(&rest[..len])?;
+                    out.all_integers[want] &= form == NumberForm::Integer;
+                    out.any_present[want] = true;
+                    (Some(v), len)
+                }
             };
             out.columns[want].push(value);
             want += 1;
-        }
-        if nfields != ncols {
-            return None;
+            len
+        } else {
+            memchr::memchr(b',', rest).unwrap_or(rest.len())
+        };
+        // After the field: a comma before the next one, the end of the line after the last.
+        match (line.get(at + len), i + 1 == ncols) {
+            (Some(b','), false) => at += len + 1,
+            (None, true) => return Some(()),
+            _ => return None,
         }
     }
-    Some(out)
+    None
 }
 
 /// The form of a field if it is a number in one of the forms polars' inference reads as one
