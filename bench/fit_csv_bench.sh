@@ -43,10 +43,10 @@ h = json.load(open(sys.argv[1]))["results"]
 r = {j["method"]: j for j in map(json.loads, open(sys.argv[2]))}
 pfn = r["pfn"]["seconds"]
 print()
-print("| what | mean (s) | median (s) | user + sys CPU (s) | vs quantreg pfn + nid in-process |")
+print("| what | mean (s) | median (s) | user + sys CPU (s) | quantreg pfn + nid time / this time |")
 print("|---|---:|---:|---:|---:|")
 for x in h:
-    ratio = f"{pfn / x['median']:.1f}x faster" if "median" in x["command"] else ""
+    ratio = f"{pfn / x['median']:.2f}" if "median" in x["command"] else ""
     print(f"| repro {x['command']} | {x['mean']:.3f} | {x['median']:.3f} | {x['user'] + x['system']:.3f} | {ratio} |")
 for m in ("fn", "pfn"):
     print(f"| R quantreg {m} + nid, in-process (median of {len(r[m]['runs_seconds'])}) | | {r[m]['seconds']:.3f} | {r[m]['cpu_seconds']:.3f} | |")
