@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The default pipeline from nothing (no cache, no outputs) and a no-op rerun, in a scratch copy.
 # Usage: bash bench/pipeline_bench.sh [RUNS]   (needs `cargo build --release` first)
+# Env:   REPRO (default target/release/repro)
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-repro="$here/target/release/repro"
+repro="$(realpath "${REPRO:-$here/target/release/repro}")"
 runs="${1:-3}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

@@ -65,12 +65,42 @@ fn column_err(name: &str, e: PolarsError) -> Diagnostic {
 /// Reads the named columns of a data file that it has into the estimators' frame; a name the
 /// file lacks is left out, for the estimator to report with its place in the formula.
 pub fn read_estimator_frame_columns(path: &Path, wanted: &[String]) -> Result<Frame, Diagnostic> {
+    if let Some(frame) = read_plain_csv(path, Some(wanted))? {
+        return Ok(frame);
+    }
     to_estimator_frame(repro_tabular::dataio::read_frame_present(path, wanted)?)
 }
 
 /// Reads a data file straight into the estimators' frame.
 pub fn read_estimator_frame(path: &Path) -> Result<Frame, Diagnostic> {
+    if let Some(frame) = read_plain_csv(path, None)? {
+        return Ok(frame);
+    }
     to_estimator_frame(read_frame(path)?)
+}
+
+/// A CSV file of plain numbers without polars (`repro_tabular::numcsv`: the same values, in
+/// one pass); `None` for any other file.
+fn read_plain_csv(path: &Path, wanted: Option<&[String]>) -> Result<Option<Frame>, Diagnostic> {
+    if repro_tabular::dataio::format_of(path).ok() != Some(repro_tabular::dataio::Format::Csv) {
+        return Ok(None);
+    }
+    let Some(columns) = repro_tabular::numcsv::read_plain_numeric(path, wanted) else {
+        return Ok(None);
+    };
+    let mut frame = Frame::new();
+    for c in columns {
+        // Dense, as `to_estimator_frame` gives a file's numbers: NaN marks a missing cell.
+        let dense = c
+            .values
+            .into_iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect();
+        frame
+            .push(c.name, EColumn::Float(dense))
+            .map_err(|e| Diagnostic::new(e.to_string()))?;
+    }
+    Ok(Some(frame))
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Tabular files for repro's built-in kinds: one place to read a data file and to write one
 //! deterministically.
 //!
-//! Owns: reading CSV and Parquet into polars frames (`dataio`) and typed output tables written as
+//! Owns: reading CSV and Parquet into polars frames (`dataio`), plain numeric CSV
+//! straight into numbers (`numcsv`), and typed output tables written as
 //! byte-for-byte deterministic CSV and Parquet (`table`). Deliberately does not own: what any
 //! column means (the kinds), or the estimators' frame (`repro-tables` converts).
 
@@ -9,4 +10,5 @@
 #![allow(clippy::result_large_err)]
 
 pub mod dataio;
+pub mod numcsv;
 pub mod table;

@@ -33,36 +33,78 @@ pub(super) fn basis_near_fit(
     let mut tail_sorted = head == design.n;
     let mut basis = Vec::with_capacity(k);
     let mut ortho: Vec<Vec<f64>> = Vec::with_capacity(k);
-    for pos in 0..design.n {
+    let mut pos = 0;
+    while pos < design.n {
         if pos == head && !tail_sorted {
             order[head..].sort_by(by_size);
             tail_sorted = true;
         }
-        let i = order[pos];
-        let mut v = design.row(i).to_vec();
-        let norm0 = dot(&v, &v).sqrt();
-        if norm0 == 0.0 {
+        // Up to `GROUP` candidates are projected at once: most are rejected, and each keeps
+        // its own sums in the same order as one at a time, so every decision is the same.
+        let stop = if pos < head { head } else { design.n };
+        let group: Vec<usize> = order[pos..stop.min(pos + GROUP)].to_vec();
+        // A short group is padded with zero rows, which are never taken.
+        let mut vs: [Vec<f64>; GROUP] = std::array::from_fn(|g| {
+            group
+                .get(g)
+                .map_or(vec![0.0; k], |&i| design.row(i).to_vec())
+        });
+        let norms0: Vec<f64> = vs.iter().map(|v| dot(v, v).sqrt()).collect();
+        project_out(&ortho, &mut vs);
+        pos += group.len();
+        // A row in the span of the basis keeps a remainder of rounding size after one pass; the
+        // second pass cannot grow it a hundredfold past the `1e-8` threshold, so such a group is
+        // rejected as the second pass would reject it. Only rows that may be taken need it.
+        let dependent = |g: usize| dot(&vs[g], &vs[g]).sqrt() <= 1e-10 * norms0[g];
+        if (0..group.len()).all(dependent) {
             continue;
         }
-        for _ in 0..2 {
-            for q in &ortho {
-                let c = dot(q, &v);
-                v.iter_mut().zip(q).for_each(|(vi, qi)| *vi -= c * qi);
+        project_out(&ortho, &mut vs);
+        for (g, mut v) in vs.into_iter().enumerate().take(group.len()) {
+            if norms0[g] == 0.0 {
+                continue;
             }
-        }
-        let norm = dot(&v, &v).sqrt();
-        if norm > 1e-8 * norm0 {
-            v.iter_mut().for_each(|vi| *vi /= norm);
-            ortho.push(v);
-            basis.push(i);
-            if basis.len() == k {
-                return Ok(basis);
+            let norm = dot(&v, &v).sqrt();
+            if norm > 1e-8 * norms0[g] {
+                v.iter_mut().for_each(|vi| *vi /= norm);
+                ortho.push(v);
+                basis.push(group[g]);
+                if basis.len() == k {
+                    return Ok(basis);
+                }
+                // The later candidates of the group were projected without this row: again.
+                pos -= group.len() - g - 1;
+                break;
             }
         }
     }
     Err(EstimError::Numerical {
         message: "singular design matrix in quantile regression".to_string(),
     })
+}
+
+/// Candidates projected together by `basis_near_fit`: enough independent sums to keep the
+/// floating-point adder busy.
+const GROUP: usize = 4;
+
+/// One pass of modified Gram-Schmidt: removes from each of `vs` its components along the
+/// orthonormal `ortho`, in order. Each vector's arithmetic is exactly that of projecting it
+/// alone (each dot product sums its terms in order, from `-0.0` as `Iterator::sum` does); the
+/// vectors are only interleaved, in four named sums the compiler keeps in registers.
+fn project_out(ortho: &[Vec<f64>], vs: &mut [Vec<f64>; GROUP]) {
+    for q in ortho {
+        let [v0, v1, v2, v3] = &mut *vs;
+        let (mut c0, mut c1, mut c2, mut c3) = (-0.0, -0.0, -0.0, -0.0);
+        for ((((qt, a), b), c), d) in q.iter().zip(&*v0).zip(&*v1).zip(&*v2).zip(&*v3) {
+            c0 += qt * a;
+            c1 += qt * b;
+            c2 += qt * c;
+            c3 += qt * d;
+        }
+        for (v, cj) in [(v0, c0), (v1, c1), (v2, c2), (v3, c3)] {
+            v.iter_mut().zip(q).for_each(|(vi, qi)| *vi -= cj * qi);
+        }
+    }
 }
 
 /// An optimal vertex: the coefficients that fit its basic observations exactly.
@@ -192,5 +234,74 @@ fn directional_check(d: f64, tau: f64) -> f64 {
         d * (tau - 1.0)
     } else {
         d * tau
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `basis_near_fit` as it was before rows were projected in groups: one row at a time, two
+    /// full passes each. The grouped version must choose the very same rows.
+    fn one_at_a_time(design: &Design, y: &[f64], coef: &[f64]) -> Option<Vec<usize>> {
+        let resid = residuals_of(design, y, coef);
+        let mut order: Vec<usize> = (0..design.n).collect();
+        order.sort_by(|a, b| resid[*a].abs().total_cmp(&resid[*b].abs()).then(a.cmp(b)));
+        let (mut basis, mut ortho) = (Vec::new(), Vec::<Vec<f64>>::new());
+        for i in order {
+            let mut v = design.row(i).to_vec();
+            let norm0 = dot(&v, &v).sqrt();
+            if norm0 == 0.0 {
+                continue;
+            }
+            for _ in 0..2 {
+                for q in &ortho {
+                    let c = dot(q, &v);
+                    v.iter_mut().zip(q).for_each(|(vi, qi)| *vi -= c * qi);
+                }
+            }
+            let norm = dot(&v, &v).sqrt();
+            if norm > 1e-8 * norm0 {
+                v.iter_mut().for_each(|vi| *vi /= norm);
+                ortho.push(v);
+                basis.push(i);
+                if basis.len() == design.k {
+                    return Some(basis);
+                }
+            }
+        }
+        None
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Designs like the pooled regression with group dummies: an intercept, a few numbers,
+        /// and one dummy per group, so that many rows near the fit are dependent.
+        #[test]
+        fn grouped_projection_chooses_the_same_rows(
+            groups in 2usize..12,
+            per_group in 1usize..12,
+            xs in proptest::collection::vec(-3.0f64..3.0, 400),
+            coef_seed in proptest::collection::vec(-1.0f64..1.0, 16),
+        ) {
+            let numbers = 2;
+            let k = 1 + numbers + (groups - 1);
+            let n = groups * per_group;
+            let mut data = Vec::with_capacity(n * k);
+            for i in 0..n {
+                let g = i % groups;
+                data.push(1.0);
+                // Rounded, so that some rows repeat exactly.
+                (0..numbers).for_each(|j| data.push((xs[(i * numbers + j) % xs.len()] * 2.0).round() / 2.0));
+                (1..groups).for_each(|h| data.push(if g == h { 1.0 } else { 0.0 }));
+            }
+            let design = Design { n, k, data };
+            let y: Vec<f64> = (0..n).map(|i| xs[(7 * i + 3) % xs.len()]).collect();
+            let coef: Vec<f64> = (0..k).map(|j| coef_seed[j % coef_seed.len()]).collect();
+            let expected = one_at_a_time(&design, &y, &coef);
+            let got = basis_near_fit(&design, &y, &coef).ok();
+            prop_assert_eq!(got, expected);
+        }
     }
 }
