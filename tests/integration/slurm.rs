@@ -279,7 +279,7 @@ fn the_default_pipeline_runs_on_slurm_with_the_same_bytes_as_locally() {
     assert!(
         again
             .stderr
-            .contains("0 ran, 0 restored from the cache, 12 up to date"),
+            .contains("0 ran, 0 restored from the cache, 13 up to date"),
         "{}",
         again.stderr
     );

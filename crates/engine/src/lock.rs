@@ -1,7 +1,7 @@
 //! `repro.lock`: what each stage was last built from and what it produced.
 //!
 //! Owns: the lock file's format (pretty-printed JSON text, stages sorted by name, nothing volatile:
-//! no times, no absolute paths, no host or user), reading it, and writing it atomically. Meant to
+//! no times, no absolute paths, no host or user), reading it, writing it atomically, and how often a run rewrites it (`Saves`). Meant to
 //! be committed. JSON rather than YAML because `repro status` reads it on every call and a JSON
 //! parser reads a 1,000-stage lock about ten times faster. Deliberately does not own: deciding staleness (`planner`) or run times (the run log
 //! under `cache/`).
@@ -118,6 +118,33 @@ pub fn write(path: &Path, lock: &LockFile) -> io::Result<()> {
         f.sync_all()?;
     }
     fs::rename(&tmp, path)
+}
+
+/// When a run rewrites the lock. The lock is rewritten whole, so rewriting it after
+/// every finished stage costs time in the square of the stage count on a large pipeline; instead
+/// it is rewritten at once when nothing else runs, and otherwise once the time since the last
+/// save is ten times what that save took (at most a tenth of the run goes to the lock). A stage
+/// finished but not yet in the lock when repro is killed is not lost: its outputs are in the
+/// cache under its key, and the next run restores them.
+#[derive(Default)]
+pub struct Saves {
+    pub unsaved: bool,
+    last: Option<(std::time::Instant, std::time::Duration)>,
+}
+
+impl Saves {
+    /// True when the lock should be saved now (`idle`: no stage is running).
+    pub fn due(&self, idle: bool) -> bool {
+        self.unsaved && (idle || self.last.is_none_or(|(at, took)| at.elapsed() >= took * 10))
+    }
+
+    pub fn save(&mut self, path: &Path, lockfile: &LockFile) -> std::io::Result<()> {
+        let started = std::time::Instant::now();
+        write(path, lockfile)?;
+        self.unsaved = false;
+        self.last = Some((std::time::Instant::now(), started.elapsed()));
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -154,6 +154,7 @@ pub fn run(
         stop_requested: false,
     };
     let mut stop = false;
+    let mut lock_saves = lock::Saves::default();
     let jobs = cfg.jobs.max(1);
     ui.begin(selected.len());
 
@@ -250,17 +251,28 @@ pub fn run(
                     stop = true;
                 }
             }
-            if changed {
-                if let Err(e) = lock::write(&lock_path, &lockfile) {
+            lock_saves.unsaved |= changed;
+            if lock_saves.due(running == 0) {
+                if let Err(e) = lock_saves.save(&lock_path, &lockfile) {
                     st.failures.push(
                         Diagnostic::new(format!("cannot write `{}`", lock_path.display()))
                             .cause(e.to_string()),
                     );
+                    // Reported once; the run stops.
+                    lock_saves.unsaved = false;
                     stop = true;
                 }
             }
         }
     });
+    if lock_saves.unsaved {
+        if let Err(e) = lock_saves.save(&lock_path, &lockfile) {
+            st.failures.push(
+                Diagnostic::new(format!("cannot write `{}`", lock_path.display()))
+                    .cause(e.to_string()),
+            );
+        }
+    }
     mark_unreached(p, selected, &mut st, ui);
     st.summary.fetched = session.as_ref().map_or(0, Session::fetched);
     for d in session.iter().flat_map(Session::take_warnings) {
@@ -375,7 +387,7 @@ fn prune_lock(
     lock_path: &Path,
     lockfile: &mut lock::LockFile,
 ) -> Result<(), Failure> {
-    let names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
+    let names: std::collections::HashSet<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
     let before = lockfile.stages.len();
     lockfile.stages.retain(|k, _| names.contains(&k.as_str()));
     if lockfile.stages.len() != before || !lock_path.exists() {
