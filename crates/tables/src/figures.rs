@@ -13,6 +13,8 @@ use std::path::Path;
 use std::sync::Once;
 
 use plotters::prelude::*;
+use repro_kind::diag::Diagnostic;
+use repro_kind::BuiltinCtx;
 use serde::Serialize;
 
 /// The family name figures use; registered once per process from the bundled file.
@@ -256,24 +258,54 @@ fn size(fig: &QuantileFigure, scale: f64) -> (u32, u32) {
     )
 }
 
+impl Drawing for QuantileFigure {
+    fn size(&self, scale: f64) -> (u32, u32) {
+        size(self, scale)
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: DrawingArea<DB, plotters::coord::Shift>,
+        scale: f64,
+    ) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        draw(area, self, scale)
+    }
+}
+
+/// A figure drawn alike on every backend, so its SVG, PDF and 300-dpi PNG are one drawing.
+pub(crate) trait Drawing: Serialize {
+    /// The size in pixels at `scale` (1.0: the SVG's CSS pixels).
+    fn size(&self, scale: f64) -> (u32, u32);
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: DrawingArea<DB, plotters::coord::Shift>,
+        scale: f64,
+    ) -> Result<(), String>
+    where
+        DB::ErrorType: 'static;
+}
+
 /// The figure as SVG text, with the bundled font embedded (`@font-face` with a data URL), so a
 /// browser draws the same letters as the PNG whatever fonts it has.
-pub fn quantile_svg(fig: &QuantileFigure) -> Result<String, String> {
+pub(crate) fn svg_of(fig: &impl Drawing) -> Result<String, String> {
     register_font();
     let mut svg = String::new();
     {
-        let backend = SVGBackend::with_string(&mut svg, size(fig, 1.0));
-        draw(backend.into_drawing_area(), fig, 1.0)?;
+        let backend = SVGBackend::with_string(&mut svg, fig.size(1.0));
+        fig.draw(backend.into_drawing_area(), 1.0)?;
     }
     Ok(embed_font(&svg))
 }
 
 /// The figure as a one-page vector PDF of the SVG's size, text drawn as the font's outlines.
-pub fn quantile_pdf(fig: &QuantileFigure) -> Result<Vec<u8>, String> {
+pub(crate) fn pdf_of(fig: &impl Drawing) -> Result<Vec<u8>, String> {
     let mut pdf = Vec::new();
     {
-        let backend = crate::pdf::PdfBackend::new(&mut pdf, size(fig, 1.0), FONT_BYTES)?;
-        draw(backend.into_drawing_area(), fig, 1.0)?;
+        let backend = crate::pdf::PdfBackend::new(&mut pdf, fig.size(1.0), FONT_BYTES)?;
+        fig.draw(backend.into_drawing_area(), 1.0)?;
     }
     Ok(pdf)
 }
@@ -296,15 +328,46 @@ pub(crate) fn embed_font(svg: &str) -> String {
 }
 
 /// Writes the figure as a 300-dpi PNG to `path` (the extension must be `.png`).
-pub fn quantile_png(fig: &QuantileFigure, path: &Path) -> Result<(), String> {
+pub(crate) fn png_to(fig: &impl Drawing, path: &Path) -> Result<(), String> {
     register_font();
     let scale = f64::from(PNG_DPI) / 96.0;
     {
-        let backend = BitMapBackend::new(path, size(fig, scale));
-        draw(backend.into_drawing_area(), fig, scale)?;
+        let backend = BitMapBackend::new(path, fig.size(scale));
+        fig.draw(backend.into_drawing_area(), scale)?;
     }
     let png = std::fs::read(path).map_err(|e| e.to_string())?;
     std::fs::write(path, with_dpi(&png, PNG_DPI)?).map_err(|e| e.to_string())
+}
+
+/// Writes `<base>.svg` (font embedded), `.pdf`, `.json` (what the figure shows) and a 300-dpi
+/// `.png` as outputs of the running stage; `what` names the figure in an error.
+pub(crate) fn write_figure(
+    ctx: &BuiltinCtx<'_>,
+    base: &str,
+    fig: &impl Drawing,
+    what: &str,
+) -> Result<(), Diagnostic> {
+    let draw_err = |e: String| Diagnostic::new(format!("cannot draw {what}")).cause(e);
+    let write = |rel: String, bytes: &[u8]| {
+        repro_kind::write_output(ctx.root, &rel, bytes)
+            .map_err(|e| Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string()))
+    };
+    write(
+        format!("{base}.svg"),
+        svg_of(fig).map_err(draw_err)?.as_bytes(),
+    )?;
+    write(format!("{base}.pdf"), &pdf_of(fig).map_err(draw_err)?)?;
+    let mut json = serde_json::to_string_pretty(fig).unwrap_or_default();
+    json.push('\n');
+    write(format!("{base}.json"), json.as_bytes())?;
+    // The PNG encoder writes to a path: draw beside the target, then rename into place.
+    let cannot = |e: std::io::Error| {
+        Diagnostic::new(format!("cannot write `{base}.png`")).cause(e.to_string())
+    };
+    let (tmp, dest) = repro_kind::temp_beside(ctx.root, &format!("{base}.png")).map_err(cannot)?;
+    let tmp = tmp.with_extension("png");
+    png_to(fig, &tmp).map_err(draw_err)?;
+    std::fs::rename(&tmp, &dest).map_err(cannot)
 }
 
 /// `png` with a `pHYs` chunk saying `dpi` (inserted after `IHDR`, the first chunk).
@@ -382,7 +445,7 @@ mod tests {
     #[test]
     fn svg_embeds_the_font_and_png_says_300_dpi() {
         let f = figure();
-        let svg = quantile_svg(&f).unwrap();
+        let svg = svg_of(&f).unwrap();
         assert!(svg.contains("@font-face{font-family:\"repro-sans\""));
         assert!(
             svg.contains("FE OLS")
@@ -391,7 +454,7 @@ mod tests {
         );
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.png");
-        quantile_png(&f, &p).unwrap();
+        png_to(&f, &p).unwrap();
         let png = std::fs::read(&p).unwrap();
         // IHDR width: 520 CSS px at 300/96.
         assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 1625);
@@ -414,18 +477,18 @@ mod tests {
     #[test]
     fn svg_and_png_are_deterministic() {
         let f = figure();
-        let a = quantile_svg(&f).unwrap();
-        let b = quantile_svg(&f).unwrap();
+        let a = svg_of(&f).unwrap();
+        let b = svg_of(&f).unwrap();
         assert_eq!(a, b);
         assert!(a.contains("北京市"));
         let dir = tempfile::tempdir().unwrap();
         let p1 = dir.path().join("a.png");
         let p2 = dir.path().join("b.png");
-        quantile_png(&f, &p1).unwrap();
-        quantile_png(&f, &p2).unwrap();
+        png_to(&f, &p1).unwrap();
+        png_to(&f, &p2).unwrap();
         assert_eq!(std::fs::read(p1).unwrap(), std::fs::read(p2).unwrap());
-        let pdf = quantile_pdf(&f).unwrap();
-        assert_eq!(pdf, quantile_pdf(&f).unwrap());
+        let pdf = pdf_of(&f).unwrap();
+        assert_eq!(pdf, pdf_of(&f).unwrap());
         assert!(pdf.starts_with(b"%PDF-1.4"));
     }
 }

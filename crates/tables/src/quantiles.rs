@@ -366,33 +366,8 @@ impl QuantilesStage {
             x_range,
             y_range,
         };
-        self.write_figure(ctx, &fig)?;
+        figures::write_figure(ctx, &self.figure_base(), &fig, "the figure")?;
         write_table(ctx, &s.name, &self.table(&title, &coef_label, &fits, &ols))
-    }
-
-    fn write_figure(&self, ctx: &BuiltinCtx<'_>, fig: &QuantileFigure) -> Result<(), Diagnostic> {
-        let base = self.figure_base();
-        let draw_err = |e: String| Diagnostic::new("cannot draw the figure").cause(e);
-        let svg = figures::quantile_svg(fig).map_err(draw_err)?;
-        let write = |rel: String, bytes: &[u8]| {
-            repro_kind::write_output(ctx.root, &rel, bytes)
-                .map_err(|e| Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string()))
-        };
-        write(format!("{base}.svg"), svg.as_bytes())?;
-        let pdf = figures::quantile_pdf(fig).map_err(draw_err)?;
-        write(format!("{base}.pdf"), &pdf)?;
-        let mut json = serde_json::to_string_pretty(fig).unwrap_or_default();
-        json.push('\n');
-        write(format!("{base}.json"), json.as_bytes())?;
-        // The PNG encoder writes to a path: draw beside the target, then rename into place.
-        let dest = ctx.root.join(format!("{base}.png"));
-        let tmp = ctx.root.join(format!(
-            "output/figures/.{}.repro-tmp.png",
-            self.parsed.name
-        ));
-        figures::quantile_png(fig, &tmp).map_err(draw_err)?;
-        std::fs::rename(&tmp, &dest)
-            .map_err(|e| Diagnostic::new(format!("cannot write `{base}.png`")).cause(e.to_string()))
     }
 
     fn table(

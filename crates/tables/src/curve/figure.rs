@@ -293,42 +293,24 @@ where
     Ok(())
 }
 
+impl figures::Drawing for Curve {
+    fn size(&self, scale: f64) -> (u32, u32) {
+        size(self, scale)
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        area: DrawingArea<DB, plotters::coord::Shift>,
+        scale: f64,
+    ) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        draw(area, self, scale)
+    }
+}
+
 /// Writes `<base>.svg`, `.pdf`, `.png` (300 dpi) and `.json`.
 pub fn write(ctx: &BuiltinCtx<'_>, base: &str, c: &Curve) -> Result<(), Diagnostic> {
-    let draw_err = |e: String| Diagnostic::new("cannot draw the specification curve").cause(e);
-    let write = |rel: String, bytes: &[u8]| {
-        repro_kind::write_output(ctx.root, &rel, bytes)
-            .map_err(|e| Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string()))
-    };
-    figures::register_font();
-    let mut svg = String::new();
-    {
-        let backend = SVGBackend::with_string(&mut svg, size(c, 1.0));
-        draw(backend.into_drawing_area(), c, 1.0).map_err(draw_err)?;
-    }
-    write(format!("{base}.svg"), figures::embed_font(&svg).as_bytes())?;
-    let mut pdf = Vec::new();
-    {
-        let backend = crate::pdf::PdfBackend::new(&mut pdf, size(c, 1.0), figures::FONT_BYTES)
-            .map_err(draw_err)?;
-        draw(backend.into_drawing_area(), c, 1.0).map_err(draw_err)?;
-    }
-    write(format!("{base}.pdf"), &pdf)?;
-    let mut json = serde_json::to_string_pretty(c).unwrap_or_default();
-    json.push('\n');
-    write(format!("{base}.json"), json.as_bytes())?;
-    // The PNG encoder writes to a path: draw beside the target, then rename into place.
-    let (tmp, dest) = repro_kind::temp_beside(ctx.root, &format!("{base}.png"))
-        .map_err(|e| Diagnostic::new(format!("cannot write `{base}.png`")).cause(e.to_string()))?;
-    let tmp = tmp.with_extension("png");
-    let scale = f64::from(figures::PNG_DPI) / 96.0;
-    {
-        let backend = BitMapBackend::new(&tmp, size(c, scale));
-        draw(backend.into_drawing_area(), c, scale).map_err(draw_err)?;
-    }
-    let png = std::fs::read(&tmp).map_err(|e| draw_err(e.to_string()))?;
-    let png = figures::with_dpi(&png, figures::PNG_DPI).map_err(draw_err)?;
-    std::fs::write(&tmp, png)
-        .and_then(|()| std::fs::rename(&tmp, &dest))
-        .map_err(|e| Diagnostic::new(format!("cannot write `{base}.png`")).cause(e.to_string()))
+    figures::write_figure(ctx, base, c, "the specification curve")
 }
