@@ -101,6 +101,75 @@ fn read_frame_part(
     lf.collect().map_err(cannot)
 }
 
+/// Rows per batch when a Parquet file is read a batch of row groups at a time: large enough that
+/// the per-read overhead (a scan of the footer) is small, small enough that the batch's polars
+/// columns are a fraction of the finished table.
+const ROW_GROUP_BATCH_ROWS: usize = 1 << 20;
+
+/// The row counts of a Parquet file's row groups, gathered into consecutive batches of at least
+/// [`ROW_GROUP_BATCH_ROWS`] rows (the last may be smaller): each batch starts on a row-group
+/// boundary, so reading it decodes no row group twice.
+pub fn parquet_batches(path: &Path) -> Result<Vec<usize>, Diagnostic> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        Diagnostic::new(format!("cannot read data file `{}`", path.display())).cause(e.to_string())
+    })?;
+    let mut reader = ParquetReader::new(file);
+    let metadata = reader.get_metadata().map_err(|e| cannot_read(path, e))?;
+    let mut batches = Vec::new();
+    let mut open = 0;
+    for group in &metadata.row_groups {
+        open += group.num_rows();
+        if open >= ROW_GROUP_BATCH_ROWS {
+            batches.push(std::mem::take(&mut open));
+        }
+    }
+    if open > 0 {
+        batches.push(open);
+    }
+    Ok(batches)
+}
+
+/// Reads the named columns of a Parquet file batch by batch ([`parquet_batches`]), handing each
+/// batch to `each` in file order, so that a large table is never held whole as polars columns
+/// while the caller converts it. The next batch is decoded while `each` runs on the current one
+/// (two batches in memory at most). The columns must exist (see [`read_frame_present`]).
+pub fn for_each_parquet_batch(
+    path: &Path,
+    columns: &[&str],
+    mut each: impl FnMut(DataFrame) -> Result<(), Diagnostic>,
+) -> Result<(), Diagnostic> {
+    let mut spans = Vec::new();
+    let mut offset = 0;
+    for len in parquet_batches(path)? {
+        spans.push((offset, len));
+        offset += len;
+    }
+    let read = |(offset, len): (usize, usize)| read_frame_slice(path, columns, offset, len);
+    std::thread::scope(|scope| {
+        let mut spans = spans.into_iter();
+        let mut pending = spans.next().map(|span| scope.spawn(move || read(span)));
+        while let Some(reading) = pending.take() {
+            let batch = reading.join().map_err(|_| {
+                Diagnostic::new(format!("cannot read data file `{}`", path.display()))
+                    .cause("the Parquet reader panicked")
+            })??;
+            pending = spans.next().map(|span| scope.spawn(move || read(span)));
+            each(batch)?;
+        }
+        Ok(())
+    })
+}
+
+/// The column types of a data file, in the file's order (from the header; CSV types inferred).
+pub fn column_types(path: &Path) -> Result<Vec<(String, DataType)>, Diagnostic> {
+    let mut lf = scan(path)?;
+    let schema = lf.collect_schema().map_err(|e| cannot_read(path, e))?;
+    Ok(schema
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect())
+}
+
 /// The number of rows of a data file read as `format` whatever its name (a cache object has
 /// none): Parquet from its metadata, CSV by a scan that keeps no column.
 pub fn row_count(path: &Path, format: Format) -> Result<usize, Diagnostic> {
