@@ -51,6 +51,25 @@ impl Column {
     }
 }
 
+impl Column {
+    /// Clears `keep[o]` where row `start + o` is missing (see [`Column::is_missing`]); one
+    /// match per block rather than per row, so the dense loop vectorises.
+    pub(crate) fn and_present(&self, start: usize, keep: &mut [bool]) {
+        let rows = start..start + keep.len();
+        match self {
+            Column::Numeric(v) => and_all(keep, &v[rows], |x| x.is_some_and(f64::is_finite)),
+            Column::Float(v) => and_all(keep, &v[rows], |x| x.is_finite()),
+            Column::Text(v) => and_all(keep, &v[rows], Option::is_some),
+        }
+    }
+}
+
+fn and_all<T>(keep: &mut [bool], values: &[T], present: impl Fn(&T) -> bool) {
+    for (k, x) in keep.iter_mut().zip(values) {
+        *k &= present(x);
+    }
+}
+
 /// A table of named columns, all of the same length.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Frame {
@@ -133,6 +152,18 @@ impl NumericView<'_> {
             NumericView::Parsed(v) => v[i],
         }
         .filter(|x| x.is_finite())
+    }
+}
+
+impl NumericView<'_> {
+    /// Clears `keep[o]` where row `start + o` has no finite value (see [`NumericView::get`]).
+    pub(crate) fn and_present(&self, start: usize, keep: &mut [bool]) {
+        let rows = start..start + keep.len();
+        match self {
+            NumericView::Borrowed(v) => and_all(keep, &v[rows], |x| x.is_some_and(f64::is_finite)),
+            NumericView::Dense(v) => and_all(keep, &v[rows], |x| x.is_finite()),
+            NumericView::Parsed(v) => and_all(keep, &v[rows], |x| x.is_some_and(f64::is_finite)),
+        }
     }
 }
 

@@ -311,9 +311,21 @@ pub fn demean_columns(
             ),
         });
     }
+    let n_dims = fe.dims.len();
+    // Group sums per (column, dimension), one task each: every sum is a serial pass in row
+    // order, so the bits do not depend on how many threads share the tasks, while three
+    // columns of two fixed effects keep two cores busy where three column tasks would not.
+    let sums: Vec<Vec<f64>> = (0..data.len() / n * n_dims)
+        .into_par_iter()
+        .map(|t| {
+            let j = t / n_dims;
+            group_sums(fe, &fe.dims[t % n_dims], &data[j * n..(j + 1) * n])
+        })
+        .collect();
     let outcomes: Vec<ColumnOutcome> = data
         .par_chunks_mut(n)
-        .map(|col| demean_one(fe, col, opts))
+        .zip(sums.par_chunks(n_dims))
+        .map(|(col, sums)| demean_one(fe, sums, col, opts))
         .collect();
     let mut report = DemeanReport {
         converged: true,
@@ -337,29 +349,35 @@ struct ColumnOutcome {
     used_cg: bool,
 }
 
-fn demean_one(fe: &FixedEffects, x: &mut [f64], opts: &DemeanOptions) -> ColumnOutcome {
-    // Weighted group sums of the column, per dimension (caller's order).
-    let sums: Vec<Vec<f64>> = fe
-        .dims
-        .iter()
-        .map(|d| {
-            let mut s = vec![0.0; d.n_levels];
-            match &fe.weights {
-                None => d.codes.iter().zip(x.iter()).for_each(|(&g, &xi)| {
-                    s[g as usize] += xi;
-                }),
-                Some(w) => d
-                    .codes
-                    .iter()
-                    .zip(x.iter())
-                    .zip(w)
-                    .for_each(|((&g, &xi), &wi)| {
-                        s[g as usize] += wi * xi;
-                    }),
-            }
-            s
-        })
-        .collect();
+/// Weighted sums of column `x` per level of dimension `d`, in row order.
+fn group_sums(fe: &FixedEffects, d: &FeDim, x: &[f64]) -> Vec<f64> {
+    let mut s = vec![0.0; d.n_levels];
+    match &fe.weights {
+        None => d.codes.iter().zip(x.iter()).for_each(|(&g, &xi)| {
+            s[g as usize] += xi;
+        }),
+        Some(w) => d
+            .codes
+            .iter()
+            .zip(x.iter())
+            .zip(w)
+            .for_each(|((&g, &xi), &wi)| {
+                s[g as usize] += wi * xi;
+            }),
+    }
+    s
+}
+
+/// Rows per parallel task when the fitted fixed effects are subtracted from a column.
+const SUBTRACT_BLOCK: usize = 1 << 16;
+
+/// Replaces column `x` by its residual, given its group sums per dimension (caller's order).
+fn demean_one(
+    fe: &FixedEffects,
+    sums: &[Vec<f64>],
+    x: &mut [f64],
+    opts: &DemeanOptions,
+) -> ColumnOutcome {
     if fe.dims.len() == 1 {
         let d = &fe.dims[0];
         let mean: Vec<f64> = sums[0]
@@ -367,9 +385,13 @@ fn demean_one(fe: &FixedEffects, x: &mut [f64], opts: &DemeanOptions) -> ColumnO
             .zip(&d.inv_weight)
             .map(|(s, w)| s * w)
             .collect();
-        for (xi, &g) in x.iter_mut().zip(&d.codes) {
-            *xi -= mean[g as usize];
-        }
+        x.par_chunks_mut(SUBTRACT_BLOCK)
+            .zip(d.codes.par_chunks(SUBTRACT_BLOCK))
+            .for_each(|(xs, codes)| {
+                for (xi, &g) in xs.iter_mut().zip(codes) {
+                    *xi -= mean[g as usize];
+                }
+            });
         return ColumnOutcome {
             converged: true,
             iterations: 0,
@@ -377,9 +399,9 @@ fn demean_one(fe: &FixedEffects, x: &mut [f64], opts: &DemeanOptions) -> ColumnO
         };
     }
     if let Some(ct) = &fe.pair {
-        return demean_pair(fe, ct, &sums, x, opts);
+        return demean_pair(fe, ct, sums, x, opts);
     }
-    demean_general(fe, &sums, x, opts)
+    demean_general(fe, sums, x, opts)
 }
 
 /// True when one more sweep moves no coefficient by more than `tol * (0.1 + |a|)`.
@@ -528,9 +550,15 @@ fn demean_pair(
         }
         alpha[g] = s * da.inv_weight[g];
     }
-    for ((xi, &ga), &gb) in x.iter_mut().zip(&da.codes).zip(&db.codes) {
-        *xi -= alpha[ga as usize] + beta[gb as usize];
-    }
+    // Elementwise, so split across threads without changing a bit.
+    x.par_chunks_mut(SUBTRACT_BLOCK)
+        .zip(da.codes.par_chunks(SUBTRACT_BLOCK))
+        .zip(db.codes.par_chunks(SUBTRACT_BLOCK))
+        .for_each(|((xs, ca), cb)| {
+            for ((xi, &ga), &gb) in xs.iter_mut().zip(ca).zip(cb) {
+                *xi -= alpha[ga as usize] + beta[gb as usize];
+            }
+        });
     ColumnOutcome {
         converged,
         iterations,

@@ -114,21 +114,16 @@ pub(crate) fn sub_r(r: MatRef<'_, f64>, keep: &[usize]) -> Mat<f64> {
     qr_r_factor(Mat::from_fn(r.nrows(), keep.len(), |i, j| r[(i, keep[j])]))
 }
 
-/// `X b` for the matrix with columns `cols`, in parallel.
+/// `X b` for the matrix with columns `cols`, in parallel. Each row's sum runs over the columns
+/// in order from zero; the result is written straight into fresh memory (no zero fill first).
 pub(crate) fn x_times(cols: &[&[f64]], b: &[f64]) -> Vec<f64> {
     let n = cols.first().map_or(0, |c| c.len());
-    let mut out = vec![0.0; n];
-    out.par_chunks_mut(BLOCK_ROWS)
-        .enumerate()
-        .for_each(|(block, o)| {
-            let s = block * BLOCK_ROWS;
-            let len = o.len();
-            for (col, &bj) in cols.iter().zip(b) {
-                for (oi, xi) in o.iter_mut().zip(&col[s..s + len]) {
-                    *oi += bj * xi;
-                }
-            }
-        });
+    let mut out = Vec::with_capacity(n);
+    out.par_extend((0..n).into_par_iter().with_min_len(BLOCK_ROWS).map(|i| {
+        cols.iter()
+            .zip(b)
+            .fold(0.0, |acc, (col, &bj)| acc + bj * col[i])
+    }));
     out
 }
 

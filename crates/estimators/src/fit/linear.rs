@@ -7,6 +7,7 @@
 //! selection (`sample`), or quantile regression.
 
 use faer::Mat;
+use rayon::prelude::*;
 use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 
 use super::sample::{prepare, Sample};
@@ -51,18 +52,35 @@ pub(super) fn fit_linear(
     if n <= k_candidates {
         return Err(EstimError::TooFewObservations { n, k: k_candidates });
     }
-    let mut columns = Columns::gather(&sample, &names, f.has_intercept_coefficient());
-    let variance = VarianceSetup::new(linear_vcov, &sample);
-    if has_fe {
+    let variance = VarianceSetup::new(linear_vcov, &mut sample);
+    let intercept = f.has_intercept_coefficient();
+    let columns = if has_fe {
+        // The fixed effects' set-up (weights, cross-tabulation) is a serial pass over the rows:
+        // it runs beside the parallel copy of the columns.
+        let dims = sample
+            .fe
+            .iter_mut()
+            .map(|t| (std::mem::take(&mut t.codes), t.n_levels))
+            .collect();
+        let (fe, mut columns) = rayon::join(
+            || FixedEffects::new(dims, None),
+            || Columns::gather(&sample, &names, intercept),
+        );
         absorb(
             &mut sample,
+            fe?,
             &mut columns.buf,
-            f,
-            &names,
-            spec,
+            &Absorb {
+                f,
+                names: &names,
+                spec,
+            },
             &mut messages,
         )?;
-    }
+        columns
+    } else {
+        Columns::gather(&sample, &names, intercept)
+    };
     let y = columns.column(0);
     let within_tss = y.iter().map(|v| v * v).sum::<f64>();
     let factor = Factor::new(&columns, &names, has_fe);
@@ -240,10 +258,11 @@ impl Columns {
         for view in sample.x.iter().chain(&sample.endo).chain(&sample.inst) {
             sample.gather(view, &mut buf);
         }
-        let tss = centred_ss(&buf[..n]);
-        let reference_ss: Vec<f64> = (1..m)
-            .map(|j| centred_ss(&buf[j * n..(j + 1) * n]))
-            .collect();
+        // One task per column (each sum in row order, so the bits do not depend on threads).
+        let mut ss: Vec<f64> = buf.par_chunks(n.max(1)).map(centred_ss).collect();
+        ss.resize(m, 0.0);
+        let tss = ss[0];
+        let reference_ss = ss.split_off(1);
         Self {
             n,
             buf,
@@ -257,22 +276,24 @@ impl Columns {
     }
 }
 
-/// Absorbs the sample's fixed effects from every column of `buf`, with a message naming the
-/// columns that did not converge. The group codes are lent to the demeaning and handed back.
+/// What [`absorb`] names in its message about columns that did not converge.
+struct Absorb<'a> {
+    f: &'a Formula,
+    names: &'a Names,
+    spec: &'a ModelSpec,
+}
+
+/// Absorbs the fixed effects `fe` (built from the sample's group codes, which were lent to it and
+/// are handed back) from every column of `buf`, with a message naming the columns that did not
+/// converge.
 fn absorb(
     sample: &mut Sample<'_>,
+    fe: FixedEffects,
     buf: &mut [f64],
-    f: &Formula,
-    names: &Names,
-    spec: &ModelSpec,
+    what: &Absorb<'_>,
     messages: &mut Vec<String>,
 ) -> Result<(), EstimError> {
-    let dims = sample
-        .fe
-        .iter_mut()
-        .map(|t| (std::mem::take(&mut t.codes), t.n_levels))
-        .collect();
-    let fe = FixedEffects::new(dims, None)?;
+    let Absorb { f, names, spec } = *what;
     let report = demean_columns(
         &fe,
         buf,

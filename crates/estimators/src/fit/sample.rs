@@ -44,20 +44,18 @@ impl Sample<'_> {
         self.rows.len()
     }
 
-    /// Appends the used rows of a numeric column to `out` (in parallel: this copy is a visible
-    /// share of the time on large panels).
+    /// Appends the used rows of a numeric column to `out`, in parallel: this copy is a visible
+    /// share of the time on large panels, and `par_extend` writes into the reserved capacity
+    /// directly, so the fresh memory is first touched by the parallel copy, not by a serial
+    /// zero fill.
     pub(super) fn gather(&self, view: &NumericView<'_>, out: &mut Vec<f64>) {
-        let start = out.len();
-        out.resize(start + self.rows.len(), 0.0);
-        out[start..]
-            .par_chunks_mut(GATHER_BLOCK)
-            .zip(self.rows.par_chunks(GATHER_BLOCK))
-            .for_each(|(dst, rows)| {
-                for (d, &i) in dst.iter_mut().zip(rows) {
-                    // Rows were filtered on non-missing values of every used column.
-                    *d = view.get(i).unwrap_or(f64::NAN);
-                }
-            });
+        // Rows were filtered on non-missing values of every used column.
+        out.par_extend(
+            self.rows
+                .par_iter()
+                .with_min_len(GATHER_BLOCK)
+                .map(|&i| view.get(i).unwrap_or(f64::NAN)),
+        );
     }
 
     pub(super) fn fe_levels(&self) -> Vec<usize> {
@@ -113,9 +111,10 @@ pub(super) fn prepare<'a>(
         ));
     }
 
+    // One task per term: each factorisation is a serial pass over the rows.
     let mut fe: Vec<FeTerm> = f
         .fixed_effects
-        .iter()
+        .par_iter()
         .zip(&fe_cols)
         .map(|(term, cols)| {
             let (codes, n_levels) = interacted_codes(cols, &rows);
@@ -167,13 +166,23 @@ fn complete_rows(
     keep.par_chunks_mut(GATHER_BLOCK)
         .enumerate()
         .for_each(|(block, chunk)| {
-            for (o, k) in chunk.iter_mut().enumerate() {
-                let i = block * GATHER_BLOCK + o;
-                *k = numeric.iter().all(|v| v.get(i).is_some())
-                    && categorical.iter().all(|c| !c.is_missing(i));
+            let start = block * GATHER_BLOCK;
+            for v in numeric {
+                v.and_present(start, chunk);
+            }
+            for c in categorical {
+                c.and_present(start, chunk);
             }
         });
-    let rows: Vec<usize> = (0..nrows).filter(|&i| keep[i]).collect();
+    let kept = keep.par_iter().filter(|&&k| k).count();
+    // Sized up front: a growing list of 10M rows is copied at every doubling.
+    let rows: Vec<usize> = if kept == nrows {
+        (0..nrows).into_par_iter().collect()
+    } else {
+        let mut rows = Vec::with_capacity(kept);
+        rows.extend((0..nrows).filter(|&i| keep[i]));
+        rows
+    };
     if rows.is_empty() {
         let reason = if nrows == 0 {
             "the data has no rows".to_string()
