@@ -126,6 +126,32 @@ impl Frame {
         &self.names
     }
 
+    /// The dense columns `names`, in that order, moved out of the frame, which is dropped with
+    /// everything else it holds; the frame back unless every name is a distinct dense column.
+    pub(crate) fn into_dense(self, names: &[&str]) -> Result<Vec<Vec<f64>>, Frame> {
+        let mut picked: Vec<usize> = Vec::with_capacity(names.len());
+        for name in names {
+            match self.index.get(*name) {
+                Some(&i) if matches!(self.columns[i], Column::Float(_)) && !picked.contains(&i) => {
+                    picked.push(i)
+                }
+                _ => return Err(self),
+            }
+        }
+        let mut dense: Vec<Option<Vec<f64>>> = self
+            .columns
+            .into_iter()
+            .map(|c| match c {
+                Column::Float(v) => Some(v),
+                _ => None,
+            })
+            .collect();
+        Ok(picked
+            .iter()
+            .map(|&i| dense[i].take().unwrap_or_default())
+            .collect())
+    }
+
     /// The column called `name`, or an unknown-column error.
     pub fn require(&self, name: &str) -> Result<&Column, EstimError> {
         self.column(name).ok_or_else(|| EstimError::UnknownColumn {

@@ -292,6 +292,25 @@ pub fn demean_columns(
     opts: &DemeanOptions,
 ) -> Result<DemeanReport, EstimError> {
     let n = fe.n_obs;
+    if n > 0 && !data.len().is_multiple_of(n) {
+        return Err(EstimError::InvalidOption {
+            message: format!(
+                "buffer of {} values is not a whole number of columns of {n} rows",
+                data.len()
+            ),
+        });
+    }
+    let mut cols: Vec<&mut [f64]> = data.chunks_mut(n.max(1)).collect();
+    demean_slices(fe, &mut cols, opts)
+}
+
+/// [`demean_columns`] for columns held apart, each of `n_obs` rows.
+pub fn demean_slices(
+    fe: &FixedEffects,
+    cols: &mut [&mut [f64]],
+    opts: &DemeanOptions,
+) -> Result<DemeanReport, EstimError> {
+    let n = fe.n_obs;
     if !(opts.tol > 0.0 && opts.tol.is_finite()) {
         return Err(EstimError::InvalidOption {
             message: format!("fixed-effect tolerance `{}` must be positive", opts.tol),
@@ -303,27 +322,22 @@ pub fn demean_columns(
             ..DemeanReport::default()
         });
     }
-    if !data.len().is_multiple_of(n) {
+    if let Some(bad) = cols.iter().find(|c| c.len() != n) {
         return Err(EstimError::InvalidOption {
-            message: format!(
-                "buffer of {} values is not a whole number of columns of {n} rows",
-                data.len()
-            ),
+            message: format!("a column of {} values for {n} observations", bad.len()),
         });
     }
     let n_dims = fe.dims.len();
     // Group sums per (column, dimension), one task each: every sum is a serial pass in row
     // order, so the bits do not depend on how many threads share the tasks, while three
     // columns of two fixed effects keep two cores busy where three column tasks would not.
-    let sums: Vec<Vec<f64>> = (0..data.len() / n * n_dims)
+    let shared: &[&mut [f64]] = cols;
+    let sums: Vec<Vec<f64>> = (0..shared.len() * n_dims)
         .into_par_iter()
-        .map(|t| {
-            let j = t / n_dims;
-            group_sums(fe, &fe.dims[t % n_dims], &data[j * n..(j + 1) * n])
-        })
+        .map(|t| group_sums(fe, &fe.dims[t % n_dims], shared[t / n_dims]))
         .collect();
-    let outcomes: Vec<ColumnOutcome> = data
-        .par_chunks_mut(n)
+    let outcomes: Vec<ColumnOutcome> = cols
+        .par_iter_mut()
         .zip(sums.par_chunks(n_dims))
         .map(|(col, sums)| demean_one(fe, sums, col, opts))
         .collect();

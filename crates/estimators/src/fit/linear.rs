@@ -10,12 +10,13 @@ use faer::Mat;
 use rayon::prelude::*;
 use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 
-use super::sample::{prepare, Sample};
+use super::sample::{gather, prepare};
 use super::spec::{ModelSpec, VcovSpec};
 use super::table::{centred_ss, coefficient_table, kept_columns, to_rows, Absorption};
 use super::variance::{LinearVcov, VarianceSetup};
+use crate::data::numeric_view;
 use crate::data::Frame;
-use crate::demean::{demean_columns, DemeanOptions, FixedEffects};
+use crate::demean::{demean_slices, DemeanOptions, FixedEffects};
 use crate::error::EstimError;
 use crate::formula::Formula;
 use crate::iv;
@@ -26,9 +27,26 @@ use crate::ols::{
 use crate::result::{FirstStageF, FirstStageStats, FitResult};
 use crate::vcov::dof_k;
 
+/// The data a model is fitted on: lent by the caller, or given up, so that its dense columns
+/// become the model's columns without a copy and everything else is freed before the
+/// estimation allocates (on 100M rows the frame alone is 4 GB).
+pub(super) enum Data<'a> {
+    Lent(&'a Frame),
+    Given(Frame),
+}
+
+impl Data<'_> {
+    fn frame(&self) -> &Frame {
+        match self {
+            Data::Lent(frame) => frame,
+            Data::Given(frame) => frame,
+        }
+    }
+}
+
 /// Estimates an OLS or IV model (with absorbed fixed effects) and its fixest-style variance.
 pub(super) fn fit_linear(
-    frame: &Frame,
+    data: Data<'_>,
     f: &Formula,
     spec: &ModelSpec,
 ) -> Result<FitResult, EstimError> {
@@ -37,7 +55,7 @@ pub(super) fn fit_linear(
         VcovSpec::Cluster(vars) => vars.clone(),
         _ => Vec::new(),
     };
-    let mut sample = prepare(frame, f, &cluster_vars, &spec.options)?;
+    let mut sample = prepare(data.frame(), f, &cluster_vars, &spec.options)?;
     let mut messages = sample.messages.clone();
     let n = sample.n();
     let has_fe = !sample.fe.is_empty();
@@ -53,23 +71,18 @@ pub(super) fn fit_linear(
         return Err(EstimError::TooFewObservations { n, k: k_candidates });
     }
     let variance = VarianceSetup::new(linear_vcov, &mut sample);
-    let intercept = f.has_intercept_coefficient();
-    let columns = if has_fe {
-        // The fixed effects' set-up (weights, cross-tabulation) is a serial pass over the rows:
-        // it runs beside the parallel copy of the columns.
-        let dims = sample
-            .fe
-            .iter_mut()
-            .map(|t| (std::mem::take(&mut t.codes), t.n_levels))
-            .collect();
-        let (fe, mut columns) = rayon::join(
-            || FixedEffects::new(dims, None),
-            || Columns::gather(&sample, &names, intercept),
-        );
+    // The group codes go to the fixed effects; the model needs nothing else of them.
+    let dims: Vec<(Vec<u32>, usize)> = sample
+        .fe
+        .iter_mut()
+        .map(|t| (std::mem::take(&mut t.codes), t.n_levels))
+        .collect();
+    let selection = sample.into_selection();
+    let (fe, mut columns) = model_columns(data, &selection.rows, dims, f)?;
+    if let Some(fe) = fe {
         absorb(
-            &mut sample,
-            fe?,
-            &mut columns.buf,
+            fe,
+            &mut columns.cols,
             &Absorb {
                 f,
                 names: &names,
@@ -77,10 +90,7 @@ pub(super) fn fit_linear(
             },
             &mut messages,
         )?;
-        columns
-    } else {
-        Columns::gather(&sample, &names, intercept)
-    };
+    }
     let y = columns.column(0);
     let within_tss = y.iter().map(|v| v * v).sum::<f64>();
     let factor = Factor::new(&columns, &names, has_fe);
@@ -165,8 +175,8 @@ pub(super) fn fit_linear(
         formula: f.source.clone(),
         nobs: n,
         k: Some(ss.k),
-        n_missing_dropped: sample.n_missing,
-        n_singletons_dropped: sample.n_singletons,
+        n_missing_dropped: selection.n_missing,
+        n_singletons_dropped: selection.n_singletons,
         coefficients,
         r2,
         r2_within,
@@ -180,7 +190,7 @@ pub(super) fn fit_linear(
         first_stage,
         messages,
         residuals: solved.resid,
-        used_rows: sample.rows,
+        used_rows: selection.rows,
     })
 }
 
@@ -234,11 +244,10 @@ impl Names {
     }
 }
 
-/// The used rows of every model column, column-major in one buffer:
+/// The used rows of every model column:
 /// y | exogenous (intercept first) | endogenous | excluded instruments.
 struct Columns {
-    n: usize,
-    buf: Vec<f64>,
+    cols: Vec<Vec<f64>>,
     /// Centred sum of squares of `y` before any absorption.
     tss: f64,
     /// Centred sum of squares of every other column before absorption (the collinearity
@@ -247,33 +256,68 @@ struct Columns {
 }
 
 impl Columns {
-    fn gather(sample: &Sample<'_>, names: &Names, intercept: bool) -> Self {
-        let n = sample.n();
-        let m = 1 + names.exog.len() + names.endo.len() + names.inst.len();
-        let mut buf: Vec<f64> = Vec::with_capacity(n * m);
-        sample.gather(&sample.y, &mut buf);
+    /// From the model's variables' columns (y | regressors | endogenous | instruments), with the
+    /// intercept inserted after `y` when the model has one.
+    fn new(mut cols: Vec<Vec<f64>>, intercept: bool) -> Self {
         if intercept {
-            buf.extend(std::iter::repeat_n(1.0, n));
-        }
-        for view in sample.x.iter().chain(&sample.endo).chain(&sample.inst) {
-            sample.gather(view, &mut buf);
+            let n = cols.first().map_or(0, Vec::len);
+            cols.insert(1, vec![1.0; n]);
         }
         // One task per column (each sum in row order, so the bits do not depend on threads).
-        let mut ss: Vec<f64> = buf.par_chunks(n.max(1)).map(centred_ss).collect();
-        ss.resize(m, 0.0);
-        let tss = ss[0];
-        let reference_ss = ss.split_off(1);
+        let mut ss: Vec<f64> = cols.par_iter().map(|c| centred_ss(c)).collect();
+        let reference_ss = ss.split_off(1.min(ss.len()));
         Self {
-            n,
-            buf,
-            tss,
+            cols,
+            tss: ss.first().copied().unwrap_or(0.0),
             reference_ss,
         }
     }
 
     fn column(&self, j: usize) -> &[f64] {
-        &self.buf[j * self.n..(j + 1) * self.n]
+        &self.cols[j]
     }
+}
+
+/// The model's columns on the selected `rows`, and the fixed effects built from `dims` (none
+/// when there are none). A given frame whose rows are all used hands its dense columns over;
+/// otherwise they are copied, beside the fixed effects' set-up (a serial pass over the rows).
+fn model_columns(
+    data: Data<'_>,
+    rows: &[usize],
+    dims: Vec<(Vec<u32>, usize)>,
+    f: &Formula,
+) -> Result<(Option<FixedEffects>, Columns), EstimError> {
+    let intercept = f.has_intercept_coefficient();
+    let (endo, inst) = f.iv.as_ref().map_or((&[][..], &[][..]), |p| {
+        (p.endogenous.as_slice(), p.instruments.as_slice())
+    });
+    let vars: Vec<&str> = std::iter::once(&f.outcome)
+        .chain(&f.regressors)
+        .chain(endo)
+        .chain(inst)
+        .map(String::as_str)
+        .collect();
+    let build_fe = |dims: Vec<(Vec<u32>, usize)>| {
+        (!dims.is_empty())
+            .then(|| FixedEffects::new(dims, None))
+            .transpose()
+    };
+    let data = match data {
+        Data::Given(frame) if rows.len() == frame.nrows() => match frame.into_dense(&vars) {
+            Ok(cols) => return Ok((build_fe(dims)?, Columns::new(cols, intercept))),
+            Err(frame) => Data::Given(frame),
+        },
+        data => data,
+    };
+    let views = vars
+        .iter()
+        .map(|v| numeric_view(data.frame(), v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (fe, cols) = rayon::join(
+        || build_fe(dims),
+        || views.iter().map(|v| gather(v, rows)).collect(),
+    );
+    Ok((fe?, Columns::new(cols, intercept)))
 }
 
 /// What [`absorb`] names in its message about columns that did not converge.
@@ -283,30 +327,25 @@ struct Absorb<'a> {
     spec: &'a ModelSpec,
 }
 
-/// Absorbs the fixed effects `fe` (built from the sample's group codes, which were lent to it and
-/// are handed back) from every column of `buf`, with a message naming the columns that did not
-/// converge.
+/// Absorbs the fixed effects `fe` from every column of `cols`, with a message naming the
+/// columns that did not converge.
 fn absorb(
-    sample: &mut Sample<'_>,
     fe: FixedEffects,
-    buf: &mut [f64],
+    cols: &mut [Vec<f64>],
     what: &Absorb<'_>,
     messages: &mut Vec<String>,
 ) -> Result<(), EstimError> {
     let Absorb { f, names, spec } = *what;
-    let report = demean_columns(
+    let mut slices: Vec<&mut [f64]> = cols.iter_mut().map(Vec::as_mut_slice).collect();
+    let report = demean_slices(
         &fe,
-        buf,
+        &mut slices,
         &DemeanOptions {
             tol: spec.options.fixef_tol,
             maxiter: spec.options.fixef_maxiter,
             ..DemeanOptions::default()
         },
-    );
-    for (term, codes) in sample.fe.iter_mut().zip(fe.into_codes()) {
-        term.codes = codes;
-    }
-    let report = report?;
+    )?;
     if !report.converged {
         let all_names: Vec<&String> = std::iter::once(&f.outcome)
             .chain(&names.exog)

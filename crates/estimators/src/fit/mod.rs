@@ -37,5 +37,17 @@ pub fn fit(frame: &Frame, spec: &ModelSpec) -> Result<FitResult, EstimError> {
     if let Some(q) = &spec.quantile {
         return quantile::fit_quantile(frame, &formula, spec, q);
     }
-    linear::fit_linear(frame, &formula, spec)
+    linear::fit_linear(linear::Data::Lent(frame), &formula, spec)
+}
+
+/// [`fit`] for a caller that gives the frame up: a linear model whose rows are all used takes
+/// the frame's number columns as its own instead of copying them, and frees the rest before
+/// estimating. The result is the same.
+pub fn fit_owned(frame: Frame, spec: &ModelSpec) -> Result<FitResult, EstimError> {
+    crate::deterministic_linear_algebra();
+    let formula = formula::parse(&spec.formula)?;
+    if let Some(q) = &spec.quantile {
+        return quantile::fit_quantile(&frame, &formula, spec, q);
+    }
+    linear::fit_linear(linear::Data::Given(frame), &formula, spec)
 }

@@ -34,9 +34,14 @@ pub(super) struct Sample<'a> {
     pub(super) clusters: Vec<ClusterIds>,
     pub(super) y: NumericView<'a>,
     pub(super) x: Vec<NumericView<'a>>,
-    pub(super) endo: Vec<NumericView<'a>>,
-    pub(super) inst: Vec<NumericView<'a>>,
     pub(super) messages: Vec<String>,
+}
+
+/// What a linear model keeps of its [`Sample`] once the columns are out of the frame.
+pub(super) struct Selection {
+    pub(super) rows: Vec<usize>,
+    pub(super) n_missing: usize,
+    pub(super) n_singletons: usize,
 }
 
 impl Sample<'_> {
@@ -44,23 +49,42 @@ impl Sample<'_> {
         self.rows.len()
     }
 
-    /// Appends the used rows of a numeric column to `out`, in parallel: this copy is a visible
-    /// share of the time on large panels, and `par_extend` writes into the reserved capacity
-    /// directly, so the fresh memory is first touched by the parallel copy, not by a serial
-    /// zero fill.
+    /// The rows and counts, without the views that borrow the frame.
+    pub(super) fn into_selection(self) -> Selection {
+        Selection {
+            rows: self.rows,
+            n_missing: self.n_missing,
+            n_singletons: self.n_singletons,
+        }
+    }
+
+    /// Appends the used rows of a numeric column to `out` (see [`gather`]).
     pub(super) fn gather(&self, view: &NumericView<'_>, out: &mut Vec<f64>) {
-        // Rows were filtered on non-missing values of every used column.
-        out.par_extend(
-            self.rows
-                .par_iter()
-                .with_min_len(GATHER_BLOCK)
-                .map(|&i| view.get(i).unwrap_or(f64::NAN)),
-        );
+        out.par_extend(gathered(view, &self.rows));
     }
 
     pub(super) fn fe_levels(&self) -> Vec<usize> {
         self.fe.iter().map(|t| t.n_levels).collect()
     }
+}
+
+/// The used `rows` of a numeric column, copied in parallel: on large panels this copy is a
+/// visible share of the time, and `par_extend` writes into the reserved capacity directly, so
+/// the fresh memory is first touched by the parallel copy, not by a serial zero fill.
+pub(super) fn gather(view: &NumericView<'_>, rows: &[usize]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(rows.len());
+    out.par_extend(gathered(view, rows));
+    out
+}
+
+fn gathered<'a>(
+    view: &'a NumericView<'_>,
+    rows: &'a [usize],
+) -> impl IndexedParallelIterator<Item = f64> + 'a {
+    // Rows were filtered on non-missing values of every used column.
+    rows.par_iter()
+        .with_min_len(GATHER_BLOCK)
+        .map(|&i| view.get(i).unwrap_or(f64::NAN))
 }
 
 /// Selects the rows of model `f` (complete in every used column, and without fixed-effect
@@ -149,8 +173,6 @@ pub(super) fn prepare<'a>(
         clusters,
         y,
         x,
-        endo,
-        inst,
         messages,
     })
 }
