@@ -286,6 +286,13 @@ pub fn render_summary(data: &str, res: &FitResult) -> String {
         }
         out.push('\n');
     }
+    if let Some(a) = res.adj_r2 {
+        let _ = write!(out, "adj. R2: {a:.5}");
+        if let Some(w) = res.adj_r2_within {
+            let _ = write!(out, "   adj. within R2: {w:.5}");
+        }
+        out.push('\n');
+    }
     if let Some(obj) = res.objective {
         let _ = writeln!(out, "objective (check function): {obj:.6}");
     }
