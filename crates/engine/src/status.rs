@@ -166,8 +166,8 @@ pub fn render_status(statuses: &[StageStatus], verbose: bool) -> String {
     let mut out = String::new();
     let stale = statuses.iter().filter(|s| s.stale).count();
     let groups: Vec<Option<&str>> = statuses.iter().map(|s| s.template.as_deref()).collect();
-    // With nothing to list (the usual no-op), the blocks need not be formed: a tenth of a
-    // no-op status at 10,000 stages.
+    // With nothing to list (the usual no-op), no blocks are formed: one vector per stage, about
+    // 4% of a no-op status.
     let listed = if stale > 0 || verbose {
         blocks(&groups)
     } else {
