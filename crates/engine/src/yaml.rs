@@ -2,6 +2,7 @@
 //!
 //! Owns: parsing YAML text (through serde-saphyr, which reports line and column) into [`Node`]s
 //! with positions, so that validation can report every problem with its place, not only the first.
+//! Plain documents take a quicker way to the same tree (`events`).
 //! Deliberately does not own: what the keys mean (see `spec`).
 
 use std::collections::HashSet;
@@ -9,6 +10,8 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
+
+mod events;
 
 /// Keys of a mapping checked for duplicates by scanning; larger mappings use a set.
 const SCAN_KEYS: usize = 32;
@@ -60,26 +63,28 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
         });
     }
     // YAML 1.2 core booleans only: `y`, `yes`, `on` stay strings (a command named `y` is a command).
-    serde_saphyr::from_str_with_options::<Node>(text, repro_kind::spec::yaml_options(text)).map_err(
-        |e| {
-            let pos = e.location().map(|l| Pos {
-                line: l.line(),
-                column: l.column(),
-            });
-            // serde-saphyr's Display appends its own snippet; keep only the first line, the
-            // position is rendered by our diagnostics.
-            let full = e.to_string();
-            let first = full.lines().next().unwrap_or("invalid yaml").trim();
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            // The position is rendered by our diagnostics; drop serde-saphyr's copy of it.
-            let message = match (first.split_once(": "), pos) {
-                (Some((head, rest)), Some(_)) if head.starts_with("line ") => rest.to_string(),
-                _ => first.to_string(),
-            };
-            let message = repro_kind::spec::budget_message(&message).unwrap_or(message);
-            SyntaxError { message, pos }
-        },
-    )
+    let options = repro_kind::spec::yaml_options(text);
+    if let Some(node) = events::parse(text, &options) {
+        return Ok(node);
+    }
+    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| {
+        let pos = e.location().map(|l| Pos {
+            line: l.line(),
+            column: l.column(),
+        });
+        // serde-saphyr's Display appends its own snippet; keep only the first line, the
+        // position is rendered by our diagnostics.
+        let full = e.to_string();
+        let first = full.lines().next().unwrap_or("invalid yaml").trim();
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        // The position is rendered by our diagnostics; drop serde-saphyr's copy of it.
+        let message = match (first.split_once(": "), pos) {
+            (Some((head, rest)), Some(_)) if head.starts_with("line ") => rest.to_string(),
+            _ => first.to_string(),
+        };
+        let message = repro_kind::spec::budget_message(&message).unwrap_or(message);
+        SyntaxError { message, pos }
+    })
 }
 
 impl Value {

@@ -5,7 +5,7 @@
 //! diagnostics) and its primitives for placing and wording an error. Deliberately does not own:
 //! what is checked (`parse`, `graph`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use repro_kind::diag::{Diagnostic, Location};
@@ -34,9 +34,8 @@ pub(super) struct Cx<'k> {
     /// Params files named but not there (project-relative path, where first named): an error
     /// once every stage is read, unless a stage writes the file.
     pub(super) missing_params: Vec<(String, Location)>,
-    /// Output folders (relative to the root) already found to be real folders, not symbolic
-    /// links: thousands of outputs in one folder then cost one look at it, not one each.
-    pub(super) plain_folders: HashSet<String>,
+    /// What is known of the folders holding outputs, for the symbolic-link check (`links`).
+    pub(super) links: super::links::Links,
 }
 
 impl Cx<'_> {

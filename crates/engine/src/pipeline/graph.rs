@@ -3,6 +3,9 @@
 //! Owns: linking deps to producing stages (rejecting outputs declared twice or nested), the
 //! dependency order, and reporting a cycle as a path. Deliberately does not own: parsing stages.
 
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
 use super::cx::Cx;
 use super::model::Stage;
 
@@ -10,48 +13,22 @@ use super::model::Stage;
 /// other. Uses an ordered map of outputs so large pipelines stay fast: a path's producers are
 /// the output equal to it, the outputs that are folders above it, and the outputs inside it.
 pub(super) fn link(cx: &mut Cx, stages: &mut [Stage]) {
-    let mut owners: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    let mut owners: BTreeMap<&str, Vec<usize>> = Default::default();
     for (i, s) in stages.iter().enumerate() {
         for o in &s.outs {
             owners.entry(o.as_str()).or_default().push(i);
         }
     }
-    let producers = |path: &str| -> Vec<(usize, String)> {
-        let mut found = Vec::new();
-        if let Some(v) = owners.get(path) {
-            found.extend(v.iter().map(|&i| (i, path.to_string())));
-        }
-        // Folders above `path`.
-        let mut cut = path.len();
-        while let Some(pos) = path[..cut].rfind('/') {
-            let parent = &path[..pos];
-            if let Some(v) = owners.get(parent) {
-                found.extend(v.iter().map(|&i| (i, parent.to_string())));
-            }
-            cut = pos;
-        }
-        // Paths inside `path` (when it is a folder): keys starting with `path/`.
-        let prefix = format!("{path}/");
-        for (k, v) in owners.range::<str, _>((
-            std::ops::Bound::Excluded(prefix.as_str()),
-            std::ops::Bound::Unbounded,
-        )) {
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            found.extend(v.iter().map(|&i| (i, k.to_string())));
-        }
-        found
-    };
+    let producers = |path| producers(&owners, path);
     let mut problems = Vec::new();
     for (i, s) in stages.iter().enumerate() {
         for o in &s.outs {
             for (j, other) in producers(o) {
                 // Report each clash once, at the later stage.
-                if j > i || (j == i && other == *o) {
+                if j > i || (j == i && other == o) {
                     continue;
                 }
-                problems.push((other, j, o.clone(), i));
+                problems.push((other.to_string(), j, o.clone(), i));
             }
         }
     }
@@ -111,6 +88,34 @@ pub(super) fn link(cx: &mut Cx, stages: &mut [Stage]) {
         }
         stages[i].upstream = up;
     }
+}
+
+/// The stages producing `path`, each with the output it produces it by: the output equal to
+/// it, the outputs that are folders above it, and the outputs inside it. Borrowed, not copied:
+/// this runs for every dep of every stage.
+fn producers<'a>(owners: &BTreeMap<&'a str, Vec<usize>>, path: &'a str) -> Vec<(usize, &'a str)> {
+    let mut found = Vec::new();
+    if let Some(v) = owners.get(path) {
+        found.extend(v.iter().map(|&i| (i, path)));
+    }
+    // Folders above `path`.
+    let mut cut = path.len();
+    while let Some(pos) = path[..cut].rfind('/') {
+        let parent = &path[..pos];
+        if let Some(v) = owners.get(parent) {
+            found.extend(v.iter().map(|&i| (i, parent)));
+        }
+        cut = pos;
+    }
+    // Paths inside `path` (when it is a folder): keys starting with `path/`.
+    let prefix = format!("{path}/");
+    for (k, v) in owners.range::<str, _>((Bound::Excluded(prefix.as_str()), Bound::Unbounded)) {
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        found.extend(v.iter().map(|&i| (i, *k)));
+    }
+    found
 }
 
 /// Kahn's algorithm, taking ready stages in file order so the order is stable; reports a cycle

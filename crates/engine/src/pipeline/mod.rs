@@ -12,6 +12,7 @@ mod columns;
 mod cx;
 mod dvc;
 mod graph;
+mod links;
 mod model;
 mod param_refs;
 mod parse;

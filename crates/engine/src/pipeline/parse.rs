@@ -4,7 +4,7 @@
 //! with its place, and assembling the validated stages. Deliberately does not own: linking stages
 //! into a graph (`graph`) or what a built-in kind accepts (the registry answers).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use repro_kind::diag::{Diagnostic, Failure};
@@ -60,7 +60,7 @@ pub fn parse_pipeline(
         groups: HashMap::new(),
         dropped_stages: 0,
         missing_params: Vec::new(),
-        plain_folders: HashSet::new(),
+        links: Default::default(),
     };
     let doc = match yaml::parse(text) {
         Ok(doc) => doc,
@@ -486,7 +486,7 @@ impl Cx<'_> {
                 ok = false;
                 continue;
             }
-            if let Some(link) = symlink_on_the_way(&self.root, out, &mut self.plain_folders) {
+            if let Some(link) = self.links.on_the_way(&self.root, out) {
                 self.error(
                     pos,
                     format!(
@@ -936,28 +936,4 @@ fn merge_paths(first: Vec<String>, then: Vec<String>) -> Vec<String> {
         }
     }
     out
-}
-
-/// The first parent folder of output `rel` that is a symbolic link, if any (the output itself may
-/// not be one either: replacing it would act on what it points to). Folders found to be real are
-/// remembered in `plain` and not looked at again.
-fn symlink_on_the_way(root: &Path, rel: &str, plain: &mut HashSet<String>) -> Option<String> {
-    let parts: Vec<&str> = rel.split('/').collect();
-    for end in 1..=parts.len() {
-        let prefix = parts[..end].join("/");
-        let is_folder = end < parts.len();
-        if is_folder && plain.contains(&prefix) {
-            continue;
-        }
-        match std::fs::symlink_metadata(root.join(&prefix)) {
-            Ok(m) if m.file_type().is_symlink() => return Some(prefix),
-            Ok(_) => {
-                if is_folder {
-                    plain.insert(prefix);
-                }
-            }
-            Err(_) => return None,
-        }
-    }
-    None
 }
