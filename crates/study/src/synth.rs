@@ -76,6 +76,21 @@ pub fn parse(spec_path: &str, root: &Path) -> Result<SynthSpec, KindError> {
     Ok(spec)
 }
 
+/// Streams an output through `fill` (which hands its pieces to the sink in order) into a temp
+/// file beside `rel`, renamed into place when complete.
+fn write_export<T>(
+    root: &Path,
+    rel: &str,
+    fill: impl FnOnce(&mut dyn FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    use std::io::Write;
+    let (tmp, dest, mut file) = repro_kind::create_temp_beside(root, rel)?;
+    let value = fill(&mut |bytes| file.write_all(bytes))?;
+    drop(file);
+    std::fs::rename(&tmp, &dest)?;
+    Ok(value)
+}
+
 /// Shares are each in [0, 1] and sum to 1.
 fn check_shares(field: &str, shares: &[f64]) -> Result<(), String> {
     if shares.iter().any(|s| !(0.0..=1.0).contains(s)) {
@@ -158,9 +173,11 @@ pub fn run(root: &Path, stage: &str, spec: &SynthSpec) -> Result<(), Diagnostic>
         repro_kind::write_output(root, &out(f), bytes)
             .map_err(|e| fail(format!("cannot write `{}`: {e}", out(f))))
     };
-    let (text, applicants) = export::patents_csv(&ctx, &per_year, anchors, &world.years, &prefixes);
-    write("patents.csv", text.as_bytes())?;
-    drop(text);
+    let applicants = write_export(root, &out("patents.csv"), |sink| {
+        export::patents_csv(&ctx, &per_year, anchors, &world.years, &prefixes, sink)
+    })
+    .map_err(|e| fail(format!("cannot write `{}`: {e}", out("patents.csv"))))?;
+    drop(per_year);
     applicants
         .into_table()
         .write_parquet(root, &out("truth_applicants.parquet"))?;
