@@ -82,24 +82,25 @@ pub fn check_char(digits: &str) -> char {
 
 /// The export, `patents.csv`: per year, that year's records (then its anchors), then the
 /// duplicates re-exported, in a fixed order; each year draws from its own stream (`export`,
-/// year) and numbers its own serials, so years are written in parallel, a few at a time, and
-/// handed to `sink` in year order (the bytes do not depend on the thread count). Also returns
-/// the truth of every applicant of the clean records, in export order.
+/// year) and numbers its own serials, so years are composed in parallel, a few at a time, and
+/// written to `out` in year order while the next years are composed (the bytes do not depend on
+/// the thread count). Also returns the truth of every applicant of the clean records, in export
+/// order.
 pub fn patents_csv(
     ctx: &GenCtx<'_>,
     per_year: &[Vec<Record>],
-    anchors: Vec<Record>,
+    anchors: &[Record],
     years: &[i32],
     prefixes: &[u32],
-    mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+    out: &mut (dyn std::io::Write + Send),
 ) -> std::io::Result<ApplicantTruth> {
     let mut truth = ApplicantTruth::default();
-    sink("申请号,申请日,名称,主分类号,申请(专利权)人,地址,邮编,国省代码\n".as_bytes())?;
-    let mut anchors_by_year: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
+    out.write_all("申请号,申请日,名称,主分类号,申请(专利权)人,地址,邮编,国省代码\n".as_bytes())?;
+    let mut anchors_by_year: BTreeMap<i32, Vec<&Record>> = BTreeMap::new();
     for a in anchors {
         anchors_by_year.entry(a.year).or_default().push(a);
     }
-    let jobs: Vec<(i32, &[Record], Vec<Record>)> = per_year
+    let jobs: Vec<(i32, &[Record], Vec<&Record>)> = per_year
         .iter()
         .zip(years)
         .map(|(recs, &year)| {
@@ -107,18 +108,29 @@ pub fn patents_csv(
             (year, recs.as_slice(), extra)
         })
         .collect();
-    // A batch of years per round keeps only that many years' text in memory at once (the whole
-    // export is about 170 bytes a record).
+    // A batch of years per round keeps only two rounds' text in memory at once (the whole export
+    // is about 170 bytes a record); a round is written while the next one is composed.
     let batch = rayon::current_num_threads().max(1);
+    let mut written: Vec<String> = Vec::new();
     for round in jobs.chunks(batch) {
-        let done: Vec<(String, ApplicantTruth)> = round
-            .par_iter()
-            .map(|(year, recs, extra)| export_year(ctx, *year, recs, extra, prefixes))
-            .collect();
+        let (wrote, done) = rayon::join(
+            || written.iter().try_for_each(|t| out.write_all(t.as_bytes())),
+            || {
+                round
+                    .par_iter()
+                    .map(|(year, recs, extra)| export_year(ctx, *year, recs, extra, prefixes))
+                    .collect::<Vec<_>>()
+            },
+        );
+        wrote?;
+        written.clear();
         for (text, part) in done {
-            sink(text.as_bytes())?;
+            written.push(text);
             truth.append(part);
         }
+    }
+    for t in &written {
+        out.write_all(t.as_bytes())?;
     }
     Ok(truth)
 }
@@ -128,7 +140,7 @@ fn export_year(
     ctx: &GenCtx<'_>,
     year: i32,
     recs: &[Record],
-    extra: &[Record],
+    extra: &[&Record],
     prefixes: &[u32],
 ) -> (String, ApplicantTruth) {
     let mut truth = ApplicantTruth::default();
@@ -136,7 +148,7 @@ fn export_year(
     let mut serial: BTreeMap<(i32, u8), u32> = BTreeMap::new();
     let mut r = stream(ctx.seed, "export", year as u64);
     let mut dups: Vec<std::ops::Range<usize>> = Vec::new();
-    for rec in recs.iter().chain(extra.iter()) {
+    for rec in recs.iter().chain(extra.iter().copied()) {
         let s = serial.entry((rec.year, rec.ptype)).or_insert(100_000);
         *s += 1 + r.random_range(0..3u32);
         let start = text.len();
