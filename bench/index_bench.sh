@@ -31,7 +31,8 @@ log() { echo "[index_bench] $*" >&2; }
 # ---------------------------------------------------------------- 1. the raw export
 GEN="$WORK/gen"
 mkdir -p "$GEN/data" "$GEN/stages"
-cp "$ROOT/data/cities.csv" "$GEN/data/cities.csv"
+# The cities and the gazetteer tables (counties, old names, institutions) synth and locate read.
+cp "$ROOT"/data/*.csv "$GEN/data/"
 sed -E "s/^records: *[0-9]+/records: $RECORDS/" "$ROOT/stages/synth.yaml" > "$GEN/stages/synth.yaml.new"
 grep -q "^records: $RECORDS\b" "$GEN/stages/synth.yaml.new" || { log "cannot set records in synth.yaml"; exit 2; }
 # Keep the old file (and its timestamp) when nothing changed.
@@ -69,7 +70,7 @@ RUN="$WORK/repro"
 if [ "${SKIP_REPRO:-0}" != "1" ]; then
   rm -rf "$RUN"
   mkdir -p "$RUN/data" "$RUN/stages" "$RUN/output/raw"
-  cp "$ROOT/data/cities.csv" "$RUN/data/cities.csv"
+  cp "$ROOT"/data/*.csv "$RUN/data/"
   for f in patents.csv postcodes.csv yearbook.csv; do ln "$RAW/$f" "$RUN/output/raw/$f"; done
   cat > "$RUN/stages/ingest.yaml" <<'EOF'
 # Raw export -> clean applications (docs/data.md); default CNIPA headers.

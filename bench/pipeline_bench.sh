@@ -18,13 +18,14 @@ copy() {
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "repro: $("$repro" --version)"
 echo
-echo "| run | from nothing (s) | peak RSS (MB) |"
-echo "|---|---|---|"
+echo "| run | from nothing (s) | user + sys CPU (s) | peak RSS (MB) | load before |"
+echo "|---|---|---|---|---|"
 for i in $(seq "$runs"); do
   copy
-  ( cd "$work/p" && /usr/bin/time -f "%e %M" -o "$work/t" "$repro" run -j 2 >/dev/null 2>"$work/log" ) || { cat "$work/log"; exit 1; }
-  read -r secs rss < "$work/t"
-  echo "| $i | $secs | $((rss / 1024)) |"
+  load="$(cut -d' ' -f1 /proc/loadavg)"
+  ( cd "$work/p" && /usr/bin/time -f "%e %M %U %S" -o "$work/t" "$repro" run -j 2 >/dev/null 2>"$work/log" ) || { cat "$work/log"; exit 1; }
+  read -r secs rss user sys < "$work/t"
+  echo "| $i | $secs | $(awk -v u="$user" -v s="$sys" 'BEGIN {printf "%.2f", u + s}') | $((rss / 1024)) | $load |"
 done
 echo
 echo "stage durations of the last run (seconds):"

@@ -32,6 +32,7 @@ mod commands;
 mod diff;
 mod kinds;
 mod meter;
+mod pages;
 mod replication;
 mod report;
 mod ui;

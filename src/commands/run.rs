@@ -16,6 +16,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<(), Failure> {
         print!("{}", status::render_dry_run(&statuses, args.force));
         return Ok(());
     }
+    crate::pages::no_huge_pages_but_in_children();
     let cfg = runner::RunConfig {
         jobs: args.jobs.unwrap_or_else(super::default_jobs),
         force: args.force,

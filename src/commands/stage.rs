@@ -36,6 +36,8 @@ pub fn stage(cli: &Cli, args: &StageArgs) -> Result<(), Failure> {
                 .hint("the pipeline, a spec, or the `repro` binary on the nodes differs from the submitting machine's; make them the same and run again"),
         ));
     }
+    // A built-in stage starts no process.
+    crate::pages::no_huge_pages();
     runner::run_builtin(&p.root, stage).map_err(Failure::stage)
 }
 

@@ -15,6 +15,7 @@ mod fit;
 mod fit_stats;
 mod fuzz_corpus;
 mod hints;
+mod huge_pages;
 mod ingest;
 mod latex;
 mod limits;

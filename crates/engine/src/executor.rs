@@ -103,6 +103,16 @@ pub struct LocalExecutor;
 static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 /// Set once the run was interrupted: commands still starting are not started.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Whether command stages start with transparent huge pages off (`PR_SET_THP_DISABLE`, which a
+/// child inherits): the binary turns them off for its own data work and sets here what the
+/// commands must get back.
+static CHILD_THP_DISABLED: AtomicBool = AtomicBool::new(false);
+
+/// Command stages start with transparent huge pages off when `disabled`, on otherwise; see
+/// [`CHILD_THP_DISABLED`].
+pub fn children_disable_huge_pages(disabled: bool) {
+    CHILD_THP_DISABLED.store(disabled, Ordering::Relaxed);
+}
 
 /// True after [`interrupt`].
 pub fn interrupted() -> bool {
@@ -136,6 +146,7 @@ impl Executor for LocalExecutor {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let hold = job.hold;
+        let thp_disabled = libc::c_ulong::from(CHILD_THP_DISABLED.load(Ordering::Relaxed));
         // SAFETY: between fork and exec only async-signal-safe calls (setpgid, prctl, getppid,
         // fcntl) are made, on the child's own state.
         unsafe {
@@ -156,6 +167,8 @@ impl Executor for LocalExecutor {
                 if let Some(fd) = hold {
                     libc::fcntl(fd, libc::F_SETFD, 0);
                 }
+                // Huge pages as repro was started with (it may have turned them off for itself).
+                libc::prctl(libc::PR_SET_THP_DISABLE, thp_disabled, 0, 0, 0);
                 Ok(())
             });
         }

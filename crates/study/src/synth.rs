@@ -76,6 +76,20 @@ pub fn parse(spec_path: &str, root: &Path) -> Result<SynthSpec, KindError> {
     Ok(spec)
 }
 
+/// Writes an output through `fill` into a temp file beside `rel`, renamed into place when
+/// complete.
+fn write_export<T>(
+    root: &Path,
+    rel: &str,
+    fill: impl FnOnce(&mut (dyn std::io::Write + Send)) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    let (tmp, dest, mut file) = repro_kind::create_temp_beside(root, rel)?;
+    let value = fill(&mut file)?;
+    drop(file);
+    std::fs::rename(&tmp, &dest)?;
+    Ok(value)
+}
+
 /// Shares are each in [0, 1] and sum to 1.
 fn check_shares(field: &str, shares: &[f64]) -> Result<(), String> {
     if shares.iter().any(|s| !(0.0..=1.0).contains(s)) {
@@ -147,23 +161,39 @@ pub fn run(root: &Path, stage: &str, spec: &SynthSpec) -> Result<(), Diagnostic>
         .map(|p| records::gen_year(&ctx, p))
         .collect();
     let anchors = records::anchor_records(spec.seed, &orgs, &per_year, &world.years);
-    let counts = truth::count_clean(
-        spec,
-        &cities,
-        per_year.iter().flatten().chain(anchors.iter()),
-    );
 
     let out = |f: &str| format!("{}/{f}", spec.out_dir.trim_end_matches('/'));
     let write = |f: &str, bytes: &[u8]| {
         repro_kind::write_output(root, &out(f), bytes)
             .map_err(|e| fail(format!("cannot write `{}`: {e}", out(f))))
     };
-    let (text, applicants) = export::patents_csv(&ctx, &per_year, anchors, &world.years, &prefixes);
-    write("patents.csv", text.as_bytes())?;
-    drop(text);
-    applicants
-        .into_table()
-        .write_parquet(root, &out("truth_applicants.parquet"))?;
+    // The truth counts while the export is written (both only read the records).
+    let (counts, applicants) = rayon::join(
+        || {
+            truth::count_clean(
+                spec,
+                &cities,
+                per_year.iter().flatten().chain(anchors.iter()),
+            )
+        },
+        || {
+            write_export(root, &out("patents.csv"), |file| {
+                export::patents_csv(&ctx, &per_year, &anchors, &world.years, &prefixes, file)
+            })
+        },
+    );
+    let applicants =
+        applicants.map_err(|e| fail(format!("cannot write `{}`: {e}", out("patents.csv"))))?;
+    // The records are freed while the applicants' truth is written.
+    let ((), written) = rayon::join(
+        move || drop((per_year, anchors)),
+        || {
+            applicants
+                .into_table()
+                .write_parquet(root, &out("truth_applicants.parquet"))
+        },
+    );
+    written?;
 
     let x_true = truth::collab_true(&counts, &world.pop);
     let yb = statistics::yearbook(spec, &cities, &world, &x_true);

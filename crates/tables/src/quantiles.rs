@@ -11,6 +11,7 @@
 //! including the OLS reference.
 
 use indexmap::IndexMap;
+use rayon::prelude::*;
 use repro_estimators::data::Frame;
 use repro_estimators::fit;
 use repro_estimators::result::FitResult;
@@ -311,7 +312,23 @@ impl QuantilesStage {
         let frame = sample::load(ctx.root, &s.data, self.sample.as_ref())?;
         let results = format!("output/results/{}", s.name);
         let ols_req = ols_request(s, &self.formula);
-        let ols = estimate(&frame, &ols_req)?;
+        // Every fit at once, in parallel (each is independent and its arithmetic does not depend
+        // on the thread it runs on); results are used in the order below, so files, the first
+        // error reported and the table are those of fitting one after the other.
+        let requests: Vec<FitRequest> = std::iter::once(ols_req.clone())
+            .chain(s.methods.iter().flat_map(|m| {
+                s.taus
+                    .iter()
+                    .map(move |&t| quantile_request(s, &self.formula, m, t))
+            }))
+            .collect();
+        let mut estimates = requests
+            .par_iter()
+            .map(|req| estimate(&frame, req))
+            .collect::<Vec<_>>()
+            .into_iter();
+        let mut next = || estimates.next().expect("one estimate per request");
+        let ols = next()?;
         let json = self.result_json(&ols_req, "ols", &ols);
         write_json(ctx, &format!("{results}/ols.json"), &json)?;
         let ols_coef = coefficient(&ols, &s.coef)?;
@@ -322,7 +339,7 @@ impl QuantilesStage {
             let mut per_tau = Vec::new();
             for &t in &s.taus {
                 let req = quantile_request(s, &self.formula, m, t);
-                let res = estimate(&frame, &req)?;
+                let res = next()?;
                 let id = format!("{m}_tau{}", tau_text(t));
                 let json = self.result_json(&req, &id, &res);
                 write_json(ctx, &format!("{results}/{id}.json"), &json)?;

@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use super::address::{self, AddressForm, Target};
 use super::draw::{pick, stream};
@@ -81,49 +82,95 @@ pub fn check_char(digits: &str) -> char {
 
 /// The export, `patents.csv`: per year, that year's records (then its anchors), then the
 /// duplicates re-exported, in a fixed order; each year draws from its own stream (`export`,
-/// year). Also the truth of every applicant of the clean records, in export order.
+/// year) and numbers its own serials, so years are composed in parallel, a few at a time, and
+/// written to `out` in year order while the next years are composed (the bytes do not depend on
+/// the thread count). Also returns the truth of every applicant of the clean records, in export
+/// order.
 pub fn patents_csv(
     ctx: &GenCtx<'_>,
     per_year: &[Vec<Record>],
-    anchors: Vec<Record>,
+    anchors: &[Record],
     years: &[i32],
     prefixes: &[u32],
-) -> (String, ApplicantTruth) {
+    out: &mut (dyn std::io::Write + Send),
+) -> std::io::Result<ApplicantTruth> {
     let mut truth = ApplicantTruth::default();
-    let records = per_year.iter().map(Vec::len).sum::<usize>() + anchors.len();
-    let mut text = String::with_capacity(records * 200);
-    text.push_str("申请号,申请日,名称,主分类号,申请(专利权)人,地址,邮编,国省代码\n");
-    let mut serial: BTreeMap<(i32, u8), u32> = BTreeMap::new();
-    let mut anchors_by_year: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
+    out.write_all("申请号,申请日,名称,主分类号,申请(专利权)人,地址,邮编,国省代码\n".as_bytes())?;
+    let mut anchors_by_year: BTreeMap<i32, Vec<&Record>> = BTreeMap::new();
     for a in anchors {
         anchors_by_year.entry(a.year).or_default().push(a);
     }
-    for (yi, recs) in per_year.iter().enumerate() {
-        let year = years[yi];
-        let mut r = stream(ctx.seed, "export", year as u64);
-        let extra = anchors_by_year.remove(&year).unwrap_or_default();
-        let mut dups: Vec<String> = Vec::new();
-        for rec in recs.iter().chain(extra.iter()) {
-            let s = serial.entry((rec.year, rec.ptype)).or_insert(100_000);
-            *s += 1 + r.random_range(0..3u32);
-            let (line, form) = export_line(ctx, &mut r, rec, *s, prefixes);
-            if rec.clean {
-                let digits = format!("{}{}{:07}", rec.year, rec.ptype, *s);
-                let app_no = format!("{digits}.{}", check_char(&digits));
-                truth.push_record(ctx.cities, rec, &app_no, form);
-            }
-            if r.random::<f64>() < ctx.mess.duplicates && rec.clean {
-                dups.push(line.clone());
-            }
-            text.push_str(&line);
+    let jobs: Vec<(i32, &[Record], Vec<&Record>)> = per_year
+        .iter()
+        .zip(years)
+        .map(|(recs, &year)| {
+            let extra = anchors_by_year.remove(&year).unwrap_or_default();
+            (year, recs.as_slice(), extra)
+        })
+        .collect();
+    // A batch of years per round keeps only two rounds' text in memory at once (the whole export
+    // is about 170 bytes a record); a round is written while the next one is composed.
+    let batch = rayon::current_num_threads().max(1);
+    let mut written: Vec<String> = Vec::new();
+    for round in jobs.chunks(batch) {
+        let (wrote, done) = rayon::join(
+            || written.iter().try_for_each(|t| out.write_all(t.as_bytes())),
+            || {
+                round
+                    .par_iter()
+                    .map(|(year, recs, extra)| export_year(ctx, *year, recs, extra, prefixes))
+                    .collect::<Vec<_>>()
+            },
+        );
+        wrote?;
+        written.clear();
+        for (text, part) in done {
+            written.push(text);
+            truth.append(part);
         }
-        for d in dups {
-            // A re-export of the same application, sometimes with different spacing.
-            if r.random::<f64>() < 0.5 {
-                text.push(' ');
-            }
-            text.push_str(&d);
+    }
+    for t in &written {
+        out.write_all(t.as_bytes())?;
+    }
+    Ok(truth)
+}
+
+/// One year of the export: its records and anchors, then its re-exported duplicates.
+fn export_year(
+    ctx: &GenCtx<'_>,
+    year: i32,
+    recs: &[Record],
+    extra: &[&Record],
+    prefixes: &[u32],
+) -> (String, ApplicantTruth) {
+    let mut truth = ApplicantTruth::default();
+    let mut text = String::with_capacity((recs.len() + extra.len()) * 200);
+    let mut serial: BTreeMap<(i32, u8), u32> = BTreeMap::new();
+    let mut r = stream(ctx.seed, "export", year as u64);
+    let mut dups: Vec<std::ops::Range<usize>> = Vec::new();
+    for rec in recs.iter().chain(extra.iter().copied()) {
+        let s = serial.entry((rec.year, rec.ptype)).or_insert(100_000);
+        *s += 1 + r.random_range(0..3u32);
+        let start = text.len();
+        let form = export_line(ctx, &mut r, rec, *s, prefixes, &mut text);
+        if rec.clean {
+            let digits = format!("{}{}{:07}", rec.year, rec.ptype, *s);
+            let app_no = format!("{digits}.{}", check_char(&digits));
+            truth.push_record(ctx.cities, rec, &app_no, form);
         }
+        if r.random::<f64>() < ctx.mess.duplicates && rec.clean {
+            dups.push(start..text.len());
+        }
+    }
+    let mut line = String::new();
+    for d in dups {
+        // A re-export of the same application, sometimes with different spacing.
+        if r.random::<f64>() < 0.5 {
+            text.push(' ');
+        }
+        line.clear();
+        line.push_str(&text[d]);
+        text.push_str(&line);
     }
     (text, truth)
 }
@@ -155,15 +202,16 @@ fn to_full_width(s: &str) -> String {
         .collect()
 }
 
-/// One record as an export line, with its share of the mess, drawn from the year's stream, and
-/// the form its first applicant's address was written in.
+/// One record as an export line appended to `line`, with its share of the mess, drawn from the
+/// year's stream; returns the form its first applicant's address was written in.
 fn export_line(
     ctx: &GenCtx<'_>,
     r: &mut ChaCha8Rng,
     rec: &Record,
     serial: u32,
     prefixes: &[u32],
-) -> (String, AddressForm) {
+    line: &mut String,
+) -> AddressForm {
     let m = ctx.mess;
     let digits = format!("{}{}{:07}", rec.year, rec.ptype, serial);
     let mut check = check_char(&digits);
@@ -256,7 +304,6 @@ fn export_line(
         number = format!(" {number} ");
         applicants = applicants.replace(';', " ; ");
     }
-    let mut line = String::with_capacity(200);
     for (k, f) in [
         &number,
         &date,
@@ -273,10 +320,10 @@ fn export_line(
         if k > 0 {
             line.push(',');
         }
-        tabular::push_field(&mut line, f);
+        tabular::push_field(line, f);
     }
     line.push('\n');
-    (line, form)
+    form
 }
 
 /// The month and day of a 0-based day of the year.

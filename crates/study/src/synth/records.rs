@@ -8,7 +8,7 @@
 //! its city. Deliberately does not own: writing a record into the export
 //! (`export`) or counting what the pipeline must find (`truth`).
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::FxHashMap;
 
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
@@ -310,9 +310,16 @@ pub fn gen_year(ctx: &GenCtx<'_>, plan: &YearPlan) -> Vec<Record> {
     recs
 }
 
+/// Keeps the first applicant of each name (records have two or three: a scan beats a set).
 fn dedup_names(applicants: &mut Vec<Applicant>) {
-    let mut seen = HashSet::new();
-    applicants.retain(|a| seen.insert(a.name.clone()));
+    let mut i = 1;
+    while i < applicants.len() {
+        if applicants[..i].iter().any(|a| a.name == applicants[i].name) {
+            applicants.remove(i);
+        } else {
+            i += 1;
+        }
+    }
 }
 
 /// Organisations that appear as co-applicants also file as first applicants: an anchor record,
@@ -327,7 +334,8 @@ pub fn anchor_records(
     let nt = years.len();
     let mut anchored = vec![false; orgs.len()];
     let mut needed = vec![false; orgs.len()];
-    let org_index: HashMap<&str, usize> = orgs
+    // Looked up once per applicant of every record: a fast hash (the map is never iterated).
+    let org_index: FxHashMap<&str, usize> = orgs
         .iter()
         .enumerate()
         .map(|(k, o)| (o.name.as_str(), k))

@@ -57,6 +57,14 @@ impl ApplicantTruth {
         }
     }
 
+    /// Appends the rows of `other` after these.
+    pub fn append(&mut self, mut other: ApplicantTruth) {
+        self.app_no.append(&mut other.app_no);
+        self.pos.append(&mut other.pos);
+        self.adcode.append(&mut other.adcode);
+        self.form.append(&mut other.form);
+    }
+
     pub fn into_table(self) -> Table {
         let mut t = Table::default();
         t.push("app_no", Col::Text(self.app_no));
