@@ -66,9 +66,10 @@ impl Design {
     }
 
     /// Numerical rank with R's `qr()` criterion: a column is dependent when projecting out the
-    /// kept columns leaves less than `1e-7` of its norm.
-    pub(super) fn rank(&self) -> usize {
-        if self.clearly_full_rank() {
+    /// kept columns leaves less than `1e-7` of its norm. `gram` is `X'X` ([`cross_product`]),
+    /// which the callers need anyway.
+    pub(super) fn rank(&self, gram: &Mat<f64>) -> usize {
+        if gram_clearly_full_rank(gram) || self.clearly_full_rank() {
             return self.k;
         }
         self.rank_gram_schmidt()
@@ -111,6 +112,37 @@ impl Design {
         }
         kept.len()
     }
+}
+
+/// The cheapest test for the usual case, from `X'X` alone: a Cholesky factorisation gives in
+/// `L_jj^2` the squared norm of column `j` after projecting out the earlier columns. When every
+/// column keeps more than `1e-8` of its squared norm (`1e-4` of its norm, 500 times the margin
+/// of [`Design::clearly_full_rank`]), the rounding of forming `X'X` (relative `1e-16` times the
+/// condition number that margin bounds, about `1e-8`) cannot hide a dependent column, and the QR
+/// of the `n x k` matrix is not needed.
+fn gram_clearly_full_rank(gram: &Mat<f64>) -> bool {
+    let k = gram.nrows();
+    let mut l = vec![0.0; k * k];
+    for j in 0..k {
+        let norm2 = gram[(j, j)];
+        let mut d = norm2;
+        for m in 0..j {
+            d -= l[j * k + m] * l[j * k + m];
+        }
+        if !(norm2 > 0.0 && d > 1e-8 * norm2 && d.is_finite()) {
+            return false;
+        }
+        let ljj = d.sqrt();
+        l[j * k + j] = ljj;
+        for i in j + 1..k {
+            let mut v = gram[(i, j)];
+            for m in 0..j {
+                v -= l[i * k + m] * l[j * k + m];
+            }
+            l[i * k + j] = v / ljj;
+        }
+    }
+    true
 }
 
 pub(super) fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -209,40 +241,110 @@ pub(super) fn xt_times(design: &Design, v: &[f64]) -> Vec<f64> {
 
 pub(super) fn weighted_cross_product(design: &Design, weights: &[f64]) -> Mat<f64> {
     let k = design.k;
-    // Accumulate the lower triangle in a flat row-major buffer rather than through `Mat`
-    // indexing: the inner loop then runs over contiguous memory in both the design row and the
-    // accumulator and vectorises, while every cell still sums its terms in row order.
-    // Rows with many zeros (fixed-effect dummies in a pooled regression: two non-zeros among
-    // hundreds of columns) only touch the cells of their non-zero pairs; skipping exact zeros
-    // leaves every sum unchanged.
-    let mut acc = vec![0.0; k * k];
+    let stride = k.next_multiple_of(LANES);
+    let mut acc = vec![0.0; k * stride];
+    accumulate_lower(&design.data, k, weights, &mut acc);
+    Mat::from_fn(k, k, |a, b| {
+        if b <= a {
+            acc[a * stride + b]
+        } else {
+            acc[b * stride + a]
+        }
+    })
+}
+
+/// Width of the fixed-size chunks the row kernels work in: one AVX2 register of `f64`.
+const LANES: usize = 4;
+
+/// Adds `w_i x_i x_i'` of every row to the lower triangle of `acc` (row `a` of the triangle at
+/// `acc[a * stride..]`, `stride` = `k` rounded up to [`LANES`]).
+///
+/// Every cell sums its terms in row order, each term `(w_i x_ia) x_ib`, so the result is the
+/// same whichever instruction set runs it (Rust never fuses a multiply and an add). Dense rows
+/// update row `a` of the triangle in whole chunks of [`LANES`] cells, so the cells right of the
+/// diagonal of a chunk get sums too, which are never read. Rows with many zeros (fixed-effect
+/// dummies in a pooled regression: two non-zeros among hundreds of columns) only touch the
+/// cells of their non-zero pairs; skipping exact zeros leaves every sum unchanged.
+#[multiversion::multiversion(targets("x86_64+avx2"))]
+fn accumulate_lower(data: &[f64], k: usize, weights: &[f64], acc: &mut [f64]) {
+    let stride = k.next_multiple_of(LANES);
+    // Up to `GROUP` dense rows are added together: each chunk of cells is loaded once, gets the
+    // rows' terms one after the other (still in row order), and is stored once.
+    const GROUP: usize = 4;
+    let mut padded = vec![0.0; GROUP * stride];
+    let mut scaled = vec![0.0; GROUP * k];
+    let mut grouped = 0;
     let mut nz: Vec<usize> = Vec::with_capacity(k);
-    for (row, wi) in design.data.chunks_exact(k).zip(weights) {
-        nz.clear();
-        nz.extend((0..k).filter(|&a| row[a] != 0.0));
-        if nz.len() * 4 > k {
-            for (a, &xa) in row.iter().enumerate() {
-                let ra = wi * xa;
-                for (cell, &xb) in acc[a * k..=a * k + a].iter_mut().zip(&row[..=a]) {
-                    *cell += ra * xb;
-                }
+    let rows = data.chunks_exact(k).zip(weights);
+    let n = weights.len().min(data.len() / k.max(1));
+    for (i, (row, &wi)) in rows.enumerate() {
+        let nonzero = row.iter().filter(|&&x| x != 0.0).count();
+        if nonzero * 4 > k {
+            padded[grouped * stride..grouped * stride + k].copy_from_slice(row);
+            for (r, &x) in scaled[grouped * k..(grouped + 1) * k].iter_mut().zip(row) {
+                *r = wi * x;
+            }
+            grouped += 1;
+            if grouped == GROUP || i + 1 == n {
+                add_dense_group(&padded, &scaled, grouped, k, acc);
+                grouped = 0;
             }
             continue;
         }
+        // A sparse row comes after the dense rows before it.
+        if grouped > 0 {
+            add_dense_group(&padded, &scaled, grouped, k, acc);
+            grouped = 0;
+        }
+        nz.clear();
+        nz.extend((0..k).filter(|&a| row[a] != 0.0));
         for (ia, &a) in nz.iter().enumerate() {
             let ra = wi * row[a];
             for &b in &nz[..=ia] {
-                acc[a * k + b] += ra * row[b];
+                acc[a * stride + b] += ra * row[b];
             }
         }
     }
-    Mat::from_fn(k, k, |a, b| {
-        if b <= a {
-            acc[a * k + b]
-        } else {
-            acc[b * k + a]
+}
+
+/// Adds the first `count` rows of `padded` (each `stride` long, zero beyond `k`), with
+/// `scaled[g * k + a]` = `w_g x_ga`, to the triangle in `acc`, row after row in every cell.
+#[inline(always)]
+fn add_dense_group(padded: &[f64], scaled: &[f64], count: usize, k: usize, acc: &mut [f64]) {
+    let stride = k.next_multiple_of(LANES);
+    let (x_chunks, _) = padded.as_chunks::<LANES>();
+    let per_row = stride / LANES;
+    for (a, acc_row) in acc.chunks_exact_mut(stride).enumerate() {
+        let used = (a + 1).div_ceil(LANES);
+        let (cells, _) = acc_row.as_chunks_mut::<LANES>();
+        if count == 4 {
+            let (r0, r1, r2, r3) = (
+                scaled[a],
+                scaled[k + a],
+                scaled[2 * k + a],
+                scaled[3 * k + a],
+            );
+            for (c, cell) in cells[..used].iter_mut().enumerate() {
+                let (x0, x1) = (&x_chunks[c], &x_chunks[per_row + c]);
+                let (x2, x3) = (&x_chunks[2 * per_row + c], &x_chunks[3 * per_row + c]);
+                let mut v = *cell;
+                for (ra, x) in [(r0, x0), (r1, x1), (r2, x2), (r3, x3)] {
+                    v = std::array::from_fn(|l| v[l] + ra * x[l]);
+                }
+                *cell = v;
+            }
+            continue;
         }
-    })
+        for g in 0..count {
+            let ra = scaled[g * k + a];
+            for (c, cell) in cells[..used].iter_mut().enumerate() {
+                let x = &x_chunks[g * per_row + c];
+                for l in 0..LANES {
+                    cell[l] += ra * x[l];
+                }
+            }
+        }
+    }
 }
 
 pub(super) fn weighted_cholesky(
@@ -269,4 +371,90 @@ pub(super) fn weighted_solve(
     rhs: &[f64],
 ) -> Result<Vec<f64>, EstimError> {
     Ok(chol_solve(&weighted_cholesky(design, weights)?, rhs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `weighted_cross_product` as it was before rows were added in chunks and groups: one row
+    /// at a time, one cell at a time.
+    fn cross_product_by_cells(design: &Design, weights: &[f64]) -> Mat<f64> {
+        let k = design.k;
+        let mut acc = vec![0.0; k * k];
+        for (row, wi) in design.data.chunks_exact(k).zip(weights) {
+            let nz: Vec<usize> = (0..k).filter(|&a| row[a] != 0.0).collect();
+            let pairs: Vec<usize> = if nz.len() * 4 > k {
+                (0..k).collect()
+            } else {
+                nz
+            };
+            for (ia, &a) in pairs.iter().enumerate() {
+                let ra = wi * row[a];
+                for &b in &pairs[..=ia] {
+                    acc[a * k + b] += ra * row[b];
+                }
+            }
+        }
+        Mat::from_fn(k, k, |a, b| acc[a.max(b) * k + a.min(b)])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// Dense rows, rows of mostly zeros (dummies) and any mix of the two, any `k` and row
+        /// count (so groups of four end early): the same sums bit for bit.
+        #[test]
+        fn grouped_cross_product_sums_as_one_row_at_a_time(
+            k in 1usize..23,
+            n in 0usize..40,
+            values in proptest::collection::vec(-4.0f64..4.0, 1000),
+            zeros in proptest::collection::vec(0.0f64..1.0, 1000),
+            sparsity in 0.0f64..1.0,
+        ) {
+            let data: Vec<f64> = (0..n * k)
+                .map(|c| if zeros[c % 997] < sparsity { 0.0 } else { values[c % 1000] })
+                .collect();
+            let weights: Vec<f64> = (0..n).map(|i| values[(7 * i + 1) % 1000].abs()).collect();
+            let design = Design { n, k, data };
+            let got = weighted_cross_product(&design, &weights);
+            let expected = cross_product_by_cells(&design, &weights);
+            for a in 0..k {
+                for b in 0..k {
+                    prop_assert_eq!(got[(a, b)].to_bits(), expected[(a, b)].to_bits());
+                }
+            }
+        }
+
+        /// The `X'X` shortcut of the rank test never calls a design full rank that R's rule
+        /// (Gram-Schmidt, `1e-7`) calls deficient: the last column is a combination of the others
+        /// plus noise of any size from `1e-14` to `1`.
+        #[test]
+        fn gram_shortcut_agrees_with_the_rank_rule(
+            k in 2usize..8,
+            n in 20usize..60,
+            values in proptest::collection::vec(-3.0f64..3.0, 600),
+            mix in proptest::collection::vec(-2.0f64..2.0, 8),
+            noise_exp in -14.0f64..0.0,
+        ) {
+            let noise = 10f64.powf(noise_exp);
+            let mut data = Vec::with_capacity(n * k);
+            for i in 0..n {
+                let row: Vec<f64> = (0..k - 1).map(|j| values[(i * k + j) % 600]).collect();
+                let last = row.iter().zip(&mix).map(|(x, m)| x * m).sum::<f64>()
+                    + noise * values[(i * 13 + 5) % 600];
+                data.extend(row);
+                data.push(last);
+            }
+            let design = Design { n, k, data };
+            let gram = cross_product(&design);
+            if gram_clearly_full_rank(&gram) {
+                prop_assert_eq!(design.rank_gram_schmidt(), k);
+            }
+            // Clearly independent columns take the shortcut.
+            if noise_exp > -1.0 {
+                prop_assert!(gram_clearly_full_rank(&gram) || design.rank_gram_schmidt() < k);
+            }
+        }
+    }
 }

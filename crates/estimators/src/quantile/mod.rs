@@ -50,10 +50,10 @@ use serde::{Deserialize, Serialize};
 use statrs::distribution::{Continuous, ContinuousCDF, Normal};
 
 use crate::error::EstimError;
-use design::{residuals_of, Design};
+use design::{cross_product, residuals_of, Design};
 use inference::Inference;
 use interior::frisch_newton;
-use preprocess::{preprocessed_frisch_newton, PFN_SEED};
+use preprocess::{preprocessed_frisch_newton, Pilot, PFN_SEED};
 use simplex::barrodale_roberts;
 
 /// How the linear programme is solved.
@@ -199,36 +199,49 @@ pub fn bandwidth(tau: f64, n: usize, rule: Bandwidth) -> f64 {
 pub fn rq(x: MatRef<'_, f64>, y: &[f64], opts: &RqOptions) -> Result<RqFit, EstimError> {
     let design = Design::from_mat(x);
     validate(&design, y, opts.tau)?;
-    if design.rank() < design.k {
+    let gram = cross_product(&design);
+    if design.rank(&gram) < design.k {
         return Err(EstimError::Numerical {
             message: "singular design matrix in quantile regression".to_string(),
         });
     }
     let method = resolve_method(opts.method, design.n, design.k);
-    let solution = solve(&design, y, opts.tau, method)?;
+    let problem = Problem::new(&design, y, method)?;
+    let inference = Inference {
+        problem: &problem,
+        gram: &gram,
+        tau: opts.tau,
+        bandwidth: opts.bandwidth,
+    };
+    // The refits of `nid` at tau +/- h do not depend on the fit at tau: the three run side by
+    // side. Each is sequential, so the result does not depend on the number of threads.
+    let (solution, refits) = match opts.se {
+        RqSe::Nid => {
+            let (fit, refits) = rayon::join(|| problem.solve(opts.tau), || inference.nid_refits());
+            (fit?, Some(refits))
+        }
+        _ => (problem.solve(opts.tau)?, None),
+    };
     let residuals = residuals_of(&design, y, &solution.coef);
     let objective = residuals.iter().map(|&u| check_loss(u, opts.tau)).sum();
     let mut messages = solution.messages;
     if solution.nonunique {
         messages.push("solution may be nonunique".to_string());
     }
-    let inference = Inference {
-        design: &design,
-        y,
-        tau: opts.tau,
-        method,
-        bandwidth: opts.bandwidth,
-    };
-    let covariance = match &opts.se {
-        RqSe::None => None,
-        RqSe::Iid => Some(inference.iid(&residuals)?),
-        RqSe::Nid => Some(inference.nid(&mut messages)?),
-        RqSe::Ker => Some(inference.ker(&solution.coef)?),
-        RqSe::Bootstrap {
-            reps,
-            seed,
-            clusters,
-        } => Some(inference.bootstrap(*reps, *seed, clusters.as_deref(), &mut messages)?),
+    let covariance = match (&opts.se, refits) {
+        (RqSe::None, _) => None,
+        (RqSe::Iid, _) => Some(inference.iid(&residuals)?),
+        (RqSe::Nid, Some(refits)) => Some(inference.nid(refits?, &mut messages)?),
+        (RqSe::Nid, None) => unreachable!("the refits of `nid` run with the fit"),
+        (RqSe::Ker, _) => Some(inference.ker(&solution.coef)?),
+        (
+            RqSe::Bootstrap {
+                reps,
+                seed,
+                clusters,
+            },
+            _,
+        ) => Some(inference.bootstrap(*reps, *seed, clusters.as_deref(), &mut messages)?),
     };
     let (std_error, covariance) = match covariance {
         None => (Vec::new(), Vec::new()),
@@ -326,14 +339,44 @@ struct Solution {
     messages: Vec<String>,
 }
 
-fn solve(design: &Design, y: &[f64], tau: f64, method: RqMethod) -> Result<Solution, EstimError> {
-    match method {
-        RqMethod::Br => barrodale_roberts(design, y, tau),
-        RqMethod::Fn => frisch_newton(design, y, tau),
-        RqMethod::Pfn => preprocessed_frisch_newton(design, y, tau, PFN_SEED),
-        RqMethod::Auto => solve(design, y, tau, resolve_method(method, design.n, design.k)),
+/// A design and response with a resolved method, and what every fit of them at any `tau` can
+/// share: the preprocessing's first subsample and band.
+struct Problem<'a> {
+    design: &'a Design,
+    y: &'a [f64],
+    method: RqMethod,
+    pilot: Option<Pilot>,
+}
+
+impl<'a> Problem<'a> {
+    fn new(design: &'a Design, y: &'a [f64], method: RqMethod) -> Result<Self, EstimError> {
+        let method = resolve_method(method, design.n, design.k);
+        let pilot = match method {
+            RqMethod::Pfn => Pilot::new(design, y, PFN_SEED)?,
+            _ => None,
+        };
+        Ok(Self {
+            design,
+            y,
+            method,
+            pilot,
+        })
+    }
+
+    fn solve(&self, tau: f64) -> Result<Solution, EstimError> {
+        let (design, y) = (self.design, self.y);
+        match self.method {
+            RqMethod::Br => barrodale_roberts(design, y, tau),
+            RqMethod::Pfn => preprocessed_frisch_newton(design, y, tau, self.pilot.as_ref()),
+            RqMethod::Fn | RqMethod::Auto => frisch_newton(design, y, tau),
+        }
     }
 }
+
+fn solve(design: &Design, y: &[f64], tau: f64, method: RqMethod) -> Result<Solution, EstimError> {
+    Problem::new(design, y, method)?.solve(tau)
+}
+
 #[cfg(test)]
 mod tests {
     use super::preprocess::quantile_type7;

@@ -17,33 +17,53 @@ use crate::error::EstimError;
 /// Seed of the preprocessing subsample: fixed, so a fit never depends on anything but its data.
 pub(super) const PFN_SEED: u64 = 20_240_611;
 
-/// Portnoy-Koenker preprocessing: fit a subsample, keep the observations whose residuals could be
-/// on either side of the full-sample fit, glob the rest into two pseudo-observations, solve, and
-/// repeat with fix-ups until every globbed observation is on its predicted side. The reduced
-/// problem's optimum is then optimal for the full problem; a final simplex check on the full
-/// sample makes it an exact vertex of the full problem.
-pub(super) fn preprocessed_frisch_newton(
-    design: &Design,
-    y: &[f64],
-    tau: f64,
-    seed: u64,
-) -> Result<Solution, EstimError> {
-    let (n, k) = (design.n, design.k);
-    let mut m = ((k as f64).sqrt() * (n as f64).powf(2.0 / 3.0)).round() as usize;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut messages = Vec::new();
-    let mut iterations = 0;
-    let coef = 'outer: loop {
-        if m >= n {
-            let sol = frisch_newton(design, y, tau)?;
-            iterations += sol.iterations;
-            break 'outer sol.coef;
+/// The first preprocessing round's subsample and its leverage band. They depend on the design,
+/// the response and the seed but not on `tau`, so a fit and its two `nid` refits share one
+/// (the band alone is a pass of `k^2` products over every observation).
+pub(super) struct Pilot {
+    /// Subsample size of the first round.
+    m: usize,
+    round: Round,
+    /// The generator after drawing the first subsample: later rounds continue from it.
+    rng: ChaCha8Rng,
+}
+
+/// One round's subsample and the band `sqrt(x_i' (X_s'X_s)^{-1} x_i)` of every observation.
+struct Round {
+    sub: Design,
+    sub_y: Vec<f64>,
+    band: Vec<f64>,
+}
+
+impl Pilot {
+    /// `None` when the first subsample would be the whole sample (then the plain interior point
+    /// runs).
+    pub(super) fn new(design: &Design, y: &[f64], seed: u64) -> Result<Option<Self>, EstimError> {
+        let m = first_subsample_size(design.n, design.k);
+        if m >= design.n {
+            return Ok(None);
         }
-        let sample = sample_without_replacement(&mut rng, n, m);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let round = Round::draw(design, y, &mut rng, m)?;
+        Ok(Some(Self { m, round, rng }))
+    }
+}
+
+fn first_subsample_size(n: usize, k: usize) -> usize {
+    ((k as f64).sqrt() * (n as f64).powf(2.0 / 3.0)).round() as usize
+}
+
+impl Round {
+    fn draw(
+        design: &Design,
+        y: &[f64],
+        rng: &mut ChaCha8Rng,
+        m: usize,
+    ) -> Result<Self, EstimError> {
+        let (n, k) = (design.n, design.k);
+        let sample = sample_without_replacement(rng, n, m);
         let sub = design.select(&sample);
         let sub_y: Vec<f64> = sample.iter().map(|&i| y[i]).collect();
-        let first = frisch_newton(&sub, &sub_y, tau)?;
-        iterations += first.iterations;
         // Leverage-scaled band around the subsample fit: sqrt(x_i' (X_s'X_s)^{-1} x_i).
         let ones = vec![1.0; sub.n];
         let chol = weighted_cholesky(&sub, &ones)?;
@@ -69,6 +89,43 @@ pub(super) fn preprocessed_frisch_newton(
                 quad.max(0.0).sqrt()
             })
             .collect();
+        Ok(Self { sub, sub_y, band })
+    }
+}
+
+/// Portnoy-Koenker preprocessing: fit a subsample, keep the observations whose residuals could be
+/// on either side of the full-sample fit, glob the rest into two pseudo-observations, solve, and
+/// repeat with fix-ups until every globbed observation is on its predicted side. The reduced
+/// problem's optimum is then optimal for the full problem; a final simplex check on the full
+/// sample makes it an exact vertex of the full problem. Without a `pilot` (the subsample would
+/// be the whole sample) the plain interior point runs.
+pub(super) fn preprocessed_frisch_newton(
+    design: &Design,
+    y: &[f64],
+    tau: f64,
+    pilot: Option<&Pilot>,
+) -> Result<Solution, EstimError> {
+    let Some(pilot) = pilot else {
+        return frisch_newton(design, y, tau);
+    };
+    let n = design.n;
+    let mut m = pilot.m;
+    let mut rng = pilot.rng.clone();
+    let mut messages = Vec::new();
+    let mut iterations = 0;
+    let mut later_round: Option<Round> = None;
+    let coef = 'outer: loop {
+        if m >= n {
+            let sol = frisch_newton(design, y, tau)?;
+            iterations += sol.iterations;
+            break 'outer sol.coef;
+        }
+        if m != pilot.m {
+            later_round = Some(Round::draw(design, y, &mut rng, m)?);
+        }
+        let Round { sub, sub_y, band } = later_round.as_ref().unwrap_or(&pilot.round);
+        let first = frisch_newton(sub, sub_y, tau)?;
+        iterations += first.iterations;
         let resid = residuals_of(design, y, &first.coef);
         let glob_m = 0.8 * m as f64;
         let lo_q = (1.0 / n as f64).max(tau - glob_m / (2.0 * n as f64));
