@@ -8,6 +8,7 @@
 use faer::linalg::solvers::Solve;
 use faer::{Mat, MatRef, Side};
 
+use super::kernels::{accumulate_lower, lower_to_mat, LANES};
 use crate::error::EstimError;
 
 /// Row-major copy of the design matrix: every solver walks observations row by row.
@@ -229,122 +230,12 @@ pub(super) fn x_times(design: &Design, v: &[f64]) -> Vec<f64> {
     (0..design.n).map(|i| dot(design.row(i), v)).collect()
 }
 
-pub(super) fn xt_times(design: &Design, v: &[f64]) -> Vec<f64> {
-    let mut out = vec![0.0; design.k];
-    for (i, vi) in v.iter().enumerate() {
-        for (o, x) in out.iter_mut().zip(design.row(i)) {
-            *o += x * vi;
-        }
-    }
-    out
-}
-
 pub(super) fn weighted_cross_product(design: &Design, weights: &[f64]) -> Mat<f64> {
     let k = design.k;
     let stride = k.next_multiple_of(LANES);
     let mut acc = vec![0.0; k * stride];
     accumulate_lower(&design.data, k, weights, &mut acc);
-    Mat::from_fn(k, k, |a, b| {
-        if b <= a {
-            acc[a * stride + b]
-        } else {
-            acc[b * stride + a]
-        }
-    })
-}
-
-/// Width of the fixed-size chunks the row kernels work in: one AVX2 register of `f64`.
-const LANES: usize = 4;
-
-/// Adds `w_i x_i x_i'` of every row to the lower triangle of `acc` (row `a` of the triangle at
-/// `acc[a * stride..]`, `stride` = `k` rounded up to [`LANES`]).
-///
-/// Every cell sums its terms in row order, each term `(w_i x_ia) x_ib`, so the result is the
-/// same whichever instruction set runs it (Rust never fuses a multiply and an add). Dense rows
-/// update row `a` of the triangle in whole chunks of [`LANES`] cells, so the cells right of the
-/// diagonal of a chunk get sums too, which are never read. Rows with many zeros (fixed-effect
-/// dummies in a pooled regression: two non-zeros among hundreds of columns) only touch the
-/// cells of their non-zero pairs; skipping exact zeros leaves every sum unchanged.
-#[multiversion::multiversion(targets("x86_64+avx2"))]
-fn accumulate_lower(data: &[f64], k: usize, weights: &[f64], acc: &mut [f64]) {
-    let stride = k.next_multiple_of(LANES);
-    // Up to `GROUP` dense rows are added together: each chunk of cells is loaded once, gets the
-    // rows' terms one after the other (still in row order), and is stored once.
-    const GROUP: usize = 4;
-    let mut padded = vec![0.0; GROUP * stride];
-    let mut scaled = vec![0.0; GROUP * k];
-    let mut grouped = 0;
-    let mut nz: Vec<usize> = Vec::with_capacity(k);
-    let rows = data.chunks_exact(k).zip(weights);
-    let n = weights.len().min(data.len() / k.max(1));
-    for (i, (row, &wi)) in rows.enumerate() {
-        let nonzero = row.iter().filter(|&&x| x != 0.0).count();
-        if nonzero * 4 > k {
-            padded[grouped * stride..grouped * stride + k].copy_from_slice(row);
-            for (r, &x) in scaled[grouped * k..(grouped + 1) * k].iter_mut().zip(row) {
-                *r = wi * x;
-            }
-            grouped += 1;
-            if grouped == GROUP || i + 1 == n {
-                add_dense_group(&padded, &scaled, grouped, k, acc);
-                grouped = 0;
-            }
-            continue;
-        }
-        // A sparse row comes after the dense rows before it.
-        if grouped > 0 {
-            add_dense_group(&padded, &scaled, grouped, k, acc);
-            grouped = 0;
-        }
-        nz.clear();
-        nz.extend((0..k).filter(|&a| row[a] != 0.0));
-        for (ia, &a) in nz.iter().enumerate() {
-            let ra = wi * row[a];
-            for &b in &nz[..=ia] {
-                acc[a * stride + b] += ra * row[b];
-            }
-        }
-    }
-}
-
-/// Adds the first `count` rows of `padded` (each `stride` long, zero beyond `k`), with
-/// `scaled[g * k + a]` = `w_g x_ga`, to the triangle in `acc`, row after row in every cell.
-#[inline(always)]
-fn add_dense_group(padded: &[f64], scaled: &[f64], count: usize, k: usize, acc: &mut [f64]) {
-    let stride = k.next_multiple_of(LANES);
-    let (x_chunks, _) = padded.as_chunks::<LANES>();
-    let per_row = stride / LANES;
-    for (a, acc_row) in acc.chunks_exact_mut(stride).enumerate() {
-        let used = (a + 1).div_ceil(LANES);
-        let (cells, _) = acc_row.as_chunks_mut::<LANES>();
-        if count == 4 {
-            let (r0, r1, r2, r3) = (
-                scaled[a],
-                scaled[k + a],
-                scaled[2 * k + a],
-                scaled[3 * k + a],
-            );
-            for (c, cell) in cells[..used].iter_mut().enumerate() {
-                let (x0, x1) = (&x_chunks[c], &x_chunks[per_row + c]);
-                let (x2, x3) = (&x_chunks[2 * per_row + c], &x_chunks[3 * per_row + c]);
-                let mut v = *cell;
-                for (ra, x) in [(r0, x0), (r1, x1), (r2, x2), (r3, x3)] {
-                    v = std::array::from_fn(|l| v[l] + ra * x[l]);
-                }
-                *cell = v;
-            }
-            continue;
-        }
-        for g in 0..count {
-            let ra = scaled[g * k + a];
-            for (c, cell) in cells[..used].iter_mut().enumerate() {
-                let x = &x_chunks[g * per_row + c];
-                for l in 0..LANES {
-                    cell[l] += ra * x[l];
-                }
-            }
-        }
-    }
+    lower_to_mat(&acc, k)
 }
 
 pub(super) fn weighted_cholesky(
@@ -363,14 +254,6 @@ pub(super) fn chol_solve(chol: &faer::linalg::solvers::Llt<f64>, rhs: &[f64]) ->
     let mut m = Mat::from_fn(rhs.len(), 1, |i, _| rhs[i]);
     chol.solve_in_place(m.as_mut());
     (0..rhs.len()).map(|i| m[(i, 0)]).collect()
-}
-
-pub(super) fn weighted_solve(
-    design: &Design,
-    weights: &[f64],
-    rhs: &[f64],
-) -> Result<Vec<f64>, EstimError> {
-    Ok(chol_solve(&weighted_cholesky(design, weights)?, rhs))
 }
 
 #[cfg(test)]

@@ -33,7 +33,8 @@
 
 //!
 //! Module map: this file holds the public types, [`rq`] and the dispatch to a solver;
-//! `design` the row-major design matrix and the small dense algebra; `simplex` the
+//! `design` the row-major design matrix and the small dense algebra; `kernels` its SIMD row and
+//! column products (same sums bit for bit on every CPU); `simplex` the
 //! Barrodale-Roberts simplex; `interior` the Frisch-Newton interior point; `vertex` the simplex
 //! finish that turns an approximate fit into an exact optimal vertex; `preprocess` the
 //! Portnoy-Koenker preprocessing; `inference` the standard errors and the bootstrap.
@@ -41,6 +42,7 @@
 mod design;
 mod inference;
 mod interior;
+mod kernels;
 mod preprocess;
 mod simplex;
 mod vertex;

@@ -10,6 +10,7 @@ use faer::linalg::solvers::Solve;
 use faer::Mat;
 
 use super::design::{dot, residuals_of, Design};
+use super::kernels::LANES;
 use crate::error::EstimError;
 
 /// The `k` linearly independent observations with the smallest absolute residuals at `coef`.
@@ -140,6 +141,7 @@ pub(super) fn vertex_descent(
     let mut resid = vec![0.0; n];
     let mut zero_tol = vec![0.0; n];
     let mut breaks: Vec<(f64, usize)> = Vec::new();
+    let stride = k.next_multiple_of(LANES);
     for steps in 0..max_steps {
         let bmat = Mat::from_fn(k, k, |r, c| design.row(basis[r])[c]);
         let lu = bmat.partial_piv_lu();
@@ -149,10 +151,10 @@ pub(super) fn vertex_descent(
         if !coef.iter().all(|v| v.is_finite()) {
             return Err(singular());
         }
-        // `inv[r * k + j]` is entry (r, j) of B^{-1}, so `g_i = B^{-T} x_i` (entry j: how much
+        // `inv[r * stride + j]` is entry (r, j) of B^{-1}, so `g_i = B^{-T} x_i` (entry j: how much
         // observation i's fitted value moves when basic observation j is released by one unit)
         // is the sum over `r` of `x_ir` times row `r`: one contiguous update per `r`.
-        let inv = basis_inverse(&lu, k);
+        let inv = basis_inverse(&lu, k, stride);
         if !inv.iter().all(|v| v.is_finite()) {
             return Err(singular());
         }
@@ -182,7 +184,7 @@ pub(super) fn vertex_descent(
         let g_j = |i: usize| {
             let mut acc = 0.0;
             for (r, x) in design.row(i).iter().enumerate() {
-                acc += inv[r * k + j] * x;
+                acc += inv[r * stride + j] * x;
             }
             acc
         };
@@ -221,14 +223,18 @@ pub(super) fn vertex_descent(
     })
 }
 
-/// `B^{-1}` row by row from the basis' LU factors.
-fn basis_inverse(lu: &faer::linalg::solvers::PartialPivLu<f64>, k: usize) -> Vec<f64> {
+/// `B^{-1}` row by row from the basis' LU factors, each row padded with zeros to `stride`.
+fn basis_inverse(
+    lu: &faer::linalg::solvers::PartialPivLu<f64>,
+    k: usize,
+    stride: usize,
+) -> Vec<f64> {
     let mut eye = Mat::<f64>::identity(k, k);
     lu.solve_in_place(eye.as_mut());
-    let mut inv = vec![0.0; k * k];
+    let mut inv = vec![0.0; k * stride];
     for r in 0..k {
         for j in 0..k {
-            inv[r * k + j] = eye[(r, j)];
+            inv[r * stride + j] = eye[(r, j)];
         }
     }
     inv
@@ -246,8 +252,10 @@ struct EdgePrices {
 
 /// One pass over the observations prices every edge at once and leaves each row's residual and
 /// zero tolerance in `resid` and `zero_tol` (the residual of a basic row is left at 0). Each of
-/// the `k` slopes sums its terms in observation order.
+/// the `k` slopes sums its terms in observation order; they are updated [`LANES`] at a time
+/// (`inv` is `B^{-1}` with rows padded to a multiple of [`LANES`]).
 #[allow(clippy::too_many_arguments)] // the vertex, its inverse basis and the two per-row outputs
+#[multiversion::multiversion(targets("x86_64+avx2"))]
 fn price_edges(
     design: &Design,
     y: &[f64],
@@ -259,10 +267,13 @@ fn price_edges(
     zero_tol: &mut [f64],
 ) -> EdgePrices {
     let k = design.k;
-    let mut up = vec![1.0 - tau; k];
-    let mut down = vec![tau; k];
-    let mut size = vec![1.0; k];
-    let mut gi = vec![0.0; k];
+    let stride = k.next_multiple_of(LANES);
+    let chunks = stride / LANES;
+    let (inv_chunks, _) = inv.as_chunks::<LANES>();
+    let mut up = vec![[1.0 - tau; LANES]; chunks];
+    let mut down = vec![[tau; LANES]; chunks];
+    let mut size = vec![[1.0; LANES]; chunks];
+    let mut gi = vec![[0.0; LANES]; chunks];
     for (i, row) in design.data.chunks_exact(k).enumerate() {
         let scale: f64 = y[i].abs()
             + row
@@ -277,26 +288,37 @@ fn price_edges(
         }
         let r = y[i] - dot(row, coef);
         resid[i] = r;
-        gi.fill(0.0);
-        for (&x, inv_row) in row.iter().zip(inv.chunks_exact(k)) {
-            gi.iter_mut().zip(inv_row).for_each(|(g, b)| *g += b * x);
+        // Chunk by chunk, so each chunk's sum over `r` stays in a register.
+        for (c, g) in gi.iter_mut().enumerate() {
+            let mut acc = [0.0; LANES];
+            for (&x, inv_row) in row.iter().zip(inv_chunks.chunks_exact(chunks)) {
+                acc = std::array::from_fn(|l| acc[l] + inv_row[c][l] * x);
+            }
+            *g = acc;
         }
         if r.abs() <= zero_tol[i] {
-            for j in 0..k {
-                size[j] += gi[j].abs();
-                up[j] += directional_check(-gi[j], tau);
-                down[j] += directional_check(gi[j], tau);
+            for c in 0..chunks {
+                let g = gi[c];
+                size[c] = std::array::from_fn(|l| size[c][l] + g[l].abs());
+                up[c] = std::array::from_fn(|l| up[c][l] + directional_check(-g[l], tau));
+                down[c] = std::array::from_fn(|l| down[c][l] + directional_check(g[l], tau));
             }
         } else {
             let psi = if r < 0.0 { tau - 1.0 } else { tau };
-            for j in 0..k {
-                size[j] += gi[j].abs();
-                up[j] -= gi[j] * psi;
-                down[j] += gi[j] * psi;
+            for c in 0..chunks {
+                let g = gi[c];
+                size[c] = std::array::from_fn(|l| size[c][l] + g[l].abs());
+                up[c] = std::array::from_fn(|l| up[c][l] - g[l] * psi);
+                down[c] = std::array::from_fn(|l| down[c][l] + g[l] * psi);
             }
         }
     }
-    EdgePrices { up, down, size }
+    let flat = |v: Vec<[f64; LANES]>| v.into_iter().flatten().take(k).collect();
+    EdgePrices {
+        up: flat(up),
+        down: flat(down),
+        size: flat(size),
+    }
 }
 
 /// Slope of the check function at a zero residual when the residual moves at rate `d`.
