@@ -8,7 +8,7 @@
 use faer::linalg::solvers::Solve;
 use faer::{Mat, MatRef, Side};
 
-use super::kernels::{accumulate_lower, lower_to_mat, LANES};
+use super::kernels::{accumulate_lower, lower_to_mat, row_dots, LANES};
 use crate::error::EstimError;
 
 /// Row-major copy of the design matrix: every solver walks observations row by row.
@@ -21,10 +21,21 @@ pub(super) struct Design {
 
 impl Design {
     pub(super) fn from_mat(x: MatRef<'_, f64>) -> Self {
+        const BLOCK: usize = 512;
         let (n, k) = (x.nrows(), x.ncols());
-        let mut data = Vec::with_capacity(n * k);
-        for i in 0..n {
-            data.extend((0..k).map(|j| x[(i, j)]));
+        let mut data = vec![0.0; n * k];
+        // Column by column within blocks of rows: each block of the row-major copy is written
+        // from cache, and a column-major input is read as contiguous runs.
+        let cols: Vec<Option<&[f64]>> = (0..k)
+            .map(|j| x.col(j).try_as_col_major().map(|c| c.as_slice()))
+            .collect();
+        for start in (0..n).step_by(BLOCK) {
+            let end = (start + BLOCK).min(n);
+            for (j, col) in cols.iter().enumerate() {
+                for i in start..end {
+                    data[i * k + j] = col.map_or_else(|| x[(i, j)], |c| c[i]);
+                }
+            }
         }
         Self { n, k, data }
     }
@@ -151,9 +162,11 @@ pub(super) fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 pub(super) fn residuals_of(design: &Design, y: &[f64], coef: &[f64]) -> Vec<f64> {
-    (0..design.n)
-        .map(|i| y[i] - dot(design.row(i), coef))
-        .collect()
+    let mut fitted = x_times(design, coef);
+    for (f, yi) in fitted.iter_mut().zip(y) {
+        *f = yi - *f;
+    }
+    fitted
 }
 
 /// `(X' W X)^{-1}` through the QR decomposition of `sqrt(W) X`, as quantreg's `summary.rq` does.
@@ -227,7 +240,9 @@ pub(super) fn cross_product(design: &Design) -> Mat<f64> {
 }
 
 pub(super) fn x_times(design: &Design, v: &[f64]) -> Vec<f64> {
-    (0..design.n).map(|i| dot(design.row(i), v)).collect()
+    let mut out = vec![0.0; design.n];
+    row_dots(&design.data, design.k, v, &mut out);
+    out
 }
 
 pub(super) fn weighted_cross_product(design: &Design, weights: &[f64]) -> Mat<f64> {

@@ -201,14 +201,18 @@ pub fn bandwidth(tau: f64, n: usize, rule: Bandwidth) -> f64 {
 pub fn rq(x: MatRef<'_, f64>, y: &[f64], opts: &RqOptions) -> Result<RqFit, EstimError> {
     let design = Design::from_mat(x);
     validate(&design, y, opts.tau)?;
-    let gram = cross_product(&design);
+    let method = resolve_method(opts.method, design.n, design.k);
+    // `X'X` and the preprocessing's pilot are independent: side by side.
+    let (gram, problem) = rayon::join(
+        || cross_product(&design),
+        || Problem::new(&design, y, method),
+    );
     if design.rank(&gram) < design.k {
         return Err(EstimError::Numerical {
             message: "singular design matrix in quantile regression".to_string(),
         });
     }
-    let method = resolve_method(opts.method, design.n, design.k);
-    let problem = Problem::new(&design, y, method)?;
+    let problem = problem?;
     let inference = Inference {
         problem: &problem,
         gram: &gram,
@@ -217,14 +221,18 @@ pub fn rq(x: MatRef<'_, f64>, y: &[f64], opts: &RqOptions) -> Result<RqFit, Esti
     };
     // The refits of `nid` at tau +/- h do not depend on the fit at tau: the three run side by
     // side. Each is sequential, so the result does not depend on the number of threads.
-    let (solution, refits) = match opts.se {
+    let fit = || {
+        problem
+            .solve(opts.tau)
+            .map(|s| (residuals_of(&design, y, &s.coef), s))
+    };
+    let ((residuals, solution), refits) = match opts.se {
         RqSe::Nid => {
-            let (fit, refits) = rayon::join(|| problem.solve(opts.tau), || inference.nid_refits());
+            let (fit, refits) = rayon::join(fit, || inference.nid_refits());
             (fit?, Some(refits))
         }
-        _ => (problem.solve(opts.tau)?, None),
+        _ => (fit()?, None),
     };
-    let residuals = residuals_of(&design, y, &solution.coef);
     let objective = residuals.iter().map(|&u| check_loss(u, opts.tau)).sum();
     let mut messages = solution.messages;
     if solution.nonunique {

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use super::design::{chol_solve, residuals_of, weighted_cholesky, Design};
 use super::interior::frisch_newton;
 use super::kernels::LANES;
-use super::vertex::{basis_near_fit, vertex_descent};
+use super::vertex::{basis_near_residuals, vertex_descent};
 use super::Solution;
 use crate::error::EstimError;
 
@@ -128,11 +128,12 @@ pub(super) fn preprocessed_frisch_newton(
     let mut messages = Vec::new();
     let mut iterations = 0;
     let mut later_round: Option<Round> = None;
-    let coef = 'outer: loop {
+    // The residuals on the full sample of the reduced problem's fit: the finish starts there.
+    let resid = 'outer: loop {
         if m >= n {
             let sol = frisch_newton(design, y, tau)?;
             iterations += sol.iterations;
-            break 'outer sol.coef;
+            break 'outer residuals_of(design, y, &sol.coef);
         }
         if m != pilot.m {
             later_round = Some(Round::draw(design, y, &mut rng, m)?);
@@ -145,8 +146,9 @@ pub(super) fn preprocessed_frisch_newton(
         let lo_q = (1.0 / n as f64).max(tau - glob_m / (2.0 * n as f64));
         let hi_q = (tau + glob_m / (2.0 * n as f64)).min((n as f64 - 1.0) / n as f64);
         let scaled: Vec<f64> = (0..n).map(|i| resid[i] / band[i].max(1e-6)).collect();
-        let kappa_lo = quantile_type7(&scaled, lo_q);
-        let kappa_hi = quantile_type7(&scaled, hi_q);
+        let mut work = scaled;
+        let kappa_lo = quantile_type7_in(&mut work, lo_q);
+        let kappa_hi = quantile_type7_in(&mut work, hi_q);
         let mut below: Vec<bool> = (0..n).map(|i| resid[i] < band[i] * kappa_lo).collect();
         let mut above: Vec<bool> = (0..n).map(|i| resid[i] > band[i] * kappa_hi).collect();
         // Each round moves at least one observation out of the globs, so this ends.
@@ -159,7 +161,7 @@ pub(super) fn preprocessed_frisch_newton(
             let wrong_below: Vec<usize> = (0..n).filter(|&i| below[i] && resid[i] > 0.0).collect();
             let wrong = wrong_above.len() + wrong_below.len();
             if wrong == 0 {
-                break 'outer sol.coef;
+                break 'outer resid;
             }
             if wrong as f64 > 0.1 * glob_m {
                 // The subsample fit was too far off: start again with a larger one.
@@ -177,7 +179,7 @@ pub(super) fn preprocessed_frisch_newton(
         }
     };
     // Verify (and if needed repair) optimality on the full sample from the reduced fit's basis.
-    let basis = basis_near_fit(design, y, &coef)?;
+    let basis = basis_near_residuals(design, &resid)?;
     let vertex = vertex_descent(design, y, tau, basis)?;
     Ok(Solution {
         coef: vertex.coef,
@@ -196,22 +198,40 @@ fn globbed_problem(
     above: &[bool],
 ) -> (Design, Vec<f64>) {
     let k = design.k;
-    let keep: Vec<usize> = (0..design.n).filter(|&i| !below[i] && !above[i]).collect();
-    let mut reduced = design.select(&keep);
-    let mut reduced_y: Vec<f64> = keep.iter().map(|&i| y[i]).collect();
-    for side in [below, above] {
-        if !side.iter().any(|&b| b) {
-            continue;
+    let mut reduced = Design {
+        n: 0,
+        k,
+        data: Vec::new(),
+    };
+    let mut reduced_y = Vec::new();
+    // One pass: kept rows are copied, globbed rows summed per side (each sum in row order).
+    let (mut gx_below, mut gx_above) = (vec![0.0; k], vec![0.0; k]);
+    let (mut gy_below, mut gy_above) = (0.0, 0.0);
+    let (mut any_below, mut any_above) = (false, false);
+    for (i, row) in design.data.chunks_exact(k).enumerate() {
+        if below[i] {
+            any_below = true;
+            gx_below.iter_mut().zip(row).for_each(|(g, x)| *g += x);
+            gy_below += y[i];
+        } else if above[i] {
+            any_above = true;
+            gx_above.iter_mut().zip(row).for_each(|(g, x)| *g += x);
+            gy_above += y[i];
+        } else {
+            reduced.data.extend_from_slice(row);
+            reduced_y.push(y[i]);
         }
-        let mut gx = vec![0.0; k];
-        let mut gy = 0.0;
-        for i in (0..design.n).filter(|&i| side[i]) {
-            gx.iter_mut().zip(design.row(i)).for_each(|(g, x)| *g += x);
-            gy += y[i];
+    }
+    reduced.n = reduced_y.len();
+    for (any, gx, gy) in [
+        (any_below, gx_below, gy_below),
+        (any_above, gx_above, gy_above),
+    ] {
+        if any {
+            reduced.data.extend_from_slice(&gx);
+            reduced.n += 1;
+            reduced_y.push(gy);
         }
-        reduced.data.extend_from_slice(&gx);
-        reduced.n += 1;
-        reduced_y.push(gy);
     }
     (reduced, reduced_y)
 }
@@ -229,9 +249,14 @@ fn sample_without_replacement(rng: &mut ChaCha8Rng, n: usize, m: usize) -> Vec<u
 
 /// R's default `quantile(x, p)` (type 7).
 pub(super) fn quantile_type7(values: &[f64], p: f64) -> f64 {
+    quantile_type7_in(&mut values.to_vec(), p)
+}
+
+/// [`quantile_type7`] of the values in `work`, which it reorders (any order of the same values
+/// gives the same quantile, so one copy serves several calls).
+fn quantile_type7_in(work: &mut [f64], p: f64) -> f64 {
     // Only the order statistics at `lo` and `lo + 1` matter: a selection finds them in linear time
     // and gives exactly the values a full sort would.
-    let mut work = values.to_vec();
     let n = work.len();
     let index = (n - 1) as f64 * p;
     let lo = index.floor() as usize;

@@ -10,7 +10,7 @@ use faer::linalg::solvers::Solve;
 use faer::Mat;
 
 use super::design::{dot, residuals_of, Design};
-use super::kernels::LANES;
+use super::kernels::{dots4, LANES};
 use crate::error::EstimError;
 
 /// The `k` linearly independent observations with the smallest absolute residuals at `coef`.
@@ -19,8 +19,15 @@ pub(super) fn basis_near_fit(
     y: &[f64],
     coef: &[f64],
 ) -> Result<Vec<usize>, EstimError> {
+    basis_near_residuals(design, &residuals_of(design, y, coef))
+}
+
+/// [`basis_near_fit`] from the residuals `resid` of the fit.
+pub(super) fn basis_near_residuals(
+    design: &Design,
+    resid: &[f64],
+) -> Result<Vec<usize>, EstimError> {
     let k = design.k;
-    let resid = residuals_of(design, y, coef);
     let mut order: Vec<usize> = (0..design.n).collect();
     let by_size = |a: &usize, b: &usize| resid[*a].abs().total_cmp(&resid[*b].abs()).then(a.cmp(b));
     // The order is total (ties broken by row), so sorting a selected head first and the tail
@@ -274,19 +281,31 @@ fn price_edges(
     let mut down = vec![[tau; LANES]; chunks];
     let mut size = vec![[1.0; LANES]; chunks];
     let mut gi = vec![[0.0; LANES]; chunks];
+    let n = design.n;
+    // Fitted values and the `|x_ij b_j|` sums of the zero tolerance, four rows side by side
+    // (each row's sums in column order, as one row at a time).
+    let (mut fitted, mut abs_sums) = ([0.0; 4], [0.0; 4]);
     for (i, row) in design.data.chunks_exact(k).enumerate() {
-        let scale: f64 = y[i].abs()
-            + row
-                .iter()
-                .zip(coef)
-                .map(|(x, b)| (x * b).abs())
-                .sum::<f64>();
+        if i % 4 == 0 {
+            if i + 4 <= n {
+                let rows = &design.data[i * k..(i + 4) * k];
+                fitted = dots4(rows, k, coef);
+                abs_sums = abs_dots4(rows, k, coef);
+            } else {
+                for l in 0..n - i {
+                    let row = design.row(i + l);
+                    fitted[l] = dot(row, coef);
+                    abs_sums[l] = row.iter().zip(coef).map(|(x, b)| (x * b).abs()).sum();
+                }
+            }
+        }
+        let scale: f64 = y[i].abs() + abs_sums[i % 4];
         zero_tol[i] = 1e-10 * scale;
         if in_basis[i] {
             resid[i] = 0.0;
             continue;
         }
-        let r = y[i] - dot(row, coef);
+        let r = y[i] - fitted[i % 4];
         resid[i] = r;
         // Chunk by chunk, so each chunk's sum over `r` stays in a register.
         for (c, g) in gi.iter_mut().enumerate() {
@@ -319,6 +338,18 @@ fn price_edges(
         down: flat(down),
         size: flat(size),
     }
+}
+
+/// `sum_j |x_ij b_j|` of four consecutive rows, each summed in column order from `-0.0`.
+#[inline(always)]
+fn abs_dots4(rows: &[f64], k: usize, coef: &[f64]) -> [f64; 4] {
+    let mut acc = [-0.0; 4];
+    for (j, &b) in coef.iter().enumerate().take(k) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += (rows[l * k + j] * b).abs();
+        }
+    }
+    acc
 }
 
 /// Slope of the check function at a zero residual when the residual moves at rate `d`.
