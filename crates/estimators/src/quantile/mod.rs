@@ -241,8 +241,13 @@ pub fn rq(x: MatRef<'_, f64>, y: &[f64], opts: &RqOptions) -> Result<RqFit, Esti
     let covariance = match (&opts.se, refits) {
         (RqSe::None, _) => None,
         (RqSe::Iid, _) => Some(inference.iid(&residuals)?),
-        (RqSe::Nid, Some(refits)) => Some(inference.nid(refits?, &mut messages)?),
-        (RqSe::Nid, None) => unreachable!("the refits of `nid` run with the fit"),
+        (RqSe::Nid, refits) => {
+            let refits = match refits {
+                Some(refits) => refits?,
+                None => inference.nid_refits()?,
+            };
+            Some(inference.nid(refits, &mut messages)?)
+        }
         (RqSe::Ker, _) => Some(inference.ker(&solution.coef)?),
         (
             RqSe::Bootstrap {
