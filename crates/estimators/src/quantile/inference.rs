@@ -17,7 +17,7 @@ use super::design::{
 };
 use super::preprocess::quantile_type7;
 use super::simplex::barrodale_roberts;
-use super::{bandwidth, solve, standard_normal, Bandwidth, Problem};
+use super::{bandwidth, solve, standard_normal, Bandwidth, Problem, Solution};
 use crate::error::EstimError;
 
 /// What the standard errors need from a fit besides its coefficients.
@@ -35,6 +35,21 @@ pub(super) struct NidRefits {
     hi: Vec<f64>,
     lo: Vec<f64>,
     h: f64,
+}
+
+impl NidRefits {
+    /// The refits at `tau + h` and `tau - h` (the first error, `hi`'s before `lo`'s).
+    pub(super) fn of(
+        hi: Result<Solution, EstimError>,
+        lo: Result<Solution, EstimError>,
+        h: f64,
+    ) -> Result<Self, EstimError> {
+        Ok(Self {
+            hi: hi?.coef,
+            lo: lo?.coef,
+            h,
+        })
+    }
 }
 
 impl Inference<'_> {
@@ -72,7 +87,7 @@ impl Inference<'_> {
     }
 
     /// The `h` of `nid` and `ker`: the bandwidth, halved until `tau ± h` stays inside (0, 1).
-    fn local_bandwidth(&self) -> f64 {
+    pub(super) fn local_bandwidth(&self) -> f64 {
         let mut h = bandwidth(self.tau, self.problem.design.n, self.bandwidth);
         while self.tau - h < 0.0 || self.tau + h > 1.0 {
             h /= 2.0;
@@ -89,11 +104,7 @@ impl Inference<'_> {
             || self.problem.solve(self.tau + h),
             || self.problem.solve(self.tau - h),
         );
-        Ok(NidRefits {
-            hi: hi?.coef,
-            lo: lo?.coef,
-            h,
-        })
+        NidRefits::of(hi, lo, h)
     }
 
     /// `summary.rq(se = "nid")`: Huber sandwich `tau (1 - tau) H^{-1} X'X H^{-1}`, `H = X'FX`, with

@@ -119,43 +119,113 @@ pub(super) fn preprocessed_frisch_newton(
     tau: f64,
     pilot: Option<&Pilot>,
 ) -> Result<Solution, EstimError> {
+    let progress = start_preprocessed(design, y, tau, pilot)?;
+    finish_preprocessed(design, y, tau, pilot, progress)
+}
+
+/// A preprocessed fit after its first round's subsample fit and globbing: the first half of the
+/// work, which [`finish_preprocessed`] completes, on any thread.
+pub(super) struct Progress {
+    /// Subsample size of the current round.
+    m: usize,
+    rng: ChaCha8Rng,
+    messages: Vec<String>,
+    iterations: usize,
+    /// The current round's globs; `None` when the subsample would be the whole sample.
+    globs: Option<Globs>,
+}
+
+/// Which observations are globbed below and above the fit, and the expected glob size.
+struct Globs {
+    below: Vec<bool>,
+    above: Vec<bool>,
+    glob_m: f64,
+}
+
+/// The first round: the subsample fit and the globs it implies.
+pub(super) fn start_preprocessed(
+    design: &Design,
+    y: &[f64],
+    tau: f64,
+    pilot: Option<&Pilot>,
+) -> Result<Progress, EstimError> {
+    let mut progress = Progress {
+        m: pilot.map_or(usize::MAX, |p| p.m),
+        rng: pilot.map_or_else(|| ChaCha8Rng::seed_from_u64(PFN_SEED), |p| p.rng.clone()),
+        messages: Vec::new(),
+        iterations: 0,
+        globs: None,
+    };
+    if let Some(pilot) = pilot {
+        progress.globs = glob_round(design, y, tau, pilot, &mut progress)?;
+    }
+    Ok(progress)
+}
+
+/// One round's subsample fit and globs (`None` when the subsample would be the whole sample).
+fn glob_round(
+    design: &Design,
+    y: &[f64],
+    tau: f64,
+    pilot: &Pilot,
+    progress: &mut Progress,
+) -> Result<Option<Globs>, EstimError> {
+    let (n, m) = (design.n, progress.m);
+    if m >= n {
+        return Ok(None);
+    }
+    let later_round = if m == pilot.m {
+        None
+    } else {
+        Some(Round::draw(design, y, &mut progress.rng, m)?)
+    };
+    let Round { sub, sub_y, band } = later_round.as_ref().unwrap_or(&pilot.round);
+    let first = frisch_newton(sub, sub_y, tau)?;
+    progress.iterations += first.iterations;
+    let resid = residuals_of(design, y, &first.coef);
+    let glob_m = 0.8 * m as f64;
+    let lo_q = (1.0 / n as f64).max(tau - glob_m / (2.0 * n as f64));
+    let hi_q = (tau + glob_m / (2.0 * n as f64)).min((n as f64 - 1.0) / n as f64);
+    let mut work: Vec<f64> = (0..n).map(|i| resid[i] / band[i].max(1e-6)).collect();
+    let kappa_lo = quantile_type7_in(&mut work, lo_q);
+    let kappa_hi = quantile_type7_in(&mut work, hi_q);
+    Ok(Some(Globs {
+        below: (0..n).map(|i| resid[i] < band[i] * kappa_lo).collect(),
+        above: (0..n).map(|i| resid[i] > band[i] * kappa_hi).collect(),
+        glob_m,
+    }))
+}
+
+/// The reduced fits with their fix-up rounds (a larger subsample when too many are needed),
+/// then the simplex finish on the full sample.
+pub(super) fn finish_preprocessed(
+    design: &Design,
+    y: &[f64],
+    tau: f64,
+    pilot: Option<&Pilot>,
+    mut progress: Progress,
+) -> Result<Solution, EstimError> {
     let Some(pilot) = pilot else {
         return frisch_newton(design, y, tau);
     };
     let n = design.n;
-    let mut m = pilot.m;
-    let mut rng = pilot.rng.clone();
-    let mut messages = Vec::new();
-    let mut iterations = 0;
-    let mut later_round: Option<Round> = None;
     // The residuals on the full sample of the reduced problem's fit: the finish starts there.
     let resid = 'outer: loop {
-        if m >= n {
+        let Some(Globs {
+            mut below,
+            mut above,
+            glob_m,
+        }) = progress.globs.take()
+        else {
             let sol = frisch_newton(design, y, tau)?;
-            iterations += sol.iterations;
+            progress.iterations += sol.iterations;
             break 'outer residuals_of(design, y, &sol.coef);
-        }
-        if m != pilot.m {
-            later_round = Some(Round::draw(design, y, &mut rng, m)?);
-        }
-        let Round { sub, sub_y, band } = later_round.as_ref().unwrap_or(&pilot.round);
-        let first = frisch_newton(sub, sub_y, tau)?;
-        iterations += first.iterations;
-        let resid = residuals_of(design, y, &first.coef);
-        let glob_m = 0.8 * m as f64;
-        let lo_q = (1.0 / n as f64).max(tau - glob_m / (2.0 * n as f64));
-        let hi_q = (tau + glob_m / (2.0 * n as f64)).min((n as f64 - 1.0) / n as f64);
-        let scaled: Vec<f64> = (0..n).map(|i| resid[i] / band[i].max(1e-6)).collect();
-        let mut work = scaled;
-        let kappa_lo = quantile_type7_in(&mut work, lo_q);
-        let kappa_hi = quantile_type7_in(&mut work, hi_q);
-        let mut below: Vec<bool> = (0..n).map(|i| resid[i] < band[i] * kappa_lo).collect();
-        let mut above: Vec<bool> = (0..n).map(|i| resid[i] > band[i] * kappa_hi).collect();
+        };
         // Each round moves at least one observation out of the globs, so this ends.
         loop {
             let (reduced, reduced_y) = globbed_problem(design, y, &below, &above);
             let sol = frisch_newton(&reduced, &reduced_y, tau)?;
-            iterations += sol.iterations;
+            progress.iterations += sol.iterations;
             let resid = residuals_of(design, y, &sol.coef);
             let wrong_above: Vec<usize> = (0..n).filter(|&i| above[i] && resid[i] < 0.0).collect();
             let wrong_below: Vec<usize> = (0..n).filter(|&i| below[i] && resid[i] > 0.0).collect();
@@ -165,9 +235,11 @@ pub(super) fn preprocessed_frisch_newton(
             }
             if wrong as f64 > 0.1 * glob_m {
                 // The subsample fit was too far off: start again with a larger one.
-                messages
+                progress
+                    .messages
                     .push("too many fix-ups in preprocessing: doubling the subsample".to_string());
-                m *= 2;
+                progress.m *= 2;
+                progress.globs = glob_round(design, y, tau, pilot, &mut progress)?;
                 continue 'outer;
             }
             for i in wrong_above {
@@ -183,10 +255,10 @@ pub(super) fn preprocessed_frisch_newton(
     let vertex = vertex_descent(design, y, tau, basis)?;
     Ok(Solution {
         coef: vertex.coef,
-        iterations: iterations + vertex.steps,
+        iterations: progress.iterations + vertex.steps,
         converged: true,
         nonunique: false,
-        messages,
+        messages: progress.messages,
     })
 }
 
