@@ -8,6 +8,7 @@
 use faer::linalg::solvers::Solve;
 use faer::{Mat, MatRef, Side};
 
+use super::kernels::{accumulate_lower, lower_to_mat, row_dots, LANES};
 use crate::error::EstimError;
 
 /// Row-major copy of the design matrix: every solver walks observations row by row.
@@ -20,10 +21,21 @@ pub(super) struct Design {
 
 impl Design {
     pub(super) fn from_mat(x: MatRef<'_, f64>) -> Self {
+        const BLOCK: usize = 512;
         let (n, k) = (x.nrows(), x.ncols());
-        let mut data = Vec::with_capacity(n * k);
-        for i in 0..n {
-            data.extend((0..k).map(|j| x[(i, j)]));
+        let mut data = vec![0.0; n * k];
+        // Column by column within blocks of rows: each block of the row-major copy is written
+        // from cache, and a column-major input is read as contiguous runs.
+        let cols: Vec<Option<&[f64]>> = (0..k)
+            .map(|j| x.col(j).try_as_col_major().map(|c| c.as_slice()))
+            .collect();
+        for start in (0..n).step_by(BLOCK) {
+            let end = (start + BLOCK).min(n);
+            for (j, col) in cols.iter().enumerate() {
+                for i in start..end {
+                    data[i * k + j] = col.map_or_else(|| x[(i, j)], |c| c[i]);
+                }
+            }
         }
         Self { n, k, data }
     }
@@ -66,9 +78,10 @@ impl Design {
     }
 
     /// Numerical rank with R's `qr()` criterion: a column is dependent when projecting out the
-    /// kept columns leaves less than `1e-7` of its norm.
-    pub(super) fn rank(&self) -> usize {
-        if self.clearly_full_rank() {
+    /// kept columns leaves less than `1e-7` of its norm. `gram` is `X'X` ([`cross_product`]),
+    /// which the callers need anyway.
+    pub(super) fn rank(&self, gram: &Mat<f64>) -> usize {
+        if gram_clearly_full_rank(gram) || self.clearly_full_rank() {
             return self.k;
         }
         self.rank_gram_schmidt()
@@ -113,14 +126,47 @@ impl Design {
     }
 }
 
+/// The cheapest test for the usual case, from `X'X` alone: a Cholesky factorisation gives in
+/// `L_jj^2` the squared norm of column `j` after projecting out the earlier columns. When every
+/// column keeps more than `1e-8` of its squared norm (`1e-4` of its norm, 500 times the margin
+/// of [`Design::clearly_full_rank`]), the rounding of forming `X'X` (relative `1e-16` times the
+/// condition number that margin bounds, about `1e-8`) cannot hide a dependent column, and the QR
+/// of the `n x k` matrix is not needed.
+fn gram_clearly_full_rank(gram: &Mat<f64>) -> bool {
+    let k = gram.nrows();
+    let mut l = vec![0.0; k * k];
+    for j in 0..k {
+        let norm2 = gram[(j, j)];
+        let mut d = norm2;
+        for m in 0..j {
+            d -= l[j * k + m] * l[j * k + m];
+        }
+        if !(norm2 > 0.0 && d > 1e-8 * norm2 && d.is_finite()) {
+            return false;
+        }
+        let ljj = d.sqrt();
+        l[j * k + j] = ljj;
+        for i in j + 1..k {
+            let mut v = gram[(i, j)];
+            for m in 0..j {
+                v -= l[i * k + m] * l[j * k + m];
+            }
+            l[i * k + j] = v / ljj;
+        }
+    }
+    true
+}
+
 pub(super) fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 pub(super) fn residuals_of(design: &Design, y: &[f64], coef: &[f64]) -> Vec<f64> {
-    (0..design.n)
-        .map(|i| y[i] - dot(design.row(i), coef))
-        .collect()
+    let mut fitted = x_times(design, coef);
+    for (f, yi) in fitted.iter_mut().zip(y) {
+        *f = yi - *f;
+    }
+    fitted
 }
 
 /// `(X' W X)^{-1}` through the QR decomposition of `sqrt(W) X`, as quantreg's `summary.rq` does.
@@ -194,55 +240,17 @@ pub(super) fn cross_product(design: &Design) -> Mat<f64> {
 }
 
 pub(super) fn x_times(design: &Design, v: &[f64]) -> Vec<f64> {
-    (0..design.n).map(|i| dot(design.row(i), v)).collect()
-}
-
-pub(super) fn xt_times(design: &Design, v: &[f64]) -> Vec<f64> {
-    let mut out = vec![0.0; design.k];
-    for (i, vi) in v.iter().enumerate() {
-        for (o, x) in out.iter_mut().zip(design.row(i)) {
-            *o += x * vi;
-        }
-    }
+    let mut out = vec![0.0; design.n];
+    row_dots(&design.data, design.k, v, &mut out);
     out
 }
 
 pub(super) fn weighted_cross_product(design: &Design, weights: &[f64]) -> Mat<f64> {
     let k = design.k;
-    // Accumulate the lower triangle in a flat row-major buffer rather than through `Mat`
-    // indexing: the inner loop then runs over contiguous memory in both the design row and the
-    // accumulator and vectorises, while every cell still sums its terms in row order.
-    // Rows with many zeros (fixed-effect dummies in a pooled regression: two non-zeros among
-    // hundreds of columns) only touch the cells of their non-zero pairs; skipping exact zeros
-    // leaves every sum unchanged.
-    let mut acc = vec![0.0; k * k];
-    let mut nz: Vec<usize> = Vec::with_capacity(k);
-    for (row, wi) in design.data.chunks_exact(k).zip(weights) {
-        nz.clear();
-        nz.extend((0..k).filter(|&a| row[a] != 0.0));
-        if nz.len() * 4 > k {
-            for (a, &xa) in row.iter().enumerate() {
-                let ra = wi * xa;
-                for (cell, &xb) in acc[a * k..=a * k + a].iter_mut().zip(&row[..=a]) {
-                    *cell += ra * xb;
-                }
-            }
-            continue;
-        }
-        for (ia, &a) in nz.iter().enumerate() {
-            let ra = wi * row[a];
-            for &b in &nz[..=ia] {
-                acc[a * k + b] += ra * row[b];
-            }
-        }
-    }
-    Mat::from_fn(k, k, |a, b| {
-        if b <= a {
-            acc[a * k + b]
-        } else {
-            acc[b * k + a]
-        }
-    })
+    let stride = k.next_multiple_of(LANES);
+    let mut acc = vec![0.0; k * stride];
+    accumulate_lower(&design.data, k, weights, &mut acc);
+    lower_to_mat(&acc, k)
 }
 
 pub(super) fn weighted_cholesky(
@@ -263,10 +271,88 @@ pub(super) fn chol_solve(chol: &faer::linalg::solvers::Llt<f64>, rhs: &[f64]) ->
     (0..rhs.len()).map(|i| m[(i, 0)]).collect()
 }
 
-pub(super) fn weighted_solve(
-    design: &Design,
-    weights: &[f64],
-    rhs: &[f64],
-) -> Result<Vec<f64>, EstimError> {
-    Ok(chol_solve(&weighted_cholesky(design, weights)?, rhs))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `weighted_cross_product` as it was before rows were added in chunks and groups: one row
+    /// at a time, one cell at a time.
+    fn cross_product_by_cells(design: &Design, weights: &[f64]) -> Mat<f64> {
+        let k = design.k;
+        let mut acc = vec![0.0; k * k];
+        for (row, wi) in design.data.chunks_exact(k).zip(weights) {
+            let nz: Vec<usize> = (0..k).filter(|&a| row[a] != 0.0).collect();
+            let pairs: Vec<usize> = if nz.len() * 4 > k {
+                (0..k).collect()
+            } else {
+                nz
+            };
+            for (ia, &a) in pairs.iter().enumerate() {
+                let ra = wi * row[a];
+                for &b in &pairs[..=ia] {
+                    acc[a * k + b] += ra * row[b];
+                }
+            }
+        }
+        Mat::from_fn(k, k, |a, b| acc[a.max(b) * k + a.min(b)])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// Dense rows, rows of mostly zeros (dummies) and any mix of the two, any `k` and row
+        /// count (so groups of four end early): the same sums bit for bit.
+        #[test]
+        fn grouped_cross_product_sums_as_one_row_at_a_time(
+            k in 1usize..23,
+            n in 0usize..40,
+            values in proptest::collection::vec(-4.0f64..4.0, 1000),
+            zeros in proptest::collection::vec(0.0f64..1.0, 1000),
+            sparsity in 0.0f64..1.0,
+        ) {
+            let data: Vec<f64> = (0..n * k)
+                .map(|c| if zeros[c % 997] < sparsity { 0.0 } else { values[c % 1000] })
+                .collect();
+            let weights: Vec<f64> = (0..n).map(|i| values[(7 * i + 1) % 1000].abs()).collect();
+            let design = Design { n, k, data };
+            let got = weighted_cross_product(&design, &weights);
+            let expected = cross_product_by_cells(&design, &weights);
+            for a in 0..k {
+                for b in 0..k {
+                    prop_assert_eq!(got[(a, b)].to_bits(), expected[(a, b)].to_bits());
+                }
+            }
+        }
+
+        /// The `X'X` shortcut of the rank test never calls a design full rank that R's rule
+        /// (Gram-Schmidt, `1e-7`) calls deficient: the last column is a combination of the others
+        /// plus noise of any size from `1e-14` to `1`.
+        #[test]
+        fn gram_shortcut_agrees_with_the_rank_rule(
+            k in 2usize..8,
+            n in 20usize..60,
+            values in proptest::collection::vec(-3.0f64..3.0, 600),
+            mix in proptest::collection::vec(-2.0f64..2.0, 8),
+            noise_exp in -14.0f64..0.0,
+        ) {
+            let noise = 10f64.powf(noise_exp);
+            let mut data = Vec::with_capacity(n * k);
+            for i in 0..n {
+                let row: Vec<f64> = (0..k - 1).map(|j| values[(i * k + j) % 600]).collect();
+                let last = row.iter().zip(&mix).map(|(x, m)| x * m).sum::<f64>()
+                    + noise * values[(i * 13 + 5) % 600];
+                data.extend(row);
+                data.push(last);
+            }
+            let design = Design { n, k, data };
+            let gram = cross_product(&design);
+            if gram_clearly_full_rank(&gram) {
+                prop_assert_eq!(design.rank_gram_schmidt(), k);
+            }
+            // Clearly independent columns take the shortcut.
+            if noise_exp > -1.0 {
+                prop_assert!(gram_clearly_full_rank(&gram) || design.rank_gram_schmidt() < k);
+            }
+        }
+    }
 }

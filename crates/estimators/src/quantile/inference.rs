@@ -17,24 +17,47 @@ use super::design::{
 };
 use super::preprocess::quantile_type7;
 use super::simplex::barrodale_roberts;
-use super::{bandwidth, solve, standard_normal, Bandwidth, RqMethod};
+use super::{bandwidth, solve, standard_normal, Bandwidth, Problem, Solution};
 use crate::error::EstimError;
 
 /// What the standard errors need from a fit besides its coefficients.
 pub(super) struct Inference<'a> {
-    pub(super) design: &'a Design,
-    pub(super) y: &'a [f64],
+    /// The design and response, with the solver of the fit (the refits use the same).
+    pub(super) problem: &'a Problem<'a>,
+    /// `X'X`.
+    pub(super) gram: &'a Mat<f64>,
     pub(super) tau: f64,
-    pub(super) method: RqMethod,
     pub(super) bandwidth: Bandwidth,
+}
+
+/// The coefficients of the `nid` refits at `tau + h` and `tau - h`, and `h`.
+pub(super) struct NidRefits {
+    hi: Vec<f64>,
+    lo: Vec<f64>,
+    h: f64,
+}
+
+impl NidRefits {
+    /// The refits at `tau + h` and `tau - h` (the first error, `hi`'s before `lo`'s).
+    pub(super) fn of(
+        hi: Result<Solution, EstimError>,
+        lo: Result<Solution, EstimError>,
+        h: f64,
+    ) -> Result<Self, EstimError> {
+        Ok(Self {
+            hi: hi?.coef,
+            lo: lo?.coef,
+            h,
+        })
+    }
 }
 
 impl Inference<'_> {
     /// `summary.rq(se = "iid")`: `tau (1 - tau) s^2 (X'X)^{-1}`, with the sparsity `s` the slope of
     /// a median regression of the sorted residuals nearest zero on their ranks.
     pub(super) fn iid(&self, residuals: &[f64]) -> Result<Mat<f64>, EstimError> {
-        let (n, k) = (self.design.n, self.design.k);
-        let xxinv = weighted_gram_inverse(self.design, None)?;
+        let (n, k) = (self.problem.design.n, self.problem.design.k);
+        let xxinv = weighted_gram_inverse(self.problem.design, None)?;
         // Residuals this close to zero are the basic observations of the fit.
         let near_zero = f64::EPSILON.sqrt();
         let pz = residuals.iter().filter(|r| r.abs() < near_zero).count();
@@ -64,27 +87,36 @@ impl Inference<'_> {
     }
 
     /// The `h` of `nid` and `ker`: the bandwidth, halved until `tau ± h` stays inside (0, 1).
-    fn local_bandwidth(&self) -> f64 {
-        let mut h = bandwidth(self.tau, self.design.n, self.bandwidth);
+    pub(super) fn local_bandwidth(&self) -> f64 {
+        let mut h = bandwidth(self.tau, self.problem.design.n, self.bandwidth);
         while self.tau - h < 0.0 || self.tau + h > 1.0 {
             h /= 2.0;
         }
         h
     }
 
-    /// `summary.rq(se = "nid")`: Huber sandwich `tau (1 - tau) H^{-1} X'X H^{-1}`, `H = X'FX`, with
-    /// densities `f_i = max(0, 2h / (x_i'(b(tau + h) - b(tau - h)) - eps))` from two refits.
-    pub(super) fn nid(&self, messages: &mut Vec<String>) -> Result<Mat<f64>, EstimError> {
+    /// The two refits of `nid`, side by side on the rayon pool: each is sequential, so running
+    /// them together halves the wall time on two cores without making the result depend on the
+    /// threads.
+    pub(super) fn nid_refits(&self) -> Result<NidRefits, EstimError> {
         let h = self.local_bandwidth();
-        // The two refits are independent and each is sequential, so running them side by side
-        // halves the wall time on two cores without making the result depend on the threads.
         let (hi, lo) = rayon::join(
-            || solve(self.design, self.y, self.tau + h, self.method),
-            || solve(self.design, self.y, self.tau - h, self.method),
+            || self.problem.solve(self.tau + h),
+            || self.problem.solve(self.tau - h),
         );
-        let (hi, lo) = (hi?.coef, lo?.coef);
+        NidRefits::of(hi, lo, h)
+    }
+
+    /// `summary.rq(se = "nid")`: Huber sandwich `tau (1 - tau) H^{-1} X'X H^{-1}`, `H = X'FX`, with
+    /// densities `f_i = max(0, 2h / (x_i'(b(tau + h) - b(tau - h)) - eps))` from the two refits.
+    pub(super) fn nid(
+        &self,
+        refits: NidRefits,
+        messages: &mut Vec<String>,
+    ) -> Result<Mat<f64>, EstimError> {
+        let NidRefits { hi, lo, h } = refits;
         let diff: Vec<f64> = hi.iter().zip(&lo).map(|(a, b)| a - b).collect();
-        let dyhat = x_times(self.design, &diff);
+        let dyhat = x_times(self.problem.design, &diff);
         let non_positive = dyhat.iter().filter(|&&d| d <= 0.0).count();
         if non_positive > 0 {
             messages.push(format!("{non_positive} non-positive fis"));
@@ -105,12 +137,12 @@ impl Inference<'_> {
     /// `summary.rq(se = "ker")`: the same sandwich with Powell's kernel densities
     /// `phi(u_i / h) / h`, `h` rescaled to residual units by `min(sd, IQR / 1.34)`.
     pub(super) fn ker(&self, coef: &[f64]) -> Result<Mat<f64>, EstimError> {
-        let n = self.design.n;
+        let n = self.problem.design.n;
         if n < 2 {
             return Err(EstimError::TooFewObservations { n, k: 2 });
         }
         let h = self.local_bandwidth();
-        let uhat = residuals_of(self.design, self.y, coef);
+        let uhat = residuals_of(self.problem.design, self.problem.y, coef);
         let normal = standard_normal();
         let mean = uhat.iter().sum::<f64>() / n as f64;
         let sd = (uhat.iter().map(|u| (u - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
@@ -121,13 +153,14 @@ impl Inference<'_> {
     }
 
     fn sandwich(&self, f: &[f64]) -> Result<Mat<f64>, EstimError> {
-        let fxxinv = weighted_gram_inverse(self.design, Some(f))?;
-        let xx = cross_product(self.design);
+        let fxxinv = weighted_gram_inverse(self.problem.design, Some(f))?;
         let t = self.tau * (1.0 - self.tau);
-        let cov = small_product(&small_product(&fxxinv, &xx), &fxxinv);
-        Ok(Mat::from_fn(self.design.k, self.design.k, |r, c| {
-            t * cov[(r, c)]
-        }))
+        let cov = small_product(&small_product(&fxxinv, self.gram), &fxxinv);
+        Ok(Mat::from_fn(
+            self.problem.design.k,
+            self.problem.design.k,
+            |r, c| t * cov[(r, c)],
+        ))
     }
 
     /// Covariance of `reps` bootstrap estimates. Replicate `b` draws its rows from its own
@@ -140,7 +173,7 @@ impl Inference<'_> {
         clusters: Option<&[u32]>,
         messages: &mut Vec<String>,
     ) -> Result<Mat<f64>, EstimError> {
-        let (n, k) = (self.design.n, self.design.k);
+        let (n, k) = (self.problem.design.n, self.problem.design.k);
         if reps < 2 {
             return Err(EstimError::InvalidOption {
                 message: format!("bootstrap needs at least 2 replications, got `{reps}`"),
@@ -175,12 +208,12 @@ impl Inference<'_> {
                         .flat_map(|_| members[rng.random_range(0..members.len())].iter().copied())
                         .collect(),
                 };
-                let sub = self.design.select(&rows);
-                let sub_y: Vec<f64> = rows.iter().map(|&i| self.y[i]).collect();
-                if sub.n < k || sub.rank() < k {
+                let sub = self.problem.design.select(&rows);
+                let sub_y: Vec<f64> = rows.iter().map(|&i| self.problem.y[i]).collect();
+                if sub.n < k || sub.rank(&cross_product(&sub)) < k {
                     return None;
                 }
-                solve(&sub, &sub_y, self.tau, self.method)
+                solve(&sub, &sub_y, self.tau, self.problem.method)
                     .ok()
                     .map(|s| s.coef)
             })

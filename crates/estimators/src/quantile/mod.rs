@@ -33,7 +33,8 @@
 
 //!
 //! Module map: this file holds the public types, [`rq`] and the dispatch to a solver;
-//! `design` the row-major design matrix and the small dense algebra; `simplex` the
+//! `design` the row-major design matrix and the small dense algebra; `kernels` its SIMD row and
+//! column products (same sums bit for bit on every CPU); `simplex` the
 //! Barrodale-Roberts simplex; `interior` the Frisch-Newton interior point; `vertex` the simplex
 //! finish that turns an approximate fit into an exact optimal vertex; `preprocess` the
 //! Portnoy-Koenker preprocessing; `inference` the standard errors and the bootstrap.
@@ -41,6 +42,7 @@
 mod design;
 mod inference;
 mod interior;
+mod kernels;
 mod preprocess;
 mod simplex;
 mod vertex;
@@ -50,10 +52,12 @@ use serde::{Deserialize, Serialize};
 use statrs::distribution::{Continuous, ContinuousCDF, Normal};
 
 use crate::error::EstimError;
-use design::{residuals_of, Design};
+use design::{cross_product, residuals_of, Design};
 use inference::Inference;
 use interior::frisch_newton;
-use preprocess::{preprocessed_frisch_newton, PFN_SEED};
+use preprocess::{
+    finish_preprocessed, preprocessed_frisch_newton, start_preprocessed, Pilot, Progress, PFN_SEED,
+};
 use simplex::barrodale_roberts;
 
 /// How the linear programme is solved.
@@ -199,36 +203,62 @@ pub fn bandwidth(tau: f64, n: usize, rule: Bandwidth) -> f64 {
 pub fn rq(x: MatRef<'_, f64>, y: &[f64], opts: &RqOptions) -> Result<RqFit, EstimError> {
     let design = Design::from_mat(x);
     validate(&design, y, opts.tau)?;
-    if design.rank() < design.k {
+    let method = resolve_method(opts.method, design.n, design.k);
+    // `X'X` and the preprocessing's pilot are independent: side by side.
+    let (gram, problem) = rayon::join(
+        || cross_product(&design),
+        || Problem::new(&design, y, method),
+    );
+    if design.rank(&gram) < design.k {
         return Err(EstimError::Numerical {
             message: "singular design matrix in quantile regression".to_string(),
         });
     }
-    let method = resolve_method(opts.method, design.n, design.k);
-    let solution = solve(&design, y, opts.tau, method)?;
-    let residuals = residuals_of(&design, y, &solution.coef);
+    let problem = problem?;
+    let inference = Inference {
+        problem: &problem,
+        gram: &gram,
+        tau: opts.tau,
+        bandwidth: opts.bandwidth,
+    };
+    // The refits of `nid` at tau +/- h do not depend on the fit at tau: the three run side by
+    // side (`nid_side_by_side`).
+    let fit = || {
+        problem
+            .solve(opts.tau)
+            .map(|s| (residuals_of(&design, y, &s.coef), s))
+    };
+    let ((residuals, solution), refits) = match opts.se {
+        RqSe::Nid => {
+            let (fit, refits) = nid_side_by_side(&problem, &inference, opts.tau, fit);
+            (fit?, Some(refits))
+        }
+        _ => (fit()?, None),
+    };
     let objective = residuals.iter().map(|&u| check_loss(u, opts.tau)).sum();
     let mut messages = solution.messages;
     if solution.nonunique {
         messages.push("solution may be nonunique".to_string());
     }
-    let inference = Inference {
-        design: &design,
-        y,
-        tau: opts.tau,
-        method,
-        bandwidth: opts.bandwidth,
-    };
-    let covariance = match &opts.se {
-        RqSe::None => None,
-        RqSe::Iid => Some(inference.iid(&residuals)?),
-        RqSe::Nid => Some(inference.nid(&mut messages)?),
-        RqSe::Ker => Some(inference.ker(&solution.coef)?),
-        RqSe::Bootstrap {
-            reps,
-            seed,
-            clusters,
-        } => Some(inference.bootstrap(*reps, *seed, clusters.as_deref(), &mut messages)?),
+    let covariance = match (&opts.se, refits) {
+        (RqSe::None, _) => None,
+        (RqSe::Iid, _) => Some(inference.iid(&residuals)?),
+        (RqSe::Nid, refits) => {
+            let refits = match refits {
+                Some(refits) => refits?,
+                None => inference.nid_refits()?,
+            };
+            Some(inference.nid(refits, &mut messages)?)
+        }
+        (RqSe::Ker, _) => Some(inference.ker(&solution.coef)?),
+        (
+            RqSe::Bootstrap {
+                reps,
+                seed,
+                clusters,
+            },
+            _,
+        ) => Some(inference.bootstrap(*reps, *seed, clusters.as_deref(), &mut messages)?),
     };
     let (std_error, covariance) = match covariance {
         None => (Vec::new(), Vec::new()),
@@ -254,6 +284,46 @@ pub fn rq(x: MatRef<'_, f64>, y: &[f64], opts: &RqOptions) -> Result<RqFit, Esti
         nonunique: solution.nonunique,
         messages,
     })
+}
+
+/// The fit at `tau` and the two refits of `nid`: three sequential fits on the rayon pool. On two
+/// threads three whole fits take two fits' time, so the refit at `tau - h` is split: its first
+/// half (for the preprocessed solver, the subsample fit and globbing) runs before the fit at
+/// `tau`, its second half as a task of its own, which the thread done with the refit at
+/// `tau + h` takes: about one and a half fits on each thread. Every fit is the same sequence of
+/// operations wherever it runs, so the result does not depend on the number of threads.
+fn nid_side_by_side<T: Send>(
+    problem: &Problem<'_>,
+    inference: &Inference<'_>,
+    tau: f64,
+    fit: impl FnOnce() -> Result<T, EstimError> + Send,
+) -> (
+    Result<T, EstimError>,
+    Result<inference::NidRefits, EstimError>,
+) {
+    let h = inference.local_bandwidth();
+    let (mut fitted, mut hi, mut lo) = (None, None, None);
+    rayon::scope(|s| {
+        let hi = &mut hi;
+        s.spawn(move |_| *hi = Some(problem.solve(tau + h)));
+        let lo = &mut lo;
+        match problem.start(tau - h) {
+            Ok(started) => s.spawn(move |_| *lo = Some(problem.finish(tau - h, started))),
+            Err(e) => *lo = Some(Err(e)),
+        }
+        fitted = Some(fit());
+    });
+    let missing = || EstimError::Numerical {
+        message: "a quantile-regression fit did not run".to_string(),
+    };
+    (
+        fitted.unwrap_or_else(|| Err(missing())),
+        inference::NidRefits::of(
+            hi.unwrap_or_else(|| Err(missing())),
+            lo.unwrap_or_else(|| Err(missing())),
+            h,
+        ),
+    )
 }
 
 /// Point estimates only: the coefficients of the `tau`-th regression quantile.
@@ -326,14 +396,75 @@ struct Solution {
     messages: Vec<String>,
 }
 
-fn solve(design: &Design, y: &[f64], tau: f64, method: RqMethod) -> Result<Solution, EstimError> {
-    match method {
-        RqMethod::Br => barrodale_roberts(design, y, tau),
-        RqMethod::Fn => frisch_newton(design, y, tau),
-        RqMethod::Pfn => preprocessed_frisch_newton(design, y, tau, PFN_SEED),
-        RqMethod::Auto => solve(design, y, tau, resolve_method(method, design.n, design.k)),
+/// A design and response with a resolved method, and what every fit of them at any `tau` can
+/// share: the preprocessing's first subsample and band.
+struct Problem<'a> {
+    design: &'a Design,
+    y: &'a [f64],
+    method: RqMethod,
+    pilot: Option<Pilot>,
+}
+
+impl<'a> Problem<'a> {
+    fn new(design: &'a Design, y: &'a [f64], method: RqMethod) -> Result<Self, EstimError> {
+        let method = resolve_method(method, design.n, design.k);
+        let pilot = match method {
+            RqMethod::Pfn => Pilot::new(design, y, PFN_SEED)?,
+            _ => None,
+        };
+        Ok(Self {
+            design,
+            y,
+            method,
+            pilot,
+        })
+    }
+
+    /// The first half of a fit at `tau` (see [`nid_side_by_side`]); [`Problem::finish`] does
+    /// the rest.
+    fn start(&self, tau: f64) -> Result<Started, EstimError> {
+        Ok(match self.method {
+            RqMethod::Pfn => Started::Preprocessed(Box::new(start_preprocessed(
+                self.design,
+                self.y,
+                tau,
+                self.pilot.as_ref(),
+            )?)),
+            _ => Started::Nothing,
+        })
+    }
+
+    fn finish(&self, tau: f64, started: Started) -> Result<Solution, EstimError> {
+        match started {
+            Started::Preprocessed(progress) => {
+                finish_preprocessed(self.design, self.y, tau, self.pilot.as_ref(), *progress)
+            }
+            Started::Nothing => self.solve(tau),
+        }
+    }
+
+    fn solve(&self, tau: f64) -> Result<Solution, EstimError> {
+        let (design, y) = (self.design, self.y);
+        match self.method {
+            RqMethod::Br => barrodale_roberts(design, y, tau),
+            RqMethod::Pfn => preprocessed_frisch_newton(design, y, tau, self.pilot.as_ref()),
+            RqMethod::Fn | RqMethod::Auto => frisch_newton(design, y, tau),
+        }
     }
 }
+
+/// What [`Problem::start`] did.
+enum Started {
+    /// The preprocessed solver's first round.
+    Preprocessed(Box<Progress>),
+    /// Nothing: the solver runs whole in [`Problem::finish`].
+    Nothing,
+}
+
+fn solve(design: &Design, y: &[f64], tau: f64, method: RqMethod) -> Result<Solution, EstimError> {
+    Problem::new(design, y, method)?.solve(tau)
+}
+
 #[cfg(test)]
 mod tests {
     use super::preprocess::quantile_type7;
