@@ -12,6 +12,9 @@ use rayon::prelude::*;
 
 use crate::error::EstimError;
 
+/// 2^52: from here on every `f64` is a whole number.
+const TWO_52: f64 = 4_503_599_627_370_496.0;
+
 /// Rows per parallel task when scanning a column for its bounds.
 const FACTORIZE_BLOCK: usize = 65_536;
 
@@ -263,10 +266,15 @@ fn factorize_numeric(value: impl Fn(usize) -> f64 + Sync, rows: &[usize]) -> (Ve
             let mut all_int = true;
             for &i in block {
                 let x = value(i);
-                // `x as i64` truncates (saturating); cheaper than `fract`, which is a libm call.
-                all_int &= (x as i64) as f64 == x;
-                lo = lo.min(x);
-                hi = hi.max(x);
+                // Adding and taking away 2^52 rounds `|x| < 2^52` to an integer, so this is true
+                // exactly for whole numbers there (no libm call and no saturating cast, so the
+                // loop vectorises). Larger numbers may come out false: they then take the hashed
+                // path below, which numbers levels in the same order.
+                let a = x.abs();
+                all_int &= (a + TWO_52) - TWO_52 == a;
+                // The values are finite (missing rows are filtered out), so plain comparisons.
+                lo = if x < lo { x } else { lo };
+                hi = if x > hi { x } else { hi };
             }
             (lo, hi, all_int)
         })
@@ -343,6 +351,19 @@ mod tests {
         let (codes, n) = factorize_numeric(|i| w[i].unwrap_or(0.0), &rows);
         assert_eq!(n, 3);
         assert_eq!(codes, vec![0, 1, 0, 2, 2]);
+        // Whole numbers beyond 2^52 and negative ones: levels in order of first appearance.
+        let big = [
+            2f64.powi(60),
+            -7.0,
+            2f64.powi(60),
+            2f64.powi(53) + 2.0,
+            -7.0,
+        ];
+        let (codes, n) = factorize_numeric(|i| big[i], &rows);
+        assert_eq!((codes, n), (vec![0, 1, 0, 2, 1], 3));
+        let small = [-3.0, 4.0, -3.0, 0.0, 4.0];
+        let (codes, n) = factorize_numeric(|i| small[i], &rows);
+        assert_eq!((codes, n), (vec![0, 1, 0, 2, 1], 3));
     }
 
     #[test]

@@ -129,53 +129,16 @@ impl FixedEffects {
                 });
             }
         }
-        let mut out = Vec::with_capacity(dims.len());
-        for (q, (codes, n_levels)) in dims.into_iter().enumerate() {
-            if codes.len() != n_obs {
-                return Err(EstimError::InvalidOption {
-                    message: format!(
-                        "fixed effect {q} has {} codes for {n_obs} observations",
-                        codes.len()
-                    ),
-                });
-            }
-            // One pass: weight sums, and the first code out of range if any.
-            let mut wsum = vec![0.0; n_levels];
-            let bad = match &weights {
-                None => codes.iter().find(|&&g| match wsum.get_mut(g as usize) {
-                    Some(s) => {
-                        *s += 1.0;
-                        false
-                    }
-                    None => true,
-                }),
-                Some(w) => codes
-                    .iter()
-                    .zip(w)
-                    .find(|(&g, &wi)| match wsum.get_mut(g as usize) {
-                        Some(s) => {
-                            *s += wi;
-                            false
-                        }
-                        None => true,
-                    })
-                    .map(|(g, _)| g),
-            };
-            if let Some(bad) = bad {
-                return Err(EstimError::InvalidOption {
-                    message: format!("fixed effect {q} has code `{bad}` but {n_levels} levels"),
-                });
-            }
-            let inv_weight = wsum
-                .iter()
-                .map(|&s| if s > 0.0 { 1.0 / s } else { 0.0 })
-                .collect();
-            out.push(FeDim {
-                codes,
-                n_levels,
-                inv_weight,
-            });
-        }
+        // One task per dimension (each a serial pass over its codes); the first error in the
+        // caller's order is the one reported.
+        let built: Vec<Result<FeDim, EstimError>> = dims
+            .into_par_iter()
+            .enumerate()
+            .map(|(q, (codes, n_levels))| fe_dim(q, codes, n_levels, weights.as_deref(), n_obs))
+            .collect();
+        let out = built
+            .into_iter()
+            .collect::<Result<Vec<FeDim>, EstimError>>()?;
         let mut order: Vec<usize> = (0..out.len()).collect();
         order.sort_by_key(|&q| std::cmp::Reverse(out[q].n_levels));
         let pair = (out.len() == 2)
@@ -218,6 +181,60 @@ impl FixedEffects {
     fn weight(&self, i: usize) -> f64 {
         self.weights.as_ref().map_or(1.0, |w| w[i])
     }
+}
+
+/// One fixed-effect dimension: its codes checked against `n_levels` and its weight sums.
+fn fe_dim(
+    q: usize,
+    codes: Vec<u32>,
+    n_levels: usize,
+    weights: Option<&[f64]>,
+    n_obs: usize,
+) -> Result<FeDim, EstimError> {
+    if codes.len() != n_obs {
+        return Err(EstimError::InvalidOption {
+            message: format!(
+                "fixed effect {q} has {} codes for {n_obs} observations",
+                codes.len()
+            ),
+        });
+    }
+    // One pass: weight sums, and the first code out of range if any.
+    let mut wsum = vec![0.0; n_levels];
+    let bad = match weights {
+        None => codes.iter().find(|&&g| match wsum.get_mut(g as usize) {
+            Some(s) => {
+                *s += 1.0;
+                false
+            }
+            None => true,
+        }),
+        Some(w) => codes
+            .iter()
+            .zip(w)
+            .find(|(&g, &wi)| match wsum.get_mut(g as usize) {
+                Some(s) => {
+                    *s += wi;
+                    false
+                }
+                None => true,
+            })
+            .map(|(g, _)| g),
+    };
+    if let Some(bad) = bad {
+        return Err(EstimError::InvalidOption {
+            message: format!("fixed effect {q} has code `{bad}` but {n_levels} levels"),
+        });
+    }
+    let inv_weight = wsum
+        .iter()
+        .map(|&s| if s > 0.0 { 1.0 / s } else { 0.0 })
+        .collect();
+    Ok(FeDim {
+        codes,
+        n_levels,
+        inv_weight,
+    })
 }
 
 /// Parts the cross-tabulation is built in, in parallel: a fixed number (not the thread count),
