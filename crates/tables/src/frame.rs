@@ -91,9 +91,10 @@ fn read_numeric_parquet(
         return Ok(None);
     }
     let names: Vec<&str> = present.iter().map(|(n, _)| n.as_str()).collect();
-    let rows: usize = parquet_batches(path)?.iter().sum();
+    let batches = parquet_batches(path)?;
+    let rows: usize = batches.iter().sum();
     let mut columns: Vec<Vec<f64>> = names.iter().map(|_| Vec::with_capacity(rows)).collect();
-    for_each_parquet_batch(path, &names, |batch| {
+    for_each_parquet_batch(path, &names, &batches, |batch| {
         columns
             .par_iter_mut()
             .zip(batch.into_columns())

@@ -129,18 +129,20 @@ pub fn parquet_batches(path: &Path) -> Result<Vec<usize>, Diagnostic> {
     Ok(batches)
 }
 
-/// Reads the named columns of a Parquet file batch by batch ([`parquet_batches`]), handing each
+/// Reads the named columns of a Parquet file batch by batch (`batches`, the file's
+/// [`parquet_batches`], read once by the caller), handing each
 /// batch to `each` in file order, so that a large table is never held whole as polars columns
 /// while the caller converts it. The next batch is decoded while `each` runs on the current one
 /// (two batches in memory at most). The columns must exist (see [`read_frame_present`]).
 pub fn for_each_parquet_batch(
     path: &Path,
     columns: &[&str],
+    batches: &[usize],
     mut each: impl FnMut(DataFrame) -> Result<(), Diagnostic>,
 ) -> Result<(), Diagnostic> {
     let mut spans = Vec::new();
     let mut offset = 0;
-    for len in parquet_batches(path)? {
+    for &len in batches {
         spans.push((offset, len));
         offset += len;
     }
