@@ -293,7 +293,15 @@ mod tests {
     fn blockwise_hash_equals_the_one_shot_hash_at_every_boundary() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        for len in [0, 1, (1 << 20) - 1, 1 << 20, HASH_BLOCK, HASH_BLOCK + 1, 2 * HASH_BLOCK + 12345] {
+        for len in [
+            0,
+            1,
+            (1 << 20) - 1,
+            1 << 20,
+            HASH_BLOCK,
+            HASH_BLOCK + 1,
+            2 * HASH_BLOCK + 12345,
+        ] {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4099) as u8).collect();
             fs::write(&path, &bytes).unwrap();
             let expected = blake3::hash(&bytes).to_hex().to_string();

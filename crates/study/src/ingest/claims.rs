@@ -88,7 +88,9 @@ mod tests {
 
     #[test]
     fn numbers_spread_over_the_partitions() {
-        let used: HashSet<usize> = (0..10_000u64).map(|k| part_of(2_010_100_000_000 + k)).collect();
+        let used: HashSet<usize> = (0..10_000u64)
+            .map(|k| part_of(2_010_100_000_000 + k))
+            .collect();
         assert_eq!(used.len(), PARTS);
     }
 }
