@@ -810,63 +810,45 @@ fn applicant_frame(
     ptypes: &[Option<i64>],
     units: &[u32],
 ) -> PolarsResult<DataFrame> {
-    let col = |name: &str, c: Column| c.with_name(name.into());
-    let columns = vec![
-        col(
-            "app",
-            Column::new(
-                "".into(),
+    // Columns are built in parallel (they were a serial step between locating one slice and the
+    // next); the order of the vector is the schema's order.
+    let build = |i: usize| -> Column {
+        match i {
+            0 => Column::new(
+                "app".into(),
                 entries.iter().map(|e| e.app as i64).collect::<Vec<i64>>(),
             ),
-        ),
-        col(
-            "app_no",
-            Column::new(
-                "".into(),
+            1 => Column::new(
+                "app_no".into(),
                 entries
                     .iter()
                     .map(|e| app_nos[e.app - offset])
                     .collect::<Vec<Option<&str>>>(),
             ),
-        ),
-        col(
-            "year",
-            Column::new(
-                "".into(),
+            2 => Column::new(
+                "year".into(),
                 entries
                     .iter()
                     .map(|e| years[e.app - offset])
                     .collect::<Vec<Option<i64>>>(),
             ),
-        ),
-        col(
-            "ptype",
-            Column::new(
-                "".into(),
+            3 => Column::new(
+                "ptype".into(),
                 entries
                     .iter()
                     .map(|e| ptypes[e.app - offset])
                     .collect::<Vec<Option<i64>>>(),
             ),
-        ),
-        col(
-            "pos",
-            Column::new(
-                "".into(),
+            4 => Column::new(
+                "pos".into(),
                 entries.iter().map(|e| e.pos as i64).collect::<Vec<i64>>(),
             ),
-        ),
-        col(
-            "name",
-            Column::new(
-                "".into(),
+            5 => Column::new(
+                "name".into(),
                 entries.iter().map(|e| e.name).collect::<Vec<&str>>(),
             ),
-        ),
-        col(
-            "kind",
-            Column::new(
-                "".into(),
+            6 => Column::new(
+                "kind".into(),
                 entries
                     .iter()
                     .map(|e| {
@@ -878,28 +860,26 @@ fn applicant_frame(
                     })
                     .collect::<Vec<&str>>(),
             ),
-        ),
-        col(
-            "adcode6",
-            Column::new(
-                "".into(),
+            7 => Column::new(
+                "adcode6".into(),
                 entries
                     .iter()
                     .map(|e| e.unit.map(|u| i64::from(units[usize::from(u)])))
                     .collect::<Vec<Option<i64>>>(),
             ),
-        ),
-        col(
-            "method",
-            Column::new(
-                "".into(),
+            _ => Column::new(
+                "method".into(),
                 entries
                     .iter()
                     .map(|e| e.method.map(Step::as_str).unwrap_or("unresolved"))
                     .collect::<Vec<&str>>(),
             ),
-        ),
-    ];
+        }
+    };
+    let columns: Vec<Column> = (0..applicant_schema().len())
+        .into_par_iter()
+        .map(build)
+        .collect();
     DataFrame::new(entries.len(), columns)
 }
 
