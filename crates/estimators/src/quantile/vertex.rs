@@ -281,6 +281,7 @@ fn price_edges(
     let mut down = vec![[tau; LANES]; chunks];
     let mut size = vec![[1.0; LANES]; chunks];
     let mut gi = vec![[0.0; LANES]; chunks];
+    let mut nz: Vec<(usize, &f64)> = Vec::with_capacity(k);
     let n = design.n;
     // Fitted values and the `|x_ij b_j|` sums of the zero tolerance, four rows side by side
     // (each row's sums in column order, as one row at a time).
@@ -307,13 +308,29 @@ fn price_edges(
         }
         let r = y[i] - fitted[i % 4];
         resid[i] = r;
-        // Chunk by chunk, so each chunk's sum over `r` stays in a register.
-        for (c, g) in gi.iter_mut().enumerate() {
-            let mut acc = [0.0; LANES];
-            for (&x, inv_row) in row.iter().zip(inv_chunks.chunks_exact(chunks)) {
-                acc = std::array::from_fn(|l| acc[l] + inv_row[c][l] * x);
+        // Chunk by chunk, so each chunk's sum over `r` stays in a register. A row of mostly
+        // zeros (fixed-effect dummies: a dozen non-zeros among hundreds of columns) only adds
+        // the terms of its non-zeros: each sum starts at `+0.0`, which adding `±0.0` leaves
+        // as it is, so the exact zeros skipped never change a bit.
+        nz.clear();
+        nz.extend(row.iter().enumerate().filter(|(_, &x)| x != 0.0));
+        if nz.len() * 4 > k {
+            for (c, g) in gi.iter_mut().enumerate() {
+                let mut acc = [0.0; LANES];
+                for (&x, inv_row) in row.iter().zip(inv_chunks.chunks_exact(chunks)) {
+                    acc = std::array::from_fn(|l| acc[l] + inv_row[c][l] * x);
+                }
+                *g = acc;
             }
-            *g = acc;
+        } else {
+            for (c, g) in gi.iter_mut().enumerate() {
+                let mut acc = [0.0; LANES];
+                for &(r, &x) in &nz {
+                    let inv_chunk = &inv_chunks[r * chunks + c];
+                    acc = std::array::from_fn(|l| acc[l] + inv_chunk[l] * x);
+                }
+                *g = acc;
+            }
         }
         if r.abs() <= zero_tol[i] {
             for c in 0..chunks {
@@ -540,6 +557,102 @@ mod tests {
             let expected = one_at_a_time(&design, &y, &coef);
             let got = basis_near_fit(&design, &y, &coef).ok();
             prop_assert_eq!(got, expected);
+        }
+    }
+
+    /// The edge prices as plain loops over every column (each `g_i` summed over all `k` rows
+    /// of `B^{-1}` from `+0.0`), one slope at a time.
+    fn prices_by_plain_loops(
+        design: &Design,
+        y: &[f64],
+        tau: f64,
+        coef: &[f64],
+        inv: &[f64],
+        in_basis: &[bool],
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+        let k = design.k;
+        let stride = k.next_multiple_of(LANES);
+        let (mut up, mut down, mut size) = (vec![1.0 - tau; k], vec![tau; k], vec![1.0; k]);
+        let mut resid = vec![0.0; design.n];
+        for i in 0..design.n {
+            let row = design.row(i);
+            let zero_tol = 1e-10
+                * (y[i].abs()
+                    + row
+                        .iter()
+                        .zip(coef)
+                        .map(|(x, b)| (x * b).abs())
+                        .sum::<f64>());
+            if in_basis[i] {
+                continue;
+            }
+            let r = y[i] - dot(row, coef);
+            resid[i] = r;
+            for j in 0..k {
+                let mut g = 0.0;
+                for (m, x) in row.iter().enumerate() {
+                    g += inv[m * stride + j] * x;
+                }
+                size[j] += g.abs();
+                if r.abs() <= zero_tol {
+                    up[j] += directional_check(-g, tau);
+                    down[j] += directional_check(g, tau);
+                } else {
+                    let psi = if r < 0.0 { tau - 1.0 } else { tau };
+                    up[j] -= g * psi;
+                    down[j] += g * psi;
+                }
+            }
+        }
+        (up, down, size, resid)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+        /// Rows of group dummies (mostly zeros, which the pricing pass skips) or dense rows:
+        /// the same prices and residuals bit for bit as the plain loops.
+        #[test]
+        fn pricing_skips_zeros_without_changing_a_bit(
+            numbers in 1usize..5,
+            dummies in 0usize..24,
+            extra in 1usize..60,
+            tau in 0.1f64..0.9,
+            xs in proptest::collection::vec(-3.0f64..3.0, 600),
+            inv_values in proptest::collection::vec(-2.0f64..2.0, 900),
+            coef_values in proptest::collection::vec(-2.0f64..2.0, 30),
+        ) {
+            let k = numbers + dummies;
+            let n = k + extra;
+            let mut data = Vec::with_capacity(n * k);
+            for i in 0..n {
+                data.push(1.0);
+                (1..numbers).for_each(|j| data.push(xs[(i * k + j) % xs.len()]));
+                let group = i % (dummies + 1);
+                (1..=dummies).for_each(|g| data.push(if g == group { 1.0 } else { 0.0 }));
+            }
+            let design = Design { n, k, data };
+            let coef: Vec<f64> = coef_values[..k].to_vec();
+            // Some rows fitted exactly, so both kinds of terms occur.
+            let y: Vec<f64> = (0..n)
+                .map(|i| dot(design.row(i), &coef) + if i % 3 == 0 { 0.0 } else { xs[(5 * i) % 600] })
+                .collect();
+            let stride = k.next_multiple_of(LANES);
+            let mut inv = vec![0.0; k * stride];
+            for r in 0..k {
+                for j in 0..k {
+                    inv[r * stride + j] = inv_values[(r * 31 + j) % 900];
+                }
+            }
+            let in_basis: Vec<bool> = (0..n).map(|i| i % 7 == 1).collect();
+            let (mut resid, mut zero_tol) = (vec![0.0; n], vec![0.0; n]);
+            let got = price_edges(&design, &y, tau, &coef, &inv, &in_basis, &mut resid, &mut zero_tol);
+            let (up, down, size, plain_resid) =
+                prices_by_plain_loops(&design, &y, tau, &coef, &inv, &in_basis);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got.up), bits(&up));
+            prop_assert_eq!(bits(&got.down), bits(&down));
+            prop_assert_eq!(bits(&got.size), bits(&size));
+            prop_assert_eq!(bits(&resid), bits(&plain_resid));
         }
     }
 
