@@ -23,6 +23,16 @@ pub(super) fn basis_near_fit(
 }
 
 /// [`basis_near_fit`] from the residuals `resid` of the fit.
+///
+/// Rows are taken in order of `|resid|` (ties by row); a row joins when two passes of modified
+/// Gram-Schmidt against the rows taken leave more than `1e-8` of its norm. Every row's
+/// arithmetic is that of projecting it alone, so the choice is that of one row at a time; the
+/// work is arranged around the latency of the dot products' chains of additions:
+/// * a row's first pass is kept and only extended by the rows taken since, and the first
+///   passes of new rows run [`GROUP`] at a time;
+/// * a row whose first pass leaves at most `1e-10` of its norm is rejected without the second
+///   (a projection does not lengthen a vector, so the second pass would reject it too);
+/// * the second passes of the next [`GROUP`] rows run together, valid until one of them joins.
 pub(super) fn basis_near_residuals(
     design: &Design,
     resid: &[f64],
@@ -41,49 +51,65 @@ pub(super) fn basis_near_residuals(
     let mut tail_sorted = head == design.n;
     let mut basis = Vec::with_capacity(k);
     let mut ortho: Vec<Vec<f64>> = Vec::with_capacity(k);
-    let mut pos = 0;
-    while pos < design.n {
-        if pos == head && !tail_sorted {
-            order[head..].sort_by(by_size);
-            tail_sorted = true;
-        }
-        // Up to `GROUP` candidates are projected at once: most are rejected, and each keeps
-        // its own sums in the same order as one at a time, so every decision is the same.
-        let stop = if pos < head { head } else { design.n };
-        let group: Vec<usize> = order[pos..stop.min(pos + GROUP)].to_vec();
-        // A short group is padded with zero rows, which are never taken.
-        let mut vs: [Vec<f64>; GROUP] = std::array::from_fn(|g| {
-            group
-                .get(g)
-                .map_or(vec![0.0; k], |&i| design.row(i).to_vec())
-        });
-        let norms0: Vec<f64> = vs.iter().map(|v| dot(v, v).sqrt()).collect();
-        project_out(&ortho, &mut vs);
-        pos += group.len();
-        // A row in the span of the basis keeps a remainder of rounding size after one pass; the
-        // second pass cannot grow it a hundredfold past the `1e-8` threshold, so such a group is
-        // rejected as the second pass would reject it. Only rows that may be taken need it.
-        let dependent = |g: usize| dot(&vs[g], &vs[g]).sqrt() <= 1e-10 * norms0[g];
-        if (0..group.len()).all(dependent) {
-            continue;
-        }
-        project_out(&ortho, &mut vs);
-        for (g, mut v) in vs.into_iter().enumerate().take(group.len()) {
-            if norms0[g] == 0.0 {
-                continue;
-            }
-            let norm = dot(&v, &v).sqrt();
-            if norm > 1e-8 * norms0[g] {
-                v.iter_mut().for_each(|vi| *vi /= norm);
-                ortho.push(v);
-                basis.push(group[g]);
-                if basis.len() == k {
-                    return Ok(basis);
+    let mut pending: std::collections::VecDeque<Candidate> = std::collections::VecDeque::new();
+    let mut next = 0;
+    loop {
+        if pending.len() < GROUP {
+            let mut fresh = Vec::with_capacity(FRESH);
+            while pending.len() + fresh.len() < FRESH && next < design.n {
+                if next == head && !tail_sorted {
+                    order[head..].sort_by(by_size);
+                    tail_sorted = true;
                 }
-                // The later candidates of the group were projected without this row: again.
-                pos -= group.len() - g - 1;
-                break;
+                let row = order[next];
+                next += 1;
+                let v = design.row(row).to_vec();
+                let norm0 = dot(&v, &v).sqrt();
+                // A zero row is never taken.
+                if norm0 > 0.0 {
+                    fresh.push(Candidate { row, v, norm0 });
+                }
             }
+            first_passes(&ortho, &mut fresh, k);
+            pending.extend(fresh);
+        }
+        if pending.is_empty() {
+            break;
+        }
+        let take = pending.len().min(GROUP);
+        let dependent = |c: &Candidate| dot(&c.v, &c.v).sqrt() <= 1e-10 * c.norm0;
+        let live: Vec<bool> = pending.iter().take(take).map(|c| !dependent(c)).collect();
+        let mut vs = padded(
+            pending
+                .iter()
+                .zip(&live)
+                .map(|(c, &l)| if l { c.v.clone() } else { vec![0.0; k] }),
+            k,
+        );
+        if live.contains(&true) {
+            project_out(&ortho, &mut vs);
+        }
+        let joins = (0..take).find(|&g| {
+            let v = &vs[g];
+            live[g] && dot(v, v).sqrt() > 1e-8 * pending[g].norm0
+        });
+        let Some(g) = joins else {
+            pending.drain(..take);
+            continue;
+        };
+        pending.drain(..g);
+        let taken = pending.pop_front().map(|c| c.row);
+        let mut v = std::mem::take(&mut vs[g]);
+        let norm = dot(&v, &v).sqrt();
+        v.iter_mut().for_each(|vi| *vi /= norm);
+        // The first passes of the rows waiting go on with the new row, as if it had been there.
+        for c in pending.iter_mut() {
+            project_one(&v, &mut c.v);
+        }
+        ortho.push(v);
+        basis.extend(taken);
+        if basis.len() == k {
+            return Ok(basis);
         }
     }
     Err(EstimError::Numerical {
@@ -91,9 +117,67 @@ pub(super) fn basis_near_residuals(
     })
 }
 
+/// A row waiting to be tried for the basis: its first Gram-Schmidt pass against the rows taken
+/// so far, and its norm.
+struct Candidate {
+    row: usize,
+    v: Vec<f64>,
+    norm0: f64,
+}
+
+/// Up to [`GROUP`] vectors, padded with zero vectors (which stay zero).
+fn padded(vs: impl Iterator<Item = Vec<f64>>, k: usize) -> [Vec<f64>; GROUP] {
+    let mut vs = vs.take(GROUP);
+    std::array::from_fn(|_| vs.next().unwrap_or_else(|| vec![0.0; k]))
+}
+
 /// Candidates projected together by `basis_near_fit`: enough independent sums to keep the
 /// floating-point adder busy.
 const GROUP: usize = 4;
+
+/// Most rows waiting at once; the first passes of new rows run this many side by side.
+const FRESH: usize = 16;
+
+/// The first Gram-Schmidt passes of up to [`FRESH`] rows against `ortho`, side by side: the
+/// rows are held interleaved (entry `t` of row `g` at `t * FRESH + g`), so each step of every
+/// row's dot product and update is one lane of a vector operation, the same arithmetic as
+/// [`project_one`] row by row, with [`FRESH`] chains of additions in flight instead of one.
+#[multiversion::multiversion(targets("x86_64+avx2"))]
+fn first_passes(ortho: &[Vec<f64>], rows: &mut [Candidate], k: usize) {
+    if rows.is_empty() || ortho.is_empty() {
+        return;
+    }
+    let mut lanes = vec![[0.0; FRESH]; k];
+    for (g, c) in rows.iter().enumerate().take(FRESH) {
+        for (t, &x) in c.v.iter().enumerate() {
+            lanes[t][g] = x;
+        }
+    }
+    for q in ortho {
+        let mut dots = [-0.0; FRESH];
+        for (lane, &qt) in lanes.iter().zip(q) {
+            dots = std::array::from_fn(|g| dots[g] + qt * lane[g]);
+        }
+        for (lane, &qt) in lanes.iter_mut().zip(q) {
+            *lane = std::array::from_fn(|g| lane[g] - dots[g] * qt);
+        }
+    }
+    for (g, c) in rows.iter_mut().enumerate().take(FRESH) {
+        for (t, x) in c.v.iter_mut().enumerate() {
+            *x = lanes[t][g];
+        }
+    }
+}
+
+/// One step of [`project_out`] for one vector: removes from `v` its component along `q`, with
+/// the same arithmetic.
+fn project_one(q: &[f64], v: &mut [f64]) {
+    let mut c = -0.0;
+    for (qt, a) in q.iter().zip(&*v) {
+        c += qt * a;
+    }
+    v.iter_mut().zip(q).for_each(|(vi, qi)| *vi -= c * qi);
+}
 
 /// One pass of modified Gram-Schmidt: removes from each of `vs` its components along the
 /// orthonormal `ortho`, in order. Each vector's arithmetic is exactly that of projecting it
