@@ -14,20 +14,37 @@
 //! `curve` could not start until it ended). With a pool each, the stages share the cores
 //! through the operating system's scheduler instead.
 
-/// Runs `work` with rayon's parallel iterators on a fresh pool of the default size (the
+use std::sync::{Mutex, PoisonError};
+
+/// Runs `work` with rayon's parallel iterators on a pool of its own of the default size (the
 /// `RAYON_NUM_THREADS` environment variable, else one thread per core); on the caller's pool
-/// when no thread can be started.
+/// when no thread can be started. A pool is handed back when its stage ends and taken by the
+/// next, so a run starts at most one pool per stage running at once (its `--jobs`), and the
+/// threads (with their allocator caches) live on as the global pool's would.
 pub(crate) fn in_own_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
-    match rayon::ThreadPoolBuilder::new()
-        .thread_name(|i| format!("repro-stage-{i}"))
-        .build()
-    {
-        Ok(pool) => pool.install(work),
-        Err(e) => {
-            tracing::debug!("cannot start a thread pool for the stage ({e}); using the shared one");
-            work()
-        }
-    }
+    static IDLE: Mutex<Vec<rayon::ThreadPool>> = Mutex::new(Vec::new());
+    let idle = || IDLE.lock().unwrap_or_else(PoisonError::into_inner);
+    let taken = idle().pop();
+    let pool = match taken {
+        Some(pool) => pool,
+        None => match rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("repro-stage-{i}"))
+            .build()
+        {
+            Ok(pool) => pool,
+            Err(e) => {
+                tracing::debug!(
+                    "cannot start a thread pool for the stage ({e}); using the shared one"
+                );
+                return work();
+            }
+        },
+    };
+    // A panic in `work` goes on up (the runner makes it the stage's failure); the pool is
+    // then dropped instead of handed back.
+    let out = pool.install(work);
+    idle().push(pool);
+    out
 }
 
 #[cfg(test)]
