@@ -10,6 +10,7 @@ use faer::{Mat, MatRef, Side};
 
 use super::kernels::{accumulate_lower, lower_to_mat, row_dots, LANES};
 use crate::error::EstimError;
+use crate::recent::Recent;
 
 /// Row-major copy of the design matrix: every solver walks observations row by row.
 #[derive(Debug, Clone)]
@@ -246,55 +247,23 @@ fn upper_outer(u: &Mat<f64>) -> Mat<f64> {
 
 /// `(X'X)^{-1}` ([`weighted_gram_inverse`] without weights), shared by the fits of one design:
 /// the `iid` standard errors of every quantile of a pooled regression with a few hundred
-/// dummies need the same inverse, whose QR costs far more than comparing the design. The last
-/// few designs of at least [`SHARED_MIN_K`] columns and at most [`SHARED_MAX_CELLS`] cells are
-/// kept with their inverse (a match is bit for bit); others are computed each time.
+/// dummies need the same inverse, whose QR costs far more than comparing the design. Designs
+/// of at least [`SHARED_MIN_K`] columns and at most [`SHARED_MAX_CELLS`] cells are kept
+/// ([`crate::recent::Recent`]); others are computed each time.
 pub(super) fn shared_gram_inverse(design: &Design) -> Result<Mat<f64>, EstimError> {
-    use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-    struct Entry {
-        k: usize,
-        data: Vec<f64>,
-        inverse: OnceLock<Result<Mat<f64>, EstimError>>,
-    }
-    static RECENT: Mutex<Vec<Arc<Entry>>> = Mutex::new(Vec::new());
-    const KEEP: usize = 2;
+    static INVERSES: Recent<Result<Mat<f64>, EstimError>> = Recent::new();
     if design.k < SHARED_MIN_K || design.data.len() > SHARED_MAX_CELLS {
         return weighted_gram_inverse(design, None);
     }
-    let same = |e: &Entry| {
-        e.k == design.k
-            && e.data.len() == design.data.len()
-            && e.data
-                .iter()
-                .zip(&design.data)
-                .all(|(a, b)| a.to_bits() == b.to_bits())
-    };
-    let entry = {
-        let mut recent = RECENT.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = match recent.iter().position(|e| same(e)) {
-            Some(at) => recent.remove(at),
-            None => Arc::new(Entry {
-                k: design.k,
-                data: design.data.clone(),
-                inverse: OnceLock::new(),
-            }),
-        };
-        recent.push(Arc::clone(&entry));
-        if recent.len() > KEEP {
-            recent.remove(0);
-        }
-        entry
-    };
-    entry
-        .inverse
-        .get_or_init(|| weighted_gram_inverse(design, None))
-        .clone()
+    INVERSES.get_or_compute(&[&design.data, &[design.k as f64]], || {
+        weighted_gram_inverse(design, None)
+    })
 }
 
 /// Fewest columns for which [`shared_gram_inverse`] keeps a design: below, the QR is cheap.
-const SHARED_MIN_K: usize = 32;
+pub(crate) const SHARED_MIN_K: usize = 32;
 /// Most cells (`n x k`) of a design [`shared_gram_inverse`] keeps a copy of (32 MB).
-const SHARED_MAX_CELLS: usize = 1 << 22;
+pub(crate) const SHARED_MAX_CELLS: usize = 1 << 22;
 
 /// The `R` factor of a Householder QR of `a` (`n x k`, `n >= k`), computed sequentially. faer's
 /// `Mat::qr` follows the global parallelism setting, and on a rayon pool its blocked updates
