@@ -25,6 +25,7 @@ pub mod params;
 pub mod params_file;
 pub mod pipeline;
 pub mod planner;
+mod pools;
 pub mod remote;
 pub mod reporter;
 pub mod runner;

@@ -790,7 +790,7 @@ fn execute(ctx: &Ctx<'_>, stage: &Stage) -> Result<Option<PeakMemory>, Diagnosti
     let on = ctx.place.of(stage);
     let template = match &stage.action {
         Action::Builtin(_) if on == ExecutorKind::Local => {
-            return run_builtin(ctx.root, stage)
+            return crate::pools::in_own_pool(|| run_builtin(ctx.root, stage))
                 .map(|()| executor::process_max_rss_bytes().map(PeakMemory::Process));
         }
         Action::Builtin(_) => {

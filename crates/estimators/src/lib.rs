@@ -15,6 +15,7 @@ pub mod iv;
 pub mod mmqr;
 pub mod ols;
 pub mod quantile;
+mod recent;
 pub mod result;
 pub mod vcov;
 

@@ -18,6 +18,7 @@ use crate::formula::Formula;
 use crate::mmqr::MmqrVcov;
 use crate::ols::{independent_columns, small_gram, tall_r, CollinearityOptions, ColumnStatus};
 use crate::quantile;
+use crate::recent::Recent;
 use crate::result::{ClusterCounts, FitResult};
 use crate::vcov::ClusterIds;
 
@@ -384,8 +385,19 @@ fn fit_quantile_pooled(
         return Err(EstimError::TooFewObservations { n, k: names.len() });
     }
     let slices: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
-    let gram = small_gram(tall_r(&slices).as_ref());
-    let status = independent_columns(gram.as_ref(), None, &CollinearityOptions::default());
+    let check = || {
+        let gram = small_gram(tall_r(&slices).as_ref());
+        independent_columns(gram.as_ref(), None, &CollinearityOptions::default())
+    };
+    // Every quantile of a pooled regression checks the same columns: with a few hundred dummies
+    // the QR behind the check is worth keeping (see `quantile::shared_gram_inverse`).
+    static CHECKED: Recent<Vec<ColumnStatus>> = Recent::new();
+    let status =
+        if names.len() >= quantile::SHARED_MIN_K && n * names.len() <= quantile::SHARED_MAX_CELLS {
+            CHECKED.get_or_compute(&slices, check)
+        } else {
+            check()
+        };
     let kept = kept_columns(&status, &names, Absorption::Nothing, &mut Vec::new());
     for (j, s) in status.iter().enumerate().take(n_reported) {
         if *s != ColumnStatus::Kept {

@@ -10,6 +10,7 @@ use faer::{Mat, MatRef, Side};
 
 use super::kernels::{accumulate_lower, lower_to_mat, row_dots, LANES};
 use crate::error::EstimError;
+use crate::recent::Recent;
 
 /// Row-major copy of the design matrix: every solver walks observations row by row.
 #[derive(Debug, Clone)]
@@ -198,8 +199,71 @@ pub(super) fn weighted_gram_inverse(
             rinv[(row, c)] = acc / r[(row, row)];
         }
     }
-    Ok(small_product(&rinv, &rinv.transpose().to_owned()))
+    Ok(upper_outer(&rinv))
 }
+
+/// `U U'` of an upper-triangular `U`, every cell `(r, c)` summed over `m` in order from `-0.0`
+/// exactly as `small_product(U, U')` sums it, but cache-friendly: `U` is held row by row, the
+/// terms `m < max(r, c)` (exact zeros below the diagonal) are skipped, and the product is
+/// symmetric bit for bit (`a * b == b * a`), so only the lower triangle is summed. Skipping
+/// zeros can only turn a sum that ends at `+0.0` into `-0.0`; such a cell is summed whole.
+fn upper_outer(u: &Mat<f64>) -> Mat<f64> {
+    const LANE: usize = 8;
+    let k = u.nrows();
+    // `0 * inf` is not zero: then every term counts.
+    if !(0..k).all(|c| u.col(c).iter().all(|v| v.is_finite())) {
+        return small_product(u, &u.transpose().to_owned());
+    }
+    // `t[m * k + c]` = `U[c, m]`: the cells `(r, c..c + LANE)` take contiguous terms.
+    let t: Vec<f64> = (0..k * k).map(|at| u[(at % k, at / k)]).collect();
+    let whole = |r: usize, c: usize| -> f64 { (0..k).map(|m| u[(r, m)] * u[(c, m)]).sum() };
+    let mut out = Mat::<f64>::zeros(k, k);
+    for r in 0..k {
+        let row: Vec<f64> = (0..k).map(|m| u[(r, m)]).collect();
+        for c0 in (0..=r).step_by(LANE) {
+            let width = LANE.min(r + 1 - c0);
+            let mut acc = [-0.0; LANE];
+            for m in r..k {
+                let a = row[m];
+                let terms = &t[m * k + c0..m * k + c0 + width];
+                for (s, &b) in acc.iter_mut().zip(terms) {
+                    *s += a * b;
+                }
+            }
+            for (l, &v) in acc.iter().enumerate().take(width) {
+                let c = c0 + l;
+                let v = if v == 0.0 && v.is_sign_negative() {
+                    whole(r, c)
+                } else {
+                    v
+                };
+                out[(r, c)] = v;
+                out[(c, r)] = v;
+            }
+        }
+    }
+    out
+}
+
+/// `(X'X)^{-1}` ([`weighted_gram_inverse`] without weights), shared by the fits of one design:
+/// the `iid` standard errors of every quantile of a pooled regression with a few hundred
+/// dummies need the same inverse, whose QR costs far more than comparing the design. Designs
+/// of at least [`SHARED_MIN_K`] columns and at most [`SHARED_MAX_CELLS`] cells are kept
+/// ([`crate::recent::Recent`]); others are computed each time.
+pub(super) fn shared_gram_inverse(design: &Design) -> Result<Mat<f64>, EstimError> {
+    static INVERSES: Recent<Result<Mat<f64>, EstimError>> = Recent::new();
+    if design.k < SHARED_MIN_K || design.data.len() > SHARED_MAX_CELLS {
+        return weighted_gram_inverse(design, None);
+    }
+    INVERSES.get_or_compute(&[&design.data, &[design.k as f64]], || {
+        weighted_gram_inverse(design, None)
+    })
+}
+
+/// Fewest columns for which [`shared_gram_inverse`] keeps a design: below, the QR is cheap.
+pub(crate) const SHARED_MIN_K: usize = 32;
+/// Most cells (`n x k`) of a design [`shared_gram_inverse`] keeps a copy of (32 MB).
+pub(crate) const SHARED_MAX_CELLS: usize = 1 << 22;
 
 /// The `R` factor of a Householder QR of `a` (`n x k`, `n >= k`), computed sequentially. faer's
 /// `Mat::qr` follows the global parallelism setting, and on a rayon pool its blocked updates
@@ -296,6 +360,57 @@ mod tests {
             }
         }
         Mat::from_fn(k, k, |a, b| acc[a.max(b) * k + a.min(b)])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// `U U'` by rows, lower triangle only and without the zeros below the diagonal equals
+        /// the plain `small_product(U, U')` bit for bit, zeros of either sign included.
+        #[test]
+        fn upper_outer_equals_the_plain_product(
+            k in 1usize..40,
+            values in proptest::collection::vec(-3.0f64..3.0, 1600),
+            zeros in proptest::collection::vec(0.0f64..1.0, 1600),
+        ) {
+            let u = Mat::from_fn(k, k, |r, c| match (r <= c, zeros[r * 40 + c]) {
+                (false, _) => 0.0,
+                (true, z) if z < 0.2 => 0.0,
+                (true, z) if z < 0.3 => -0.0,
+                (true, _) => values[r * 40 + c],
+            });
+            let got = upper_outer(&u);
+            let expected = small_product(&u, &u.transpose().to_owned());
+            for r in 0..k {
+                for c in 0..k {
+                    prop_assert_eq!(got[(r, c)].to_bits(), expected[(r, c)].to_bits());
+                }
+            }
+        }
+
+        /// The shared inverse is the inverse computed afresh, for a design seen before or not,
+        /// and designs that differ only in the sign of a zero are told apart.
+        #[test]
+        fn shared_inverse_is_the_fresh_one(
+            n in 40usize..80,
+            values in proptest::collection::vec(-3.0f64..3.0, 4000),
+            flip in 0usize..40,
+        ) {
+            let k = SHARED_MIN_K;
+            let data: Vec<f64> = (0..n * k).map(|c| values[(c * 7) % 4000]).collect();
+            let mut design = Design { n, k, data };
+            let bits = |m: &Mat<f64>| (0..k * k).map(|c| m[(c / k, c % k)].to_bits()).collect::<Vec<_>>();
+            let fresh = weighted_gram_inverse(&design, None).unwrap();
+            for _ in 0..2 {
+                prop_assert_eq!(bits(&shared_gram_inverse(&design).unwrap()), bits(&fresh));
+            }
+            design.data[flip] = 0.0;
+            let mut other = design.clone();
+            other.data[flip] = -0.0;
+            let a = shared_gram_inverse(&design).unwrap();
+            let b = shared_gram_inverse(&other).unwrap();
+            prop_assert_eq!(bits(&a), bits(&weighted_gram_inverse(&design, None).unwrap()));
+            prop_assert_eq!(bits(&b), bits(&weighted_gram_inverse(&other, None).unwrap()));
+        }
     }
 
     proptest! {

@@ -13,7 +13,8 @@ use rayon::prelude::*;
 use statrs::distribution::{Continuous, ContinuousCDF};
 
 use super::design::{
-    cross_product, residuals_of, small_product, weighted_gram_inverse, x_times, Design,
+    cross_product, residuals_of, shared_gram_inverse, small_product, weighted_gram_inverse,
+    x_times, Design,
 };
 use super::preprocess::quantile_type7;
 use super::simplex::barrodale_roberts;
@@ -57,7 +58,7 @@ impl Inference<'_> {
     /// a median regression of the sorted residuals nearest zero on their ranks.
     pub(super) fn iid(&self, residuals: &[f64]) -> Result<Mat<f64>, EstimError> {
         let (n, k) = (self.problem.design.n, self.problem.design.k);
-        let xxinv = weighted_gram_inverse(self.problem.design, None)?;
+        let xxinv = shared_gram_inverse(self.problem.design)?;
         // Residuals this close to zero are the basic observations of the fit.
         let near_zero = f64::EPSILON.sqrt();
         let pz = residuals.iter().filter(|r| r.abs() < near_zero).count();

@@ -14,7 +14,9 @@ use faer::Mat;
 use super::design::Design;
 
 /// The design twice, for the passes of an interior point: rows padded with zeros to `stride`
-/// (a multiple of [`LANES`]) for `X' v` and `X' W X`, and columns for `X v`.
+/// (a multiple of [`LANES`]) for `X' v` and `X' W X`, and columns for `X v`; or, when every row
+/// is mostly zeros (a pooled regression with fixed-effect dummies), only the non-zeros of each
+/// row ([`SparseRows`]), so each pass costs the non-zeros instead of `n x k`.
 pub(super) struct Layout {
     pub(super) n: usize,
     pub(super) k: usize,
@@ -23,12 +25,25 @@ pub(super) struct Layout {
     cols: Vec<f64>,
     /// Every row is dense enough for the grouped `X' W X` (see [`accumulate_lower`]).
     dense: bool,
+    /// Every row is sparse: the passes take only its non-zeros.
+    sparse: Option<SparseRows>,
 }
 
 impl Layout {
     pub(super) fn new(design: &Design) -> Self {
         let (n, k) = (design.n, design.k);
         let stride = k.next_multiple_of(LANES);
+        if let Some(sparse) = SparseRows::of(design) {
+            return Self {
+                n,
+                k,
+                stride,
+                rows: Vec::new(),
+                cols: Vec::new(),
+                dense: false,
+                sparse: Some(sparse),
+            };
+        }
         let mut rows = vec![0.0; n * stride];
         let mut cols = vec![0.0; n * k];
         let mut dense = true;
@@ -46,16 +61,23 @@ impl Layout {
             rows,
             cols,
             dense,
+            sparse: None,
         }
     }
 
     /// `X v` into `out` (as `design::x_times`).
     pub(super) fn x_times(&self, v: &[f64], out: &mut [f64]) {
-        x_times_cols(&self.cols, self.n, v, out);
+        match &self.sparse {
+            Some(sparse) => sparse.x_times(self.k, v, out),
+            None => x_times_cols(&self.cols, self.n, v, out),
+        }
     }
 
     /// `X' v` (as `design::xt_times`).
     pub(super) fn xt_times(&self, v: &[f64]) -> Vec<f64> {
+        if let Some(sparse) = &self.sparse {
+            return sparse.xt_times(self.k, v);
+        }
         let mut acc = vec![[0.0; LANES]; self.stride / LANES];
         xt_times_rows(&self.rows, self.stride, v, &mut acc);
         acc.into_iter().flatten().take(self.k).collect()
@@ -63,12 +85,109 @@ impl Layout {
 
     /// `X' W X` (as `design::weighted_cross_product`).
     pub(super) fn weighted_cross_product(&self, design: &Design, weights: &[f64]) -> Mat<f64> {
+        if let Some(sparse) = &self.sparse {
+            return sparse.weighted_cross_product(self.k, weights);
+        }
         if !self.dense {
             return super::design::weighted_cross_product(design, weights);
         }
         let mut acc = vec![0.0; self.k * self.stride];
         dense_lower(&self.rows, self.k, weights, &mut acc);
         lower_to_mat(&acc, self.k)
+    }
+}
+
+/// The entries other than `+0.0` of every row of a design whose rows are all mostly zeros (at most a quarter of
+/// the columns, the rule by which [`accumulate_lower`] treats a row as sparse), row after row in
+/// column order.
+///
+/// Every product sums the same non-zero terms in the same order as the dense loop; the exact
+/// zeros it skips never change a bit: a sum that starts at `+0.0` stays what it is when `±0.0`
+/// is added, and one that starts at `-0.0` (`X v`, as `Iterator::sum`) can differ only when
+/// it ends at `-0.0` where the dense sum ends at `+0.0`; such a row is summed densely again.
+pub(super) struct SparseRows {
+    /// Row `i`'s non-zeros are at `starts[i]..starts[i + 1]`.
+    starts: Vec<usize>,
+    cols: Vec<usize>,
+    values: Vec<f64>,
+}
+
+impl SparseRows {
+    /// `None` unless every row has at most `k / 4` non-zeros.
+    pub(super) fn of(design: &Design) -> Option<Self> {
+        let k = design.k;
+        if k == 0 || design.n == 0 {
+            return None;
+        }
+        let mut starts = Vec::with_capacity(design.n + 1);
+        let (mut cols, mut values) = (Vec::new(), Vec::new());
+        starts.push(0);
+        for row in design.data.chunks_exact(k).take(design.n) {
+            if row.iter().filter(|&&x| x != 0.0).count() * 4 > k {
+                return None;
+            }
+            // A `-0.0` is kept: the dense sum a row of `X v` falls back to needs it.
+            for (j, &x) in row.iter().enumerate() {
+                if x.to_bits() != 0 {
+                    cols.push(j);
+                    values.push(x);
+                }
+            }
+            starts.push(cols.len());
+        }
+        Some(Self {
+            starts,
+            cols,
+            values,
+        })
+    }
+
+    fn row(&self, i: usize) -> (&[usize], &[f64]) {
+        let span = self.starts[i]..self.starts[i + 1];
+        (&self.cols[span.clone()], &self.values[span])
+    }
+
+    fn x_times(&self, k: usize, v: &[f64], out: &mut [f64]) {
+        for (i, o) in out.iter_mut().enumerate().take(self.starts.len() - 1) {
+            let (cols, values) = self.row(i);
+            let mut acc = -0.0;
+            for (&j, &x) in cols.iter().zip(values) {
+                acc += x * v[j];
+            }
+            if acc == 0.0 && acc.is_sign_negative() {
+                let mut dense = vec![0.0; k];
+                cols.iter().zip(values).for_each(|(&j, &x)| dense[j] = x);
+                acc = dense.iter().zip(v).map(|(x, vj)| x * vj).sum();
+            }
+            *o = acc;
+        }
+    }
+
+    fn xt_times(&self, k: usize, v: &[f64]) -> Vec<f64> {
+        let mut acc = vec![0.0; k];
+        for (i, &vi) in v.iter().enumerate().take(self.starts.len() - 1) {
+            let (cols, values) = self.row(i);
+            for (&j, &x) in cols.iter().zip(values) {
+                acc[j] += x * vi;
+            }
+        }
+        acc
+    }
+
+    /// As the sparse rows of [`accumulate_lower`]: `(w_i x_ia) x_ib` into cell `(a, b)`, `b <= a`.
+    fn weighted_cross_product(&self, k: usize, weights: &[f64]) -> Mat<f64> {
+        let stride = k.next_multiple_of(LANES);
+        let mut acc = vec![0.0; k * stride];
+        for (i, &wi) in weights.iter().enumerate().take(self.starts.len() - 1) {
+            let (cols, values) = self.row(i);
+            for (ia, (&a, &xa)) in cols.iter().zip(values).enumerate() {
+                let ra = wi * xa;
+                for (&b, &xb) in cols[..=ia].iter().zip(values) {
+                    acc[a * stride + b] += ra * xb;
+                }
+            }
+        }
+        lower_to_mat(&acc, k)
     }
 }
 
@@ -299,8 +418,18 @@ mod tests {
             k in 1usize..14,
             n in 0usize..400,
             values in proptest::collection::vec(-5.0f64..5.0, 997),
+            zeros in proptest::collection::vec(0.0f64..1.0, 991),
+            sparsity in prop_oneof![Just(0.0), 0.0f64..1.0, Just(0.97)],
         ) {
-            let data: Vec<f64> = (0..n * k).map(|c| values[c % 997]).collect();
+            // From dense to rows of dummies (then the layout keeps only the non-zeros), with
+            // some `-0.0` so that sums of zeros end at either sign.
+            let data: Vec<f64> = (0..n * k)
+                .map(|c| match zeros[c % 991] {
+                    z if z < sparsity * 0.9 => 0.0,
+                    z if z < sparsity => -0.0,
+                    _ => values[c % 997],
+                })
+                .collect();
             let v: Vec<f64> = (0..n).map(|i| values[(3 * i + 1) % 997]).collect();
             let b: Vec<f64> = (0..k).map(|j| values[(11 * j + 5) % 997]).collect();
             let design = Design { n, k, data };

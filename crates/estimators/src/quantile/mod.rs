@@ -53,6 +53,7 @@ use statrs::distribution::{Continuous, ContinuousCDF, Normal};
 
 use crate::error::EstimError;
 use design::{cross_product, residuals_of, Design};
+pub(crate) use design::{SHARED_MAX_CELLS, SHARED_MIN_K};
 use inference::Inference;
 use interior::frisch_newton;
 use preprocess::{

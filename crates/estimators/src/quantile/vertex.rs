@@ -23,6 +23,16 @@ pub(super) fn basis_near_fit(
 }
 
 /// [`basis_near_fit`] from the residuals `resid` of the fit.
+///
+/// Rows are taken in order of `|resid|` (ties by row); a row joins when two passes of modified
+/// Gram-Schmidt against the rows taken leave more than `1e-8` of its norm. Every row's
+/// arithmetic is that of projecting it alone, so the choice is that of one row at a time; the
+/// work is arranged around the latency of the dot products' chains of additions:
+/// * a row's first pass is kept and only extended by the rows taken since, and the first
+///   passes of new rows run [`GROUP`] at a time;
+/// * a row whose first pass leaves at most `1e-10` of its norm is rejected without the second
+///   (a projection does not lengthen a vector, so the second pass would reject it too);
+/// * the second passes of the next [`GROUP`] rows run together, valid until one of them joins.
 pub(super) fn basis_near_residuals(
     design: &Design,
     resid: &[f64],
@@ -41,49 +51,65 @@ pub(super) fn basis_near_residuals(
     let mut tail_sorted = head == design.n;
     let mut basis = Vec::with_capacity(k);
     let mut ortho: Vec<Vec<f64>> = Vec::with_capacity(k);
-    let mut pos = 0;
-    while pos < design.n {
-        if pos == head && !tail_sorted {
-            order[head..].sort_by(by_size);
-            tail_sorted = true;
-        }
-        // Up to `GROUP` candidates are projected at once: most are rejected, and each keeps
-        // its own sums in the same order as one at a time, so every decision is the same.
-        let stop = if pos < head { head } else { design.n };
-        let group: Vec<usize> = order[pos..stop.min(pos + GROUP)].to_vec();
-        // A short group is padded with zero rows, which are never taken.
-        let mut vs: [Vec<f64>; GROUP] = std::array::from_fn(|g| {
-            group
-                .get(g)
-                .map_or(vec![0.0; k], |&i| design.row(i).to_vec())
-        });
-        let norms0: Vec<f64> = vs.iter().map(|v| dot(v, v).sqrt()).collect();
-        project_out(&ortho, &mut vs);
-        pos += group.len();
-        // A row in the span of the basis keeps a remainder of rounding size after one pass; the
-        // second pass cannot grow it a hundredfold past the `1e-8` threshold, so such a group is
-        // rejected as the second pass would reject it. Only rows that may be taken need it.
-        let dependent = |g: usize| dot(&vs[g], &vs[g]).sqrt() <= 1e-10 * norms0[g];
-        if (0..group.len()).all(dependent) {
-            continue;
-        }
-        project_out(&ortho, &mut vs);
-        for (g, mut v) in vs.into_iter().enumerate().take(group.len()) {
-            if norms0[g] == 0.0 {
-                continue;
-            }
-            let norm = dot(&v, &v).sqrt();
-            if norm > 1e-8 * norms0[g] {
-                v.iter_mut().for_each(|vi| *vi /= norm);
-                ortho.push(v);
-                basis.push(group[g]);
-                if basis.len() == k {
-                    return Ok(basis);
+    let mut pending: std::collections::VecDeque<Candidate> = std::collections::VecDeque::new();
+    let mut next = 0;
+    loop {
+        if pending.len() < GROUP {
+            let mut fresh = Vec::with_capacity(FRESH);
+            while pending.len() + fresh.len() < FRESH && next < design.n {
+                if next == head && !tail_sorted {
+                    order[head..].sort_by(by_size);
+                    tail_sorted = true;
                 }
-                // The later candidates of the group were projected without this row: again.
-                pos -= group.len() - g - 1;
-                break;
+                let row = order[next];
+                next += 1;
+                let v = design.row(row).to_vec();
+                let norm0 = dot(&v, &v).sqrt();
+                // A zero row is never taken.
+                if norm0 > 0.0 {
+                    fresh.push(Candidate { row, v, norm0 });
+                }
             }
+            first_passes(&ortho, &mut fresh, k);
+            pending.extend(fresh);
+        }
+        if pending.is_empty() {
+            break;
+        }
+        let take = pending.len().min(GROUP);
+        let dependent = |c: &Candidate| dot(&c.v, &c.v).sqrt() <= 1e-10 * c.norm0;
+        let live: Vec<bool> = pending.iter().take(take).map(|c| !dependent(c)).collect();
+        let mut vs = padded(
+            pending
+                .iter()
+                .zip(&live)
+                .map(|(c, &l)| if l { c.v.clone() } else { vec![0.0; k] }),
+            k,
+        );
+        if live.contains(&true) {
+            project_out(&ortho, &mut vs);
+        }
+        let joins = (0..take).find(|&g| {
+            let v = &vs[g];
+            live[g] && dot(v, v).sqrt() > 1e-8 * pending[g].norm0
+        });
+        let Some(g) = joins else {
+            pending.drain(..take);
+            continue;
+        };
+        pending.drain(..g);
+        let taken = pending.pop_front().map(|c| c.row);
+        let mut v = std::mem::take(&mut vs[g]);
+        let norm = dot(&v, &v).sqrt();
+        v.iter_mut().for_each(|vi| *vi /= norm);
+        // The first passes of the rows waiting go on with the new row, as if it had been there.
+        for c in pending.iter_mut() {
+            project_one(&v, &mut c.v);
+        }
+        ortho.push(v);
+        basis.extend(taken);
+        if basis.len() == k {
+            return Ok(basis);
         }
     }
     Err(EstimError::Numerical {
@@ -91,9 +117,67 @@ pub(super) fn basis_near_residuals(
     })
 }
 
+/// A row waiting to be tried for the basis: its first Gram-Schmidt pass against the rows taken
+/// so far, and its norm.
+struct Candidate {
+    row: usize,
+    v: Vec<f64>,
+    norm0: f64,
+}
+
+/// Up to [`GROUP`] vectors, padded with zero vectors (which stay zero).
+fn padded(vs: impl Iterator<Item = Vec<f64>>, k: usize) -> [Vec<f64>; GROUP] {
+    let mut vs = vs.take(GROUP);
+    std::array::from_fn(|_| vs.next().unwrap_or_else(|| vec![0.0; k]))
+}
+
 /// Candidates projected together by `basis_near_fit`: enough independent sums to keep the
 /// floating-point adder busy.
 const GROUP: usize = 4;
+
+/// Most rows waiting at once; the first passes of new rows run this many side by side.
+const FRESH: usize = 16;
+
+/// The first Gram-Schmidt passes of up to [`FRESH`] rows against `ortho`, side by side: the
+/// rows are held interleaved (entry `t` of row `g` at `t * FRESH + g`), so each step of every
+/// row's dot product and update is one lane of a vector operation, the same arithmetic as
+/// [`project_one`] row by row, with [`FRESH`] chains of additions in flight instead of one.
+#[multiversion::multiversion(targets("x86_64+avx2"))]
+fn first_passes(ortho: &[Vec<f64>], rows: &mut [Candidate], k: usize) {
+    if rows.is_empty() || ortho.is_empty() {
+        return;
+    }
+    let mut lanes = vec![[0.0; FRESH]; k];
+    for (g, c) in rows.iter().enumerate().take(FRESH) {
+        for (t, &x) in c.v.iter().enumerate() {
+            lanes[t][g] = x;
+        }
+    }
+    for q in ortho {
+        let mut dots = [-0.0; FRESH];
+        for (lane, &qt) in lanes.iter().zip(q) {
+            dots = std::array::from_fn(|g| dots[g] + qt * lane[g]);
+        }
+        for (lane, &qt) in lanes.iter_mut().zip(q) {
+            *lane = std::array::from_fn(|g| lane[g] - dots[g] * qt);
+        }
+    }
+    for (g, c) in rows.iter_mut().enumerate().take(FRESH) {
+        for (t, x) in c.v.iter_mut().enumerate() {
+            *x = lanes[t][g];
+        }
+    }
+}
+
+/// One step of [`project_out`] for one vector: removes from `v` its component along `q`, with
+/// the same arithmetic.
+fn project_one(q: &[f64], v: &mut [f64]) {
+    let mut c = -0.0;
+    for (qt, a) in q.iter().zip(&*v) {
+        c += qt * a;
+    }
+    v.iter_mut().zip(q).for_each(|(vi, qi)| *vi -= c * qi);
+}
 
 /// One pass of modified Gram-Schmidt: removes from each of `vs` its components along the
 /// orthonormal `ortho`, in order. Each vector's arithmetic is exactly that of projecting it
@@ -281,6 +365,7 @@ fn price_edges(
     let mut down = vec![[tau; LANES]; chunks];
     let mut size = vec![[1.0; LANES]; chunks];
     let mut gi = vec![[0.0; LANES]; chunks];
+    let mut nz: Vec<(usize, &f64)> = Vec::with_capacity(k);
     let n = design.n;
     // Fitted values and the `|x_ij b_j|` sums of the zero tolerance, four rows side by side
     // (each row's sums in column order, as one row at a time).
@@ -307,13 +392,29 @@ fn price_edges(
         }
         let r = y[i] - fitted[i % 4];
         resid[i] = r;
-        // Chunk by chunk, so each chunk's sum over `r` stays in a register.
-        for (c, g) in gi.iter_mut().enumerate() {
-            let mut acc = [0.0; LANES];
-            for (&x, inv_row) in row.iter().zip(inv_chunks.chunks_exact(chunks)) {
-                acc = std::array::from_fn(|l| acc[l] + inv_row[c][l] * x);
+        // Chunk by chunk, so each chunk's sum over `r` stays in a register. A row of mostly
+        // zeros (fixed-effect dummies: a dozen non-zeros among hundreds of columns) only adds
+        // the terms of its non-zeros: each sum starts at `+0.0`, which adding `±0.0` leaves
+        // as it is, so the exact zeros skipped never change a bit.
+        nz.clear();
+        nz.extend(row.iter().enumerate().filter(|(_, &x)| x != 0.0));
+        if nz.len() * 4 > k {
+            for (c, g) in gi.iter_mut().enumerate() {
+                let mut acc = [0.0; LANES];
+                for (&x, inv_row) in row.iter().zip(inv_chunks.chunks_exact(chunks)) {
+                    acc = std::array::from_fn(|l| acc[l] + inv_row[c][l] * x);
+                }
+                *g = acc;
             }
-            *g = acc;
+        } else {
+            for (c, g) in gi.iter_mut().enumerate() {
+                let mut acc = [0.0; LANES];
+                for &(r, &x) in &nz {
+                    let inv_chunk = &inv_chunks[r * chunks + c];
+                    acc = std::array::from_fn(|l| acc[l] + inv_chunk[l] * x);
+                }
+                *g = acc;
+            }
         }
         if r.abs() <= zero_tol[i] {
             for c in 0..chunks {
@@ -540,6 +641,102 @@ mod tests {
             let expected = one_at_a_time(&design, &y, &coef);
             let got = basis_near_fit(&design, &y, &coef).ok();
             prop_assert_eq!(got, expected);
+        }
+    }
+
+    /// The edge prices as plain loops over every column (each `g_i` summed over all `k` rows
+    /// of `B^{-1}` from `+0.0`), one slope at a time.
+    fn prices_by_plain_loops(
+        design: &Design,
+        y: &[f64],
+        tau: f64,
+        coef: &[f64],
+        inv: &[f64],
+        in_basis: &[bool],
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+        let k = design.k;
+        let stride = k.next_multiple_of(LANES);
+        let (mut up, mut down, mut size) = (vec![1.0 - tau; k], vec![tau; k], vec![1.0; k]);
+        let mut resid = vec![0.0; design.n];
+        for i in 0..design.n {
+            let row = design.row(i);
+            let zero_tol = 1e-10
+                * (y[i].abs()
+                    + row
+                        .iter()
+                        .zip(coef)
+                        .map(|(x, b)| (x * b).abs())
+                        .sum::<f64>());
+            if in_basis[i] {
+                continue;
+            }
+            let r = y[i] - dot(row, coef);
+            resid[i] = r;
+            for j in 0..k {
+                let mut g = 0.0;
+                for (m, x) in row.iter().enumerate() {
+                    g += inv[m * stride + j] * x;
+                }
+                size[j] += g.abs();
+                if r.abs() <= zero_tol {
+                    up[j] += directional_check(-g, tau);
+                    down[j] += directional_check(g, tau);
+                } else {
+                    let psi = if r < 0.0 { tau - 1.0 } else { tau };
+                    up[j] -= g * psi;
+                    down[j] += g * psi;
+                }
+            }
+        }
+        (up, down, size, resid)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+        /// Rows of group dummies (mostly zeros, which the pricing pass skips) or dense rows:
+        /// the same prices and residuals bit for bit as the plain loops.
+        #[test]
+        fn pricing_skips_zeros_without_changing_a_bit(
+            numbers in 1usize..5,
+            dummies in 0usize..24,
+            extra in 1usize..60,
+            tau in 0.1f64..0.9,
+            xs in proptest::collection::vec(-3.0f64..3.0, 600),
+            inv_values in proptest::collection::vec(-2.0f64..2.0, 900),
+            coef_values in proptest::collection::vec(-2.0f64..2.0, 30),
+        ) {
+            let k = numbers + dummies;
+            let n = k + extra;
+            let mut data = Vec::with_capacity(n * k);
+            for i in 0..n {
+                data.push(1.0);
+                (1..numbers).for_each(|j| data.push(xs[(i * k + j) % xs.len()]));
+                let group = i % (dummies + 1);
+                (1..=dummies).for_each(|g| data.push(if g == group { 1.0 } else { 0.0 }));
+            }
+            let design = Design { n, k, data };
+            let coef: Vec<f64> = coef_values[..k].to_vec();
+            // Some rows fitted exactly, so both kinds of terms occur.
+            let y: Vec<f64> = (0..n)
+                .map(|i| dot(design.row(i), &coef) + if i % 3 == 0 { 0.0 } else { xs[(5 * i) % 600] })
+                .collect();
+            let stride = k.next_multiple_of(LANES);
+            let mut inv = vec![0.0; k * stride];
+            for r in 0..k {
+                for j in 0..k {
+                    inv[r * stride + j] = inv_values[(r * 31 + j) % 900];
+                }
+            }
+            let in_basis: Vec<bool> = (0..n).map(|i| i % 7 == 1).collect();
+            let (mut resid, mut zero_tol) = (vec![0.0; n], vec![0.0; n]);
+            let got = price_edges(&design, &y, tau, &coef, &inv, &in_basis, &mut resid, &mut zero_tol);
+            let (up, down, size, plain_resid) =
+                prices_by_plain_loops(&design, &y, tau, &coef, &inv, &in_basis);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got.up), bits(&up));
+            prop_assert_eq!(bits(&got.down), bits(&down));
+            prop_assert_eq!(bits(&got.size), bits(&size));
+            prop_assert_eq!(bits(&resid), bits(&plain_resid));
         }
     }
 
