@@ -103,9 +103,12 @@ PAN="$WORK/pandas"
 mkdir -p "$PAN"
 rm -f "$PAN/collab_index.csv"
 log "pandas: bench/pandas_index.py"
+# The same tables as repro's locate stage (stages/locate.yaml): cities and the gazetteer's
+# county table, old names and institution register.
 /usr/bin/time -v -o "$WORK/time_pandas.txt" "$PY" "$HERE/pandas_index.py" \
-  "$RAW/patents.csv" "$ROOT/data/cities.csv" "$RAW/postcodes.csv" "$RAW/yearbook.csv" \
-  "$PAN/collab_index.csv" 2> >(tee "$PAN/log.txt" >&2)
+  "$RAW/patents.csv" "$ROOT/data/cities.csv" "$ROOT/data/counties.csv" \
+  "$ROOT/data/place_history.csv" "$ROOT/data/institutions.csv" "$RAW/postcodes.csv" \
+  "$RAW/yearbook.csv" "$PAN/collab_index.csv" 2> >(tee "$PAN/log.txt" >&2)
 log "pandas: $(wall_s "$WORK/time_pandas.txt") s, $(rss_mb "$WORK/time_pandas.txt") MB"
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
