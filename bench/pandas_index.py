@@ -142,15 +142,28 @@ def split_applicants(raw: pd.Series) -> pd.Series:
     return s.str.strip(";")
 
 
+def leading_postcode(address: pd.Series, postcode: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """ingest/mod.rs `judge_row` with textnorm.rs `leading_postcode`: a normalised address that
+    starts with a 6-digit postcode and more (`100871 北京市海淀区…`) gives the postcode when the
+    cell has none, and loses it and the separators after it either way
+    (`after_leading_postcode`)."""
+    lead = address.str.extract(r"^([0-9]{6})([^0-9].*)$")
+    has_lead = lead[0].notna()
+    if has_lead.any():
+        postcode = postcode.where(~(has_lead & (postcode == "")), lead[0])
+        address = address.where(~has_lead, lead[1].str.lstrip(" ,;:-"))
+    return address, postcode
+
+
 # --------------------------------------------------------------------------------------------
 # Applicants (crates/study/src/locate.rs)
 
 def is_individual(names: pd.Series) -> np.ndarray:
-    """2-4 Chinese characters (or the middle dot) and no organisation word."""
+    """locate.rs `is_individual`: 2-4 Chinese characters (or the middle dot) and no
+    organisation word (`has_org_marker`)."""
     person = names.str.fullmatch("[\u4e00-\u9fff\u00b7]{2,4}").fillna(False)
     org_word = names.str.contains("|".join(ORG_MARKERS), regex=True).fillna(False)
     return (person & ~org_word).to_numpy(dtype=bool)
-
 
 
 def postcode_in(address: pd.Series) -> pd.Series:
@@ -205,15 +218,7 @@ def ingest(path: str) -> tuple[pd.DataFrame, dict]:
     keep = valid & ~dup
     postcode = normalise(raw.loc[keep, COL_POSTCODE])
     postcode = postcode.where(postcode.str.fullmatch("[0-9]{6}").fillna(False), "")
-    address = normalise(raw.loc[keep, COL_ADDRESS])
-    # textnorm.rs `leading_postcode`: an address that starts with a 6-digit postcode
-    # (`100871 北京市海淀区…`) gives the postcode when the cell has none, and loses it either way
-    # (`after_leading_postcode`).
-    lead = address.str.extract(r"^([0-9]{6})([^0-9].*)$")
-    has_lead = lead[0].notna()
-    if has_lead.any():
-        postcode = postcode.where(~(has_lead & (postcode == "")), lead[0])
-        address = address.where(~has_lead, lead[1].str.lstrip(" ,;:-"))
+    address, postcode = leading_postcode(normalise(raw.loc[keep, COL_ADDRESS]), postcode)
     apps = pd.DataFrame({
         "year": year[keep].to_numpy(),
         "ptype": ptype[keep].to_numpy(),
