@@ -281,8 +281,7 @@ def locate(apps: pd.DataFrame, gaz: Gazetteer, postcodes_path: str) -> pd.DataFr
     # unresolved where it appears.
     need = np.unique(name_code[~individual & ~is_first_found])
     need = need[unit_u[need] < 0]
-    for k in need:
-        name = name_uniques.iloc[k]
+    for k, name in zip(need, name_uniques.iloc[need]):
         u = gaz.locate_register(name)
         if u < 0:
             u = gaz.locate_name(name)
