@@ -7,8 +7,9 @@
 # 2. Times (a) `repro run` of a fresh pipeline with the stages ingest, locate and index (no cache,
 #    raw files hard-linked from $WORK/gen) and (b) the pandas script, each with /usr/bin/time -v
 #    (wall time, maximum resident set size).
-# 3. Checks that both indexes agree (counts equal, fractional values within 1e-9) and compares
-#    both with the generator's truth_city_year.csv; writes the figures as a Markdown table.
+# 3. Checks the pandas port's rules (bench/pandas_index_check.py --repro), that both indexes agree
+#    (counts equal, fractional values within 1e-9) and compares both with the generator's
+#    truth_city_year.csv; writes the figures as a Markdown table.
 #
 # Usage: bash bench/index_bench.sh [OUT_MD]   (default bench/results/index_bench.md)
 # Env:   RECORDS (default 10000000), REPRO (default target/release/repro),
@@ -118,6 +119,13 @@ log "pandas: $(wall_s "$WORK/time_pandas.txt") s, $(rss_mb "$WORK/time_pandas.tx
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---------------------------------------------------------------- 3. agreement and the table
+# The port's rules on repro's unit-test cases and, against this repro, on real place strings.
+log "check: bench/pandas_index_check.py --repro"
+if "$PY" "$HERE/pandas_index_check.py" --repro "$REPRO" 2>&1 | tee "$WORK/check_rules.txt" | tail -3 >&2; then
+  RULES="bench/pandas_index_check.py passed"
+else
+  RULES="bench/pandas_index_check.py FAILED (see $WORK/check_rules.txt)"
+fi
 AGREE="repro side not run"
 if [ "${SKIP_REPRO:-0}" != "1" ]; then
   log "check: pandas index vs repro index"
@@ -169,7 +177,7 @@ PW="$(wall_s "$WORK/time_pandas.txt")"; PM="$(rss_mb "$WORK/time_pandas.txt")"
   if [ "${SKIP_REPRO:-0}" != "1" ]; then
     echo
     echo "Speed ratio (pandas wall / repro wall): $(awk -v p="$PW" -v r="$RW" 'BEGIN {printf "%.1f", p / r}')x." \
-         "Indexes: $AGREE; $TRUTH."
+         "Indexes: $AGREE; $TRUTH. $RULES."
   else
     echo
     echo "repro side pending. $TRUTH."
