@@ -238,7 +238,7 @@ def ingest(path: str) -> tuple[pd.DataFrame, dict]:
 
 def locate(apps: pd.DataFrame, gaz: Gazetteer, postcodes_path: str) -> pd.DataFrame:
     """locate.rs `run` with the default strategy [address, postcode, name, register, place]: one
-    row per applicant (app, pos, unit), unit -1 when unresolved."""
+    row per applicant (app, pos, unit: index into `gaz.units`, -1 when unresolved)."""
     # ---- pass 1 (`first_pass`, `locate_first`): the first applicant's address, then postcode.
     # Step `address`: the matcher once per distinct address, digit runs masked (no place name
     # contains a digit, so house numbers need not multiply the distinct values).
@@ -288,11 +288,11 @@ def locate(apps: pd.DataFrame, gaz: Gazetteer, postcodes_path: str) -> pd.DataFr
         unit_u[k] = u if u >= 0 else -1
     unit = np.where(is_first_found, first_of, np.where(individual, -1, unit_u[name_code]))
     step("locate")
-    return pd.DataFrame({"app": app_of, "pos": pos, "unit": unit, "name": names})
+    return pd.DataFrame({"app": app_of, "pos": pos, "unit": unit})
 
 
-def index(apps: pd.DataFrame, applicants: pd.DataFrame, gaz: Gazetteer, cities: pd.DataFrame,
-          yearbook: str, first_year: int, last_year: int) -> tuple[pd.DataFrame, int]:
+def index(apps: pd.DataFrame, applicants: pd.DataFrame, cities: pd.DataFrame, yearbook: str,
+          first_year: int, last_year: int) -> tuple[pd.DataFrame, int]:
     """index.rs `count_block` and `index_table`: the city-year index, and the number of edges.
     Units outside the city table (province-administered groups) count as unresolved."""
     n_cities = len(cities)
@@ -373,7 +373,7 @@ def main() -> None:
     gaz = Gazetteer(cities, args.counties, args.place_history, args.institutions)
     step("gazetteer")
     applicants = locate(apps, gaz, args.postcodes)
-    out, n_edges = index(apps, applicants, gaz, cities, args.yearbook, args.first_year, args.last_year)
+    out, n_edges = index(apps, applicants, cities, args.yearbook, args.first_year, args.last_year)
     out.to_csv(args.out, index=False, na_rep="")
     step("index")
 
