@@ -2,31 +2,37 @@
 """Raw patent export -> city-year collaboration index, in pandas.
 
 The comparison side of bench/index_bench.sh: the rules of repro's stages `ingest -> locate ->
-index` (docs/data.md; crates/study/src/places.rs, locate.rs, index.rs) written as an analyst would
-write them in pandas: one `read_csv` with the pyarrow engine and Arrow-backed strings, vectorised
-string methods (RE2 regexes through pyarrow) for normalisation and parsing, `groupby`/`merge` for
-the name dictionary and the counts. Place-name matching cannot be vectorised in pandas; it runs in
-Python once per distinct string (addresses with digit runs masked, applicant names), the usual
-`factorize` trick. No multiprocessing.
+index` (docs/data.md; crates/study/src/textnorm.rs and ingest/, locate.rs, gazetteer/, index.rs)
+written as an analyst would write them in pandas: one `read_csv` with the pyarrow engine and
+Arrow-backed strings, vectorised string methods (RE2 regexes through pyarrow) for normalisation,
+parsing and postcodes, `groupby`/`merge` for the name dictionary and the counts. Place-name
+matching (the gazetteer: county-level names, old names, the institution register, street and
+township words, context from the left; bench/pandas_gazetteer.py, a port of the Rust rules)
+cannot be vectorised in pandas; it runs in Python once per distinct string (addresses with digit
+runs masked, organisation names), the usual `factorize` trick. No multiprocessing.
 
 Output: the index CSV with the columns of repro's `index` stage (adcode6, year, apps, joint,
 joint_cc, joint_cp, frac_cc, inv_joint_cc, inv_frac_cc, degree, strength, collab, collab_cp,
 collab_frac, collab_inv). Only what the benchmark runs is implemented: one UTF-8 CSV input with
-the default headers of docs/data.md (a `专利类型` column is used when present) and the default
-locate strategy (address, postcode, name, place).
+the default headers of docs/data.md (a `专利类型` column is used when present; no header aliases,
+no malformed-record handling) and locate's default strategy (address, postcode, name, register,
+place) with all three gazetteer tables.
 
-Usage: pandas_index.py RAW.csv CITIES.csv POSTCODES.csv YEARBOOK.csv OUT.csv
-       [--first-year 2010] [--last-year 2020]
+Usage: pandas_index.py RAW.csv CITIES.csv COUNTIES.csv PLACE_HISTORY.csv INSTITUTIONS.csv
+                       POSTCODES.csv YEARBOOK.csv OUT.csv [--first-year 2010] [--last-year 2020]
 """
 
 import argparse
-import re
+import os
 import sys
 import time
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pandas_gazetteer import NOTHING, Gazetteer, load_cities  # noqa: E402
 
 # Default headers of the raw export (docs/data.md, "Raw patent export").
 COL_NUMBER = "申请号"
@@ -44,10 +50,6 @@ HALF_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: " "}
 
 ORG_MARKERS = ["公司", "大学", "学院", "学校", "研究", "中心", "集团", "医院", "厂", "局", "所",
                "院", "站", "会", "社", "部", "委", "室"]
-# A short city name followed by one of these starts a street name, not a city (`中山路`).
-STREET_WORDS = ("路", "街", "道", "巷")
-ETHNIC_MARKERS = ["朝鲜族", "土家族", "布依族", "哈尼族", "景颇族", "傈僳族", "柯尔克孜", "哈萨克",
-                  "蒙古", "彝族", "藏族", "苗族", "侗族", "壮族", "傣族", "白族", "回族"]
 
 STEPS = {}
 
@@ -140,139 +142,57 @@ def split_applicants(raw: pd.Series) -> pd.Series:
     return s.str.strip(";")
 
 
+def leading_postcode(address: pd.Series, postcode: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """ingest/mod.rs `judge_row` with textnorm.rs `leading_postcode`: a normalised address that
+    starts with a 6-digit postcode and more (`100871 北京市海淀区…`) gives the postcode when the
+    cell has none, and loses it and the separators after it either way
+    (`after_leading_postcode`)."""
+    lead = address.str.extract(r"^([0-9]{6})([^0-9].*)$")
+    has_lead = lead[0].notna()
+    if has_lead.any():
+        postcode = postcode.where(~(has_lead & (postcode == "")), lead[0])
+        address = address.where(~has_lead, lead[1].str.lstrip(" ,;:-"))
+    return address, postcode
+
+
 # --------------------------------------------------------------------------------------------
-# Place names (crates/study/src/places.rs)
-
-def city_short(name: str) -> str:
-    if name.endswith("自治州"):
-        stem = name[: -len("自治州")]
-        cuts = [stem.find(m) for m in ETHNIC_MARKERS if m in stem]
-        return stem[: min(cuts)] if cuts else stem
-    for suffix in ["地区", "盟", "市"]:
-        if name.endswith(suffix) and len(name) - len(suffix) >= 2:
-            return name[: -len(suffix)]
-    return name
-
-
-def province_short(name: str) -> str:
-    if name.endswith("自治区"):
-        stem = name[: -len("自治区")]
-        for marker in ["壮族", "回族", "维吾尔"]:
-            if stem.endswith(marker):
-                return stem[: -len(marker)]
-        return stem
-    for suffix in ["省", "市"]:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-class PlaceIndex:
-    """Leftmost-longest matching over every full and short city and province name."""
-
-    def __init__(self, cities: pd.DataFrame):
-        self.cities = cities  # sorted by adcode; row position = city index
-        self.prov = (cities["adcode6"] // 10000).to_numpy()
-        provinces = {}
-        for code, pname in zip(self.prov, cities["province"]):
-            provinces.setdefault(int(code), (pname, province_short(pname)))
-        names = {}
-        for code in sorted(provinces):
-            full, short = provinces[code]
-            names[full] = ("province", code)
-            names[short] = ("province", code)
-        for i, row in enumerate(cities.itertuples()):
-            if not row.municipality:
-                names[row.city] = ("full", i)
-            short = city_short(row.city)
-            entry = names.get(short)
-            if entry is not None and entry[0] == "province" and not row.municipality:
-                place = ("both", i, entry[1])
-            elif entry is not None:
-                place = entry
-            else:
-                place = ("short", i)
-            names[short] = place
-        assert not any(re.search(r"[0-9#]", n) for n in names), "place names contain digits"
-        self.targets = names
-        # Longest first: Python's alternation is leftmost-first, which makes it leftmost-longest.
-        alternatives = sorted(names, key=lambda n: (-len(n), n))
-        self.matcher = re.compile("|".join(map(re.escape, alternatives)))
-        self.capitals = {}
-        self.municipality = {}
-        for i, row in enumerate(cities.itertuples()):
-            if row.provincial_capital:
-                self.capitals.setdefault(int(self.prov[i]), i)
-            if row.municipality:
-                self.municipality[int(self.prov[i])] = i
-
-    def places(self, text: str):
-        """(end offset, place) of every match, left to right."""
-        return [(m.end(), self.targets[m.group(0)]) for m in self.matcher.finditer(text)]
-
-    def address_city(self, address: str) -> int:
-        """The province first, then a city of it: a full name anywhere, else a short name that is
-        not the province's own token and does not start a street name (`中山路`); a municipality
-        is its own city. Without a province only a full city name counts."""
-        found = self.places(address)
-        token = code = None
-        for k, (_, p) in enumerate(found):
-            if p[0] in ("province", "both"):
-                token, code = k, p[-1]
-                break
-        if token is None:
-            return next((p[1] for _, p in found if p[0] == "full"), -1)
-        if code in self.municipality:
-            return self.municipality[code]
-        for _, p in found:
-            if p[0] == "full" and self.prov[p[1]] == code:
-                return p[1]
-        for k, (end, p) in enumerate(found):
-            if (p[0] in ("short", "both") and k != token and self.prov[p[1]] == code
-                    and not address[end:].startswith(STREET_WORDS)):
-                return p[1]
-        return -1
-
-    def name_city(self, name: str) -> int:
-        """The leftmost city name; a name shared with a province is the city only inside that
-        province (`吉林`), else the province, which stands for its municipality or capital."""
-        for _, p in self.places(name):
-            if p[0] in ("full", "short"):
-                return p[1]
-            if p[0] == "both" and self.prov[p[1]] == p[2]:
-                return p[1]
-            c = self.municipality.get(p[-1], self.capitals.get(p[-1]))
-            if c is not None:
-                return c
-        return -1
-
+# Applicants (crates/study/src/locate.rs)
 
 def is_individual(names: pd.Series) -> np.ndarray:
-    """2-4 Chinese characters (or the middle dot) and no organisation word."""
+    """locate.rs `is_individual`: 2-4 Chinese characters (or the middle dot) and no
+    organisation word (`has_org_marker`)."""
     person = names.str.fullmatch("[\u4e00-\u9fff\u00b7]{2,4}").fillna(False)
     org_word = names.str.contains("|".join(ORG_MARKERS), regex=True).fillna(False)
     return (person & ~org_word).to_numpy(dtype=bool)
 
 
+def postcode_in(address: pd.Series) -> pd.Series:
+    """gazetteer/text.rs `postcode_in`: a 6-digit postcode at the start of the address or after
+    a comma (`清华大学,100084`), the first such; else missing."""
+    return address.str.extract(r"(?:^|[,，]) ?([0-9]{6})(?:[^0-9]|$)")[0]
+
+
+def explode_applicants(applicants: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Series]:
+    """One row per applicant, in application and position order: (application row, position,
+    name). Names are already trimmed and non-empty (`split_applicants`)."""
+    lists = applicants.str.split(";")
+    n = lists.list.len().to_numpy()
+    app_of = np.repeat(np.arange(len(applicants)), n)
+    starts = np.repeat(np.cumsum(n) - n, n)
+    pos = np.arange(len(app_of)) - starts
+    return app_of, pos, lists.list.flatten().reset_index(drop=True)
+
+
 # --------------------------------------------------------------------------------------------
+# The three stages
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("raw")
-    ap.add_argument("cities")
-    ap.add_argument("postcodes")
-    ap.add_argument("yearbook")
-    ap.add_argument("out")
-    ap.add_argument("--first-year", type=int, default=2010)
-    ap.add_argument("--last-year", type=int, default=2020)
-    args = ap.parse_args()
-    t0 = step("start")
-
-    # ---- ingest ----------------------------------------------------------------------------
-    header = pd.read_csv(args.raw, nrows=0).columns
+def ingest(path: str) -> tuple[pd.DataFrame, dict]:
+    """ingest/mod.rs `judge_row` and `ingest_batch`: the clean applications (year, ptype,
+    applicants, address, postcode) in input order, and the counts of the stage report."""
+    header = pd.read_csv(path, nrows=0).columns
     columns = [COL_NUMBER, COL_DATE, COL_APPLICANTS, COL_ADDRESS, COL_POSTCODE]
     raw = pd.read_csv(
-        args.raw,
+        path,
         usecols=columns + ([COL_TYPE] if COL_TYPE in header else []),
         dtype=pd.ArrowDtype(pa.string()),
         keep_default_na=False,
@@ -298,14 +218,14 @@ def main() -> None:
     keep = valid & ~dup
     postcode = normalise(raw.loc[keep, COL_POSTCODE])
     postcode = postcode.where(postcode.str.fullmatch("[0-9]{6}").fillna(False), "")
+    address, postcode = leading_postcode(normalise(raw.loc[keep, COL_ADDRESS]), postcode)
     apps = pd.DataFrame({
         "year": year[keep].to_numpy(),
         "ptype": ptype[keep].to_numpy(),
-        "applicants": applicants[keep].to_numpy(),
-        "address": normalise(raw.loc[keep, COL_ADDRESS]).to_numpy(),
-        "postcode": postcode.to_numpy(),
+        "applicants": applicants[keep].reset_index(drop=True),
+        "address": address.reset_index(drop=True),
+        "postcode": postcode.reset_index(drop=True),
     })
-    del raw, key, ptype, year, applicants, postcode
     counts = {
         "rows_read": n_read, "kept": int(keep.sum()), "bad_application_number": int(bad_number.sum()),
         "bad_date": int(bad_date.sum()), "missing_applicant": int(missing.sum()),
@@ -313,66 +233,79 @@ def main() -> None:
     }
     quarantined = bad_number | bad_date | missing | bad_type | dup
     assert keep.sum() + quarantined.sum() == n_read and not (keep & quarantined).any()
-    step("ingest")
+    return apps, counts
 
-    # ---- locate ----------------------------------------------------------------------------
-    cities = pd.read_csv(args.cities, dtype={"city": str, "province": str}).sort_values("adcode6")
-    cities = cities.reset_index(drop=True)
-    places = PlaceIndex(cities)
-    n_cities = len(cities)
-    code_to_city = pd.Series(np.arange(n_cities), index=cities["adcode6"])
 
-    # First applicant, step `address`: match each distinct address once (digit runs, which no
-    # place name contains, masked so that house numbers do not multiply the distinct values).
+def locate(apps: pd.DataFrame, gaz: Gazetteer, postcodes_path: str) -> pd.DataFrame:
+    """locate.rs `run` with the default strategy [address, postcode, name, register, place]: one
+    row per applicant (app, pos, unit: index into `gaz.units`, -1 when unresolved)."""
+    # ---- pass 1 (`first_pass`, `locate_first`): the first applicant's address, then postcode.
+    # Step `address`: the matcher once per distinct address, digit runs masked (no place name
+    # contains a digit, so house numbers need not multiply the distinct values).
     masked = apps["address"].str.replace("[0-9]+", "#", regex=True)
     codes, uniques = pd.factorize(masked)
-    found = np.array([places.address_city(a) for a in uniques], dtype=np.int64)
-    first_city = np.where(codes >= 0, found[codes], -1) if len(uniques) else np.full(len(apps), -1)
-    # Step `postcode`: the first four digits through the directory.
-    directory = pd.read_csv(args.postcodes, dtype={"prefix4": str})
+    found = np.array([gaz.locate_address(a) for a in uniques] + [NOTHING], dtype=np.int64)
+    first = found[codes]  # code -1 (a missing address) takes the appended NOTHING
+    first[first < 0] = -1  # ambiguous or nothing: the next step
+    # Step `postcode`: the first four digits through the directory (`load_postcodes`); a blank
+    # cell takes a postcode written in the address.
+    directory = pd.read_csv(postcodes_path, dtype={"prefix4": str})
     directory["prefix4"] = directory["prefix4"].str.strip().str.zfill(4)
-    prefix_city = pd.Series(code_to_city.loc[directory["adcode6"]].to_numpy(), index=directory["prefix4"])
-    prefix_city = prefix_city[~prefix_city.index.duplicated(keep="last")]
-    by_post = apps["postcode"].str.slice(0, 4).map(prefix_city).fillna(-1).astype("int64").to_numpy()
-    first_city = np.where(first_city >= 0, first_city, by_post)
+    prefix_unit = pd.Series([gaz.unit_of[c] for c in directory["adcode6"]], index=directory["prefix4"])
+    prefix_unit = prefix_unit[~prefix_unit.index.duplicated(keep="last")]
+    post = apps["postcode"].where(apps["postcode"].str.strip() != "", postcode_in(apps["address"]))
+    by_post = post.str.slice(0, 4).map(prefix_unit).fillna(-1).astype("int64").to_numpy()
+    first = np.where(first >= 0, first, by_post)
     step("locate_first")
 
-    # Every applicant: one row per name.
-    names = apps["applicants"].str.split(";").explode()
-    app_of = names.index.to_numpy()
-    names = names.reset_index(drop=True)
-    pos = names.groupby(app_of).cumcount().to_numpy()
+    # ---- pass 2 (`second_pass`, `slice_entries`): every applicant, one row each.
+    app_of, pos, names = explode_applicants(apps["applicants"])
     name_code, name_uniques = pd.factorize(names)
-    individual_u = is_individual(pd.Series(name_uniques, dtype=pd.ArrowDtype(pa.string())))
+    name_uniques = pd.Series(name_uniques, dtype=pd.ArrowDtype(pa.string()))
+    individual_u = is_individual(name_uniques)
     individual = individual_u[name_code]
     step("explode")
 
-    # Step `name`: organisations located as first applicants, by their most frequent city (ties
-    # to the lower adcode).
-    is_first = pos == 0
-    fc = first_city[app_of]
-    seen = pd.DataFrame({"name": name_code[is_first & (fc >= 0) & ~individual],
-                         "city": fc[is_first & (fc >= 0) & ~individual]})
-    best = (seen.groupby(["name", "city"]).size().rename("n").reset_index()
-            .sort_values(["name", "n", "city"], ascending=[True, False, True])
+    # Step `name` (`count_first_names`, `name_dictionary`): organisations located as first
+    # applicants, at their most frequent unit, ties to the lower unit.
+    first_of = first[app_of]
+    is_first_found = (pos == 0) & (first_of >= 0)
+    seen = pd.DataFrame({"name": name_code[is_first_found & ~individual],
+                         "unit": first_of[is_first_found & ~individual]})
+    best = (seen.groupby(["name", "unit"]).size().rename("n").reset_index()
+            .sort_values(["name", "n", "unit"], ascending=[True, False, True])
             .drop_duplicates("name"))
-    by_name_u = np.full(len(name_uniques), -1, dtype=np.int64)
-    by_name_u[best["name"].to_numpy()] = best["city"].to_numpy()
-    # Step `place`: the city named inside an organisation's name (distinct names only).
-    need = np.unique(name_code[~individual & ~(is_first & (fc >= 0))])
-    by_place_u = np.full(len(name_uniques), -1, dtype=np.int64)
-    by_place_u[need] = [places.name_city(name_uniques[k]) for k in need]
-    from_name = np.where(by_name_u >= 0, by_name_u, by_place_u)[name_code]
-    city = np.where(is_first & (fc >= 0), fc, np.where(individual, -1, from_name))
+    unit_u = np.full(len(name_uniques), -1, dtype=np.int64)
+    unit_u[best["name"].to_numpy()] = best["unit"].to_numpy()
+    # Steps `register` then `place`, once per distinct organisation name that is still
+    # unresolved where it appears.
+    need = np.unique(name_code[~individual & ~is_first_found])
+    need = need[unit_u[need] < 0]
+    for k, name in zip(need, name_uniques.iloc[need]):
+        u = gaz.locate_register(name)
+        if u < 0:
+            u = gaz.locate_name(name)
+        unit_u[k] = u if u >= 0 else -1
+    unit = np.where(is_first_found, first_of, np.where(individual, -1, unit_u[name_code]))
     step("locate")
+    return pd.DataFrame({"app": app_of, "pos": pos, "unit": unit})
 
-    # ---- index -----------------------------------------------------------------------------
+
+def index(apps: pd.DataFrame, applicants: pd.DataFrame, cities: pd.DataFrame, yearbook: str,
+          first_year: int, last_year: int) -> tuple[pd.DataFrame, int]:
+    """index.rs `count_block` and `index_table`: the city-year index, and the number of edges.
+    Units outside the city table (province-administered groups) count as unresolved."""
+    n_cities = len(cities)
+    app_of = applicants["app"].to_numpy()
+    unit = applicants["unit"].to_numpy()
+    city = np.where(unit < n_cities, unit, -1)
+    prov = cities["adcode6"].to_numpy() // 10_000
     app_year = apps["year"].to_numpy()[app_of]
     n_app = np.bincount(app_of, minlength=len(apps))
-    in_range = (app_year >= args.first_year) & (app_year <= args.last_year)
+    in_range = (app_year >= first_year) & (app_year <= last_year)
     located = pd.DataFrame({"app": app_of, "city": city})[(city >= 0) & in_range]
     per = located.groupby(["app", "city"], sort=False).size().rename("k").reset_index()
-    per["prov"] = places.prov[per["city"].to_numpy()]
+    per["prov"] = prov[per["city"].to_numpy()]
     n_cities_app = per.groupby("app")["city"].transform("size").to_numpy()
     n_provs_app = per.groupby("app")["prov"].transform("nunique").to_numpy()
     a = per["app"].to_numpy()
@@ -404,7 +337,7 @@ def main() -> None:
     net = ends.groupby(["city", "year"]).agg(degree=("weight", "size"), strength=("weight", "sum"))
 
     # Every city and year, zeros where nothing was filed; per 10,000 people where pop > 0.
-    years = np.arange(args.first_year, args.last_year + 1)
+    years = np.arange(first_year, last_year + 1)
     grid = pd.MultiIndex.from_product([np.arange(n_cities), years], names=["city", "year"])
     out = sums.reindex(grid).join(net.reindex(grid)).fillna(0)
     out = out.reset_index()
@@ -412,7 +345,7 @@ def main() -> None:
     out = out.drop(columns="city")
     for c in ["apps", "joint", "joint_cc", "joint_cp", "inv_joint_cc", "degree", "strength"]:
         out[c] = out[c].astype(np.int64)
-    pop = pd.read_csv(args.yearbook, usecols=["adcode6", "year", "pop"])
+    pop = pd.read_csv(yearbook, usecols=["adcode6", "year", "pop"])
     pop = pop.dropna().drop_duplicates(["adcode6", "year"], keep="last")
     out = out.merge(pop, on=["adcode6", "year"], how="left")
     p = out["pop"].where(out["pop"] > 0)
@@ -422,11 +355,31 @@ def main() -> None:
     out["collab_inv"] = out["inv_joint_cc"] / p
     cols = ["adcode6", "year", "apps", "joint", "joint_cc", "joint_cp", "frac_cc", "inv_joint_cc",
             "inv_frac_cc", "degree", "strength", "collab", "collab_cp", "collab_frac", "collab_inv"]
-    out[cols].to_csv(args.out, index=False, na_rep="")
+    return out[cols], len(edges)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name in ["raw", "cities", "counties", "place_history", "institutions", "postcodes", "yearbook", "out"]:
+        ap.add_argument(name)
+    ap.add_argument("--first-year", type=int, default=2010)
+    ap.add_argument("--last-year", type=int, default=2020)
+    args = ap.parse_args()
+    t0 = step("start")
+
+    apps, counts = ingest(args.raw)
+    step("ingest")
+    cities = load_cities(args.cities)
+    gaz = Gazetteer(cities, args.counties, args.place_history, args.institutions)
+    step("gazetteer")
+    applicants = locate(apps, gaz, args.postcodes)
+    out, n_edges = index(apps, applicants, cities, args.yearbook, args.first_year, args.last_year)
+    out.to_csv(args.out, index=False, na_rep="")
     step("index")
 
-    print(f"pandas_index: {counts}, applicants {len(names)}, "
-          f"unresolved {int((city < 0).sum())}, edges {len(edges)}", file=sys.stderr)
+    unresolved = int((applicants["unit"] < 0).sum())
+    print(f"pandas_index: {counts}, applicants {len(applicants)}, unresolved {unresolved}, "
+          f"edges {n_edges}", file=sys.stderr)
     prev = t0
     for name, t in STEPS.items():
         if name != "start":
