@@ -367,20 +367,21 @@ fn price_edges(
     let mut gi = vec![[0.0; LANES]; chunks];
     let mut nz: Vec<(usize, &f64)> = Vec::with_capacity(k);
     let n = design.n;
-    // Fitted values and the `|x_ij b_j|` sums of the zero tolerance, four rows side by side
-    // (each row's sums in column order, as one row at a time).
+    // Fitted values and the `|x_ij| max_j |b_j|` sums of the zero tolerance, four rows side by
+    // side (each row's sums in column order, as one row at a time).
+    let bound = coef_bound(coef);
     let (mut fitted, mut abs_sums) = ([0.0; 4], [0.0; 4]);
     for (i, row) in design.data.chunks_exact(k).enumerate() {
         if i % 4 == 0 {
             if i + 4 <= n {
                 let rows = &design.data[i * k..(i + 4) * k];
                 fitted = dots4(rows, k, coef);
-                abs_sums = abs_dots4(rows, k, coef);
+                abs_sums = abs_dots4(rows, k, &bound);
             } else {
                 for l in 0..n - i {
                     let row = design.row(i + l);
                     fitted[l] = dot(row, coef);
-                    abs_sums[l] = row.iter().zip(coef).map(|(x, b)| (x * b).abs()).sum();
+                    abs_sums[l] = row.iter().zip(&bound).map(|(x, b)| (x * b).abs()).sum();
                 }
             }
         }
@@ -439,6 +440,16 @@ fn price_edges(
         down: flat(down),
         size: flat(size),
     }
+}
+
+/// The scale of a fitted value's rounding error, for the zero tolerance of residuals: every
+/// coefficient replaced by the largest magnitude among them. With `|x_ij b_j|` instead, a row
+/// whose response and fitted value are both zero (`y = 0` at `x = (1, 0)`, intercept 0) got a
+/// tolerance of almost nothing, so the intercept's rounding (`-2.2e-16`) read as a residual, and
+/// the descent swapped that row in and out of the basis without end on integer data.
+fn coef_bound(coef: &[f64]) -> Vec<f64> {
+    let max = coef.iter().fold(0.0f64, |m, b| m.max(b.abs()));
+    vec![max; coef.len()]
 }
 
 /// `sum_j |x_ij b_j|` of four consecutive rows, each summed in column order from `-0.0`.
@@ -537,12 +548,13 @@ mod tests {
             let mut up = vec![1.0 - tau; k];
             let mut down = vec![tau; k];
             let mut size = vec![1.0; k];
+            let bound = coef_bound(&coef);
             for i in 0..n {
                 let row = design.row(i);
                 let scale: f64 = y[i].abs()
                     + row
                         .iter()
-                        .zip(&coef)
+                        .zip(&bound)
                         .map(|(x, b)| (x * b).abs())
                         .sum::<f64>();
                 zero_tol[i] = 1e-10 * scale;
@@ -664,7 +676,7 @@ mod tests {
                 * (y[i].abs()
                     + row
                         .iter()
-                        .zip(coef)
+                        .zip(&coef_bound(coef))
                         .map(|(x, b)| (x * b).abs())
                         .sum::<f64>());
             if in_basis[i] {
