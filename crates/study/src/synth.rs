@@ -188,9 +188,8 @@ pub fn run(root: &Path, stage: &str, spec: &SynthSpec) -> Result<(), Diagnostic>
     let ((), written) = rayon::join(
         move || drop((per_year, anchors)),
         || {
-            applicants
-                .into_table()
-                .write_parquet(root, &out("truth_applicants.parquet"))
+            let rel = out("truth_applicants.parquet");
+            repro_tabular::table::write_frame_parquet(&mut applicants.to_frame()?, root, &rel)
         },
     );
     written?;

@@ -19,7 +19,7 @@ use super::address::{self, AddressForm, Target};
 use super::draw::{pick, stream};
 use super::orgs::FOREIGN;
 use super::records::{GenCtx, Record};
-use super::truth::ApplicantTruth;
+use super::truth::{AppNo, ApplicantTruth};
 use crate::places::Cities;
 use repro_tabular::table as tabular;
 
@@ -94,7 +94,7 @@ pub fn patents_csv(
     prefixes: &[u32],
     out: &mut (dyn std::io::Write + Send),
 ) -> std::io::Result<ApplicantTruth> {
-    let mut truth = ApplicantTruth::default();
+    let mut truth = Vec::with_capacity(years.len());
     out.write_all("申请号,申请日,名称,主分类号,申请(专利权)人,地址,邮编,国省代码\n".as_bytes())?;
     let mut anchors_by_year: BTreeMap<i32, Vec<&Record>> = BTreeMap::new();
     for a in anchors {
@@ -126,13 +126,13 @@ pub fn patents_csv(
         written.clear();
         for (text, part) in done {
             written.push(text);
-            truth.append(part);
+            truth.push(part);
         }
     }
     for t in &written {
         out.write_all(t.as_bytes())?;
     }
-    Ok(truth)
+    Ok(ApplicantTruth::concat(truth))
 }
 
 /// One year of the export: its records and anchors, then its re-exported duplicates.
@@ -143,20 +143,24 @@ fn export_year(
     extra: &[&Record],
     prefixes: &[u32],
 ) -> (String, ApplicantTruth) {
-    let mut truth = ApplicantTruth::default();
+    let clean = recs.iter().chain(extra.iter().copied()).filter(|r| r.clean);
+    let mut truth = ApplicantTruth::with_capacity(clean.map(|r| r.applicants.len()).sum());
     let mut text = String::with_capacity((recs.len() + extra.len()) * 200);
     let mut serial: BTreeMap<(i32, u8), u32> = BTreeMap::new();
     let mut r = stream(ctx.seed, "export", year as u64);
     let mut dups: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut fields = Fields::default();
     for rec in recs.iter().chain(extra.iter().copied()) {
         let s = serial.entry((rec.year, rec.ptype)).or_insert(100_000);
         *s += 1 + r.random_range(0..3u32);
         let start = text.len();
-        let form = export_line(ctx, &mut r, rec, *s, prefixes, &mut text);
+        let form = export_line(ctx, &mut r, rec, *s, prefixes, &mut fields, &mut text);
         if rec.clean {
-            let digits = format!("{}{}{:07}", rec.year, rec.ptype, *s);
-            let app_no = format!("{digits}.{}", check_char(&digits));
-            truth.push_record(ctx.cities, rec, &app_no, form);
+            let mut app_no = AppNo::new();
+            app_no.push_str(&fields.digits);
+            app_no.push('.');
+            app_no.push(check_char(&fields.digits));
+            truth.push_record(ctx.cities, ctx.orgs, rec, app_no, form);
         }
         if r.random::<f64>() < ctx.mess.duplicates && rec.clean {
             dups.push(start..text.len());
@@ -202,6 +206,21 @@ fn to_full_width(s: &str) -> String {
         .collect()
 }
 
+/// The text of one record's fields before they are joined into a line: buffers reused from one
+/// record to the next, so that a line allocates nothing.
+#[derive(Default)]
+struct Fields {
+    /// The application number's twelve digits (year, type, serial), also the truth's.
+    digits: String,
+    number: String,
+    date: String,
+    title: String,
+    applicants: String,
+    code: String,
+    written: address::Written,
+    province_code: String,
+}
+
 /// One record as an export line appended to `line`, with its share of the mess, drawn from the
 /// year's stream; returns the form its first applicant's address was written in.
 fn export_line(
@@ -210,11 +229,15 @@ fn export_line(
     rec: &Record,
     serial: u32,
     prefixes: &[u32],
+    f: &mut Fields,
     line: &mut String,
 ) -> AddressForm {
     let m = ctx.mess;
-    let digits = format!("{}{}{:07}", rec.year, rec.ptype, serial);
-    let mut check = check_char(&digits);
+    f.digits.clear();
+    push_int(&mut f.digits, rec.year, 0);
+    push_int(&mut f.digits, rec.ptype, 0);
+    push_int(&mut f.digits, serial, 7);
+    let mut check = check_char(&f.digits);
     // Fatal mess, chosen so that exactly the records marked unclean are unusable.
     let mut bad_date = false;
     let mut no_applicant = false;
@@ -228,55 +251,65 @@ fn export_line(
             check = if check == '0' { '1' } else { '0' };
         }
     }
-    let mut number = format!("CN{digits}.{check}");
+    f.number.clear();
+    f.number.push_str("CN");
+    f.number.push_str(&f.digits);
+    f.number.push('.');
+    f.number.push(check);
     let day_of_year = r.random_range(0..365u32);
     let (month, day) = month_day(rec.year, day_of_year);
-    let mut date = match r.random_range(0..20u32) {
-        0..=13 => format!("{}-{month:02}-{day:02}", rec.year),
-        14 | 15 => format!("{}/{month}/{day}", rec.year),
-        16 | 17 => format!("{}.{month:02}.{day:02}", rec.year),
-        18 => format!("{}{month:02}{day:02}", rec.year),
-        _ => format!("{}年{month}月{day}日", rec.year),
-    };
+    let form = r.random_range(0..20u32);
+    let date = &mut f.date;
+    date.clear();
     if bad_date {
-        date = match r.random_range(0..4u32) {
-            0 => format!("{}-13-{day:02}", rec.year),
-            1 => format!("{}-02-30", rec.year),
-            2 => "NA".to_string(),
-            _ => String::new(),
-        };
+        match r.random_range(0..4u32) {
+            0 => {
+                push_int(date, rec.year, 0);
+                date.push_str("-13-");
+                push_int(date, day, 2);
+            }
+            1 => {
+                push_int(date, rec.year, 0);
+                date.push_str("-02-30");
+            }
+            2 => date.push_str("NA"),
+            _ => {}
+        }
+    } else {
+        push_date(date, rec.year, month, day, form);
     }
     let blank = |r: &mut ChaCha8Rng| r.random::<f64>() < m.blank_fields;
-    let title = if blank(r) {
-        String::new()
-    } else {
-        format!("一种{}的{}", pick(r, TITLE_NOUN), pick(r, TITLE_HOW))
-    };
-    let ipc = if blank(r) {
-        String::new()
-    } else {
-        pick(r, IPC).to_string()
-    };
-    let mut applicants = if no_applicant {
-        String::new()
-    } else {
-        rec.applicants
-            .iter()
-            .map(|a| a.name.as_str())
-            .collect::<Vec<_>>()
-            .join(";")
-    };
+    f.title.clear();
+    if !blank(r) {
+        f.title.push_str("一种");
+        f.title.push_str(*pick(r, TITLE_NOUN));
+        f.title.push('的');
+        f.title.push_str(*pick(r, TITLE_HOW));
+    }
+    let ipc = if blank(r) { "" } else { *pick(r, IPC) };
+    f.applicants.clear();
+    if !no_applicant {
+        for (k, a) in rec.applicants.iter().enumerate() {
+            if k > 0 {
+                f.applicants.push(';');
+            }
+            f.applicants.push_str(a.name(ctx.orgs));
+        }
+    }
+    f.province_code.clear();
     let (address, postcode, province_code, form) = match (rec.foreign, rec.first_city) {
-        (Some(f), _) => (
-            FOREIGN[f].1.to_string(),
-            String::new(),
-            FOREIGN[f].2.to_string(),
+        (Some(foreign), _) => (
+            FOREIGN[foreign].1,
+            "",
+            FOREIGN[foreign].2,
             AddressForm::Blank,
         ),
-        (None, None) => (String::new(), String::new(), String::new(), rec.address),
+        (None, None) => ("", "", "", rec.address),
         (None, Some(i)) => {
             let c = &ctx.cities.rows[i];
-            let code = format!("{:04}{:02}", prefixes[i], r.random_range(0..100u32));
+            f.code.clear();
+            push_int(&mut f.code, prefixes[i], 4);
+            push_int(&mut f.code, r.random_range(0..100u32), 2);
             let target = Target {
                 city: c,
                 index: i,
@@ -284,35 +317,44 @@ fn export_line(
                 places: ctx.places,
             };
             let blank_postcode = blank(r);
-            let w = address::write(r, &target, rec.address, code, blank_postcode);
+            let form = address::write(
+                r,
+                &target,
+                rec.address,
+                &f.code,
+                blank_postcode,
+                &mut f.written,
+            );
+            push_int(&mut f.province_code, c.province_code, 0);
             (
-                w.address,
-                w.postcode,
-                format!("{}", c.province_code),
-                w.form,
+                f.written.address.as_str(),
+                f.written.postcode.as_str(),
+                f.province_code.as_str(),
+                form,
             )
         }
     };
     if r.random::<f64>() < m.full_width {
-        number = to_full_width(&number);
-        applicants = applicants
+        f.number = to_full_width(&f.number);
+        f.applicants = f
+            .applicants
             .replace(';', "；")
             .replace('(', "（")
             .replace(')', "）");
     }
     if r.random::<f64>() < m.stray_spaces {
-        number = format!(" {number} ");
-        applicants = applicants.replace(';', " ; ");
+        f.number = format!(" {} ", f.number);
+        f.applicants = f.applicants.replace(';', " ; ");
     }
-    for (k, f) in [
-        &number,
-        &date,
-        &title,
-        &ipc,
-        &applicants,
-        &address,
-        &postcode,
-        &province_code,
+    for (k, field) in [
+        f.number.as_str(),
+        &f.date,
+        &f.title,
+        ipc,
+        &f.applicants,
+        address,
+        postcode,
+        province_code,
     ]
     .into_iter()
     .enumerate()
@@ -320,10 +362,58 @@ fn export_line(
         if k > 0 {
             line.push(',');
         }
-        tabular::push_field(line, f);
+        tabular::push_field(line, field);
     }
     line.push('\n');
     form
+}
+
+/// Appends a date written in the export's format `form` (0 to 19; the formats' shares are
+/// 14, 2, 2, 1 and 1 in twenty).
+fn push_date(out: &mut String, year: i32, month: u32, day: u32, form: u32) {
+    push_int(out, year, 0);
+    match form {
+        0..=13 => {
+            out.push('-');
+            push_int(out, month, 2);
+            out.push('-');
+            push_int(out, day, 2);
+        }
+        14 | 15 => {
+            out.push('/');
+            push_int(out, month, 0);
+            out.push('/');
+            push_int(out, day, 0);
+        }
+        16 | 17 => {
+            out.push('.');
+            push_int(out, month, 2);
+            out.push('.');
+            push_int(out, day, 2);
+        }
+        18 => {
+            push_int(out, month, 2);
+            push_int(out, day, 2);
+        }
+        _ => {
+            out.push('年');
+            push_int(out, month, 0);
+            out.push('月');
+            push_int(out, day, 0);
+            out.push('日');
+        }
+    }
+}
+
+/// Appends an integer in decimal with zeros before it up to `width` digits, as `{v:0width$}`
+/// writes a non-negative one (without the formatting machinery: a million lines).
+fn push_int(out: &mut String, v: impl itoa::Integer, width: usize) {
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(v);
+    for _ in digits.len()..width {
+        out.push('0');
+    }
+    out.push_str(digits);
 }
 
 /// The month and day of a 0-based day of the year.

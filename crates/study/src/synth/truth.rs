@@ -7,35 +7,54 @@
 //! 10,000) the yearbook responds to, the realised collaboration means, and `truth.json`. Deliberately does not own: drawing the
 //! records (`records`) or the yearbook (`statistics`).
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
+
+use arrayvec::{ArrayString, ArrayVec};
+use polars::prelude::{Column, DataFrame};
+use repro_kind::diag::Diagnostic;
 
 use super::address::AddressForm;
 use super::cities::World;
+use super::orgs::Org;
 use super::records::Record;
 use super::spec::SynthSpec;
 use super::statistics::Yearbook;
 use crate::places::Cities;
-use repro_tabular::table::{self as tabular, Col, Table};
+use repro_tabular::table as tabular;
+
+/// An application number as `ingest` normalises it (`201010100012.3`), kept inline: the
+/// longest a year, a type digit and a serial can make.
+pub type AppNo = ArrayString<26>;
 
 /// Every applicant of every clean record: application number (as `ingest` normalises it),
 /// position, true city (blank for foreign applicants and inventors listed as co-applicants) and
 /// how it is written (the first applicant's address form, the others' name form).
 #[derive(Debug, Default)]
 pub struct ApplicantTruth {
-    app_no: Vec<Option<String>>,
+    app_no: Vec<AppNo>,
     pos: Vec<Option<i64>>,
     adcode: Vec<Option<i64>>,
-    form: Vec<Option<String>>,
+    form: Vec<&'static str>,
 }
 
 impl ApplicantTruth {
+    /// Room for `rows` applicants.
+    pub fn with_capacity(rows: usize) -> ApplicantTruth {
+        ApplicantTruth {
+            app_no: Vec::with_capacity(rows),
+            pos: Vec::with_capacity(rows),
+            adcode: Vec::with_capacity(rows),
+            form: Vec::with_capacity(rows),
+        }
+    }
+
     /// Adds a clean record's applicants; `address` is the form its first address was written in.
     pub fn push_record(
         &mut self,
         cities: &Cities,
+        orgs: &[Org],
         rec: &Record,
-        app_no: &str,
+        app_no: AppNo,
         address: AddressForm,
     ) {
         for (pos, a) in rec.applicants.iter().enumerate() {
@@ -47,31 +66,43 @@ impl ApplicantTruth {
                 };
                 (rec.first_city, form)
             } else {
-                (a.city, a.form)
+                (a.city(), a.form(orgs))
             };
-            self.app_no.push(Some(app_no.to_string()));
+            self.app_no.push(app_no);
             self.pos.push(Some(pos as i64));
             self.adcode
                 .push(city.map(|i| i64::from(cities.rows[i].adcode)));
-            self.form.push(Some(form.to_string()));
+            self.form.push(form);
         }
     }
 
-    /// Appends the rows of `other` after these.
-    pub fn append(&mut self, mut other: ApplicantTruth) {
-        self.app_no.append(&mut other.app_no);
-        self.pos.append(&mut other.pos);
-        self.adcode.append(&mut other.adcode);
-        self.form.append(&mut other.form);
+    /// The rows of `parts` one after the other.
+    pub fn concat(parts: Vec<ApplicantTruth>) -> ApplicantTruth {
+        let mut all = ApplicantTruth::with_capacity(parts.iter().map(|p| p.app_no.len()).sum());
+        for mut p in parts {
+            all.app_no.append(&mut p.app_no);
+            all.pos.append(&mut p.pos);
+            all.adcode.append(&mut p.adcode);
+            all.form.append(&mut p.form);
+        }
+        all
     }
 
-    pub fn into_table(self) -> Table {
-        let mut t = Table::default();
-        t.push("app_no", Col::Text(self.app_no));
-        t.push("pos", Col::Int(self.pos));
-        t.push("adcode6", Col::Int(self.adcode));
-        t.push("form", Col::Text(self.form));
-        t
+    /// The table as `Table::to_polars` would build it from text and integer columns (the same
+    /// column types, so the same Parquet bytes), without a `String` per cell.
+    pub fn to_frame(&self) -> Result<DataFrame, Diagnostic> {
+        let text = |name: &str, v: Vec<Option<&str>>| Column::new(name.into(), v);
+        let columns = vec![
+            text(
+                "app_no",
+                self.app_no.iter().map(|a| Some(a.as_str())).collect(),
+            ),
+            Column::new("pos".into(), self.pos.as_slice()),
+            Column::new("adcode6".into(), self.adcode.as_slice()),
+            text("form", self.form.iter().map(|f| Some(*f)).collect()),
+        ];
+        DataFrame::new(self.app_no.len(), columns)
+            .map_err(|e| Diagnostic::new("cannot build the output table").cause(e.to_string()))
     }
 }
 
@@ -112,15 +143,20 @@ pub fn count_clean<'a>(
 
 /// Counts one record for every city where an applicant truly is (docs/data.md, "Index").
 fn count_record(counts: &mut [Vec<Counts>], rec: &Record, t: usize, cities: &Cities) {
-    let located: Vec<usize> = rec
+    let located: ArrayVec<usize, 3> = rec
         .applicants
         .iter()
         .enumerate()
-        .filter_map(|(pos, a)| if pos == 0 { rec.first_city } else { a.city })
+        .filter_map(|(pos, a)| if pos == 0 { rec.first_city } else { a.city() })
         .collect();
-    let mut distinct: Vec<usize> = located.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
+    let mut sorted = located.clone();
+    sorted.sort_unstable();
+    let mut distinct: ArrayVec<usize, 3> = ArrayVec::new();
+    for c in sorted {
+        if distinct.last() != Some(&c) {
+            distinct.push(c);
+        }
+    }
     for &c in &distinct {
         counts[c][t].total += 1.0;
     }
@@ -129,11 +165,10 @@ fn count_record(counts: &mut [Vec<Counts>], rec: &Record, t: usize, cities: &Cit
     }
     let n_app = rec.applicants.len() as f64;
     let cross_city = distinct.len() >= 2;
-    let provinces: HashSet<u32> = distinct
+    let province = |c: usize| cities.rows[c].province_code;
+    let cross_prov = distinct
         .iter()
-        .map(|&c| cities.rows[c].province_code)
-        .collect();
-    let cross_prov = provinces.len() >= 2;
+        .any(|&c| province(c) != province(distinct[0]));
     for &c in &distinct {
         let share = located.iter().filter(|&&x| x == c).count() as f64 / n_app;
         let k = &mut counts[c][t];
