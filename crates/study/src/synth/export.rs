@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
@@ -19,7 +21,7 @@ use super::address::{self, AddressForm, Target};
 use super::draw::{pick, stream};
 use super::orgs::FOREIGN;
 use super::records::{GenCtx, Record};
-use super::truth::{AppNo, ApplicantTruth};
+use super::truth::ApplicantTruth;
 use crate::places::Cities;
 use repro_tabular::table as tabular;
 
@@ -82,19 +84,20 @@ pub fn check_char(digits: &str) -> char {
 
 /// The export, `patents.csv`: per year, that year's records (then its anchors), then the
 /// duplicates re-exported, in a fixed order; each year draws from its own stream (`export`,
-/// year) and numbers its own serials, so years are composed in parallel, a few at a time, and
-/// written to `out` in year order while the next years are composed (the bytes do not depend on
-/// the thread count). Also returns the truth of every applicant of the clean records, in export
-/// order.
-pub fn patents_csv(
+/// year) and numbers its own serials, so years are composed in parallel, taken in year order by
+/// whichever thread is free, while a writer thread writes the composed years to `out` in year
+/// order (the bytes do not depend on the thread count). The truth of every applicant of the
+/// clean records (a part per year, in export order) goes to `then` as soon as the last year is
+/// composed, which runs while the writer finishes.
+pub fn patents_csv<T: Send>(
     ctx: &GenCtx<'_>,
     per_year: &[Vec<Record>],
     anchors: &[Record],
     years: &[i32],
     prefixes: &[u32],
     out: &mut (dyn std::io::Write + Send),
-) -> std::io::Result<ApplicantTruth> {
-    let mut truth = Vec::with_capacity(years.len());
+    then: impl FnOnce(Vec<ApplicantTruth>) -> T + Send,
+) -> std::io::Result<T> {
     out.write_all("申请号,申请日,名称,主分类号,申请(专利权)人,地址,邮编,国省代码\n".as_bytes())?;
     let mut anchors_by_year: BTreeMap<i32, Vec<&Record>> = BTreeMap::new();
     for a in anchors {
@@ -108,31 +111,57 @@ pub fn patents_csv(
             (year, recs.as_slice(), extra)
         })
         .collect();
-    // A batch of years per round keeps only two rounds' text in memory at once (the whole export
-    // is about 170 bytes a record); a round is written while the next one is composed.
-    let batch = rayon::current_num_threads().max(1);
-    let mut written: Vec<String> = Vec::new();
-    for round in jobs.chunks(batch) {
-        let (wrote, done) = rayon::join(
-            || written.iter().try_for_each(|t| out.write_all(t.as_bytes())),
-            || {
-                round
-                    .par_iter()
-                    .map(|(year, recs, extra)| export_year(ctx, *year, recs, extra, prefixes))
-                    .collect::<Vec<_>>()
-            },
-        );
-        wrote?;
-        written.clear();
-        for (text, part) in done {
-            written.push(text);
-            truth.push(part);
+    let next = AtomicUsize::new(0);
+    // Years are taken in order, so the writer holds only the few years composed ahead of the
+    // one it waits for (the whole export is about 170 bytes a record).
+    let (send, receive) = mpsc::sync_channel::<(usize, String)>(1);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| write_in_order(receive, out));
+        let mut parts: Vec<(usize, ApplicantTruth)> = (0..rayon::current_num_threads().max(1))
+            .into_par_iter()
+            .flat_map_iter(|_| {
+                let send = send.clone();
+                let mut mine = Vec::new();
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((year, recs, extra)) = jobs.get(k) else {
+                        break;
+                    };
+                    let (text, part) = export_year(ctx, *year, recs, extra, prefixes);
+                    mine.push((k, part));
+                    // The writer has stopped on an error: it reports it.
+                    if send.send((k, text)).is_err() {
+                        break;
+                    }
+                }
+                mine
+            })
+            .collect();
+        drop(send);
+        parts.sort_by_key(|(k, _)| *k);
+        let value = then(parts.into_iter().map(|(_, part)| part).collect());
+        writer
+            .join()
+            .map_err(|_| std::io::Error::other("the export's writer panicked"))??;
+        Ok(value)
+    })
+}
+
+/// Writes the composed years that arrive, in any order, to `out` in year order.
+fn write_in_order(
+    receive: mpsc::Receiver<(usize, String)>,
+    out: &mut (dyn std::io::Write + Send),
+) -> std::io::Result<()> {
+    let mut waiting: BTreeMap<usize, String> = BTreeMap::new();
+    let mut next = 0;
+    for (k, text) in receive {
+        waiting.insert(k, text);
+        while let Some(text) = waiting.remove(&next) {
+            out.write_all(text.as_bytes())?;
+            next += 1;
         }
     }
-    for t in &written {
-        out.write_all(t.as_bytes())?;
-    }
-    Ok(ApplicantTruth::concat(truth))
+    Ok(())
 }
 
 /// One year of the export: its records and anchors, then its re-exported duplicates.
@@ -150,17 +179,18 @@ fn export_year(
     let mut r = stream(ctx.seed, "export", year as u64);
     let mut dups: Vec<std::ops::Range<usize>> = Vec::new();
     let mut fields = Fields::default();
+    let mut app_no = String::new();
     for rec in recs.iter().chain(extra.iter().copied()) {
         let s = serial.entry((rec.year, rec.ptype)).or_insert(100_000);
         *s += 1 + r.random_range(0..3u32);
         let start = text.len();
         let form = export_line(ctx, &mut r, rec, *s, prefixes, &mut fields, &mut text);
         if rec.clean {
-            let mut app_no = AppNo::new();
+            app_no.clear();
             app_no.push_str(&fields.digits);
             app_no.push('.');
             app_no.push(check_char(&fields.digits));
-            truth.push_record(ctx.cities, ctx.orgs, rec, app_no, form);
+            truth.push_record(ctx.cities, ctx.orgs, rec, &app_no, form);
         }
         if r.random::<f64>() < ctx.mess.duplicates && rec.clean {
             dups.push(start..text.len());

@@ -9,8 +9,10 @@
 
 use std::fmt::Write as _;
 
-use arrayvec::{ArrayString, ArrayVec};
-use polars::prelude::{Column, DataFrame};
+use arrayvec::ArrayVec;
+use polars::prelude::{
+    Column, DataFrame, Int64Chunked, IntoSeries, NewChunkedArray, StringChunked,
+};
 use repro_kind::diag::Diagnostic;
 
 use super::address::AddressForm;
@@ -22,18 +24,18 @@ use super::statistics::Yearbook;
 use crate::places::Cities;
 use repro_tabular::table as tabular;
 
-/// An application number as `ingest` normalises it (`201010100012.3`), kept inline: the
-/// longest a year, a type digit and a serial can make.
-pub type AppNo = ArrayString<26>;
-
-/// Every applicant of every clean record: application number (as `ingest` normalises it),
-/// position, true city (blank for foreign applicants and inventors listed as co-applicants) and
-/// how it is written (the first applicant's address form, the others' name form).
+/// Every applicant of every clean record of a part of the export (a year): application number
+/// (as `ingest` normalises it), position, true city (blank for foreign applicants and inventors
+/// listed as co-applicants) and how it is written (the first applicant's address form, the
+/// others' name form). Kept compact (no `String` per cell): a million records have about 1.3
+/// million rows.
 #[derive(Debug, Default)]
 pub struct ApplicantTruth {
-    app_no: Vec<AppNo>,
-    pos: Vec<Option<i64>>,
-    adcode: Vec<Option<i64>>,
+    /// Every row's application number, one after the other; `ends` says where each ends.
+    app_nos: String,
+    ends: Vec<u32>,
+    pos: Vec<u8>,
+    adcode: Vec<Option<u32>>,
     form: Vec<&'static str>,
 }
 
@@ -41,7 +43,8 @@ impl ApplicantTruth {
     /// Room for `rows` applicants.
     pub fn with_capacity(rows: usize) -> ApplicantTruth {
         ApplicantTruth {
-            app_no: Vec::with_capacity(rows),
+            app_nos: String::with_capacity(rows * 14),
+            ends: Vec::with_capacity(rows),
             pos: Vec::with_capacity(rows),
             adcode: Vec::with_capacity(rows),
             form: Vec::with_capacity(rows),
@@ -54,7 +57,7 @@ impl ApplicantTruth {
         cities: &Cities,
         orgs: &[Org],
         rec: &Record,
-        app_no: AppNo,
+        app_no: &str,
         address: AddressForm,
     ) {
         for (pos, a) in rec.applicants.iter().enumerate() {
@@ -68,42 +71,63 @@ impl ApplicantTruth {
             } else {
                 (a.city(), a.form(orgs))
             };
-            self.app_no.push(app_no);
-            self.pos.push(Some(pos as i64));
-            self.adcode
-                .push(city.map(|i| i64::from(cities.rows[i].adcode)));
+            self.app_nos.push_str(app_no);
+            self.ends.push(self.app_nos.len() as u32);
+            self.pos.push(pos as u8);
+            self.adcode.push(city.map(|i| cities.rows[i].adcode));
             self.form.push(form);
         }
     }
 
-    /// The rows of `parts` one after the other.
-    pub fn concat(parts: Vec<ApplicantTruth>) -> ApplicantTruth {
-        let mut all = ApplicantTruth::with_capacity(parts.iter().map(|p| p.app_no.len()).sum());
-        for mut p in parts {
-            all.app_no.append(&mut p.app_no);
-            all.pos.append(&mut p.pos);
-            all.adcode.append(&mut p.adcode);
-            all.form.append(&mut p.form);
-        }
-        all
+    fn app_nos(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.app_nos[start as usize..end as usize])
     }
+}
 
-    /// The table as `Table::to_polars` would build it from text and integer columns (the same
-    /// column types, so the same Parquet bytes), without a `String` per cell.
-    pub fn to_frame(&self) -> Result<DataFrame, Diagnostic> {
-        let text = |name: &str, v: Vec<Option<&str>>| Column::new(name.into(), v);
-        let columns = vec![
-            text(
-                "app_no",
-                self.app_no.iter().map(|a| Some(a.as_str())).collect(),
-            ),
-            Column::new("pos".into(), self.pos.as_slice()),
-            Column::new("adcode6".into(), self.adcode.as_slice()),
-            text("form", self.form.iter().map(|f| Some(*f)).collect()),
-        ];
-        DataFrame::new(self.app_no.len(), columns)
-            .map_err(|e| Diagnostic::new("cannot build the output table").cause(e.to_string()))
-    }
+/// The truth of `parts` one after the other as the table `truth_applicants.parquet` holds: the
+/// columns built as `Table::to_polars` builds text and integer columns (the same arrays, so the
+/// same Parquet bytes), straight from the parts.
+pub fn applicants_frame(parts: &[ApplicantTruth]) -> Result<DataFrame, Diagnostic> {
+    let rows: usize = parts.iter().map(|p| p.ends.len()).sum();
+    let text = |name: &str, values: &mut dyn Iterator<Item = &str>| -> Column {
+        StringChunked::from_iter_options(name.into(), values.map(Some))
+            .into_series()
+            .into()
+    };
+    let int = |name: &str, values: &mut dyn Iterator<Item = i64>| -> Column {
+        Int64Chunked::from_iter_options(name.into(), values.map(Some))
+            .into_series()
+            .into()
+    };
+    let int_opt = |name: &str, values: &mut dyn Iterator<Item = Option<i64>>| -> Column {
+        Int64Chunked::from_iter_options(name.into(), values)
+            .into_series()
+            .into()
+    };
+    let columns = vec![
+        text("app_no", &mut parts.iter().flat_map(|p| p.app_nos())),
+        int(
+            "pos",
+            &mut parts
+                .iter()
+                .flat_map(|p| p.pos.iter().map(|&k| i64::from(k))),
+        ),
+        int_opt(
+            "adcode6",
+            &mut parts
+                .iter()
+                .flat_map(|p| p.adcode.iter().map(|a| a.map(i64::from))),
+        ),
+        text(
+            "form",
+            &mut parts.iter().flat_map(|p| p.form.iter().copied()),
+        ),
+    ];
+    DataFrame::new(rows, columns)
+        .map_err(|e| Diagnostic::new("cannot build the output table").cause(e.to_string()))
 }
 
 /// Counts of the truth table per city-year.
