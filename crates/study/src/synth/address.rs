@@ -103,7 +103,7 @@ fn street(r: &mut ChaCha8Rng, zone: bool, out: &mut String) {
     let road = pick(r, ROADS);
     let n = r.random_range(1..400u32);
     if zone && r.random::<f64>() < 0.3 {
-        out.push_str(*pick(r, DISTRICTS));
+        out.push_str(pick::<&str>(r, DISTRICTS));
     }
     out.push_str(road);
     out.push_str(itoa::Buffer::new().format(n));
@@ -235,8 +235,8 @@ fn compose(r: &mut ChaCha8Rng, t: &Target<'_>, form: AddressForm, out: &mut Stri
                 ""
             };
             push_all(out, &[written_province, &c.name, county, other]);
-            out.push_str(*pick(r, DIRECTIONS));
-            out.push_str(*pick(r, STREET_WORDS));
+            out.push_str(pick::<&str>(r, DIRECTIONS));
+            out.push_str(pick::<&str>(r, STREET_WORDS));
             out.push_str(itoa::Buffer::new().format(r.random_range(1..800u32)));
             out.push('号');
         }

@@ -312,9 +312,9 @@ fn export_line(
     f.title.clear();
     if !blank(r) {
         f.title.push_str("一种");
-        f.title.push_str(*pick(r, TITLE_NOUN));
+        f.title.push_str(pick::<&str>(r, TITLE_NOUN));
         f.title.push('的');
-        f.title.push_str(*pick(r, TITLE_HOW));
+        f.title.push_str(pick::<&str>(r, TITLE_HOW));
     }
     let ipc = if blank(r) { "" } else { *pick(r, IPC) };
     f.applicants.clear();

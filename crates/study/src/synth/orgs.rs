@@ -252,9 +252,9 @@ pub fn person_name(r: &mut ChaCha8Rng) -> PersonName {
         len: 0,
     };
     let parts = if r.random::<f64>() < 0.6 { 3 } else { 2 };
-    name.push(*pick(r, SURNAMES));
+    name.push(pick::<&str>(r, SURNAMES));
     for _ in 1..parts {
-        name.push(*pick(r, GIVEN));
+        name.push(pick::<&str>(r, GIVEN));
     }
     name
 }
