@@ -167,8 +167,15 @@ pub fn run(root: &Path, stage: &str, spec: &SynthSpec) -> Result<(), Diagnostic>
         repro_kind::write_output(root, &out(f), bytes)
             .map_err(|e| fail(format!("cannot write `{}`: {e}", out(f))))
     };
-    // The truth counts while the export is written (both only read the records).
-    let (counts, applicants) = rayon::join(
+    // The truth counts while the export is written (both only read the records); the
+    // applicants' truth is written while the export's last years are.
+    let applicants_rel = out("truth_applicants.parquet");
+    let write_applicants = |parts: Vec<truth::ApplicantTruth>| {
+        let mut frame = truth::applicants_frame(&parts)?;
+        drop(parts);
+        repro_tabular::table::write_frame_parquet(&mut frame, root, &applicants_rel)
+    };
+    let (counts, written) = rayon::join(
         || {
             truth::count_clean(
                 spec,
@@ -178,22 +185,20 @@ pub fn run(root: &Path, stage: &str, spec: &SynthSpec) -> Result<(), Diagnostic>
         },
         || {
             write_export(root, &out("patents.csv"), |file| {
-                export::patents_csv(&ctx, &per_year, &anchors, &world.years, &prefixes, file)
+                export::patents_csv(
+                    &ctx,
+                    &per_year,
+                    &anchors,
+                    &world.years,
+                    &prefixes,
+                    file,
+                    write_applicants,
+                )
             })
         },
     );
-    let applicants =
-        applicants.map_err(|e| fail(format!("cannot write `{}`: {e}", out("patents.csv"))))?;
-    // The records are freed while the applicants' truth is written.
-    let ((), written) = rayon::join(
-        move || drop((per_year, anchors)),
-        || {
-            applicants
-                .into_table()
-                .write_parquet(root, &out("truth_applicants.parquet"))
-        },
-    );
-    written?;
+    written.map_err(|e| fail(format!("cannot write `{}`: {e}", out("patents.csv"))))??;
+    drop((per_year, anchors));
 
     let x_true = truth::collab_true(&counts, &world.pop);
     let yb = statistics::yearbook(spec, &cities, &world, &x_true);

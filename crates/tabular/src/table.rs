@@ -112,17 +112,21 @@ impl Table {
 
     /// Writes Parquet atomically (beside the destination, then renamed).
     pub fn write_parquet(&self, root: &Path, rel: &str) -> Result<(), Diagnostic> {
-        let mut df = self.to_polars()?;
-        let mut bytes: Vec<u8> = Vec::new();
-        ParquetWriter::new(&mut bytes)
-            .finish(&mut df)
-            .map_err(|e| Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string()))?;
-        write(root, rel, &bytes)
+        write_frame_parquet(&mut self.to_polars()?, root, rel)
     }
 
     pub fn write_csv(&self, root: &Path, rel: &str) -> Result<(), Diagnostic> {
         write(root, rel, self.to_csv().as_bytes())
     }
+}
+
+/// Writes a frame as Parquet with the settings every Parquet output uses, atomically.
+pub fn write_frame_parquet(df: &mut DataFrame, root: &Path, rel: &str) -> Result<(), Diagnostic> {
+    let mut bytes: Vec<u8> = Vec::new();
+    ParquetWriter::new(&mut bytes)
+        .finish(df)
+        .map_err(|e| Diagnostic::new(format!("cannot write `{rel}`")).cause(e.to_string()))?;
+    write(root, rel, &bytes)
 }
 
 pub fn write(root: &Path, rel: &str, bytes: &[u8]) -> Result<(), Diagnostic> {

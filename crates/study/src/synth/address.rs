@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::draw::pick;
 use super::places::Places;
-use crate::places::{province_short, City};
+use crate::places::City;
 
 /// How a first applicant's address is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,11 +75,12 @@ impl AddressForm {
     }
 }
 
-/// An address as written, its postcode cell and the form it was written in.
+/// An address as written and its postcode cell: buffers a caller reuses from one record to
+/// the next (a million addresses are written into them, none allocated).
+#[derive(Default)]
 pub struct Written {
     pub address: String,
     pub postcode: String,
-    pub form: AddressForm,
 }
 
 const DISTRICTS: &[&str] = &["高新技术产业开发区", "经济技术开发区", "工业园区", "科技园"];
@@ -96,16 +97,17 @@ const ROADS: &[&str] = &[
 const DIRECTIONS: &[&str] = &["", "", "东", "西", "南", "北", "中"];
 const STREET_WORDS: &[&str] = &["路", "路", "街", "大道", "大街"];
 
-/// A street and number with no place in it: `科技路118号`, sometimes after a zone
-/// (`经济技术开发区科技路118号`).
-fn street(r: &mut ChaCha8Rng, zone: bool) -> String {
+/// A street and number with no place in it, appended to `out`: `科技路118号`, sometimes after a
+/// zone (`经济技术开发区科技路118号`).
+fn street(r: &mut ChaCha8Rng, zone: bool, out: &mut String) {
     let road = pick(r, ROADS);
     let n = r.random_range(1..400u32);
     if zone && r.random::<f64>() < 0.3 {
-        format!("{}{road}{n}号", pick(r, DISTRICTS))
-    } else {
-        format!("{road}{n}号")
+        out.push_str(pick::<&str>(r, DISTRICTS));
     }
+    out.push_str(road);
+    out.push_str(itoa::Buffer::new().format(n));
+    out.push('号');
 }
 
 /// What writing an address needs: the city, its gazetteer rows and the record's year.
@@ -117,43 +119,43 @@ pub struct Target<'a> {
 }
 
 /// Writes the address of a first applicant in `city` in `form` (or `full` where the city
-/// cannot take the form that year). `code` is the postcode; `blank_postcode` blanks its cell
-/// where the address names a place.
+/// cannot take the form that year) into `out`, replacing what it held, and returns the form it
+/// was written in. `code` is the postcode; `blank_postcode` blanks its cell where the address
+/// names a place.
 pub fn write(
     r: &mut ChaCha8Rng,
     t: &Target<'_>,
     form: AddressForm,
-    code: String,
+    code: &str,
     blank_postcode: bool,
-) -> Written {
-    let (address, form) = match compose(r, t, form) {
-        Some(a) => (a, form),
-        None => (
-            compose(r, t, AddressForm::Full).unwrap_or_default(),
-            AddressForm::Full,
-        ),
+    out: &mut Written,
+) -> AddressForm {
+    out.address.clear();
+    out.postcode.clear();
+    let form = if compose(r, t, form, &mut out.address) {
+        form
+    } else {
+        compose(r, t, AddressForm::Full, &mut out.address);
+        AddressForm::Full
     };
-    let address = match form {
-        AddressForm::Postcode => {
-            let sep = if r.random::<f64>() < 0.5 { " " } else { "" };
-            format!("{code}{sep}{address}")
-        }
-        _ => address,
-    };
-    let postcode = match form {
-        AddressForm::Postcode | AddressForm::NoPlace | AddressForm::Blank => String::new(),
-        _ if blank_postcode && form.names_place() => String::new(),
-        _ => code,
-    };
-    Written {
-        address,
-        postcode,
-        form,
+    if form == AddressForm::Postcode {
+        let sep = if r.random::<f64>() < 0.5 { " " } else { "" };
+        out.address.insert_str(0, sep);
+        out.address.insert_str(0, code);
     }
+    let blank = match form {
+        AddressForm::Postcode | AddressForm::NoPlace | AddressForm::Blank => true,
+        _ => blank_postcode && form.names_place(),
+    };
+    if !blank {
+        out.postcode.push_str(code);
+    }
+    form
 }
 
-/// The address in `form`, or None where the city cannot take it in the year.
-fn compose(r: &mut ChaCha8Rng, t: &Target<'_>, form: AddressForm) -> Option<String> {
+/// Appends the address in `form` to `out`; false (nothing appended, nothing drawn) where the
+/// city cannot take the form in the year.
+fn compose(r: &mut ChaCha8Rng, t: &Target<'_>, form: AddressForm, out: &mut String) -> bool {
     let c = t.city;
     let counties = &t.places.counties[t.index];
     // The province as written before a city: nothing for a municipality (its name is both).
@@ -162,66 +164,59 @@ fn compose(r: &mut ChaCha8Rng, t: &Target<'_>, form: AddressForm) -> Option<Stri
     } else {
         c.province.as_str()
     };
-    Some(match form {
+    match form {
         AddressForm::Full => {
             let county = if !counties.is_empty() && r.random::<f64>() < 0.8 {
                 pick(r, counties).name.as_str()
             } else {
                 ""
             };
-            format!("{province}{}{county}{}", c.name, street(r, true))
+            push_all(out, &[province, &c.name, county]);
+            street(r, true, out);
         }
         AddressForm::CountyCity => {
-            let ccs: Vec<_> = counties.iter().filter(|k| k.county_city).collect();
-            if ccs.is_empty() {
-                return None;
-            }
-            let cc = pick(r, &ccs);
-            let before = if r.random::<f64>() < 0.5 {
-                province_short(&c.province)
-            } else {
-                String::new()
+            let Some(cc) = pick_where(r, counties, |k| k.county_city) else {
+                return false;
             };
-            format!("{before}{}{}", cc.name, street(r, false))
+            if r.random::<f64>() < 0.5 {
+                out.push_str(&c.province_short);
+            }
+            out.push_str(&cc.name);
+            street(r, false, out);
         }
         AddressForm::District => {
-            let ok: Vec<_> = counties
-                .iter()
-                .filter(|k| !k.county_city && (k.unique || k.unique_in_province))
-                .collect();
-            if ok.is_empty() {
-                return None;
-            }
-            let k = pick(r, &ok);
-            // A name shared with another province's unit needs its province before it.
-            let before = if !k.unique || r.random::<f64>() < 0.3 {
-                c.province.as_str()
-            } else {
-                ""
+            let Some(k) = pick_where(r, counties, |k| {
+                !k.county_city && (k.unique || k.unique_in_province)
+            }) else {
+                return false;
             };
-            format!("{before}{}{}", k.name, street(r, false))
+            // A name shared with another province's unit needs its province before it.
+            if !k.unique || r.random::<f64>() < 0.3 {
+                out.push_str(&c.province);
+            }
+            out.push_str(&k.name);
+            street(r, false, out);
         }
         AddressForm::OldName => {
-            let valid: Vec<_> = t.places.old_names[t.index]
-                .iter()
-                .filter(|o| o.first_year <= t.year && t.year <= o.last_year)
-                .collect();
-            if valid.is_empty() {
-                return None;
-            }
-            let o = pick(r, &valid);
+            let Some(o) = pick_where(r, &t.places.old_names[t.index], |o| {
+                o.first_year <= t.year && t.year <= o.last_year
+            }) else {
+                return false;
+            };
             let before = if o.prefecture == c.province {
                 ""
             } else {
                 c.province.as_str()
             };
-            format!("{before}{}{}{}", o.prefecture, o.name, street(r, false))
+            push_all(out, &[before, &o.prefecture, &o.name]);
+            street(r, false, out);
         }
         AddressForm::Postcode | AddressForm::ProvincePostcode => {
-            format!("{}{}", c.province, street(r, true))
+            out.push_str(&c.province);
+            street(r, true, out);
         }
         AddressForm::OtherStreet => {
-            let own = province_short(&c.province);
+            let own = c.province_short.as_str();
             let names = &t.places.street_names;
             let other = loop {
                 let o = pick(r, names);
@@ -239,17 +234,36 @@ fn compose(r: &mut ChaCha8Rng, t: &Target<'_>, form: AddressForm) -> Option<Stri
             } else {
                 ""
             };
-            format!(
-                "{written_province}{}{county}{other}{}{}{}号",
-                c.name,
-                pick(r, DIRECTIONS),
-                pick(r, STREET_WORDS),
-                r.random_range(1..800u32)
-            )
+            push_all(out, &[written_province, &c.name, county, other]);
+            out.push_str(pick::<&str>(r, DIRECTIONS));
+            out.push_str(pick::<&str>(r, STREET_WORDS));
+            out.push_str(itoa::Buffer::new().format(r.random_range(1..800u32)));
+            out.push('号');
         }
-        AddressForm::NoPlace => street(r, false),
-        AddressForm::Blank => String::new(),
-    })
+        AddressForm::NoPlace => street(r, false, out),
+        AddressForm::Blank => {}
+    }
+    true
+}
+
+fn push_all(out: &mut String, parts: &[&str]) {
+    for p in parts {
+        out.push_str(p);
+    }
+}
+
+/// One of the `items` that `keep` accepts, uniformly (the draw `pick` makes over the list of
+/// them), or None without a draw where there is none.
+fn pick_where<'a, T>(
+    r: &mut ChaCha8Rng,
+    items: &'a [T],
+    keep: impl Fn(&T) -> bool,
+) -> Option<&'a T> {
+    let n = items.iter().filter(|x| keep(x)).count();
+    if n == 0 {
+        return None;
+    }
+    items.iter().filter(|x| keep(x)).nth(r.random_range(0..n))
 }
 
 #[cfg(test)]
@@ -275,6 +289,7 @@ mod tests {
         let places = Places::load(&root, &cities, &tables).unwrap();
         let mut r = stream(1, "test", 0);
         let mut realised = [0usize; 8];
+        let mut w = Written::default();
         for (i, c) in cities.rows.iter().enumerate() {
             for year in 2010..=2020 {
                 let t = Target {
@@ -284,12 +299,12 @@ mod tests {
                     places: &places,
                 };
                 for (k, &form) in AddressForm::DRAWN.iter().enumerate() {
-                    let w = write(&mut r, &t, form, "123456".into(), false);
+                    let written = write(&mut r, &t, form, "123456", false, &mut w);
                     let a = &w.address;
-                    assert!(w.form == form || w.form == AddressForm::Full, "{a}");
-                    realised[k] += usize::from(w.form == form);
+                    assert!(written == form || written == AddressForm::Full, "{a}");
+                    realised[k] += usize::from(written == form);
                     let counties = &places.counties[i];
-                    match w.form {
+                    match written {
                         AddressForm::Full | AddressForm::OtherStreet => {
                             assert!(a.contains(&c.name), "{a} lacks {}", c.name)
                         }

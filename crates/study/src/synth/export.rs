@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
@@ -82,19 +84,20 @@ pub fn check_char(digits: &str) -> char {
 
 /// The export, `patents.csv`: per year, that year's records (then its anchors), then the
 /// duplicates re-exported, in a fixed order; each year draws from its own stream (`export`,
-/// year) and numbers its own serials, so years are composed in parallel, a few at a time, and
-/// written to `out` in year order while the next years are composed (the bytes do not depend on
-/// the thread count). Also returns the truth of every applicant of the clean records, in export
-/// order.
-pub fn patents_csv(
+/// year) and numbers its own serials, so years are composed in parallel, taken in year order by
+/// whichever thread is free, while a writer thread writes the composed years to `out` in year
+/// order (the bytes do not depend on the thread count). The truth of every applicant of the
+/// clean records (a part per year, in export order) goes to `then` as soon as the last year is
+/// composed, which runs while the writer finishes.
+pub fn patents_csv<T: Send>(
     ctx: &GenCtx<'_>,
     per_year: &[Vec<Record>],
     anchors: &[Record],
     years: &[i32],
     prefixes: &[u32],
     out: &mut (dyn std::io::Write + Send),
-) -> std::io::Result<ApplicantTruth> {
-    let mut truth = ApplicantTruth::default();
+    then: impl FnOnce(Vec<ApplicantTruth>) -> T + Send,
+) -> std::io::Result<T> {
     out.write_all("申请号,申请日,名称,主分类号,申请(专利权)人,地址,邮编,国省代码\n".as_bytes())?;
     let mut anchors_by_year: BTreeMap<i32, Vec<&Record>> = BTreeMap::new();
     for a in anchors {
@@ -108,31 +111,57 @@ pub fn patents_csv(
             (year, recs.as_slice(), extra)
         })
         .collect();
-    // A batch of years per round keeps only two rounds' text in memory at once (the whole export
-    // is about 170 bytes a record); a round is written while the next one is composed.
-    let batch = rayon::current_num_threads().max(1);
-    let mut written: Vec<String> = Vec::new();
-    for round in jobs.chunks(batch) {
-        let (wrote, done) = rayon::join(
-            || written.iter().try_for_each(|t| out.write_all(t.as_bytes())),
-            || {
-                round
-                    .par_iter()
-                    .map(|(year, recs, extra)| export_year(ctx, *year, recs, extra, prefixes))
-                    .collect::<Vec<_>>()
-            },
-        );
-        wrote?;
-        written.clear();
-        for (text, part) in done {
-            written.push(text);
-            truth.append(part);
+    let next = AtomicUsize::new(0);
+    // Years are taken in order, so the writer holds only the few years composed ahead of the
+    // one it waits for (the whole export is about 170 bytes a record).
+    let (send, receive) = mpsc::sync_channel::<(usize, String)>(1);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| write_in_order(receive, out));
+        let mut parts: Vec<(usize, ApplicantTruth)> = (0..rayon::current_num_threads().max(1))
+            .into_par_iter()
+            .flat_map_iter(|_| {
+                let send = send.clone();
+                let mut mine = Vec::new();
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((year, recs, extra)) = jobs.get(k) else {
+                        break;
+                    };
+                    let (text, part) = export_year(ctx, *year, recs, extra, prefixes);
+                    mine.push((k, part));
+                    // The writer has stopped on an error: it reports it.
+                    if send.send((k, text)).is_err() {
+                        break;
+                    }
+                }
+                mine
+            })
+            .collect();
+        drop(send);
+        parts.sort_by_key(|(k, _)| *k);
+        let value = then(parts.into_iter().map(|(_, part)| part).collect());
+        writer
+            .join()
+            .map_err(|_| std::io::Error::other("the export's writer panicked"))??;
+        Ok(value)
+    })
+}
+
+/// Writes the composed years that arrive, in any order, to `out` in year order.
+fn write_in_order(
+    receive: mpsc::Receiver<(usize, String)>,
+    out: &mut (dyn std::io::Write + Send),
+) -> std::io::Result<()> {
+    let mut waiting: BTreeMap<usize, String> = BTreeMap::new();
+    let mut next = 0;
+    for (k, text) in receive {
+        waiting.insert(k, text);
+        while let Some(text) = waiting.remove(&next) {
+            out.write_all(text.as_bytes())?;
+            next += 1;
         }
     }
-    for t in &written {
-        out.write_all(t.as_bytes())?;
-    }
-    Ok(truth)
+    Ok(())
 }
 
 /// One year of the export: its records and anchors, then its re-exported duplicates.
@@ -143,20 +172,25 @@ fn export_year(
     extra: &[&Record],
     prefixes: &[u32],
 ) -> (String, ApplicantTruth) {
-    let mut truth = ApplicantTruth::default();
+    let clean = recs.iter().chain(extra.iter().copied()).filter(|r| r.clean);
+    let mut truth = ApplicantTruth::with_capacity(clean.map(|r| r.applicants.len()).sum());
     let mut text = String::with_capacity((recs.len() + extra.len()) * 200);
     let mut serial: BTreeMap<(i32, u8), u32> = BTreeMap::new();
     let mut r = stream(ctx.seed, "export", year as u64);
     let mut dups: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut fields = Fields::default();
+    let mut app_no = String::new();
     for rec in recs.iter().chain(extra.iter().copied()) {
         let s = serial.entry((rec.year, rec.ptype)).or_insert(100_000);
         *s += 1 + r.random_range(0..3u32);
         let start = text.len();
-        let form = export_line(ctx, &mut r, rec, *s, prefixes, &mut text);
+        let form = export_line(ctx, &mut r, rec, *s, prefixes, &mut fields, &mut text);
         if rec.clean {
-            let digits = format!("{}{}{:07}", rec.year, rec.ptype, *s);
-            let app_no = format!("{digits}.{}", check_char(&digits));
-            truth.push_record(ctx.cities, rec, &app_no, form);
+            app_no.clear();
+            app_no.push_str(&fields.digits);
+            app_no.push('.');
+            app_no.push(check_char(&fields.digits));
+            truth.push_record(ctx.cities, ctx.orgs, rec, &app_no, form);
         }
         if r.random::<f64>() < ctx.mess.duplicates && rec.clean {
             dups.push(start..text.len());
@@ -202,6 +236,21 @@ fn to_full_width(s: &str) -> String {
         .collect()
 }
 
+/// The text of one record's fields before they are joined into a line: buffers reused from one
+/// record to the next, so that a line allocates nothing.
+#[derive(Default)]
+struct Fields {
+    /// The application number's twelve digits (year, type, serial), also the truth's.
+    digits: String,
+    number: String,
+    date: String,
+    title: String,
+    applicants: String,
+    code: String,
+    written: address::Written,
+    province_code: String,
+}
+
 /// One record as an export line appended to `line`, with its share of the mess, drawn from the
 /// year's stream; returns the form its first applicant's address was written in.
 fn export_line(
@@ -210,11 +259,15 @@ fn export_line(
     rec: &Record,
     serial: u32,
     prefixes: &[u32],
+    f: &mut Fields,
     line: &mut String,
 ) -> AddressForm {
     let m = ctx.mess;
-    let digits = format!("{}{}{:07}", rec.year, rec.ptype, serial);
-    let mut check = check_char(&digits);
+    f.digits.clear();
+    push_int(&mut f.digits, rec.year, 0);
+    push_int(&mut f.digits, rec.ptype, 0);
+    push_int(&mut f.digits, serial, 7);
+    let mut check = check_char(&f.digits);
     // Fatal mess, chosen so that exactly the records marked unclean are unusable.
     let mut bad_date = false;
     let mut no_applicant = false;
@@ -228,55 +281,65 @@ fn export_line(
             check = if check == '0' { '1' } else { '0' };
         }
     }
-    let mut number = format!("CN{digits}.{check}");
+    f.number.clear();
+    f.number.push_str("CN");
+    f.number.push_str(&f.digits);
+    f.number.push('.');
+    f.number.push(check);
     let day_of_year = r.random_range(0..365u32);
     let (month, day) = month_day(rec.year, day_of_year);
-    let mut date = match r.random_range(0..20u32) {
-        0..=13 => format!("{}-{month:02}-{day:02}", rec.year),
-        14 | 15 => format!("{}/{month}/{day}", rec.year),
-        16 | 17 => format!("{}.{month:02}.{day:02}", rec.year),
-        18 => format!("{}{month:02}{day:02}", rec.year),
-        _ => format!("{}年{month}月{day}日", rec.year),
-    };
+    let form = r.random_range(0..20u32);
+    let date = &mut f.date;
+    date.clear();
     if bad_date {
-        date = match r.random_range(0..4u32) {
-            0 => format!("{}-13-{day:02}", rec.year),
-            1 => format!("{}-02-30", rec.year),
-            2 => "NA".to_string(),
-            _ => String::new(),
-        };
+        match r.random_range(0..4u32) {
+            0 => {
+                push_int(date, rec.year, 0);
+                date.push_str("-13-");
+                push_int(date, day, 2);
+            }
+            1 => {
+                push_int(date, rec.year, 0);
+                date.push_str("-02-30");
+            }
+            2 => date.push_str("NA"),
+            _ => {}
+        }
+    } else {
+        push_date(date, rec.year, month, day, form);
     }
     let blank = |r: &mut ChaCha8Rng| r.random::<f64>() < m.blank_fields;
-    let title = if blank(r) {
-        String::new()
-    } else {
-        format!("一种{}的{}", pick(r, TITLE_NOUN), pick(r, TITLE_HOW))
-    };
-    let ipc = if blank(r) {
-        String::new()
-    } else {
-        pick(r, IPC).to_string()
-    };
-    let mut applicants = if no_applicant {
-        String::new()
-    } else {
-        rec.applicants
-            .iter()
-            .map(|a| a.name.as_str())
-            .collect::<Vec<_>>()
-            .join(";")
-    };
+    f.title.clear();
+    if !blank(r) {
+        f.title.push_str("一种");
+        f.title.push_str(pick::<&str>(r, TITLE_NOUN));
+        f.title.push('的');
+        f.title.push_str(pick::<&str>(r, TITLE_HOW));
+    }
+    let ipc = if blank(r) { "" } else { *pick(r, IPC) };
+    f.applicants.clear();
+    if !no_applicant {
+        for (k, a) in rec.applicants.iter().enumerate() {
+            if k > 0 {
+                f.applicants.push(';');
+            }
+            f.applicants.push_str(a.name(ctx.orgs));
+        }
+    }
+    f.province_code.clear();
     let (address, postcode, province_code, form) = match (rec.foreign, rec.first_city) {
-        (Some(f), _) => (
-            FOREIGN[f].1.to_string(),
-            String::new(),
-            FOREIGN[f].2.to_string(),
+        (Some(foreign), _) => (
+            FOREIGN[foreign].1,
+            "",
+            FOREIGN[foreign].2,
             AddressForm::Blank,
         ),
-        (None, None) => (String::new(), String::new(), String::new(), rec.address),
+        (None, None) => ("", "", "", rec.address),
         (None, Some(i)) => {
             let c = &ctx.cities.rows[i];
-            let code = format!("{:04}{:02}", prefixes[i], r.random_range(0..100u32));
+            f.code.clear();
+            push_int(&mut f.code, prefixes[i], 4);
+            push_int(&mut f.code, r.random_range(0..100u32), 2);
             let target = Target {
                 city: c,
                 index: i,
@@ -284,35 +347,44 @@ fn export_line(
                 places: ctx.places,
             };
             let blank_postcode = blank(r);
-            let w = address::write(r, &target, rec.address, code, blank_postcode);
+            let form = address::write(
+                r,
+                &target,
+                rec.address,
+                &f.code,
+                blank_postcode,
+                &mut f.written,
+            );
+            push_int(&mut f.province_code, c.province_code, 0);
             (
-                w.address,
-                w.postcode,
-                format!("{}", c.province_code),
-                w.form,
+                f.written.address.as_str(),
+                f.written.postcode.as_str(),
+                f.province_code.as_str(),
+                form,
             )
         }
     };
     if r.random::<f64>() < m.full_width {
-        number = to_full_width(&number);
-        applicants = applicants
+        f.number = to_full_width(&f.number);
+        f.applicants = f
+            .applicants
             .replace(';', "；")
             .replace('(', "（")
             .replace(')', "）");
     }
     if r.random::<f64>() < m.stray_spaces {
-        number = format!(" {number} ");
-        applicants = applicants.replace(';', " ; ");
+        f.number = format!(" {} ", f.number);
+        f.applicants = f.applicants.replace(';', " ; ");
     }
-    for (k, f) in [
-        &number,
-        &date,
-        &title,
-        &ipc,
-        &applicants,
-        &address,
-        &postcode,
-        &province_code,
+    for (k, field) in [
+        f.number.as_str(),
+        &f.date,
+        &f.title,
+        ipc,
+        &f.applicants,
+        address,
+        postcode,
+        province_code,
     ]
     .into_iter()
     .enumerate()
@@ -320,10 +392,58 @@ fn export_line(
         if k > 0 {
             line.push(',');
         }
-        tabular::push_field(line, f);
+        tabular::push_field(line, field);
     }
     line.push('\n');
     form
+}
+
+/// Appends a date written in the export's format `form` (0 to 19; the formats' shares are
+/// 14, 2, 2, 1 and 1 in twenty).
+fn push_date(out: &mut String, year: i32, month: u32, day: u32, form: u32) {
+    push_int(out, year, 0);
+    match form {
+        0..=13 => {
+            out.push('-');
+            push_int(out, month, 2);
+            out.push('-');
+            push_int(out, day, 2);
+        }
+        14 | 15 => {
+            out.push('/');
+            push_int(out, month, 0);
+            out.push('/');
+            push_int(out, day, 0);
+        }
+        16 | 17 => {
+            out.push('.');
+            push_int(out, month, 2);
+            out.push('.');
+            push_int(out, day, 2);
+        }
+        18 => {
+            push_int(out, month, 2);
+            push_int(out, day, 2);
+        }
+        _ => {
+            out.push('年');
+            push_int(out, month, 0);
+            out.push('月');
+            push_int(out, day, 0);
+            out.push('日');
+        }
+    }
+}
+
+/// Appends an integer in decimal with zeros before it up to `width` digits, as `{v:0width$}`
+/// writes a non-negative one (without the formatting machinery: a million lines).
+fn push_int(out: &mut String, v: impl itoa::Integer, width: usize) {
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(v);
+    for _ in digits.len()..width {
+        out.push('0');
+    }
+    out.push_str(digits);
 }
 
 /// The month and day of a 0-based day of the year.

@@ -224,13 +224,39 @@ fn org_name(r: &mut ChaCha8Rng, c: &City, form: OrgForm, county_cities: &[&str])
     }
 }
 
-/// A person's name: surname and one or two given characters.
-pub fn person_name(r: &mut ChaCha8Rng) -> String {
-    if r.random::<f64>() < 0.6 {
-        format!("{}{}{}", pick(r, SURNAMES), pick(r, GIVEN), pick(r, GIVEN))
-    } else {
-        format!("{}{}", pick(r, SURNAMES), pick(r, GIVEN))
+/// A person's name: a surname and one or two given characters, kept inline (at most three
+/// characters of three bytes) so that a record's applicants need no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PersonName {
+    bytes: [u8; 9],
+    len: u8,
+}
+
+impl PersonName {
+    pub fn as_str(&self) -> &str {
+        // Built from whole `&str` characters only (`person_name`).
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or_default()
     }
+
+    fn push(&mut self, part: &str) {
+        let at = self.len as usize;
+        self.bytes[at..at + part.len()].copy_from_slice(part.as_bytes());
+        self.len += part.len() as u8;
+    }
+}
+
+/// A person's name: surname and one or two given characters.
+pub fn person_name(r: &mut ChaCha8Rng) -> PersonName {
+    let mut name = PersonName {
+        bytes: [0; 9],
+        len: 0,
+    };
+    let parts = if r.random::<f64>() < 0.6 { 3 } else { 2 };
+    name.push(pick::<&str>(r, SURNAMES));
+    for _ in 1..parts {
+        name.push(pick::<&str>(r, GIVEN));
+    }
+    name
 }
 
 /// The organisations of each city, as indices into `orgs`, in `orgs` order.

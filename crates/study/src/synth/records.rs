@@ -8,6 +8,7 @@
 //! its city. Deliberately does not own: writing a record into the export
 //! (`export`) or counting what the pipeline must find (`truth`).
 
+use arrayvec::ArrayVec;
 use rustc_hash::FxHashMap;
 
 use rand::RngExt;
@@ -16,20 +17,56 @@ use rand_chacha::ChaCha8Rng;
 use super::address::AddressForm;
 use super::cities::World;
 use super::draw::{cumulative, draw_cum, pick, stream};
-use super::orgs::{person_name, Org, FOREIGN};
+use super::orgs::{person_name, Org, PersonName, FOREIGN};
 use super::places::Places;
 use super::spec::{Mess, SynthSpec};
 use crate::places::Cities;
 
-/// One applicant as generated: who, its true city (None: a foreign applicant, or an inventor
-/// listed as co-applicant, whom the process gives no city) and how its name is written.
-#[derive(Debug, Clone)]
-pub struct Applicant {
-    pub name: String,
-    pub city: Option<usize>,
-    /// `OrgForm::name`, `person` or `foreign`.
-    pub form: &'static str,
+/// Who an applicant is: an organisation (an index into the organisations), a person or a
+/// foreign applicant (an index into `FOREIGN`). Names are looked up, not copied: a million
+/// records then need no allocation of their own.
+#[derive(Debug, Clone, Copy)]
+pub enum Who {
+    Org(u32),
+    Person(PersonName),
+    Foreign(u8),
 }
+
+/// One applicant as generated: who, and its true city (None: a foreign applicant, or an
+/// inventor listed as co-applicant, whom the process gives no city).
+#[derive(Debug, Clone, Copy)]
+pub struct Applicant {
+    pub who: Who,
+    pub city: Option<u32>,
+}
+
+impl Applicant {
+    /// The name as written in the export.
+    pub fn name<'a>(&'a self, orgs: &'a [Org]) -> &'a str {
+        match &self.who {
+            Who::Org(k) => &orgs[*k as usize].name,
+            Who::Person(p) => p.as_str(),
+            Who::Foreign(f) => FOREIGN[*f as usize].0,
+        }
+    }
+
+    /// How its name is written: `OrgForm::name`, `person` or `foreign`.
+    pub fn form(&self, orgs: &[Org]) -> &'static str {
+        match self.who {
+            Who::Org(k) => orgs[k as usize].form.name(),
+            Who::Person(_) => "person",
+            Who::Foreign(_) => "foreign",
+        }
+    }
+
+    /// Its true city as an index into the cities.
+    pub fn city(&self) -> Option<usize> {
+        self.city.map(|c| c as usize)
+    }
+}
+
+/// A record's applicants: two or three at most, kept inline.
+pub type Applicants = ArrayVec<Applicant, 3>;
 
 /// A patent application as generated: its year, type (the application number's type digit; 1 is
 /// an invention), applicants in order, where the first one is, and a foreign applicant.
@@ -37,7 +74,7 @@ pub struct Applicant {
 pub struct Record {
     pub year: i32,
     pub ptype: u8,
-    pub applicants: Vec<Applicant>,
+    pub applicants: Applicants,
     pub first_city: Option<usize>,
     /// How the first applicant's address is written (drawn here so that anchors can tell which
     /// records locate their first applicant by design).
@@ -159,20 +196,22 @@ pub struct GenCtx<'a> {
     pub places: &'a Places,
 }
 
-fn org_applicant(ctx: &GenCtx<'_>, k: usize) -> Applicant {
+fn org_applicant(orgs: &[Org], k: usize) -> Applicant {
     Applicant {
-        name: ctx.orgs[k].name.clone(),
-        city: Some(ctx.orgs[k].city),
-        form: ctx.orgs[k].form.name(),
+        who: Who::Org(k as u32),
+        city: Some(orgs[k].city as u32),
     }
 }
 
 fn person(r: &mut ChaCha8Rng, city: Option<usize>) -> Applicant {
     Applicant {
-        name: person_name(r),
-        city,
-        form: "person",
+        who: Who::Person(person_name(r)),
+        city: city.map(|c| c as u32),
     }
+}
+
+fn applicants<const N: usize>(list: [Applicant; N]) -> Applicants {
+    list.into_iter().collect()
 }
 
 fn address_form(ctx: &GenCtx<'_>, r: &mut ChaCha8Rng) -> AddressForm {
@@ -210,19 +249,19 @@ pub fn gen_year(ctx: &GenCtx<'_>, plan: &YearPlan) -> Vec<Record> {
         let i = draw_cum(&mut r, &plan.first_cum);
         let partner_cum = &partner_cums[i];
         let j = draw_cum(&mut r, partner_cum);
-        let mut applicants = vec![
-            org_applicant(ctx, random_org(ctx, &mut r, i)),
-            org_applicant(ctx, random_org(ctx, &mut r, j)),
-        ];
+        let mut applicants = applicants([
+            org_applicant(ctx.orgs, random_org(ctx, &mut r, i)),
+            org_applicant(ctx.orgs, random_org(ctx, &mut r, j)),
+        ]);
         let u = r.random::<f64>();
         if u < 0.08 {
             let k = draw_cum(&mut r, partner_cum);
-            applicants.push(org_applicant(ctx, random_org(ctx, &mut r, k)));
+            applicants.push(org_applicant(ctx.orgs, random_org(ctx, &mut r, k)));
         } else if u < 0.20 {
             // An inventor named as co-applicant: individuals cannot be located by name.
             applicants.push(person(&mut r, None));
         }
-        dedup_names(&mut applicants);
+        dedup_names(ctx.orgs, &mut applicants);
         recs.push(Record {
             year: plan.year,
             ptype: draw_type(&mut r, 0.6),
@@ -237,13 +276,13 @@ pub fn gen_year(ctx: &GenCtx<'_>, plan: &YearPlan) -> Vec<Record> {
     let pop_cum = cumulative(plan.pop.iter().copied());
     for _ in 0..plan.same_city {
         let i = draw_cum(&mut r, &pop_cum);
-        let mut applicants = vec![org_applicant(ctx, random_org(ctx, &mut r, i))];
+        let mut applicants = applicants([org_applicant(ctx.orgs, random_org(ctx, &mut r, i))]);
         if r.random::<f64>() < 0.5 {
-            applicants.push(org_applicant(ctx, random_org(ctx, &mut r, i)));
+            applicants.push(org_applicant(ctx.orgs, random_org(ctx, &mut r, i)));
         } else {
             applicants.push(person(&mut r, None));
         }
-        dedup_names(&mut applicants);
+        dedup_names(ctx.orgs, &mut applicants);
         recs.push(Record {
             year: plan.year,
             ptype: draw_type(&mut r, 0.45),
@@ -259,14 +298,13 @@ pub fn gen_year(ctx: &GenCtx<'_>, plan: &YearPlan) -> Vec<Record> {
         let u = r.random::<f64>();
         if u < m.foreign {
             let f = r.random_range(0..FOREIGN.len());
-            let mut applicants = vec![Applicant {
-                name: FOREIGN[f].0.to_string(),
+            let mut applicants = applicants([Applicant {
+                who: Who::Foreign(f as u8),
                 city: None,
-                form: "foreign",
-            }];
+            }]);
             if r.random::<f64>() < 0.3 {
                 let i = draw_cum(&mut r, &pop_cum);
-                applicants.push(org_applicant(ctx, random_org(ctx, &mut r, i)));
+                applicants.push(org_applicant(ctx.orgs, random_org(ctx, &mut r, i)));
             }
             recs.push(Record {
                 year: plan.year,
@@ -290,14 +328,14 @@ pub fn gen_year(ctx: &GenCtx<'_>, plan: &YearPlan) -> Vec<Record> {
             )
         } else {
             let k = random_org(ctx, &mut r, i);
-            (org_applicant(ctx, k), address_form(ctx, &mut r))
+            (org_applicant(ctx.orgs, k), address_form(ctx, &mut r))
         };
         recs.push(Record {
             year: plan.year,
             ptype: draw_type(&mut r, 0.35),
             first_city: Some(i),
             address,
-            applicants: vec![applicant],
+            applicants: applicants([applicant]),
             foreign: None,
             clean: r.random::<f64>() >= fatal,
         });
@@ -311,10 +349,11 @@ pub fn gen_year(ctx: &GenCtx<'_>, plan: &YearPlan) -> Vec<Record> {
 }
 
 /// Keeps the first applicant of each name (records have two or three: a scan beats a set).
-fn dedup_names(applicants: &mut Vec<Applicant>) {
+fn dedup_names(orgs: &[Org], applicants: &mut Applicants) {
     let mut i = 1;
     while i < applicants.len() {
-        if applicants[..i].iter().any(|a| a.name == applicants[i].name) {
+        let name = applicants[i].name(orgs);
+        if applicants[..i].iter().any(|a| a.name(orgs) == name) {
             applicants.remove(i);
         } else {
             i += 1;
@@ -334,7 +373,9 @@ pub fn anchor_records(
     let nt = years.len();
     let mut anchored = vec![false; orgs.len()];
     let mut needed = vec![false; orgs.len()];
-    // Looked up once per applicant of every record: a fast hash (the map is never iterated).
+    // Organisations' names are unique (`orgs::build_orgs`), so an organisation is its index; a
+    // person or foreign applicant is looked up by name in case it shares one with an
+    // organisation (a fast hash: the map is never iterated).
     let org_index: FxHashMap<&str, usize> = orgs
         .iter()
         .enumerate()
@@ -342,7 +383,11 @@ pub fn anchor_records(
         .collect();
     for rec in per_year.iter().flatten() {
         for (pos, a) in rec.applicants.iter().enumerate() {
-            if let Some(&k) = org_index.get(a.name.as_str()) {
+            let org = match a.who {
+                Who::Org(k) => Some(k as usize),
+                _ => org_index.get(a.name(orgs)).copied(),
+            };
+            if let Some(k) = org {
                 if pos == 0 && rec.clean && rec.address.tells_city() {
                     anchored[k] = true;
                 } else if pos > 0 {
@@ -359,11 +404,7 @@ pub fn anchor_records(
             anchors.push(Record {
                 year,
                 ptype: 2,
-                applicants: vec![Applicant {
-                    name: orgs[k].name.clone(),
-                    city: Some(orgs[k].city),
-                    form: orgs[k].form.name(),
-                }],
+                applicants: applicants([org_applicant(orgs, k)]),
                 first_city: Some(orgs[k].city),
                 address: AddressForm::Full,
                 foreign: None,

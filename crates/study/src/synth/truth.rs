@@ -7,33 +7,55 @@
 //! 10,000) the yearbook responds to, the realised collaboration means, and `truth.json`. Deliberately does not own: drawing the
 //! records (`records`) or the yearbook (`statistics`).
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
+
+use arrayvec::ArrayVec;
+use polars::prelude::{
+    Column, DataFrame, Int64Chunked, IntoSeries, NewChunkedArray, StringChunked,
+};
+use repro_kind::diag::Diagnostic;
 
 use super::address::AddressForm;
 use super::cities::World;
+use super::orgs::Org;
 use super::records::Record;
 use super::spec::SynthSpec;
 use super::statistics::Yearbook;
 use crate::places::Cities;
-use repro_tabular::table::{self as tabular, Col, Table};
+use repro_tabular::table as tabular;
 
-/// Every applicant of every clean record: application number (as `ingest` normalises it),
-/// position, true city (blank for foreign applicants and inventors listed as co-applicants) and
-/// how it is written (the first applicant's address form, the others' name form).
+/// Every applicant of every clean record of a part of the export (a year): application number
+/// (as `ingest` normalises it), position, true city (blank for foreign applicants and inventors
+/// listed as co-applicants) and how it is written (the first applicant's address form, the
+/// others' name form). Kept compact (no `String` per cell): a million records have about 1.3
+/// million rows.
 #[derive(Debug, Default)]
 pub struct ApplicantTruth {
-    app_no: Vec<Option<String>>,
-    pos: Vec<Option<i64>>,
-    adcode: Vec<Option<i64>>,
-    form: Vec<Option<String>>,
+    /// Every row's application number, one after the other; `ends` says where each ends.
+    app_nos: String,
+    ends: Vec<u32>,
+    pos: Vec<u8>,
+    adcode: Vec<Option<u32>>,
+    form: Vec<&'static str>,
 }
 
 impl ApplicantTruth {
+    /// Room for `rows` applicants.
+    pub fn with_capacity(rows: usize) -> ApplicantTruth {
+        ApplicantTruth {
+            app_nos: String::with_capacity(rows * 14),
+            ends: Vec::with_capacity(rows),
+            pos: Vec::with_capacity(rows),
+            adcode: Vec::with_capacity(rows),
+            form: Vec::with_capacity(rows),
+        }
+    }
+
     /// Adds a clean record's applicants; `address` is the form its first address was written in.
     pub fn push_record(
         &mut self,
         cities: &Cities,
+        orgs: &[Org],
         rec: &Record,
         app_no: &str,
         address: AddressForm,
@@ -47,32 +69,65 @@ impl ApplicantTruth {
                 };
                 (rec.first_city, form)
             } else {
-                (a.city, a.form)
+                (a.city(), a.form(orgs))
             };
-            self.app_no.push(Some(app_no.to_string()));
-            self.pos.push(Some(pos as i64));
-            self.adcode
-                .push(city.map(|i| i64::from(cities.rows[i].adcode)));
-            self.form.push(Some(form.to_string()));
+            self.app_nos.push_str(app_no);
+            self.ends.push(self.app_nos.len() as u32);
+            self.pos.push(pos as u8);
+            self.adcode.push(city.map(|i| cities.rows[i].adcode));
+            self.form.push(form);
         }
     }
 
-    /// Appends the rows of `other` after these.
-    pub fn append(&mut self, mut other: ApplicantTruth) {
-        self.app_no.append(&mut other.app_no);
-        self.pos.append(&mut other.pos);
-        self.adcode.append(&mut other.adcode);
-        self.form.append(&mut other.form);
+    fn app_nos(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.app_nos[start as usize..end as usize])
     }
+}
 
-    pub fn into_table(self) -> Table {
-        let mut t = Table::default();
-        t.push("app_no", Col::Text(self.app_no));
-        t.push("pos", Col::Int(self.pos));
-        t.push("adcode6", Col::Int(self.adcode));
-        t.push("form", Col::Text(self.form));
-        t
-    }
+/// The truth of `parts` one after the other as the table `truth_applicants.parquet` holds: the
+/// columns built as `Table::to_polars` builds text and integer columns (the same arrays, so the
+/// same Parquet bytes), straight from the parts.
+pub fn applicants_frame(parts: &[ApplicantTruth]) -> Result<DataFrame, Diagnostic> {
+    let rows: usize = parts.iter().map(|p| p.ends.len()).sum();
+    let text = |name: &str, values: &mut dyn Iterator<Item = &str>| -> Column {
+        StringChunked::from_iter_options(name.into(), values.map(Some))
+            .into_series()
+            .into()
+    };
+    let int = |name: &str, values: &mut dyn Iterator<Item = i64>| -> Column {
+        Int64Chunked::from_iter_options(name.into(), values.map(Some))
+            .into_series()
+            .into()
+    };
+    let int_opt = |name: &str, values: &mut dyn Iterator<Item = Option<i64>>| -> Column {
+        Int64Chunked::from_iter_options(name.into(), values)
+            .into_series()
+            .into()
+    };
+    let columns = vec![
+        text("app_no", &mut parts.iter().flat_map(|p| p.app_nos())),
+        int(
+            "pos",
+            &mut parts
+                .iter()
+                .flat_map(|p| p.pos.iter().map(|&k| i64::from(k))),
+        ),
+        int_opt(
+            "adcode6",
+            &mut parts
+                .iter()
+                .flat_map(|p| p.adcode.iter().map(|a| a.map(i64::from))),
+        ),
+        text(
+            "form",
+            &mut parts.iter().flat_map(|p| p.form.iter().copied()),
+        ),
+    ];
+    DataFrame::new(rows, columns)
+        .map_err(|e| Diagnostic::new("cannot build the output table").cause(e.to_string()))
 }
 
 /// Counts of the truth table per city-year.
@@ -112,15 +167,20 @@ pub fn count_clean<'a>(
 
 /// Counts one record for every city where an applicant truly is (docs/data.md, "Index").
 fn count_record(counts: &mut [Vec<Counts>], rec: &Record, t: usize, cities: &Cities) {
-    let located: Vec<usize> = rec
+    let located: ArrayVec<usize, 3> = rec
         .applicants
         .iter()
         .enumerate()
-        .filter_map(|(pos, a)| if pos == 0 { rec.first_city } else { a.city })
+        .filter_map(|(pos, a)| if pos == 0 { rec.first_city } else { a.city() })
         .collect();
-    let mut distinct: Vec<usize> = located.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
+    let mut sorted = located.clone();
+    sorted.sort_unstable();
+    let mut distinct: ArrayVec<usize, 3> = ArrayVec::new();
+    for c in sorted {
+        if distinct.last() != Some(&c) {
+            distinct.push(c);
+        }
+    }
     for &c in &distinct {
         counts[c][t].total += 1.0;
     }
@@ -129,11 +189,10 @@ fn count_record(counts: &mut [Vec<Counts>], rec: &Record, t: usize, cities: &Cit
     }
     let n_app = rec.applicants.len() as f64;
     let cross_city = distinct.len() >= 2;
-    let provinces: HashSet<u32> = distinct
+    let province = |c: usize| cities.rows[c].province_code;
+    let cross_prov = distinct
         .iter()
-        .map(|&c| cities.rows[c].province_code)
-        .collect();
-    let cross_prov = provinces.len() >= 2;
+        .any(|&c| province(c) != province(distinct[0]));
     for &c in &distinct {
         let share = located.iter().filter(|&&x| x == c).count() as f64 / n_app;
         let k = &mut counts[c][t];
