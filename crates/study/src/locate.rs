@@ -383,27 +383,22 @@ fn changed(file: &str) -> Diagnostic {
         .hint("run again once nothing else writes the applications table")
 }
 
-/// Rows of the applications table read at a time: memory stays bounded by a slice whatever the
-/// number of applications, and the slice's buffers are reused by the next one.
+/// Rows of the applications table read at a time, at least: memory stays bounded by a batch
+/// whatever the number of applications. Batches start on row-group boundaries, so no row group is
+/// decoded twice, and the next batch is decoded while this one is located.
 const SLICE_ROWS: usize = 1 << 18;
 
-/// Reads the table in slices of `SLICE_ROWS`, handing each with the row number it starts at.
+/// Reads the table in batches of about `SLICE_ROWS`, handing each with the row number it starts
+/// at; the number of rows.
 fn for_each_slice(
     root: &Path,
     file: &str,
     columns: &[&str],
     mut f: impl FnMut(usize, &DataFrame) -> Result<(), Diagnostic>,
 ) -> Result<usize, Diagnostic> {
-    let mut offset = 0;
-    loop {
-        let df = tabular::read_columns_slice(root, file, columns, offset, SLICE_ROWS)?;
-        let height = df.height();
-        f(offset, &df)?;
-        offset += height;
-        if height < SLICE_ROWS {
-            return Ok(offset);
-        }
-    }
+    repro_tabular::dataio::for_each_batch(&root.join(file), columns, SLICE_ROWS, |offset, df| {
+        f(offset, &df)
+    })
 }
 
 pub fn run(root: &Path, stage: &str, spec: &LocateSpec) -> Result<(), Diagnostic> {

@@ -110,6 +110,11 @@ const ROW_GROUP_BATCH_ROWS: usize = 1 << 20;
 /// [`ROW_GROUP_BATCH_ROWS`] rows (the last may be smaller): each batch starts on a row-group
 /// boundary, so reading it decodes no row group twice.
 pub fn parquet_batches(path: &Path) -> Result<Vec<usize>, Diagnostic> {
+    parquet_batches_of(path, ROW_GROUP_BATCH_ROWS)
+}
+
+/// [`parquet_batches`] with batches of at least `min_rows` rows.
+pub fn parquet_batches_of(path: &Path, min_rows: usize) -> Result<Vec<usize>, Diagnostic> {
     let file = std::fs::File::open(path).map_err(|e| {
         Diagnostic::new(format!("cannot read data file `{}`", path.display())).cause(e.to_string())
     })?;
@@ -119,7 +124,7 @@ pub fn parquet_batches(path: &Path) -> Result<Vec<usize>, Diagnostic> {
     let mut open = 0;
     for group in &metadata.row_groups {
         open += group.num_rows();
-        if open >= ROW_GROUP_BATCH_ROWS {
+        if open >= min_rows.max(1) {
             batches.push(std::mem::take(&mut open));
         }
     }
@@ -160,6 +165,33 @@ pub fn for_each_parquet_batch(
         }
         Ok(())
     })
+}
+
+/// Reads the named columns of a data file in batches of at least `min_rows` rows, handing each
+/// to `each` with the row it starts at; the number of rows read. A Parquet file is read batch by
+/// batch as in [`for_each_parquet_batch`] (row-group boundaries, the next batch decoded while
+/// `each` runs); any other file is one batch.
+pub fn for_each_batch(
+    path: &Path,
+    columns: &[&str],
+    min_rows: usize,
+    mut each: impl FnMut(usize, DataFrame) -> Result<(), Diagnostic>,
+) -> Result<usize, Diagnostic> {
+    let mut offset = 0;
+    if format_of(path)? == Format::Parquet {
+        let batches = parquet_batches_of(path, min_rows)?;
+        for_each_parquet_batch(path, columns, &batches, |df| {
+            let height = df.height();
+            each(offset, df)?;
+            offset += height;
+            Ok(())
+        })?;
+    } else {
+        let df = read_frame_columns(path, Some(columns))?;
+        offset = df.height();
+        each(0, df)?;
+    }
+    Ok(offset)
 }
 
 /// The column types of a data file, in the file's order (from the header; CSV types inferred).

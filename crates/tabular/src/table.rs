@@ -177,17 +177,6 @@ pub fn read_columns(root: &Path, rel: &str, columns: &[&str]) -> Result<DataFram
     crate::dataio::read_frame_columns(&root.join(rel), Some(columns))
 }
 
-/// `read_columns` for `len` rows from row `offset` (fewer at the end of the table).
-pub fn read_columns_slice(
-    root: &Path,
-    rel: &str,
-    columns: &[&str],
-    offset: usize,
-    len: usize,
-) -> Result<DataFrame, Diagnostic> {
-    crate::dataio::read_frame_slice(&root.join(rel), columns, offset, len)
-}
-
 fn col<'a>(df: &'a DataFrame, file: &str, name: &str) -> Result<&'a Column, Diagnostic> {
     df.column(name).map_err(|_| {
         let found: Vec<String> = df
