@@ -248,26 +248,62 @@ fn hash_file_cached(
 /// Large files are read and hashed this many bytes at a time.
 const HASH_BLOCK: usize = 8 << 20;
 
-/// blake3 of a file's bytes; each block of a large file is hashed on several threads. Files are
+/// blake3 of a file's bytes; each block of a large file is hashed on several threads while the
+/// next block is read on another (reading from the page cache took as long as hashing). Files are
 /// read, not memory-mapped: every page of a mapped file counts toward the process's resident set,
 /// so hashing a 1.5 GB raw export raised `repro run`'s peak to 1.5 GB.
 pub fn hash_file(path: &Path) -> io::Result<String> {
     let mut hasher = blake3::Hasher::new();
     let mut file = fs::File::open(path)?;
     let len = file.metadata()?.len();
-    let mut buf = vec![0u8; (len as usize).clamp(1, HASH_BLOCK)];
-    loop {
+    if len <= HASH_BLOCK as u64 {
+        // One byte more than the length, so that one read also finds the end of the file.
+        let mut buf = vec![0u8; len as usize + 1];
         let n = read_block(&mut file, &mut buf)?;
         if n >= 1 << 20 {
             hasher.update_rayon(&buf[..n]);
         } else {
             hasher.update(&buf[..n]);
         }
-        if n < buf.len() {
-            break;
+        // A file that grew since its length was taken is hashed whole all the same.
+        if n == buf.len() {
+            hash_blocks(&mut file, &mut hasher)?;
         }
+        return Ok(hasher.finalize().to_hex().to_string());
     }
+    hash_blocks(&mut file, &mut hasher)?;
     Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Feeds the rest of `file` to `hasher` block by block: a reader thread fills one of two buffers
+/// while the other is hashed.
+fn hash_blocks(file: &mut fs::File, hasher: &mut blake3::Hasher) -> io::Result<()> {
+    use std::sync::mpsc;
+    let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(1);
+    let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
+    for _ in 0..2 {
+        let _ = empty_tx.send(vec![0u8; HASH_BLOCK]);
+    }
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || -> io::Result<()> {
+            while let Ok(mut buf) = empty_rx.recv() {
+                let n = read_block(file, &mut buf)?;
+                let last = n < buf.len();
+                if full_tx.send((buf, n)).is_err() || last {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        // Ends when the reader has sent the last block or failed (it drops its sender).
+        for (buf, n) in full_rx {
+            hasher.update_rayon(&buf[..n]);
+            let _ = empty_tx.send(buf);
+        }
+        reader
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the file reader panicked")))
+    })
 }
 
 /// Fills `buf` from `file` unless the file ends first; the number of bytes read.
@@ -300,6 +336,7 @@ mod tests {
             1 << 20,
             HASH_BLOCK,
             HASH_BLOCK + 1,
+            2 * HASH_BLOCK,
             2 * HASH_BLOCK + 12345,
         ] {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4099) as u8).collect();
