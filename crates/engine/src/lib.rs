@@ -14,6 +14,7 @@
 // Diagnostics travel on the cold path only; keeping them unboxed keeps the code plain.
 #![allow(clippy::result_large_err)]
 
+mod commit;
 pub mod executor;
 pub mod fields;
 pub mod fsstate;

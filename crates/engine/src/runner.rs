@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::commit::{self, Commit};
 use crate::executor::{self, CommandJob, Executor};
 use crate::fsstate::{PathState, StatCache};
 use crate::lock::{self, LockEntry, LockOut};
@@ -88,6 +89,36 @@ struct Done {
     index: usize,
     outcome: Outcome,
     entry: Option<LockEntry>,
+    /// The worker goes on to store the stage's outputs and reports [`Msg::Stored`].
+    storing: bool,
+}
+
+/// What workers tell the dispatcher.
+enum Msg {
+    /// The stage is built: downstream stages may start.
+    Done(Done),
+    /// The stage's outputs are in the cache (then its lock entry) or could not be stored.
+    Stored {
+        index: usize,
+        result: Result<LockEntry, Diagnostic>,
+    },
+}
+
+/// A stage built by a worker: its outcome, its lock entry, and outputs still to be stored.
+struct Built {
+    outcome: Outcome,
+    entry: Option<LockEntry>,
+    commit: Option<Commit>,
+}
+
+impl From<(Outcome, Option<LockEntry>)> for Built {
+    fn from((outcome, entry): (Outcome, Option<LockEntry>)) -> Built {
+        Built {
+            outcome,
+            entry,
+            commit: None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -159,8 +190,10 @@ pub fn run(
     ui.begin(selected.len());
 
     std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::channel::<Done>();
+        let (tx, rx) = mpsc::channel::<Msg>();
         let mut running = 0usize;
+        // Stages built whose outputs are still being stored.
+        let mut storing = 0usize;
         loop {
             stop |= executor::interrupted();
             if !stop {
@@ -187,11 +220,12 @@ pub fn run(
                     let stage = match with_fresh_params(&p.root, &p.stages[i]) {
                         Ok(stage) => stage,
                         Err(d) => {
-                            let _ = tx.send(Done {
+                            let _ = tx.send(Msg::Done(Done {
                                 index: i,
                                 outcome: Outcome::Failed(Box::new(d)),
                                 entry: None,
-                            });
+                                storing: false,
+                            }));
                             continue;
                         }
                     };
@@ -199,36 +233,22 @@ pub fn run(
                     // instead of starting a worker for each.
                     if !cfg.force {
                         if let Some(e) = entry.as_ref().filter(|e| up_to_date(&ctx, &stage, e)) {
-                            let _ = tx.send(Done {
+                            let _ = tx.send(Msg::Done(Done {
                                 index: i,
                                 outcome: Outcome::UpToDate,
                                 entry: Some(e.clone()),
-                            });
+                                storing: false,
+                            }));
                             continue;
                         }
                     }
                     ui.started(&p.stages[i].name);
                     let tx = tx.clone();
                     let ctx = &ctx;
-                    scope.spawn(move || {
-                        let stage = &*stage;
-                        // A panic anywhere in building the stage is that stage's failure: the
-                        // worker still reports, so the dispatcher never waits forever.
-                        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            build_stage(ctx, stage, entry)
-                        }));
-                        let (outcome, entry) = built.unwrap_or_else(|panic| {
-                            (Outcome::Failed(Box::new(bug(stage, panic.as_ref()))), None)
-                        });
-                        let _ = tx.send(Done {
-                            index: i,
-                            outcome,
-                            entry,
-                        });
-                    });
+                    scope.spawn(move || work(ctx, &stage, i, entry, &tx));
                 }
             }
-            if running == 0 {
+            if running == 0 && storing == 0 {
                 break;
             }
             // Handle every finished stage that is waiting, then write the lock once.
@@ -244,15 +264,24 @@ pub fn run(
                 ui.warn(&d);
             }
             let mut changed = false;
-            for done in batch {
-                running -= 1;
-                changed |= record(p, &store, run_started, ui, &mut st, &mut lockfile, done);
+            for msg in batch {
+                match msg {
+                    Msg::Done(done) => {
+                        running -= 1;
+                        storing += usize::from(done.storing);
+                        changed |= record(p, &store, run_started, ui, &mut st, &mut lockfile, done);
+                    }
+                    Msg::Stored { index, result } => {
+                        storing -= 1;
+                        changed |= record_stored(p, &mut st, &mut lockfile, index, result);
+                    }
+                }
                 if st.stop_requested && !cfg.keep_going {
                     stop = true;
                 }
             }
             lock_saves.unsaved |= changed;
-            if lock_saves.due(running == 0) {
+            if lock_saves.due(running == 0 && storing == 0) {
                 if let Err(e) = lock_saves.save(&lock_path, &lockfile) {
                     st.failures.push(
                         Diagnostic::new(format!("cannot write `{}`", lock_path.display()))
@@ -355,6 +384,74 @@ fn record(
         }
         _ => false,
     }
+}
+
+/// Records a stage whose outputs were stored (its lock entry) or could not be: a failure of the
+/// run, though the stage's outputs stay in place. True when the lock changed.
+fn record_stored(
+    p: &Pipeline,
+    st: &mut RunState,
+    lockfile: &mut lock::LockFile,
+    index: usize,
+    result: Result<LockEntry, Diagnostic>,
+) -> bool {
+    match result {
+        Ok(entry) => {
+            let name = &p.stages[index].name;
+            let changed = lockfile.stages.get(name) != Some(&entry);
+            lockfile.stages.insert(name.clone(), entry);
+            changed
+        }
+        Err(d) => {
+            st.failures.push(d);
+            st.stop_requested = true;
+            false
+        }
+    }
+}
+
+/// A worker: builds one stage and reports it; when the stage ran, goes on to store its outputs
+/// and reports that too. A panic anywhere is that stage's failure: the worker still reports, so
+/// the dispatcher never waits forever.
+fn work(
+    ctx: &Ctx<'_>,
+    stage: &Stage,
+    index: usize,
+    entry: Option<LockEntry>,
+    tx: &mpsc::Sender<Msg>,
+) {
+    let catch = |f: &dyn Fn() -> Built| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+            Built::from((Outcome::Failed(Box::new(bug(stage, panic.as_ref()))), None))
+        })
+    };
+    let built = catch(&|| build_stage(ctx, stage, entry.clone()));
+    let Some(commit) = built.commit else {
+        let _ = tx.send(Msg::Done(Done {
+            index,
+            outcome: built.outcome,
+            entry: built.entry,
+            storing: false,
+        }));
+        return;
+    };
+    let _ = tx.send(Msg::Done(Done {
+        index,
+        outcome: built.outcome,
+        entry: None,
+        storing: true,
+    }));
+    let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        commit::store_outputs(ctx.store, stage, &commit)
+    }))
+    .unwrap_or_else(|panic| Err(bug(stage, panic.as_ref())));
+    failpoint(&stage.name, "after-record");
+    let result = stored.and_then(|()| {
+        built
+            .entry
+            .ok_or_else(|| Diagnostic::new(format!("stage `{}`: no lock entry", stage.name)))
+    });
+    let _ = tx.send(Msg::Stored { index, result });
 }
 
 /// Stages not reached because the run stopped early: skipped (a stage they need failed) or not
@@ -526,22 +623,14 @@ fn up_to_date(ctx: &Ctx<'_>, stage: &Stage, entry: &LockEntry) -> bool {
     }
 }
 
-fn build_stage(
-    ctx: &Ctx<'_>,
-    stage: &Stage,
-    entry: Option<LockEntry>,
-) -> (Outcome, Option<LockEntry>) {
+fn build_stage(ctx: &Ctx<'_>, stage: &Stage, entry: Option<LockEntry>) -> Built {
     match try_build(ctx, stage, entry.as_ref()) {
         Ok(r) => r,
-        Err(d) => (Outcome::Failed(Box::new(d)), None),
+        Err(d) => Built::from((Outcome::Failed(Box::new(d)), None)),
     }
 }
 
-fn try_build(
-    ctx: &Ctx<'_>,
-    stage: &Stage,
-    entry: Option<&LockEntry>,
-) -> Result<(Outcome, Option<LockEntry>), Diagnostic> {
+fn try_build(ctx: &Ctx<'_>, stage: &Stage, entry: Option<&LockEntry>) -> Result<Built, Diagnostic> {
     let view = observe(ctx.root, stage, ctx.stat)
         .map_err(|e| io_diag(stage, "cannot read its files", &e))?;
     if let Some(missing) = view.missing_deps.first() {
@@ -552,12 +641,12 @@ fn try_build(
     }
     let obs = &view.observed;
     if stage.run.frozen {
-        return frozen(stage, &view);
+        return frozen(stage, &view).map(Built::from);
     }
     if !ctx.force && !stage.run.always_changed {
         if let Some(e) = entry {
             if e.key == obs.key && planner::outputs_intact(e, obs) {
-                return Ok((Outcome::UpToDate, Some(e.clone())));
+                return Ok(Built::from((Outcome::UpToDate, Some(e.clone()))));
             }
         }
     }
@@ -570,10 +659,10 @@ fn try_build(
         let cached = local.or_else(|| ctx.remote?.fetch_stage(ctx.store, stage, &obs.key));
         if let Some(outs) = cached {
             if restore_all(ctx, stage, &view, &outs)? {
-                return Ok((
+                return Ok(Built::from((
                     Outcome::Restored,
                     Some(planner::lock_entry(stage, obs, lock_outs(&outs))),
-                ));
+                )));
             }
         }
     }
@@ -654,11 +743,7 @@ fn restore_all(
     Ok(true)
 }
 
-fn run_stage(
-    ctx: &Ctx<'_>,
-    stage: &Stage,
-    view: &StageView,
-) -> Result<(Outcome, Option<LockEntry>), Diagnostic> {
+fn run_stage(ctx: &Ctx<'_>, stage: &Stage, view: &StageView) -> Result<Built, Diagnostic> {
     // Keep the current outputs aside: a failed stage gets them back, untouched. Persisted
     // outputs (`persist: true`) stay in place: the command builds on them.
     let mut aside = Vec::new();
@@ -691,21 +776,22 @@ fn run_stage(
     let result = result
         .map(|m| memory = m)
         .and_then(|()| deps_unchanged(ctx, stage, view))
-        .and_then(|()| collect_outputs(ctx, stage, &view.observed.key));
-    failpoint(&stage.name, "after-record");
+        .and_then(|()| commit::hash_outputs(ctx.root, ctx.stat, stage, &view.observed.key));
     match result {
-        Ok(outs) => {
+        Ok(commit) => {
             for (_, a) in aside {
                 let _ = ctx.store.discard(a);
             }
+            let outs = commit.outputs();
             let mut obs = view.observed.clone();
             for o in &outs {
                 obs.outs.insert(o.path.clone(), Some(o.hash.clone()));
             }
-            Ok((
-                Outcome::Ran { seconds, memory },
-                Some(planner::lock_entry(stage, &obs, lock_outs(&outs))),
-            ))
+            Ok(Built {
+                outcome: Outcome::Ran { seconds, memory },
+                entry: Some(planner::lock_entry(stage, &obs, lock_outs(&outs))),
+                commit: Some(commit),
+            })
         }
         Err(d) => {
             put_back_all(ctx, aside);
@@ -731,7 +817,7 @@ fn put_back_all(ctx: &Ctx<'_>, aside: Vec<(String, Option<std::path::PathBuf>)>)
 /// - `kill:STAGE:after-command`: repro kills itself (SIGKILL) once `STAGE`'s command or kind has
 ///   finished, before its outputs are stored;
 /// - `kill:STAGE:after-record`: the same once `STAGE`'s outputs and stage record are in the
-///   cache, before the lock records the stage.
+///   cache, before the lock records the stage (downstream stages may be running).
 ///
 /// The kill points reach windows that a kill at a random moment rarely hits.
 fn failpoint(stage: &str, point: &str) {
@@ -924,44 +1010,6 @@ fn builtin_job(ctx: &Ctx<'_>, stage: &Stage) -> Result<CommandJob, Diagnostic> {
         hold: None,
         resources: stage.resources.clone(),
     })
-}
-
-fn collect_outputs(ctx: &Ctx<'_>, stage: &Stage, key: &str) -> Result<Vec<Output>, Diagnostic> {
-    let mut outs = Vec::new();
-    let mut missing = Vec::new();
-    for o in &stage.outs {
-        let state = crate::fsstate::hash_path(ctx.root, o, ctx.stat)
-            .map_err(|e| io_diag(stage, &format!("cannot read output `{o}`"), &e))?;
-        // `cache: false` outputs are stored too: DVC's run cache commits uncached outputs
-        // (`StageCache._uncached_outs`), so `dvc repro` restores a deleted one instead of rerunning.
-        let saved = ctx.store.save_output(o, &state);
-        match saved {
-            Ok(Some(out)) => outs.push(out),
-            Ok(None) => missing.push(o.clone()),
-            Err(e) => {
-                return Err(io_diag(
-                    stage,
-                    &format!("cannot store output `{o}` in the cache"),
-                    &e,
-                ))
-            }
-        }
-    }
-    if !missing.is_empty() {
-        let list: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
-        return Err(Diagnostic::new(format!("stage `{}` failed", stage.name))
-            .cause(format!(
-                "declared output {} was not created",
-                list.join(", ")
-            ))
-            .hint("make the command write every path listed in `outs`, or remove it from `outs`"));
-    }
-    if stage.run.restorable() {
-        ctx.store
-            .record_stage(key, &outs)
-            .map_err(|e| io_diag(stage, "cannot record the stage in the cache", &e))?;
-    }
-    Ok(outs)
 }
 
 fn lock_outs(outs: &[Output]) -> BTreeMap<String, LockOut> {
