@@ -46,6 +46,9 @@ pub fn half_width(c: char) -> char {
 /// or 0xEF (U+FF01..U+FF5E). Text with such a lead byte, rare in Chinese exports, takes the
 /// character-by-character check; the rest (CJK ideographs lead with 0xE4..0xE9) never does.
 fn is_normal(s: &str) -> bool {
+    if is_plain(s.as_bytes()) {
+        return true;
+    }
     // Starts as "after a space" so that leading whitespace counts as not normal.
     let mut after_space = true;
     for &b in s.as_bytes() {
@@ -58,6 +61,20 @@ fn is_normal(s: &str) -> bool {
         }
     }
     s.is_empty() || !after_space
+}
+
+/// True when no byte is a space, a control character or one of the lead bytes `is_normal` looks
+/// into: such text is normal. Sixteen bytes at a time without an early exit, which the compiler
+/// vectorises (the byte loop of `is_normal` was 7% of `ingest` on 10M records).
+fn is_plain(b: &[u8]) -> bool {
+    let bad = |x: u8| x <= b' ' || matches!(x, 0xC2 | 0xE1 | 0xE2 | 0xE3 | 0xEF);
+    let mut chunks = b.chunks_exact(16);
+    for c in &mut chunks {
+        if c.iter().fold(false, |acc, &x| acc | bad(x)) {
+            return false;
+        }
+    }
+    !b.is_empty() && !chunks.remainder().iter().any(|&x| bad(x))
 }
 
 /// `is_normal` by characters.
@@ -497,6 +514,14 @@ mod tests {
         fn byte_scan_agrees_with_char_scan(s in "[ a-z;；\u{3000}\u{FF01}\u{FF5E}\u{FF5F}\u{FEFF}\t\n\u{0B}\u{0C}\r\u{85}\u{A0}\u{A9}\u{1680}\u{2000}-\u{2030}\u{205F}\u{3001}北京·]{0,12}") {
             prop_assert_eq!(is_normal(&s), is_normal_chars(&s));
             prop_assert_eq!(is_normal(&s), normalize(&s).as_ref() == s.as_str());
+        }
+
+        #[test]
+        fn plain_text_is_normal(s in "[ a-z;\u{3000}\u{FF01}\u{A0}\u{2000}\u{1680}\t北京市号]{0,40}|\\PC{0,60}") {
+            if is_plain(s.as_bytes()) {
+                prop_assert!(is_normal_chars(&s));
+            }
+            prop_assert_eq!(is_normal(&s), is_normal_chars(&s));
         }
 
         #[test]

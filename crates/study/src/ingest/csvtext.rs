@@ -25,8 +25,8 @@ struct Span {
 /// A piece of CSV text split into records and fields.
 #[derive(Debug)]
 pub struct TextBatch {
-    /// The piece as read: valid UTF-8 (checked by `new`).
-    bytes: Vec<u8>,
+    /// The piece as read.
+    text: String,
     /// Contents of quoted fields that held `""` or text after the closing quote.
     unescaped: String,
     /// Every field, record after record.
@@ -160,8 +160,11 @@ impl TextBatch {
         if u32::try_from(bytes.len()).is_err() {
             return Err(PieceError::TooBig);
         }
+        // SAFETY: simdutf8 has just checked that `bytes` is valid UTF-8. A second, safe check
+        // (std's, or simdutf8's on every `text()`) was a serial 0.3 s on 1.5 GB of input.
+        let text = unsafe { String::from_utf8_unchecked(bytes) };
         let mut batch = TextBatch {
-            bytes,
+            text,
             unescaped: String::new(),
             spans: Vec::new(),
             rows: vec![0],
@@ -172,7 +175,7 @@ impl TextBatch {
     }
 
     fn split(&mut self) {
-        let b = &self.bytes;
+        let b = self.text.as_bytes();
         let n = b.len();
         let mut spans = Vec::with_capacity(n / 12);
         let mut rows = Vec::with_capacity(n / 120);
@@ -223,10 +226,9 @@ impl TextBatch {
         (self.rows[row + 1] - self.rows[row]) as usize
     }
 
-    /// The piece as text; callers slice it with `cell`. Checked again here so that no unchecked
-    /// conversion is needed (simdutf8 makes the second check cheap).
+    /// The piece as text; callers slice it with `cell`.
     pub fn text(&self) -> &str {
-        simdutf8::basic::from_utf8(&self.bytes).unwrap_or("")
+        &self.text
     }
 
     /// Field `col` of record `row` (empty when the record is shorter), given `text()`.
