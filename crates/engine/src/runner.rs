@@ -5,8 +5,9 @@
 //! previous outputs when a stage fails, recording results in the lock file after every stage so
 //! a killed run loses only the stages that were in flight, and choosing each stage's executor
 //! (local, or Slurm with built-in stages run by the node's `repro __stage`). Deliberately does
-//! not own: what is stale (`planner`), how commands run (`executor`, `slurm`), where outputs are
-//! kept (`store`), or display (a [`Reporter`] the caller passes).
+//! not own: what is stale (`planner`), how commands run (`executor`, `slurm`), hashing and storing
+//! a stage's outputs (`commit`), where outputs are kept (`store`), or display (a [`Reporter`] the
+//! caller passes).
 
 use std::collections::BTreeMap;
 use std::path::Path;
