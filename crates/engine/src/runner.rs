@@ -105,11 +105,12 @@ enum Msg {
     },
 }
 
-/// A stage built by a worker: its outcome, its lock entry, and outputs still to be stored.
+/// A stage built by a worker: its outcome and lock entry, or, when it ran, its outputs still to
+/// be stored with the lock entry to write once they are.
 struct Built {
     outcome: Outcome,
     entry: Option<LockEntry>,
-    commit: Option<Commit>,
+    commit: Option<(Commit, LockEntry)>,
 }
 
 impl From<(Outcome, Option<LockEntry>)> for Built {
@@ -421,13 +422,13 @@ fn work(
     entry: Option<LockEntry>,
     tx: &mpsc::Sender<Msg>,
 ) {
-    let catch = |f: &dyn Fn() -> Built| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-            Built::from((Outcome::Failed(Box::new(bug(stage, panic.as_ref()))), None))
-        })
-    };
-    let built = catch(&|| build_stage(ctx, stage, entry.clone()));
-    let Some(commit) = built.commit else {
+    let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        build_stage(ctx, stage, entry)
+    }))
+    .unwrap_or_else(|panic| {
+        Built::from((Outcome::Failed(Box::new(bug(stage, panic.as_ref()))), None))
+    });
+    let Some((commit, entry)) = built.commit else {
         let _ = tx.send(Msg::Done(Done {
             index,
             outcome: built.outcome,
@@ -447,12 +448,10 @@ fn work(
     }))
     .unwrap_or_else(|panic| Err(bug(stage, panic.as_ref())));
     failpoint(&stage.name, "after-record");
-    let result = stored.and_then(|()| {
-        built
-            .entry
-            .ok_or_else(|| Diagnostic::new(format!("stage `{}`: no lock entry", stage.name)))
+    let _ = tx.send(Msg::Stored {
+        index,
+        result: stored.map(|()| entry),
     });
-    let _ = tx.send(Msg::Stored { index, result });
 }
 
 /// Stages not reached because the run stopped early: skipped (a stage they need failed) or not
@@ -790,8 +789,8 @@ fn run_stage(ctx: &Ctx<'_>, stage: &Stage, view: &StageView) -> Result<Built, Di
             }
             Ok(Built {
                 outcome: Outcome::Ran { seconds, memory },
-                entry: Some(planner::lock_entry(stage, &obs, lock_outs(&outs))),
-                commit: Some(commit),
+                entry: None,
+                commit: Some((commit, planner::lock_entry(stage, &obs, lock_outs(&outs)))),
             })
         }
         Err(d) => {
