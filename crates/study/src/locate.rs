@@ -17,6 +17,7 @@ use crate::gazetteer::{self, Gazetteer, Located, Scratch, Sources};
 use crate::places::Cities;
 use repro_kind::diag::Diagnostic;
 use repro_kind::KindError;
+use repro_tabular::stream::{self, StreamConfig};
 use repro_tabular::table as tabular;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
@@ -541,17 +542,25 @@ fn second_pass(
         let _ = std::fs::remove_file(&tmp);
         Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string())
     };
-    let mut writer = ParquetWriter::new(std::io::BufWriter::new(out_file))
-        .with_compression(ParquetCompression::Snappy)
-        .batched(&applicant_schema())
-        .map_err(cannot)?;
+    // Most applications have one applicant, so application numbers are almost all distinct;
+    // application indices count up (delta encoding).
+    let config = StreamConfig {
+        plain: &["app_no"],
+        delta: &["app"],
+    };
+    let mut writer = stream::stream_writer(
+        std::io::BufWriter::new(out_file),
+        &applicant_schema(),
+        config,
+    )
+    .map_err(cannot)?;
     let mut tally = Tally::default();
     let columns = ["app_no", "year", "ptype", "applicants"];
     let cannot_write = |e: &dyn std::fmt::Display| {
         Diagnostic::new(format!("cannot write `{}`", spec.out)).cause(e.to_string())
     };
     // Encoding and compressing one slice's applicants overlaps with locating the next.
-    let second = tabular::with_parquet_thread(&mut writer, cannot_write, |frames| {
+    let second = stream::with_parquet_thread(&mut writer, cannot_write, |frames| {
         for_each_slice(root, file, &columns, |offset, df| {
             let app_no = str_column(df, file, "app_no")?;
             let applicants = str_column(df, file, "applicants")?;
@@ -568,7 +577,7 @@ fn second_pass(
             }
             let df = applicant_frame(&entries, offset, &app_nos, &years, &ptypes, &gaz.units)
                 .map_err(|e| cannot_write(&e))?;
-            frames.send(df).map_err(|_| tabular::writer_gone())
+            frames.send(df).map_err(|_| stream::writer_gone())
         })
     });
     let second = second.and_then(|rows| {

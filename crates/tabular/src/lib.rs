@@ -3,7 +3,8 @@
 //!
 //! Owns: reading CSV and Parquet into polars frames (`dataio`), plain numeric CSV
 //! straight into numbers (`numcsv`), and typed output tables written as
-//! byte-for-byte deterministic CSV and Parquet (`table`). Deliberately does not own: what any
+//! byte-for-byte deterministic CSV and Parquet (`table`), and large tables streamed to Parquet in
+//! batches (`stream`). Deliberately does not own: what any
 //! column means (the kinds), or the estimators' frame (`repro-tables` converts).
 
 // Diagnostics travel on the cold path only; keeping them unboxed keeps the code plain.
@@ -11,4 +12,5 @@
 
 pub mod dataio;
 pub mod numcsv;
+pub mod stream;
 pub mod table;
