@@ -6,7 +6,7 @@
 //! and the field-by-field views it reports changes in (`fields`),
 //! the lock file (`lock`) and the locks sharing the cache (`lockset`), everything under `cache/`
 //! (`store`), running commands (`executor`, `slurm`),
-//! the dispatcher (`runner`, reporting through `reporter`), and the read-only views (`status`:
+//! the dispatcher (`runner`, building each stage with `build`, reporting through `reporter`), and the read-only views (`status`:
 //! status, dry run, DAG, gc). Deliberately does not own: any built-in kind (it sees them only
 //! through `repro_kind::BuiltinStage`), data frames, estimators, plotting or terminals. Cargo
 //! enforces this: the crate depends on none of them.
@@ -14,6 +14,7 @@
 // Diagnostics travel on the cold path only; keeping them unboxed keeps the code plain.
 #![allow(clippy::result_large_err)]
 
+mod build;
 mod commit;
 pub mod executor;
 pub mod fields;

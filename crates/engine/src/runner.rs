@@ -1,32 +1,30 @@
 //! `repro run`: bringing stale stages up to date, independent ones in parallel.
 //!
 //! Owns: the dispatcher loop (one thread owns all state; workers only build a stage and report back
-//! over a channel), building one stage (up to date, restored from the cache, or run), keeping the
-//! previous outputs when a stage fails, recording results in the lock file after every stage so
-//! a killed run loses only the stages that were in flight, and choosing each stage's executor
-//! (local, or Slurm with built-in stages run by the node's `repro __stage`). Deliberately does
-//! not own: what is stale (`planner`), how commands run (`executor`, `slurm`), hashing and storing
-//! a stage's outputs (`commit`), where outputs are kept (`store`), or display (a [`Reporter`] the
-//! caller passes).
+//! over a channel), recording results in the lock file after every stage so a killed run loses
+//! only the stages that were in flight, and choosing each stage's executor (local, or Slurm with
+//! built-in stages run by the node's `repro __stage`). Deliberately does not own: building one
+//! stage (`build`), what is stale (`planner`), how commands run (`executor`, `slurm`), hashing and
+//! storing a stage's outputs (`commit`), where outputs are kept (`store`), or display (a
+//! [`Reporter`] the caller passes).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::mpsc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::commit::{self, Commit};
-use crate::executor::{self, CommandJob, Executor};
+use crate::build::{self, Built, Ctx, Placement};
+use crate::commit;
+use crate::executor;
 use crate::fsstate::{PathState, StatCache};
-use crate::lock::{self, LockEntry, LockOut};
-use crate::observe::{observe, observe_known, StageView};
-use crate::pipeline::{Action, ExecutorKind, Pipeline, Stage};
-use crate::planner;
+use crate::lock::{self, LockEntry};
+use crate::pipeline::{ExecutorKind, Pipeline, Stage};
 use crate::remote::{RemoteHandle, Session};
-use crate::reporter::{Outcome, PeakMemory, Reporter};
+use crate::reporter::{Outcome, Reporter};
 use crate::slurm::{self, SlurmConfig, SlurmExecutor};
-use crate::store::{LockOutcome, Output, Store};
+use crate::store::{LockOutcome, Store};
 use repro_kind::diag::{Diagnostic, Failure};
-use repro_kind::BuiltinCtx;
+
+pub use crate::build::run_builtin;
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -54,38 +52,6 @@ pub struct Summary {
     pub fetched: usize,
 }
 
-struct Ctx<'a> {
-    root: &'a Path,
-    /// The project lock's descriptor, inherited by commands.
-    hold: Option<std::os::fd::RawFd>,
-    store: &'a Store,
-    stat: &'a StatCache,
-    executor: &'a dyn Executor,
-    /// Present when a selected stage runs on Slurm.
-    slurm: Option<&'a SlurmExecutor>,
-    place: Placement<'a>,
-    force: bool,
-    remote: Option<&'a Session>,
-}
-
-/// Where each stage runs: `--executor`, else the stage's `executor:`, else the pipeline's, else
-/// here. The choice never enters a key: a stage's outputs are the same bytes wherever it runs.
-#[derive(Clone, Copy)]
-struct Placement<'a> {
-    flag: Option<ExecutorKind>,
-    pipeline: Option<ExecutorKind>,
-    node_command: &'a [String],
-}
-
-impl Placement<'_> {
-    fn of(&self, stage: &Stage) -> ExecutorKind {
-        self.flag
-            .or(stage.executor)
-            .or(self.pipeline)
-            .unwrap_or_default()
-    }
-}
-
 struct Done {
     index: usize,
     outcome: Outcome,
@@ -103,24 +69,6 @@ enum Msg {
         index: usize,
         result: Result<LockEntry, Diagnostic>,
     },
-}
-
-/// A stage built by a worker: its outcome and lock entry, or, when it ran, its outputs still to
-/// be stored with the lock entry to write once they are.
-struct Built {
-    outcome: Outcome,
-    entry: Option<LockEntry>,
-    commit: Option<(Commit, LockEntry)>,
-}
-
-impl From<(Outcome, Option<LockEntry>)> for Built {
-    fn from((outcome, entry): (Outcome, Option<LockEntry>)) -> Built {
-        Built {
-            outcome,
-            entry,
-            commit: None,
-        }
-    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -179,131 +127,22 @@ pub fn run(
         remote: session.as_ref(),
     };
     forward_signals_once();
-    let run_started = unix_now();
     let mut st = RunState {
         state: vec![State::Pending; p.stages.len()],
         summary: Summary::default(),
         failures: Vec::new(),
         stop_requested: false,
     };
-    let mut stop = false;
-    let mut lock_saves = lock::Saves::default();
-    let jobs = cfg.jobs.max(1);
     ui.begin(selected.len());
-
-    std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::channel::<Msg>();
-        let mut running = 0usize;
-        // Stages built whose outputs are still being stored.
-        let mut storing = 0usize;
-        loop {
-            stop |= executor::interrupted();
-            if !stop {
-                for &i in selected {
-                    if running >= jobs {
-                        break;
-                    }
-                    if st.state[i] != State::Pending {
-                        continue;
-                    }
-                    let ups = &p.stages[i].upstream;
-                    if ups.iter().any(|&u| st.state[u] == State::Bad) {
-                        st.state[i] = State::Bad;
-                        st.summary.skipped += 1;
-                        ui.finished(&p.stages[i].name, &Outcome::Skipped);
-                        continue;
-                    }
-                    if !ups.iter().all(|&u| st.state[u] == State::Ok) {
-                        continue;
-                    }
-                    st.state[i] = State::Running;
-                    running += 1;
-                    let entry = lockfile.stages.get(&p.stages[i].name).cloned();
-                    let stage = match with_fresh_params(&p.root, &p.stages[i]) {
-                        Ok(stage) => stage,
-                        Err(d) => {
-                            let _ = tx.send(Msg::Done(Done {
-                                index: i,
-                                outcome: Outcome::Failed(Box::new(d)),
-                                entry: None,
-                                storing: false,
-                            }));
-                            continue;
-                        }
-                    };
-                    // Most stages of a no-op run are up to date: decide those here, cheaply,
-                    // instead of starting a worker for each.
-                    if !cfg.force {
-                        if let Some(e) = entry.as_ref().filter(|e| up_to_date(&ctx, &stage, e)) {
-                            let _ = tx.send(Msg::Done(Done {
-                                index: i,
-                                outcome: Outcome::UpToDate,
-                                entry: Some(e.clone()),
-                                storing: false,
-                            }));
-                            continue;
-                        }
-                    }
-                    ui.started(&p.stages[i].name);
-                    let tx = tx.clone();
-                    let ctx = &ctx;
-                    scope.spawn(move || work(ctx, &stage, i, entry, &tx));
-                }
-            }
-            if running == 0 && storing == 0 {
-                break;
-            }
-            // Handle every finished stage that is waiting, then write the lock once.
-            let mut batch = Vec::new();
-            match rx.recv() {
-                Ok(d) => batch.push(d),
-                Err(_) => break,
-            }
-            while let Ok(d) = rx.try_recv() {
-                batch.push(d);
-            }
-            for d in session.iter().flat_map(Session::take_warnings) {
-                ui.warn(&d);
-            }
-            let mut changed = false;
-            for msg in batch {
-                match msg {
-                    Msg::Done(done) => {
-                        running -= 1;
-                        storing += usize::from(done.storing);
-                        changed |= record(p, &store, run_started, ui, &mut st, &mut lockfile, done);
-                    }
-                    Msg::Stored { index, result } => {
-                        storing -= 1;
-                        changed |= record_stored(p, &mut st, &mut lockfile, index, result);
-                    }
-                }
-                if st.stop_requested && !cfg.keep_going {
-                    stop = true;
-                }
-            }
-            lock_saves.unsaved |= changed;
-            if lock_saves.due(running == 0 && storing == 0) {
-                if let Err(e) = lock_saves.save(&lock_path, &lockfile) {
-                    st.failures.push(
-                        Diagnostic::new(format!("cannot write `{}`", lock_path.display()))
-                            .cause(e.to_string()),
-                    );
-                    // Reported once; the run stops.
-                    lock_saves.unsaved = false;
-                    stop = true;
-                }
-            }
-        }
-    });
-    if lock_saves.unsaved {
-        if let Err(e) = lock_saves.save(&lock_path, &lockfile) {
-            st.failures.push(
-                Diagnostic::new(format!("cannot write `{}`", lock_path.display()))
-                    .cause(e.to_string()),
-            );
-        }
-    }
+    let run = Dispatch {
+        p,
+        selected,
+        cfg,
+        ctx: &ctx,
+        lock_path: &lock_path,
+        run_started: unix_now(),
+    };
+    dispatch(&run, &mut st, &mut lockfile, ui);
     mark_unreached(p, selected, &mut st, ui);
     st.summary.fetched = session.as_ref().map_or(0, Session::fetched);
     for d in session.iter().flat_map(Session::take_warnings) {
@@ -328,6 +167,190 @@ pub fn run(
         });
     }
     Ok(st.summary)
+}
+
+/// What the dispatcher reads while a run is under way.
+struct Dispatch<'a> {
+    p: &'a Pipeline,
+    selected: &'a [usize],
+    cfg: &'a RunConfig,
+    ctx: &'a Ctx<'a>,
+    lock_path: &'a Path,
+    /// When the run started (seconds since the epoch), for the run log.
+    run_started: f64,
+}
+
+/// Stages in flight: building, or built and storing their outputs.
+#[derive(Default)]
+struct InFlight {
+    running: usize,
+    storing: usize,
+}
+
+/// The dispatcher loop: starts every stage whose upstream stages are done (at most `jobs` at
+/// once), records what the workers report, and writes the lock as stages finish. Returns when
+/// nothing is in flight and nothing more may start.
+fn dispatch(
+    run: &Dispatch<'_>,
+    st: &mut RunState,
+    lockfile: &mut lock::LockFile,
+    ui: &mut dyn Reporter,
+) {
+    let mut stop = false;
+    let mut lock_saves = lock::Saves::default();
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<Msg>();
+        let mut flight = InFlight::default();
+        loop {
+            stop |= executor::interrupted();
+            if !stop {
+                for (i, stage, entry) in start_ready(run, st, lockfile, &mut flight, &tx, ui) {
+                    let tx = tx.clone();
+                    let ctx = run.ctx;
+                    scope.spawn(move || work(ctx, &stage, i, entry, &tx));
+                }
+            }
+            if flight.running == 0 && flight.storing == 0 {
+                break;
+            }
+            // Handle every finished stage that is waiting, then write the lock once.
+            let mut batch = Vec::new();
+            match rx.recv() {
+                Ok(d) => batch.push(d),
+                Err(_) => break,
+            }
+            batch.extend(rx.try_iter());
+            for d in run.ctx.remote.iter().flat_map(|s| s.take_warnings()) {
+                ui.warn(&d);
+            }
+            let mut changed = false;
+            for msg in batch {
+                changed |= receive(run, st, lockfile, &mut flight, msg, ui);
+                if st.stop_requested && !run.cfg.keep_going {
+                    stop = true;
+                }
+            }
+            lock_saves.unsaved |= changed;
+            if lock_saves.due(flight.running == 0 && flight.storing == 0)
+                && save_lock(run.lock_path, &mut lock_saves, lockfile, st)
+            {
+                // Reported once; the run stops.
+                lock_saves.unsaved = false;
+                stop = true;
+            }
+        }
+    });
+    if lock_saves.unsaved {
+        save_lock(run.lock_path, &mut lock_saves, lockfile, st);
+    }
+}
+
+/// Writes the lock; true (with the failure recorded) when it cannot be written.
+fn save_lock(
+    lock_path: &Path,
+    saves: &mut lock::Saves,
+    lockfile: &lock::LockFile,
+    st: &mut RunState,
+) -> bool {
+    match saves.save(lock_path, lockfile) {
+        Ok(()) => false,
+        Err(e) => {
+            st.failures.push(
+                Diagnostic::new(format!("cannot write `{}`", lock_path.display()))
+                    .cause(e.to_string()),
+            );
+            true
+        }
+    }
+}
+
+/// The stages that may start now (their upstream stages are done, and fewer than `jobs` are
+/// running), as (index, stage with fresh params, lock entry) for workers to build. Stages whose
+/// upstream failed are skipped, and stages that are up to date by their stats alone are
+/// reported to the dispatcher without a worker.
+fn start_ready<'p>(
+    run: &Dispatch<'p>,
+    st: &mut RunState,
+    lockfile: &lock::LockFile,
+    flight: &mut InFlight,
+    tx: &mpsc::Sender<Msg>,
+    ui: &mut dyn Reporter,
+) -> Vec<(usize, std::borrow::Cow<'p, Stage>, Option<LockEntry>)> {
+    let p = run.p;
+    let mut ready = Vec::new();
+    for &i in run.selected {
+        if flight.running >= run.cfg.jobs.max(1) {
+            break;
+        }
+        if st.state[i] != State::Pending {
+            continue;
+        }
+        let ups = &p.stages[i].upstream;
+        if ups.iter().any(|&u| st.state[u] == State::Bad) {
+            st.state[i] = State::Bad;
+            st.summary.skipped += 1;
+            ui.finished(&p.stages[i].name, &Outcome::Skipped);
+            continue;
+        }
+        if !ups.iter().all(|&u| st.state[u] == State::Ok) {
+            continue;
+        }
+        st.state[i] = State::Running;
+        flight.running += 1;
+        let entry = lockfile.stages.get(&p.stages[i].name).cloned();
+        let report = |outcome: Outcome, entry: Option<LockEntry>| {
+            let _ = tx.send(Msg::Done(Done {
+                index: i,
+                outcome,
+                entry,
+                storing: false,
+            }));
+        };
+        let stage = match with_fresh_params(&p.root, &p.stages[i]) {
+            Ok(stage) => stage,
+            Err(d) => {
+                report(Outcome::Failed(Box::new(d)), None);
+                continue;
+            }
+        };
+        // Most stages of a no-op run are up to date: decide those here, cheaply, instead of
+        // starting a worker for each.
+        if !run.cfg.force {
+            if let Some(e) = entry
+                .as_ref()
+                .filter(|e| build::up_to_date(run.ctx, &stage, e))
+            {
+                report(Outcome::UpToDate, Some(e.clone()));
+                continue;
+            }
+        }
+        ui.started(&p.stages[i].name);
+        ready.push((i, stage, entry));
+    }
+    ready
+}
+
+/// Records one message from a worker; true when the lock changed.
+fn receive(
+    run: &Dispatch<'_>,
+    st: &mut RunState,
+    lockfile: &mut lock::LockFile,
+    flight: &mut InFlight,
+    msg: Msg,
+    ui: &mut dyn Reporter,
+) -> bool {
+    match msg {
+        Msg::Done(done) => {
+            flight.running -= 1;
+            flight.storing += usize::from(done.storing);
+            let store = run.ctx.store;
+            record(run.p, store, run.run_started, ui, st, lockfile, done)
+        }
+        Msg::Stored { index, result } => {
+            flight.storing -= 1;
+            record_stored(run.p, st, lockfile, index, result)
+        }
+    }
 }
 
 /// What the dispatcher owns while a run is under way.
@@ -423,10 +446,13 @@ fn work(
     tx: &mpsc::Sender<Msg>,
 ) {
     let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        build_stage(ctx, stage, entry)
+        build::build_stage(ctx, stage, entry)
     }))
     .unwrap_or_else(|panic| {
-        Built::from((Outcome::Failed(Box::new(bug(stage, panic.as_ref()))), None))
+        Built::from((
+            Outcome::Failed(Box::new(build::bug(stage, panic.as_ref()))),
+            None,
+        ))
     });
     let Some((commit, entry)) = built.commit else {
         let _ = tx.send(Msg::Done(Done {
@@ -446,8 +472,8 @@ fn work(
     let stored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         commit::store_outputs(ctx.store, stage, &commit)
     }))
-    .unwrap_or_else(|panic| Err(bug(stage, panic.as_ref())));
-    failpoint(&stage.name, "after-record");
+    .unwrap_or_else(|panic| Err(build::bug(stage, panic.as_ref())));
+    build::failpoint(&stage.name, "after-record");
     let _ = tx.send(Msg::Stored {
         index,
         result: stored.map(|()| entry),
@@ -605,436 +631,6 @@ fn with_fresh_params<'s>(
     let mut fresh = stage.clone();
     fresh.params = params;
     Ok(std::borrow::Cow::Owned(fresh))
-}
-
-/// True when the stage's key and outputs match its lock entry, decided from stats alone: a file
-/// the stat cache cannot vouch for makes this false, and a worker hashes it.
-fn up_to_date(ctx: &Ctx<'_>, stage: &Stage, entry: &LockEntry) -> bool {
-    if stage.run.always_changed && !stage.run.frozen {
-        return false;
-    }
-    match observe_known(ctx.root, stage, ctx.stat) {
-        Some(view) => {
-            view.missing_deps.is_empty()
-                && entry.key == view.observed.key
-                && planner::outputs_intact(entry, &view.observed)
-        }
-        None => false,
-    }
-}
-
-fn build_stage(ctx: &Ctx<'_>, stage: &Stage, entry: Option<LockEntry>) -> Built {
-    match try_build(ctx, stage, entry.as_ref()) {
-        Ok(r) => r,
-        Err(d) => Built::from((Outcome::Failed(Box::new(d)), None)),
-    }
-}
-
-fn try_build(ctx: &Ctx<'_>, stage: &Stage, entry: Option<&LockEntry>) -> Result<Built, Diagnostic> {
-    let view = observe(ctx.root, stage, ctx.stat)
-        .map_err(|e| io_diag(stage, "cannot read its files", &e))?;
-    if let Some(missing) = view.missing_deps.first() {
-        return Err(
-            Diagnostic::new(format!("stage `{}` cannot start", stage.name))
-                .cause(format!("dep `{missing}` does not exist")),
-        );
-    }
-    let obs = &view.observed;
-    if stage.run.frozen {
-        return frozen(stage, &view).map(Built::from);
-    }
-    if !ctx.force && !stage.run.always_changed {
-        if let Some(e) = entry {
-            if e.key == obs.key && planner::outputs_intact(e, obs) {
-                return Ok(Built::from((Outcome::UpToDate, Some(e.clone()))));
-            }
-        }
-    }
-    if !ctx.force && stage.run.restorable() {
-        let local = ctx
-            .store
-            .stage_record(&obs.key, &stage.outs)
-            .filter(|outs| ctx.store.outputs_available(outs));
-        // The remote is asked only for keys the local cache cannot restore.
-        let cached = local.or_else(|| ctx.remote?.fetch_stage(ctx.store, stage, &obs.key));
-        if let Some(outs) = cached {
-            if restore_all(ctx, stage, &view, &outs)? {
-                return Ok(Built::from((
-                    Outcome::Restored,
-                    Some(planner::lock_entry(stage, obs, lock_outs(&outs))),
-                )));
-            }
-        }
-    }
-    run_stage(ctx, stage, &view)
-}
-
-/// A frozen stage never runs (`frozen: true`, as in DVC): its outputs must be there, and are
-/// recorded as they are.
-fn frozen(stage: &Stage, view: &StageView) -> Result<(Outcome, Option<LockEntry>), Diagnostic> {
-    let mut outs = BTreeMap::new();
-    for (path, state) in &view.out_states {
-        let Some(hash) = state.hash() else {
-            return Err(Diagnostic::new(format!("stage `{}` is frozen and its output `{path}` is missing", stage.name))
-                .hint("a frozen stage never runs: restore the file, or remove `frozen: true` to rebuild it"));
-        };
-        let dir = matches!(state, PathState::Dir { .. });
-        outs.insert(
-            path.clone(),
-            LockOut {
-                hash: hash.to_string(),
-                dir,
-            },
-        );
-    }
-    Ok((
-        Outcome::UpToDate,
-        Some(planner::lock_entry(stage, &view.observed, outs)),
-    ))
-}
-
-/// The deps a stage ran on must still be the ones its key was computed from: a dep edited while
-/// the command ran would teach the cache "old input -> output made from new input", and a revert
-/// would later restore that wrong output. Such a run fails; the next run sees the new content.
-fn deps_unchanged(ctx: &Ctx<'_>, stage: &Stage, view: &StageView) -> Result<(), Diagnostic> {
-    for (dep, before) in &view.observed.deps {
-        let now = crate::fsstate::hash_path(ctx.root, dep, ctx.stat)
-            .map_err(|e| io_diag(stage, &format!("cannot read dep `{dep}` again"), &e))?;
-        if now.hash() != Some(before.as_str()) {
-            return Err(Diagnostic::new(format!("stage `{}` failed", stage.name))
-                .cause(format!("dep `{dep}` changed while the stage ran"))
-                .hint(
-                    "its outputs were not recorded and the previous ones were put back; run again",
-                ));
-        }
-    }
-    Ok(())
-}
-
-/// Restores a stage's outputs from the store, each verified against its hash. False when an
-/// object turned out to be damaged: it has been removed, and the stage must run instead.
-fn restore_all(
-    ctx: &Ctx<'_>,
-    stage: &Stage,
-    view: &StageView,
-    outs: &[Output],
-) -> Result<bool, Diagnostic> {
-    for o in outs {
-        let on_disk = view.out_states.get(&o.path).and_then(|s| s.hash());
-        if on_disk == Some(o.hash.as_str()) {
-            continue;
-        }
-        match ctx.store.restore(o) {
-            Ok(()) => ctx.stat.forget(&o.path),
-            Err(e) if crate::store::is_damaged(&e) => {
-                tracing::warn!("stage `{}`: {e}; running it instead", stage.name);
-                ctx.stat.forget(&o.path);
-                return Ok(false);
-            }
-            Err(e) => {
-                return Err(io_diag(
-                    stage,
-                    &format!("cannot restore `{}` from the cache", o.path),
-                    &e,
-                ))
-            }
-        }
-    }
-    Ok(true)
-}
-
-fn run_stage(ctx: &Ctx<'_>, stage: &Stage, view: &StageView) -> Result<Built, Diagnostic> {
-    // Keep the current outputs aside: a failed stage gets them back, untouched. Persisted
-    // outputs (`persist: true`) stay in place: the command builds on them.
-    let mut aside = Vec::new();
-    for o in &stage.outs {
-        if stage.run.out(o).persist {
-            ctx.stat.forget(o);
-            continue;
-        }
-        match ctx.store.move_aside(o) {
-            Ok(a) => aside.push((o.clone(), a)),
-            Err(e) => {
-                put_back_all(ctx, aside);
-                return Err(io_diag(
-                    stage,
-                    &format!("cannot move output `{o}` aside"),
-                    &e,
-                ));
-            }
-        }
-        ctx.stat.forget(o);
-        if let Some(parent) = ctx.root.join(o).parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-    }
-    let started = Instant::now();
-    let result = execute(ctx, stage);
-    let seconds = started.elapsed().as_secs_f64();
-    failpoint(&stage.name, "after-command");
-    let mut memory = None;
-    let result = result
-        .map(|m| memory = m)
-        .and_then(|()| deps_unchanged(ctx, stage, view))
-        .and_then(|()| commit::hash_outputs(ctx.root, ctx.stat, stage, &view.observed.key));
-    match result {
-        Ok(commit) => {
-            for (_, a) in aside {
-                let _ = ctx.store.discard(a);
-            }
-            let outs = commit.outputs();
-            let mut obs = view.observed.clone();
-            for o in &outs {
-                obs.outs.insert(o.path.clone(), Some(o.hash.clone()));
-            }
-            Ok(Built {
-                outcome: Outcome::Ran { seconds, memory },
-                entry: None,
-                commit: Some((commit, planner::lock_entry(stage, &obs, lock_outs(&outs)))),
-            })
-        }
-        Err(d) => {
-            put_back_all(ctx, aside);
-            for o in &stage.outs {
-                ctx.stat.forget(o);
-            }
-            Err(d)
-        }
-    }
-}
-
-fn put_back_all(ctx: &Ctx<'_>, aside: Vec<(String, Option<std::path::PathBuf>)>) {
-    for (rel, a) in aside {
-        if let Err(e) = ctx.store.put_back(&rel, a) {
-            tracing::error!("cannot put output `{rel}` back: {e}");
-        }
-    }
-}
-
-/// Fault injection for the reliability tests (docs/reliability.md), set by `REPRO_FAILPOINT`:
-/// - `panic:STAGE`: built-in stage `STAGE` panics where its work would start (`start`), as a bug
-///   in a kind would;
-/// - `kill:STAGE:after-command`: repro kills itself (SIGKILL) once `STAGE`'s command or kind has
-///   finished, before its outputs are stored;
-/// - `kill:STAGE:after-record`: the same once `STAGE`'s outputs and stage record are in the
-///   cache, before the lock records the stage (downstream stages may be running).
-///
-/// The kill points reach windows that a kill at a random moment rarely hits.
-fn failpoint(stage: &str, point: &str) {
-    let Ok(fp) = std::env::var("REPRO_FAILPOINT") else {
-        return;
-    };
-    if point == "start" && fp.strip_prefix("panic:") == Some(stage) {
-        panic!("failpoint `{fp}`");
-    }
-    if fp.strip_prefix("kill:").and_then(|r| r.rsplit_once(':')) == Some((stage, point)) {
-        // The shell's `kill`, as `repro verify` signals its group: no `unsafe` for a test hook.
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &std::process::id().to_string()])
-            .status();
-        loop {
-            std::thread::sleep(std::time::Duration::from_secs(1));
-        }
-    }
-}
-
-/// The failure of a stage whose code panicked: a bug in repro, not in the user's input.
-fn bug(stage: &Stage, panic: &(dyn std::any::Any + Send)) -> Diagnostic {
-    let what = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into());
-    Diagnostic::new(format!("stage `{}` failed", stage.name))
-        .cause(format!("this is a bug in repro: {what}"))
-        .hint("its previous outputs were put back; please report the bug with the stage's spec")
-}
-
-/// Runs a built-in stage in this process, a panic in its code being its failure. The runner
-/// calls it for local stages; the binary's `__stage` calls it on a cluster node.
-pub fn run_builtin(root: &Path, stage: &Stage) -> Result<(), Diagnostic> {
-    let Action::Builtin(b) = &stage.action else {
-        return Err(Diagnostic::new(format!(
-            "stage `{}` is a command, not a built-in kind",
-            stage.name
-        )));
-    };
-    // Caught here, inside the stage's run, so that the outputs moved aside are put back.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        failpoint(&stage.name, "start");
-        b.run(&BuiltinCtx {
-            root,
-            stage: &stage.name,
-            memo: &crate::store::Store::new(root),
-        })
-    }))
-    .unwrap_or_else(|panic| Err(bug(stage, panic.as_ref())))
-}
-
-/// Runs the stage's work; Ok with the peak memory measured for it, when known.
-fn execute(ctx: &Ctx<'_>, stage: &Stage) -> Result<Option<PeakMemory>, Diagnostic> {
-    let on = ctx.place.of(stage);
-    let template = match &stage.action {
-        Action::Builtin(_) if on == ExecutorKind::Local => {
-            return crate::pools::in_own_pool(|| run_builtin(ctx.root, stage))
-                .map(|()| executor::process_max_rss_bytes().map(PeakMemory::Process));
-        }
-        Action::Builtin(_) => {
-            let job = builtin_job(ctx, stage)?;
-            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-            let result = run_job(ctx, stage, on, &job, &mut stdout, &mut stderr);
-            let _ = ctx.store.save_command_logs(&stage.name, &stdout, &stderr);
-            return result;
-        }
-        Action::Cmd(template) => template,
-    };
-    // DVC runs a command's lines one by one, each in its own shell, stopping at the first that
-    // fails; on Slurm each line is its own job for the same reason.
-    let whole = [template.clone()];
-    let lines: &[String] = if stage.run.lines.is_empty() {
-        &whole
-    } else {
-        &stage.run.lines
-    };
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let mut peak: Option<PeakMemory> = None;
-    for line in lines {
-        let job = command_job(ctx, stage, line)?;
-        let result = run_job(ctx, stage, on, &job, &mut stdout, &mut stderr);
-        match result {
-            // A multi-line command's peak is its largest line's.
-            Ok(m) => {
-                if m.map(PeakMemory::bytes) > peak.map(PeakMemory::bytes) {
-                    peak = m;
-                }
-            }
-            Err(d) => {
-                let _ = ctx.store.save_command_logs(&stage.name, &stdout, &stderr);
-                return Err(d);
-            }
-        }
-    }
-    let _ = ctx.store.save_command_logs(&stage.name, &stdout, &stderr);
-    Ok(peak)
-}
-
-/// Runs one job here or on Slurm, appending its output to the stage's; the failure names
-/// Slurm's reason or the exit code, with the tail of stderr.
-fn run_job(
-    ctx: &Ctx<'_>,
-    stage: &Stage,
-    on: ExecutorKind,
-    job: &CommandJob,
-    stdout: &mut Vec<u8>,
-    stderr: &mut Vec<u8>,
-) -> Result<Option<PeakMemory>, Diagnostic> {
-    let out = match (on, ctx.slurm) {
-        (ExecutorKind::Slurm, Some(slurm)) => slurm.run(job),
-        _ => ctx.executor.run(job),
-    };
-    stdout.extend_from_slice(&out.stdout);
-    stderr.extend_from_slice(&out.stderr);
-    let record = out
-        .job
-        .as_ref()
-        .and_then(|j| serde_json::to_vec_pretty(j).ok());
-    let _ = ctx.store.save_job_record(&stage.name, record.as_deref());
-    if out.success() {
-        return Ok(out.max_rss_bytes.map(PeakMemory::Command));
-    }
-    let mut d = Diagnostic::new(format!("stage `{}` failed", stage.name))
-        .cause(out.failure_cause(&job.cmd));
-    let tail = stderr_tail(&out.stderr, 20);
-    if !tail.is_empty() {
-        d = d.cause(format!("stderr (last lines):\n{tail}"));
-    }
-    let logs = crate::store::log_name(&stage.name);
-    let shell_hint = if tail.contains("Bad substitution") || tail.contains("Syntax error") {
-        "repro runs each line with `sh` (POSIX sh, dash on Debian), not your login shell as DVC does: write bash syntax as `bash -c '...'` or in a script; "
-    } else {
-        ""
-    };
-    Err(d.hint(format!(
-        "{shell_hint}full output in `cache/logs/{logs}.out` and `cache/logs/{logs}.err`; earlier outputs were kept"
-    )))
-}
-
-/// One line of a command stage as a job: the command with its params and seed, their
-/// environment variables, run in the stage's folder (`wdir`).
-fn command_job(ctx: &Ctx<'_>, stage: &Stage, template: &str) -> Result<CommandJob, Diagnostic> {
-    let template = executor::substitute_seed(template, stage.seed);
-    let cmd = executor::substitute(&template, &stage.params)
-        .map_err(|e| Diagnostic::new(format!("stage `{}` failed", stage.name)).cause(e))?;
-    let mut env = executor::param_env(&stage.params);
-    env.push(("REPRO_STAGE".into(), stage.name.clone()));
-    // What DVC gives its commands, for commands written for DVC.
-    env.push(("DVC_STAGE".into(), stage.name.clone()));
-    if let Ok(abs) = std::path::absolute(ctx.root) {
-        env.push(("DVC_ROOT".into(), abs.to_string_lossy().to_string()));
-    }
-    if let Some(seed) = stage.seed {
-        env.push(("REPRO_SEED".into(), seed.to_string()));
-    }
-    Ok(CommandJob {
-        stage: stage.name.clone(),
-        cmd,
-        cwd: ctx.root.join(&stage.run.wdir),
-        env,
-        hold: ctx.hold,
-        resources: stage.resources.clone(),
-    })
-}
-
-/// A built-in stage as a job on a node: `repro __stage NAME --expect CHECK`, which runs the
-/// stage's work only; hashing, recording and the lock stay with this dispatcher.
-fn builtin_job(ctx: &Ctx<'_>, stage: &Stage) -> Result<CommandJob, Diagnostic> {
-    if ctx.place.node_command.is_empty() {
-        return Err(
-            Diagnostic::new(format!("stage `{}` cannot run on Slurm", stage.name))
-                .cause("this program cannot run built-in stages on a node")
-                .hint("run it with `repro run`"),
-        );
-    }
-    let mut words: Vec<String> = ctx.place.node_command.to_vec();
-    words.extend([
-        stage.name.clone(),
-        "--expect".into(),
-        slurm::definition_check(stage),
-    ]);
-    let cmd: Vec<String> = words.iter().map(|w| slurm::sh_quote(w)).collect();
-    Ok(CommandJob {
-        stage: stage.name.clone(),
-        cmd: cmd.join(" "),
-        cwd: ctx.root.to_path_buf(),
-        env: vec![("REPRO_STAGE".into(), stage.name.clone())],
-        hold: None,
-        resources: stage.resources.clone(),
-    })
-}
-
-fn lock_outs(outs: &[Output]) -> BTreeMap<String, LockOut> {
-    outs.iter()
-        .map(|o| {
-            (
-                o.path.clone(),
-                LockOut {
-                    hash: o.hash.clone(),
-                    dir: o.is_dir,
-                },
-            )
-        })
-        .collect()
-}
-
-fn io_diag(stage: &Stage, what: &str, e: &std::io::Error) -> Diagnostic {
-    Diagnostic::new(format!("stage `{}`: {what}", stage.name)).cause(e.to_string())
-}
-
-fn stderr_tail(bytes: &[u8], lines: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let all: Vec<&str> = text.lines().collect();
-    let start = all.len().saturating_sub(lines);
-    all[start..].join("\n")
 }
 
 fn unix_now() -> f64 {
