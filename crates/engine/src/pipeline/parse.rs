@@ -194,6 +194,24 @@ const SOURCE_KEYS: &[&str] = &[
     "statement",
 ];
 
+/// A stage's fields as written, before its kind or command is resolved.
+#[derive(Default)]
+struct StageFields<'n> {
+    cmd: Option<String>,
+    kind: Option<String>,
+    deps: Vec<String>,
+    outs: Vec<String>,
+    params: BTreeMap<String, Param>,
+    param_refs: Vec<ParamRef>,
+    /// The `params:` node, which a built-in kind reads itself.
+    params_node: Option<&'n Node>,
+    desc: Option<String>,
+    seed: Option<u64>,
+    executor: Option<super::model::ExecutorKind>,
+    resources: super::model::Resources,
+    run: super::dvc::RunOpts,
+}
+
 impl Cx<'_> {
     /// The optional top-level `report: PATH` (a relative path inside the project).
     fn report(&mut self, doc: &Node) -> Option<String> {
@@ -311,61 +329,22 @@ impl Cx<'_> {
             );
             return None;
         };
-        let mut cmd = None;
-        let mut kind = None;
-        let mut deps = Vec::new();
-        let mut outs = Vec::new();
-        let mut params = BTreeMap::new();
-        let mut param_refs = Vec::new();
-        let mut params_node = None;
-        let mut desc = None;
-        let mut seed = None;
-        let mut executor = None;
-        let mut resources = Default::default();
-        let owner = format!("stage `{name}`");
         let before = self.diags.len();
-        let mut run = super::dvc::RunOpts {
-            group: self.groups.get(&name).cloned(),
-            ..Default::default()
-        };
-        let folder = self.base.clone();
-        if let Some((_, v)) = fields.iter().find(|(k, _)| k.name == "wdir") {
-            self.base = self.wdir(&owner, v).unwrap_or(folder.clone());
-        }
-        run.wdir = self.base.clone();
-        let mut extra_outs = Vec::new();
-        for (k, v) in fields {
-            match k.name.as_str() {
-                "cmd" => {
-                    cmd = self.command(&name, v);
-                    run.lines = super::dvc::command_lines(v);
-                }
-                "kind" => kind = self.string(&owner, "kind", v),
-                "deps" => deps = self.paths(&owner, "deps", v),
-                "outs" => outs = self.outputs(&owner, "outs", v, &mut run.outs),
-                "metrics" | "plots" => {
-                    extra_outs.extend(self.outputs(&owner, &k.name, v, &mut run.outs))
-                }
-                "frozen" => run.frozen = self.flag(&owner, "frozen", v),
-                "always_changed" => run.always_changed = self.flag(&owner, "always_changed", v),
-                "wdir" => {}
-                "params" => {
-                    (params, param_refs) = self.params(&name, v);
-                    params_node = Some(v);
-                }
-                "desc" => desc = self.string(&owner, "desc", v),
-                "seed" => seed = self.seed(&name, v),
-                "executor" => executor = self.executor_kind(&owner, v),
-                "resources" => resources = self.resources(&owner, v),
-                // Free-form metadata for people and later tooling; not part of the key.
-                "meta" => {}
-                _ => self.unknown_key(k, &format!("in stage `{name}`"), STAGE_KEYS),
-            }
-        }
-        self.base = folder;
-        outs = merge_paths(outs, extra_outs);
-        // DVC: a command with neither deps nor outputs is a "callback" stage that always runs.
-        run.always_changed |= cmd.is_some() && deps.is_empty() && outs.is_empty();
+        let f = self.stage_fields(&name, fields);
+        let StageFields {
+            cmd,
+            kind,
+            mut deps,
+            mut outs,
+            params,
+            param_refs,
+            params_node,
+            desc,
+            seed,
+            executor,
+            resources,
+            run,
+        } = f;
         let action = match (cmd, kind) {
             (Some(c), None) => Some(Action::Cmd(c)),
             (None, Some(kind)) => self.builtin(&name, &kind, key.pos, params_node),
@@ -390,39 +369,8 @@ impl Cx<'_> {
             self.dropped_stages += 1;
             return None;
         };
-        if let (Action::Builtin(_), Some(_)) = (&action, seed) {
-            self.error(
-                key.pos,
-                format!("stage `{name}` is a built-in kind and cannot take `seed:`"),
-            )
-            .hint = Some("built-in kinds declare their seed in their params (e.g. `se: bootstrap:REPS:SEED`)".into());
+        if !self.action_is_valid(&name, key.pos, &action, seed, (&params, &param_refs)) {
             return None;
-        }
-        if let Action::Cmd(c) = &action {
-            if c.contains(crate::executor::SEED_VAR) && seed.is_none() {
-                self.error(
-                    key.pos,
-                    format!("stage `{name}` uses `${{seed}}` but declares no `seed:`"),
-                )
-                .hint = Some("add `seed: <integer>` to the stage".into());
-                return None;
-            }
-            // Catch a `${params.typo}` now rather than when the stage runs (unless a params file
-            // it names is still to be written by another stage).
-            let pending = param_refs
-                .iter()
-                .any(|r: &ParamRef| self.missing_params.iter().any(|(m, _)| *m == r.path));
-            let checked = if pending {
-                Ok(String::new())
-            } else {
-                crate::executor::substitute(c, &params)
-            };
-            if let Err(why) = checked {
-                self.error(key.pos, format!("invalid command in stage `{name}`"))
-                    .causes
-                    .push(why);
-                return None;
-            }
         }
         let mut spec_fields = BTreeMap::new();
         if let Action::Builtin(b) = &action {
@@ -455,6 +403,105 @@ impl Cx<'_> {
             resources,
             spec_fields,
         })
+    }
+
+    /// Reads a stage's fields, each checked for its type; unknown keys are errors.
+    fn stage_fields<'n>(&mut self, name: &str, fields: &'n [(Key, Node)]) -> StageFields<'n> {
+        let owner = format!("stage `{name}`");
+        let mut f = StageFields {
+            run: super::dvc::RunOpts {
+                group: self.groups.get(name).cloned(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let folder = self.base.clone();
+        if let Some((_, v)) = fields.iter().find(|(k, _)| k.name == "wdir") {
+            self.base = self.wdir(&owner, v).unwrap_or(folder.clone());
+        }
+        f.run.wdir = self.base.clone();
+        let mut extra_outs = Vec::new();
+        for (k, v) in fields {
+            match k.name.as_str() {
+                "cmd" => {
+                    f.cmd = self.command(name, v);
+                    f.run.lines = super::dvc::command_lines(v);
+                }
+                "kind" => f.kind = self.string(&owner, "kind", v),
+                "deps" => f.deps = self.paths(&owner, "deps", v),
+                "outs" => f.outs = self.outputs(&owner, "outs", v, &mut f.run.outs),
+                "metrics" | "plots" => {
+                    extra_outs.extend(self.outputs(&owner, &k.name, v, &mut f.run.outs))
+                }
+                "frozen" => f.run.frozen = self.flag(&owner, "frozen", v),
+                "always_changed" => f.run.always_changed = self.flag(&owner, "always_changed", v),
+                "wdir" => {}
+                "params" => {
+                    (f.params, f.param_refs) = self.params(name, v);
+                    f.params_node = Some(v);
+                }
+                "desc" => f.desc = self.string(&owner, "desc", v),
+                "seed" => f.seed = self.seed(name, v),
+                "executor" => f.executor = self.executor_kind(&owner, v),
+                "resources" => f.resources = self.resources(&owner, v),
+                // Free-form metadata for people and later tooling; not part of the key.
+                "meta" => {}
+                _ => self.unknown_key(k, &format!("in stage `{name}`"), STAGE_KEYS),
+            }
+        }
+        self.base = folder;
+        f.outs = merge_paths(std::mem::take(&mut f.outs), extra_outs);
+        // DVC: a command with neither deps nor outputs is a "callback" stage that always runs.
+        f.run.always_changed |= f.cmd.is_some() && f.deps.is_empty() && f.outs.is_empty();
+        f
+    }
+
+    /// A built-in kind takes no `seed:`; a command that uses `${seed}` must declare one, and its
+    /// `${params...}` must resolve now (unless a params file it names is still to be written by
+    /// another stage). False, with the error recorded, otherwise.
+    fn action_is_valid(
+        &mut self,
+        name: &str,
+        pos: Pos,
+        action: &Action,
+        seed: Option<u64>,
+        (params, param_refs): (&BTreeMap<String, Param>, &[ParamRef]),
+    ) -> bool {
+        if let (Action::Builtin(_), Some(_)) = (action, seed) {
+            self.error(
+                pos,
+                format!("stage `{name}` is a built-in kind and cannot take `seed:`"),
+            )
+            .hint = Some("built-in kinds declare their seed in their params (e.g. `se: bootstrap:REPS:SEED`)".into());
+            return false;
+        }
+        let Action::Cmd(c) = action else {
+            return true;
+        };
+        if c.contains(crate::executor::SEED_VAR) && seed.is_none() {
+            self.error(
+                pos,
+                format!("stage `{name}` uses `${{seed}}` but declares no `seed:`"),
+            )
+            .hint = Some("add `seed: <integer>` to the stage".into());
+            return false;
+        }
+        // Catch a `${params.typo}` now rather than when the stage runs.
+        let pending = param_refs
+            .iter()
+            .any(|r: &ParamRef| self.missing_params.iter().any(|(m, _)| *m == r.path));
+        let checked = if pending {
+            Ok(String::new())
+        } else {
+            crate::executor::substitute(c, params)
+        };
+        if let Err(why) = checked {
+            self.error(pos, format!("invalid command in stage `{name}`"))
+                .causes
+                .push(why);
+            return false;
+        }
+        true
     }
 
     /// Outputs are replaced, moved aside and deleted by runs: none may be repro's own state (the
