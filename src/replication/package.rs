@@ -65,16 +65,7 @@ struct Entry {
 /// Packages the pipeline; returns the summary printed on success.
 pub fn package(p: &Pipeline, cfg: &PackageConfig) -> Result<String, Failure> {
     refuse_to_overwrite_the_project(&p.root, &cfg.out)?;
-    let pipeline_file = file_name(&p.file);
-    if pipeline_file.chars().any(char::is_control) {
-        return Err(Failure::usage(
-            Diagnostic::new(format!(
-                "cannot package `{}`: the pipeline file's name holds a control character",
-                pipeline_file.escape_debug()
-            ))
-            .hint("rename the pipeline file; run.sh and the README quote it in shell commands"),
-        ));
-    }
+    let pipeline_file = quotable_file_name(&p.file)?;
     // The lock is checked before anything else reads it: a path it names is opened below.
     let lockfile = current_lock(p, lock::read(&p.lock_path())?)?;
     require_up_to_date(p)?;
@@ -83,75 +74,16 @@ pub fn package(p: &Pipeline, cfg: &PackageConfig) -> Result<String, Failure> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
     let existing = check_target(&cfg.out, is_zip)?;
-    let (project_files, withheld) = project_files(p, &lockfile)?;
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
-    for rel in project_files {
-        if let Some(r) = RESERVED.iter().find(|r| path_within(&rel, r)) {
-            return Err(Failure::usage(
-                Diagnostic::new(format!("cannot package `{rel}`"))
-                    .cause(format!("the package itself uses `{r}`"))
-                    .hint("rename the project file"),
-            ));
-        }
-        let full = p.root.join(&rel);
-        let executable = is_executable(&full);
-        entries.insert(
-            rel,
-            Entry {
-                content: Content::Disk(full),
-                executable,
-            },
-        );
-    }
-    // The package's lock records the stages of this pipeline only.
-    entries.insert(
-        file_name(&p.lock_path()),
-        generated(lock::render(&lockfile).into_bytes()),
-    );
-    entries.insert(MARKER.into(), generated(MARKER_TEXT.as_bytes().to_vec()));
-    let src = crate::replication::srcpack::files().map_err(|e| {
-        Failure::stage(Diagnostic::new("cannot read the embedded repro source").cause(e))
-    })?;
-    for f in src {
-        entries.insert(
-            format!("repro-src/{}", f.path),
-            Entry {
-                content: Content::Static(f.bytes),
-                executable: f.executable,
-            },
-        );
-    }
+    let withheld = add_project_files(p, &lockfile, &mut entries)?;
     let shipped = crate::replication::shipped::this_binary()?;
-    entries.insert(
-        crate::replication::runsh::BIN_PATH.into(),
-        Entry {
-            content: Content::Disk(shipped.path.clone()),
-            executable: true,
-        },
-    );
     // Kept alive until the package is written: the vendored files are read from it.
     let vendored = if cfg.vendor {
         Some(crate::replication::vendor::vendor()?)
     } else {
         None
     };
-    if let Some(v) = &vendored {
-        for rel in &v.files {
-            let full = v.dir.0.join(rel);
-            let executable = is_executable(&full);
-            entries.insert(
-                format!("repro-src/{rel}"),
-                Entry {
-                    content: Content::Disk(full),
-                    executable,
-                },
-            );
-        }
-        entries.insert(
-            "repro-src/.cargo/config.toml".into(),
-            generated(v.config.clone().into_bytes()),
-        );
-    }
+    add_source(&mut entries, &shipped, vendored.as_ref())?;
 
     let mut sizes = BTreeMap::new();
     for (path, e) in &entries {
@@ -209,8 +141,116 @@ pub fn package(p: &Pipeline, cfg: &PackageConfig) -> Result<String, Failure> {
         entries.len(),
         cfg.out.display()
     );
-    if let Some(v) = &vendored {
-        summary.push_str(&format!(
+    summary.push_str(&summary_notes(vendored.as_ref(), &facts.withheld, &gaps));
+    Ok(summary)
+}
+
+/// The pipeline file's name, which run.sh and the README quote in shell commands.
+fn quotable_file_name(file: &Path) -> Result<String, Failure> {
+    let name = file_name(file);
+    if name.chars().any(char::is_control) {
+        return Err(Failure::usage(
+            Diagnostic::new(format!(
+                "cannot package `{}`: the pipeline file's name holds a control character",
+                name.escape_debug()
+            ))
+            .hint("rename the pipeline file; run.sh and the README quote it in shell commands"),
+        ));
+    }
+    Ok(name)
+}
+
+/// The project's files the package holds, the package's lock and its marker; returns the
+/// sources withheld.
+fn add_project_files(
+    p: &Pipeline,
+    lockfile: &lock::LockFile,
+    entries: &mut BTreeMap<String, Entry>,
+) -> Result<Vec<String>, Failure> {
+    let (project_files, withheld) = project_files(p, lockfile)?;
+    for rel in project_files {
+        if let Some(r) = RESERVED.iter().find(|r| path_within(&rel, r)) {
+            return Err(Failure::usage(
+                Diagnostic::new(format!("cannot package `{rel}`"))
+                    .cause(format!("the package itself uses `{r}`"))
+                    .hint("rename the project file"),
+            ));
+        }
+        let full = p.root.join(&rel);
+        let executable = is_executable(&full);
+        entries.insert(
+            rel,
+            Entry {
+                content: Content::Disk(full),
+                executable,
+            },
+        );
+    }
+    // The package's lock records the stages of this pipeline only.
+    entries.insert(
+        file_name(&p.lock_path()),
+        generated(lock::render(lockfile).into_bytes()),
+    );
+    entries.insert(MARKER.into(), generated(MARKER_TEXT.as_bytes().to_vec()));
+    Ok(withheld)
+}
+
+/// repro's own source (embedded in the binary), the binary itself, and the vendored crates when
+/// there are any.
+fn add_source(
+    entries: &mut BTreeMap<String, Entry>,
+    shipped: &crate::replication::shipped::Shipped,
+    vendored: Option<&crate::replication::vendor::Vendored>,
+) -> Result<(), Failure> {
+    let src = crate::replication::srcpack::files().map_err(|e| {
+        Failure::stage(Diagnostic::new("cannot read the embedded repro source").cause(e))
+    })?;
+    for f in src {
+        entries.insert(
+            format!("repro-src/{}", f.path),
+            Entry {
+                content: Content::Static(f.bytes),
+                executable: f.executable,
+            },
+        );
+    }
+    entries.insert(
+        crate::replication::runsh::BIN_PATH.into(),
+        Entry {
+            content: Content::Disk(shipped.path.clone()),
+            executable: true,
+        },
+    );
+    if let Some(v) = vendored {
+        for rel in &v.files {
+            let full = v.dir.0.join(rel);
+            let executable = is_executable(&full);
+            entries.insert(
+                format!("repro-src/{rel}"),
+                Entry {
+                    content: Content::Disk(full),
+                    executable,
+                },
+            );
+        }
+        entries.insert(
+            "repro-src/.cargo/config.toml".into(),
+            generated(v.config.clone().into_bytes()),
+        );
+    }
+    Ok(())
+}
+
+/// The lines of the summary after the first: where the vendored crates came from, what was
+/// withheld, and what the README lacks.
+fn summary_notes(
+    vendored: Option<&crate::replication::vendor::Vendored>,
+    withheld: &[String],
+    gaps: &[String],
+) -> String {
+    let mut notes = String::new();
+    if let Some(v) = vendored {
+        notes.push_str(&format!(
             "vendored the crates of `Cargo.lock` into `repro-src/vendor/`{}\n",
             if v.downloaded {
                 " (fetched from crates.io what cargo's cache lacked)"
@@ -219,19 +259,19 @@ pub fn package(p: &Pipeline, cfg: &PackageConfig) -> Result<String, Failure> {
             }
         ));
     }
-    if !facts.withheld.is_empty() {
-        summary.push_str(&format!(
+    if !withheld.is_empty() {
+        notes.push_str(&format!(
             "withheld (sources not provided; see README.md): {}\n",
-            facts.withheld.join(", ")
+            withheld.join(", ")
         ));
     }
-    for g in &gaps {
-        summary.push_str(&format!("README.md is incomplete: {g}\n"));
+    for g in gaps {
+        notes.push_str(&format!("README.md is incomplete: {g}\n"));
     }
     if !gaps.is_empty() {
-        summary.push_str("run `repro lint` to see where the pipeline lacks these facts\n");
+        notes.push_str("run `repro lint` to see where the pipeline lacks these facts\n");
     }
-    Ok(summary)
+    notes
 }
 
 fn require_up_to_date(p: &Pipeline) -> Result<(), Failure> {
