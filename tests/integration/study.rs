@@ -99,6 +99,29 @@ fn the_default_pipeline_reproduces_the_study() {
     crate::fingerprint::check_lock_fingerprints(&p);
     check_producers(&p);
     check_curve(&p);
+    check_outputs_exist(&p);
+    let acc = check_locate(&p);
+    // The index is the truth up to locate's errors, and exactly the truth on the true cities
+    // (checked at the end: it adds a stage).
+    crate::study_truth::index_within_errors(&p, &acc);
+    check_findings(&p);
+    check_truth_covered(&p);
+    check_incremental(&p);
+    crate::study_truth::index_on_true_cities_is_the_truth(&p, &acc);
+}
+
+/// The results file of a heterogeneity model.
+fn het(m: &str) -> String {
+    format!("output/results/heterogeneity/{m}.json")
+}
+
+/// The results file of a mechanism model.
+fn mech(m: &str) -> String {
+    format!("output/results/mechanisms/{m}.json")
+}
+
+/// Every data file, report, figure and table of the study is written.
+fn check_outputs_exist(p: &Project) {
     for f in [
         "output/data/panel.csv",
         "output/data/panel.parquet",
@@ -131,10 +154,13 @@ fn the_default_pipeline_reproduces_the_study() {
             assert!(p.exists(&format!("output/tables/{t}.{ext}")), "{t}.{ext}");
         }
     }
+}
 
+/// locate against the generator's truth: at least the held-out bar of issue 13.
+fn check_locate(p: &Project) -> crate::study_truth::Accuracy {
     // locate against the generator's truth (the true city of every applicant, decided before
     // its address or name was written): at least the held-out bar of issue 13 on real text.
-    let acc = crate::study_truth::locate_accuracy(&p);
+    let acc = crate::study_truth::locate_accuracy(p);
     let right = acc.right as f64 / acc.with_city as f64;
     let wrong = (acc.wrong + acc.located_without_city) as f64 / acc.with_city as f64;
     assert!(
@@ -146,17 +172,18 @@ fn the_default_pipeline_reproduces_the_study() {
         "locate put {wrong} of applicants in a wrong city"
     );
     // The report gives the share resolved per method; they and the unresolved share sum to 1.
-    let located = json(&p, "output/reports/locate.json");
+    let located = json(p, "output/reports/locate.json");
     let shares = located["share_by_method"].as_object().unwrap();
     println!("locate.json share_by_method: {shares:?}");
     let sum: f64 = shares.values().map(|v| v.as_f64().unwrap()).sum();
     assert!((sum - 1.0).abs() < 1e-9, "{shares:?}");
-    // The index is the truth up to locate's errors, and exactly the truth on the true cities
-    // (checked at the end: it adds a stage).
-    crate::study_truth::index_within_errors(&p, &acc);
+    acc
+}
 
+/// The paper's six findings.
+fn check_findings(p: &Project) {
     // Finding 6: mean co-applied applications per 10,000 people, 0.306 (2010) and 0.983 (2020).
-    let panel = json(&p, "output/reports/panel.json");
+    let panel = json(p, "output/reports/panel.json");
     let by_year = &panel["mean_collab_per_10k_by_year"];
     let (first, last) = (
         by_year["2010"].as_f64().unwrap(),
@@ -171,44 +198,46 @@ fn the_default_pipeline_reproduces_the_study() {
     // Finding 1: collaboration narrows the gap (every baseline column, and IV).
     for m in ["no_controls", "controls", "province_year"] {
         significant(
-            &p,
+            p,
             &format!("output/results/baseline/{m}.json"),
             "collab",
             -1.0,
         );
     }
-    significant(&p, "output/results/endogeneity/iv.json", "collab", -1.0);
+    significant(p, "output/results/endogeneity/iv.json", "collab", -1.0);
     // Finding 2: in central/western, inland, tertiary-dominated and agglomeration cities, not in
     // their complements.
-    let het = |m: &str| format!("output/results/heterogeneity/{m}.json");
     for m in ["central_west", "inland", "tertiary", "agglo"] {
-        significant(&p, &het(m), "collab", -1.0);
+        significant(p, &het(m), "collab", -1.0);
     }
     for m in ["east", "coastal", "secondary", "non_agglo"] {
-        insignificant(&p, &het(m), "collab");
+        insignificant(p, &het(m), "collab");
     }
     // Finding 3: negative at low quantiles of the gap, positive at high ones, both methods.
     for method in ["mmqr", "pooled"] {
         let q = |t: &str| format!("output/results/quantile/{method}_tau{t}.json");
-        significant(&p, &q("0.10"), "collab", -1.0);
-        significant(&p, &q("0.90"), "collab", 1.0);
+        significant(p, &q("0.10"), "collab", -1.0);
+        significant(p, &q("0.90"), "collab", 1.0);
     }
     // Findings 4 and 5: the mechanisms.
-    let mech = |m: &str| format!("output/results/mechanisms/{m}.json");
     for m in ["innovation", "tfp", "linkage", "integration", "division"] {
-        significant(&p, &mech(m), "collab", 1.0);
+        significant(p, &mech(m), "collab", 1.0);
     }
-    significant(&p, &mech("innovation_gap"), "collab", -1.0);
+    significant(p, &mech("innovation_gap"), "collab", -1.0);
     for m in ["rd_fund", "rd_staff"] {
-        insignificant(&p, &mech(m), "collab");
+        insignificant(p, &mech(m), "collab");
     }
+}
 
+/// The true parameters of the data-generating process, inside the 95% intervals of the
+/// estimators that identify them.
+fn check_truth_covered(p: &Project) {
     // The true parameters, inside the 95% intervals of the estimators that identify them.
-    let truth = json(&p, "output/raw/truth.json");
+    let truth = json(p, "output/raw/truth.json");
     let est = &truth["estimands"];
     // The average effect: IV (the confounder biases OLS).
     covers(
-        &p,
+        p,
         "output/results/endogeneity/iv.json",
         "collab",
         est["gap_average"].as_f64().unwrap(),
@@ -224,28 +253,31 @@ fn the_default_pipeline_reproduces_the_study() {
         ("non_agglo", "not_agglomeration"),
     ] {
         covers(
-            &p,
+            p,
             &het(m),
             "collab",
             est["gap_by_group"][group].as_f64().unwrap(),
         );
     }
-    covers(&p, &mech("tfp"), "collab", est["tfp"].as_f64().unwrap());
+    covers(p, &mech("tfp"), "collab", est["tfp"].as_f64().unwrap());
     covers(
-        &p,
+        p,
         &mech("innovation"),
         "collab",
         est["innovation_capability"].as_f64().unwrap(),
     );
     covers(
-        &p,
+        p,
         &mech("linkage"),
         "collab",
         est["linkage_approx"].as_f64().unwrap(),
     );
-    covers(&p, &mech("rd_fund"), "collab", 0.0);
-    covers(&p, &mech("rd_staff"), "collab", 0.0);
+    covers(p, &mech("rd_fund"), "collab", 0.0);
+    covers(p, &mech("rd_staff"), "collab", 0.0);
+}
 
+/// A second run does nothing; an edited spec reruns its stage only (and the report).
+fn check_incremental(p: &Project) {
     // A second run does nothing.
     let again = p.repro(&["run"]);
     again.ok();
@@ -278,8 +310,6 @@ fn the_default_pipeline_reproduces_the_study() {
     assert!(p.read("output/tables/mechanisms.md").contains("Controls"));
     let report = p.read("output/report.html");
     assert!(report.contains("Mechanisms"));
-
-    crate::study_truth::index_on_true_cities_is_the_truth(&p, &acc);
 }
 
 /// Every results JSON says what produced it (issue 16, item 5).
