@@ -518,6 +518,85 @@ fn folder_remote_shares_results() {
     concurrent_pushes(&t2);
 }
 
+/// A damaged local object is never uploaded: `repro push` checks each object it sends, stores a
+/// damaged one again from the workspace when the output there still has its hash, and otherwise
+/// fails that stage's push and leaves the remote without it.
+#[test]
+fn a_damaged_local_object_is_not_pushed() {
+    let (_dir, t) = folder_target();
+    let p = t.project("");
+    t.repro(&p, &["run"]).ok();
+    let local = |hash: &str| p.path().join("cache").join(object_key(hash));
+    let damage = |path: &Path| {
+        let mut perm = fs::metadata(path).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perm.set_readonly(false);
+        fs::set_permissions(path, perm).unwrap();
+        fs::write(path, "damaged\n").unwrap();
+    };
+    // Repairable: the workspace's `out/big.txt` still has the lock's hash.
+    let big = lock_hash(&p, "out/big.txt");
+    damage(&local(&big));
+    // Not repairable: the folder's `run.sh` is damaged in the cache, and edited in the workspace
+    // in place, same size and modification time, so the stat cache still vouches for it.
+    let script = "#!/bin/sh\necho hi\n";
+    let run_sh = blake3::hash(script.as_bytes()).to_hex().to_string();
+    assert!(
+        local(&run_sh).is_file(),
+        "the object of `run.sh` is in the cache"
+    );
+    damage(&local(&run_sh));
+    let ws = p.path().join("out/parts/sub/run.sh");
+    let mtime = fs::metadata(&ws).unwrap().modified().unwrap();
+    fs::write(&ws, "#!/bin/sh\necho no\n").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&ws)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+
+    let push = t.repro(&p, &["push"]);
+    assert_eq!(push.code, 1, "{}", push.stderr);
+    assert!(
+        push.stderr.contains(
+            "the cache object of `out/big.txt` did not match its hash; stored again from the workspace"
+        ),
+        "{}",
+        push.stderr
+    );
+    assert!(
+        push.stderr.contains(&format!(
+            "cache object `{run_sh}` does not match its hash; it was removed, and \
+             `out/parts/sub/run.sh` in the workspace no longer has that hash either"
+        )),
+        "{}",
+        push.stderr
+    );
+    assert!(push.stderr.contains("stage `split`"), "{}", push.stderr);
+    let remote = t.objects();
+    assert_eq!(
+        remote.get(&object_key(&big)),
+        Some(&fs::read(p.path().join("out/big.txt")).unwrap()),
+        "the remote gets the workspace's good bytes"
+    );
+    assert_eq!(
+        fs::read(local(&big)).unwrap(),
+        fs::read(p.path().join("out/big.txt")).unwrap(),
+        "the local object is whole again"
+    );
+    assert!(
+        !remote.contains_key(&object_key(&run_sh)),
+        "the damaged object is not uploaded"
+    );
+    assert!(!local(&run_sh).exists(), "the damaged object is removed");
+    // Every object on the remote matches its hash.
+    for (key, bytes) in &remote {
+        let hash = key.trim_start_matches("objects/").replace('/', "");
+        assert_eq!(blake3::hash(bytes).to_hex().as_str(), hash, "{key}");
+    }
+}
+
 #[test]
 fn s3_remote_shares_results() {
     let Some(svc) = S3Service::get("share") else {

@@ -89,7 +89,13 @@ pub fn push(
         .into_iter()
         .collect();
     let counts = Counts::default();
-    let results = parallel(&unique, |h| upload(remote, &store, h, meter, &counts));
+    let sources = workspace_sources(&store, &items);
+    let local = Local {
+        store: &store,
+        root: &p.root,
+        sources: &sources,
+    };
+    let results = parallel(&unique, |h| upload(remote, &local, h, meter, &counts));
     let failed: BTreeMap<&String, RemoteError> = unique
         .iter()
         .zip(results)
@@ -257,10 +263,19 @@ fn local_objects(store: &Store, outs: &[Output]) -> Result<Vec<String>, String> 
     }
 }
 
-/// Uploads one object unless the remote has it.
+/// The local side of a push: the store, and where the workspace holds each object's bytes.
+struct Local<'a> {
+    store: &'a Store,
+    root: &'a std::path::Path,
+    /// Workspace paths by the hash the lock records for them (see [`workspace_sources`]).
+    sources: &'a BTreeMap<String, String>,
+}
+
+/// Uploads one object unless the remote has it; the local object is checked against its hash
+/// first (see [`check_local`]).
 fn upload(
     remote: &dyn Remote,
-    store: &Store,
+    local: &Local<'_>,
     hash: &str,
     meter: &dyn Meter,
     counts: &Counts,
@@ -269,7 +284,14 @@ fn upload(
         counts.present.fetch_add(1, Ordering::Relaxed);
         return Ok(());
     }
-    let path = store.object_file(hash);
+    if let Some(rel) = check_local(local, hash)? {
+        counts
+            .repaired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(rel);
+    }
+    let path = local.store.object_file(hash);
     match remote.put_object(hash, &path)? {
         Put::Created => {
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -284,6 +306,46 @@ fn upload(
     }
     meter.object_done();
     Ok(())
+}
+
+/// Where the workspace holds each object the items need: file outputs, and the files of folder
+/// outputs (from their manifests, which the store verifies as it reads them), by hash.
+fn workspace_sources(store: &Store, items: &[Item]) -> BTreeMap<String, String> {
+    let mut sources = BTreeMap::new();
+    for o in items.iter().flat_map(|it| &it.outs) {
+        if !o.is_dir {
+            sources.insert(o.hash.clone(), o.path.clone());
+            continue;
+        }
+        for f in store.manifest(&o.hash).unwrap_or_default() {
+            sources.insert(f.hash, format!("{}/{}", o.path, f.rel));
+        }
+    }
+    sources
+}
+
+/// A local object must match its hash before it is uploaded: a damaged one would reach every
+/// clone that fetches it (they verify, and fail) and stay, since remote writes are create-only.
+/// A damaged object is removed and stored again from the workspace when the output there still
+/// has the lock's hash (`Some` names that output); otherwise the push of its stage fails.
+fn check_local(local: &Local<'_>, hash: &str) -> Result<Option<String>, RemoteError> {
+    let path = local.store.object_file(hash);
+    let found = fsstate::hash_file(&path)
+        .map_err(|e| RemoteError(format!("cannot read cache object `{hash}`: {e}")))?;
+    if found == hash {
+        return Ok(None);
+    }
+    local.store.remove_object(hash);
+    let damaged = format!("cache object `{hash}` does not match its hash; it was removed");
+    let Some(rel) = local.sources.get(hash) else {
+        return Err(RemoteError(damaged));
+    };
+    match local.store.put_file(&local.root.join(rel), hash) {
+        Ok(()) => Ok(Some(rel.clone())),
+        Err(_) => Err(RemoteError(format!(
+            "{damaged}, and `{rel}` in the workspace no longer has that hash either"
+        ))),
+    }
 }
 
 /// Creates the stage's record on the remote. A record that already exists is read back: the
@@ -376,6 +438,8 @@ struct Counts {
     transferred: AtomicUsize,
     present: AtomicUsize,
     bytes: AtomicUsize,
+    /// Outputs whose damaged cache object a push stored again from the workspace.
+    repaired: Mutex<Vec<String>>,
 }
 
 impl Counts {
@@ -398,6 +462,19 @@ impl Counts {
         r.transferred = self.transferred.into_inner();
         r.present = self.present.into_inner();
         r.bytes = self.bytes.into_inner() as u64;
+        let mut repaired = self
+            .repaired
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        repaired.sort();
+        for rel in repaired {
+            r.warnings.push(
+                Diagnostic::new(format!(
+                    "the cache object of `{rel}` did not match its hash; stored again from the workspace"
+                ))
+                .hint("the disk under `cache/` may be failing, or something wrote into `cache/objects/`"),
+            );
+        }
     }
 }
 

@@ -280,8 +280,8 @@ impl Store {
         fsstate::parse_manifest(std::str::from_utf8(&bytes).ok()?)
     }
 
-    /// Removes a damaged object so that nothing restores it again.
-    fn remove_object(&self, hash: &str) {
+    /// Removes a damaged object so that nothing restores it again (a warning if it cannot).
+    pub(crate) fn remove_object(&self, hash: &str) {
         let path = self.object_path(hash);
         if let Err(e) = fs::remove_file(&path) {
             tracing::warn!(
