@@ -32,7 +32,7 @@ pub fn push(cli: &Cli, args: &ShareArgs) -> Result<(), Failure> {
         HumanBytes(report.bytes),
         report.present
     );
-    Ok(())
+    failed_stages(report)
 }
 
 pub fn pull(cli: &Cli, args: &ShareArgs) -> Result<(), Failure> {
@@ -51,7 +51,7 @@ pub fn pull(cli: &Cli, args: &ShareArgs) -> Result<(), Failure> {
         report.present,
         report.restored
     );
-    Ok(())
+    failed_stages(report)
 }
 
 /// The remote `repro run` consults, if the pipeline names one. A remote that cannot be opened
@@ -86,6 +86,17 @@ fn open(cli: &Cli, args: &ShareArgs) -> Result<Opened, Failure> {
     };
     let remote = repro_remote::open(spec).map_err(Failure::stage)?;
     Ok((p, selected, remote))
+}
+
+/// The stages that could not be pushed or pulled, after the summary of those that were.
+fn failed_stages(report: ShareReport) -> Result<(), Failure> {
+    if report.errors.is_empty() {
+        return Ok(());
+    }
+    Err(Failure {
+        exit: repro_kind::diag::Exit::StageFailed,
+        diagnostics: report.errors,
+    })
 }
 
 fn print_warnings(report: &ShareReport) {

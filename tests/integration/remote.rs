@@ -597,6 +597,66 @@ fn a_damaged_local_object_is_not_pushed() {
     }
 }
 
+/// `cache/objects/` cleared by hand after a run: push stores the outputs again from the
+/// workspace (hashed afresh) instead of asking for a rerun, and a clone restores them; an output
+/// that no longer has the lock's hash is not pushed.
+#[test]
+fn push_stores_again_what_the_cache_lost() {
+    let (_dir, t) = folder_target();
+    let p = t.project("");
+    t.repro(&p, &["run"]).ok();
+    fs::remove_dir_all(p.path().join("cache/objects")).unwrap();
+    // `out/sum.txt` edited in place, same size and modification time: the stat cache still
+    // vouches for it, the fresh hash does not.
+    let sum = p.path().join("out/sum.txt");
+    let mtime = fs::metadata(&sum).unwrap().modified().unwrap();
+    let text = fs::read_to_string(&sum).unwrap();
+    fs::write(&sum, text.replace(|c: char| c.is_ascii_digit(), "9")).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&sum)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let push = t.repro(&p, &["push"]);
+    assert_eq!(push.code, 1, "{}", push.stderr);
+    for stage in ["gen", "split"] {
+        assert!(
+            push.stderr.contains(&format!(
+                "the cache lacked objects of stage `{stage}`; stored them again from the workspace"
+            )),
+            "{}",
+            push.stderr
+        );
+    }
+    assert!(
+        push.stderr.contains("stage `sum` cannot be pushed"),
+        "{}",
+        push.stderr
+    );
+    assert!(
+        push.stderr.contains("pushed 2 stages to"),
+        "{}",
+        push.stderr
+    );
+    // A clone restores `gen` and `split` from the remote and runs `sum` itself.
+    let clone = clone_of(&t, &p);
+    let run = t.repro(&clone, &["run"]);
+    run.ok();
+    assert_eq!(clone.read("ran.log"), "sum\n", "{}", run.stderr);
+    for f in ["out/big.txt", "out/data.csv", "out/parts/one.csv"] {
+        assert_eq!(
+            fs::read(clone.path().join(f)).unwrap(),
+            fs::read(p.path().join(f)).unwrap(),
+            "`{f}`"
+        );
+    }
+    for (key, bytes) in t.objects() {
+        let hash = key.trim_start_matches("objects/").replace('/', "");
+        assert_eq!(blake3::hash(&bytes).to_hex().as_str(), hash, "{key}");
+    }
+}
+
 #[test]
 fn s3_remote_shares_results() {
     let Some(svc) = S3Service::get("share") else {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use repro_kind::diag::{Diagnostic, Exit, Failure};
+use repro_kind::diag::{Diagnostic, Failure};
 
 use crate::fsstate;
 use crate::lock::{self, LockEntry, LockFile};
@@ -36,6 +36,9 @@ pub struct ShareReport {
     pub restored: usize,
     /// Things that did not stop the command (stale stages not pushed, a differing record).
     pub warnings: Vec<Diagnostic>,
+    /// Stages that could not be pushed or pulled; the others were. The command fails (exit 1)
+    /// after its summary when there are any.
+    pub errors: Vec<Diagnostic>,
 }
 
 /// One stage to share: its lock key and outputs.
@@ -69,12 +72,22 @@ pub fn push(
     // Every object each stage needs, all of them local.
     let mut needs: Vec<Vec<String>> = Vec::new();
     for it in &items {
-        match local_objects(&store, &it.outs) {
+        let found: Result<Vec<String>, String> =
+            local_objects(&store, &it.outs).or_else(|missing| {
+                let stored = store_from_workspace(&store, &p.root, it).map_err(|_| missing)?;
+                report.warnings.push(Diagnostic::new(format!(
+                    "the cache lacked objects of stage `{}`; stored them again from the workspace",
+                    it.name
+                )));
+                Ok(stored)
+            });
+        match found {
             Ok(hashes) => needs.push(hashes),
             Err(missing) => {
                 errors.push(
                     Diagnostic::new(format!("stage `{}` cannot be pushed", it.name))
-                        .cause(format!("cache object {missing} is not in the local cache"))
+                        .cause(format!("cache object `{missing}` is not in the local cache"))
+                        .cause("and the workspace's outputs no longer have the lock's hashes")
                         .hint("run `repro run --force` on the stage to store its outputs again"),
                 );
                 needs.push(Vec::new());
@@ -133,7 +146,8 @@ pub fn push(
         }
     }
     counts.into_report(&mut report);
-    finish(report, errors)
+    report.errors = errors;
+    Ok(report)
 }
 
 /// Downloads the objects of the selected stages' lock entries into the local cache, verified,
@@ -215,7 +229,8 @@ pub fn pull(
         tracing::warn!("cannot save the stat cache: {e}");
     }
     counts.into_report(&mut report);
-    finish(report, errors)
+    report.errors = errors;
+    Ok(report)
 }
 
 /// The store, the project lock (push and pull keep runs and `gc` out while they work) and the
@@ -306,6 +321,28 @@ fn upload(
     }
     meter.object_done();
     Ok(())
+}
+
+/// Stores a stage's outputs again from the workspace when the cache lacks objects they need
+/// (`cache/` cleared by hand) and the workspace still holds the bytes the lock records. The
+/// outputs are hashed afresh, not vouched for by the stat cache, and every copy is checked
+/// against its hash as it is stored. The objects, as [`local_objects`] gives them.
+fn store_from_workspace(
+    store: &Store,
+    root: &std::path::Path,
+    it: &Item,
+) -> Result<Vec<String>, String> {
+    let fresh = fsstate::StatCache::default();
+    for o in &it.outs {
+        let state = fsstate::hash_path(root, &o.path, &fresh).map_err(|_| o.hash.clone())?;
+        if state.hash() != Some(o.hash.as_str()) {
+            return Err(o.hash.clone());
+        }
+        store
+            .save_output(&o.path, &state)
+            .map_err(|_| o.hash.clone())?;
+    }
+    local_objects(store, &it.outs)
 }
 
 /// Where the workspace holds each object the items need: file outputs, and the files of folder
@@ -418,18 +455,6 @@ fn pull_error(stage: &str, remote: &dyn Remote, m: &Miss) -> Diagnostic {
         Miss::Failed(e) => d.cause(e.0.clone()),
         Miss::Local(e) => d.cause(format!("cannot write the local cache: {e}")),
     }
-}
-
-fn finish(report: ShareReport, errors: Vec<Diagnostic>) -> Result<ShareReport, Failure> {
-    if errors.is_empty() {
-        return Ok(report);
-    }
-    let mut diagnostics = report.warnings;
-    diagnostics.extend(errors);
-    Err(Failure {
-        exit: Exit::StageFailed,
-        diagnostics,
-    })
 }
 
 /// Object and byte counts, updated from the transfer threads.
