@@ -518,6 +518,29 @@ fn folder_remote_shares_results() {
     concurrent_pushes(&t2);
 }
 
+/// Rewrites a file in place (same size) and puts its modification time back, as a tool that
+/// edits behind repro's back might: the stat cache still vouches for the old hash.
+fn edit_behind_the_stat_cache(path: &Path, text: &str) {
+    let before = fs::metadata(path).unwrap();
+    assert_eq!(before.len(), text.len() as u64, "same size");
+    fs::write(path, text).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(before.modified().unwrap())
+        .unwrap();
+}
+
+/// Every object on the remote has the bytes its key names.
+#[track_caller]
+fn remote_objects_are_whole(t: &Target) {
+    for (key, bytes) in t.objects() {
+        let hash = key.trim_start_matches("objects/").replace('/', "");
+        assert_eq!(blake3::hash(&bytes).to_hex().as_str(), hash, "{key}");
+    }
+}
+
 /// A damaged local object is never uploaded: `repro push` checks each object it sends, stores a
 /// damaged one again from the workspace when the output there still has its hash, and otherwise
 /// fails that stage's push and leaves the remote without it.
@@ -546,15 +569,10 @@ fn a_damaged_local_object_is_not_pushed() {
         "the object of `run.sh` is in the cache"
     );
     damage(&local(&run_sh));
-    let ws = p.path().join("out/parts/sub/run.sh");
-    let mtime = fs::metadata(&ws).unwrap().modified().unwrap();
-    fs::write(&ws, "#!/bin/sh\necho no\n").unwrap();
-    fs::File::options()
-        .write(true)
-        .open(&ws)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    edit_behind_the_stat_cache(
+        &p.path().join("out/parts/sub/run.sh"),
+        "#!/bin/sh\necho no\n",
+    );
 
     let push = t.repro(&p, &["push"]);
     assert_eq!(push.code, 1, "{}", push.stderr);
@@ -590,11 +608,7 @@ fn a_damaged_local_object_is_not_pushed() {
         "the damaged object is not uploaded"
     );
     assert!(!local(&run_sh).exists(), "the damaged object is removed");
-    // Every object on the remote matches its hash.
-    for (key, bytes) in &remote {
-        let hash = key.trim_start_matches("objects/").replace('/', "");
-        assert_eq!(blake3::hash(bytes).to_hex().as_str(), hash, "{key}");
-    }
+    remote_objects_are_whole(&t);
 }
 
 /// `cache/objects/` cleared by hand after a run: push stores the outputs again from the
@@ -609,15 +623,8 @@ fn push_stores_again_what_the_cache_lost() {
     // `out/sum.txt` edited in place, same size and modification time: the stat cache still
     // vouches for it, the fresh hash does not.
     let sum = p.path().join("out/sum.txt");
-    let mtime = fs::metadata(&sum).unwrap().modified().unwrap();
     let text = fs::read_to_string(&sum).unwrap();
-    fs::write(&sum, text.replace(|c: char| c.is_ascii_digit(), "9")).unwrap();
-    fs::File::options()
-        .write(true)
-        .open(&sum)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    edit_behind_the_stat_cache(&sum, &text.replace(|c: char| c.is_ascii_digit(), "9"));
     let push = t.repro(&p, &["push"]);
     assert_eq!(push.code, 1, "{}", push.stderr);
     for stage in ["gen", "split"] {
@@ -651,10 +658,7 @@ fn push_stores_again_what_the_cache_lost() {
             "`{f}`"
         );
     }
-    for (key, bytes) in t.objects() {
-        let hash = key.trim_start_matches("objects/").replace('/', "");
-        assert_eq!(blake3::hash(&bytes).to_hex().as_str(), hash, "{key}");
-    }
+    remote_objects_are_whole(&t);
 }
 
 #[test]

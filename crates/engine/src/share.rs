@@ -86,7 +86,9 @@ pub fn push(
             Err(missing) => {
                 errors.push(
                     Diagnostic::new(format!("stage `{}` cannot be pushed", it.name))
-                        .cause(format!("cache object `{missing}` is not in the local cache"))
+                        .cause(format!(
+                            "cache object `{missing}` is not in the local cache"
+                        ))
                         .cause("and the workspace's outputs no longer have the lock's hashes")
                         .hint("run `repro run --force` on the stage to store its outputs again"),
                 );
