@@ -58,7 +58,7 @@ pub enum Command {
     Push(ShareArgs),
     /// Download the outputs of the stages in `repro.lock` from the pipeline's `remote:` into the
     /// cache, and put missing or different ones into the workspace.
-    Pull(ShareArgs),
+    Pull(PullArgs),
     /// List what changed in the results (coefficients, standard errors, stars, N, fit
     /// statistics, data row counts) since a git revision or a saved lock file.
     Diff(DiffArgs),
@@ -90,6 +90,16 @@ pub enum DiffFormat {
 pub struct ShareArgs {
     /// Stages to push or pull (with everything they need); all when none are named.
     pub stages: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub share: ShareArgs,
+    /// Replace outputs that differ from the lock even when what they hold is in no cache (it is
+    /// lost); without it such stages are not pulled.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -13,7 +13,7 @@ use repro_engine::share::{self, ShareReport};
 use repro_kind::diag::{render_labelled, Diagnostic};
 use repro_kind::Failure;
 
-use crate::cli::{Cli, ShareArgs};
+use crate::cli::{Cli, PullArgs, ShareArgs};
 use crate::kinds::load_pipeline;
 use crate::meter::TransferMeter;
 
@@ -35,10 +35,11 @@ pub fn push(cli: &Cli, args: &ShareArgs) -> Result<(), Failure> {
     failed_stages(report)
 }
 
-pub fn pull(cli: &Cli, args: &ShareArgs) -> Result<(), Failure> {
-    let (p, selected, remote) = open(cli, args)?;
+pub fn pull(cli: &Cli, args: &PullArgs) -> Result<(), Failure> {
+    let (p, selected, remote) = open(cli, &args.share)?;
     let meter = TransferMeter::new("pulling");
-    let report = share::pull(&p, &selected, remote.as_ref(), &meter);
+    let cfg = share::PullConfig { force: args.force };
+    let report = share::pull(&p, &selected, remote.as_ref(), &meter, cfg);
     meter.finish();
     let report = report?;
     print_warnings(&report);

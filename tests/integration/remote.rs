@@ -661,6 +661,49 @@ fn push_stores_again_what_the_cache_lost() {
     remote_objects_are_whole(&t);
 }
 
+/// `repro pull` never replaces an output whose content would be lost: one that differs from the
+/// lock and is in no cache stops that stage's pull (the others are pulled) until `--force`; one
+/// whose content the cache holds is replaced.
+#[test]
+fn pull_keeps_an_edited_output_the_cache_lacks() {
+    let (_dir, t) = folder_target();
+    let first = t.project("");
+    t.repro(&first, &["run"]).ok();
+    t.repro(&first, &["push"]).ok();
+    let clone = clone_of(&t, &first);
+    fs::create_dir_all(clone.path().join("out")).unwrap();
+    clone.write("out/sum.txt", "my own notes\n");
+    let pull = t.repro(&clone, &["pull"]);
+    assert_eq!(pull.code, 1, "{}", pull.stderr);
+    assert!(
+        pull.stderr.contains(
+            "stage `sum` was not pulled: `out/sum.txt` differs from the lock, and what it holds now is not in the cache"
+        ),
+        "{}",
+        pull.stderr
+    );
+    assert!(
+        pull.stderr.contains("pulled 2 stages from"),
+        "{}",
+        pull.stderr
+    );
+    assert_eq!(
+        clone.read("out/sum.txt"),
+        "my own notes\n",
+        "the edit is kept"
+    );
+    assert!(clone.exists("out/big.txt") && clone.exists("out/parts/one.csv"));
+
+    let forced = t.repro(&clone, &["pull", "--force"]);
+    forced.ok();
+    assert_eq!(clone.read("out/sum.txt"), first.read("out/sum.txt"));
+
+    // Content the cache holds (here `out/data.csv`'s) is replaced without `--force`.
+    clone.write("out/sum.txt", &first.read("out/data.csv"));
+    t.repro(&clone, &["pull"]).ok();
+    assert_eq!(clone.read("out/sum.txt"), first.read("out/sum.txt"));
+}
+
 #[test]
 fn s3_remote_shares_results() {
     let Some(svc) = S3Service::get("share") else {

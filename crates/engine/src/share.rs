@@ -152,6 +152,14 @@ pub fn push(
     Ok(report)
 }
 
+/// How `repro pull` treats the workspace.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PullConfig {
+    /// Replace outputs that differ from the lock even when their content is in no cache (it is
+    /// lost). Without it such a stage is not put in place, and the pull fails for it.
+    pub force: bool,
+}
+
 /// Downloads the objects of the selected stages' lock entries into the local cache, verified,
 /// and puts outputs that are missing or differ from the lock into the workspace.
 pub fn pull(
@@ -159,6 +167,7 @@ pub fn pull(
     selected: &[usize],
     remote: &dyn Remote,
     meter: &dyn Meter,
+    cfg: PullConfig,
 ) -> Result<ShareReport, Failure> {
     let (store, _guard, lockfile) = begin(p)?;
     let mut report = ShareReport::default();
@@ -219,7 +228,7 @@ pub fn pull(
             errors.push(pull_error(&it.name, remote, m));
             continue;
         }
-        match place(p, &store, &stat, it) {
+        match place(p, &store, &stat, it, cfg) {
             Ok(n) => {
                 report.stages += 1;
                 report.restored += n;
@@ -347,6 +356,15 @@ fn store_from_workspace(
     local_objects(store, &it.outs)
 }
 
+/// True when the cache holds what a workspace path holds now, so replacing it loses nothing.
+fn in_cache(store: &Store, now: &fsstate::PathState) -> bool {
+    match now {
+        fsstate::PathState::Missing => true,
+        fsstate::PathState::File { hash } => store.has(hash),
+        fsstate::PathState::Dir { files, .. } => files.iter().all(|f| store.has(&f.hash)),
+    }
+}
+
 /// Where the workspace holds each object the items need: file outputs, and the files of folder
 /// outputs (from their manifests, which the store verifies as it reads them), by hash.
 fn workspace_sources(store: &Store, items: &[Item]) -> BTreeMap<String, String> {
@@ -416,6 +434,7 @@ fn place(
     store: &Store,
     stat: &fsstate::StatCache,
     it: &Item,
+    cfg: PullConfig,
 ) -> Result<usize, Diagnostic> {
     let io = |what: String, e: std::io::Error| {
         Diagnostic::new(format!("stage `{}`: {what}", it.name)).cause(e.to_string())
@@ -426,13 +445,26 @@ fn place(
             .record_stage(&it.key, &it.outs)
             .map_err(|e| io("cannot record the stage in the cache".into(), e))?;
     }
-    let mut restored = 0;
+    // Every output is looked at before any is replaced: a stage is put in place whole or not
+    // at all.
+    let mut stale = Vec::new();
     for o in &it.outs {
         let now = fsstate::hash_path(&p.root, &o.path, stat)
             .map_err(|e| io(format!("cannot read output `{}`", o.path), e))?;
         if now.hash() == Some(o.hash.as_str()) {
             continue;
         }
+        if !cfg.force && !in_cache(store, &now) {
+            return Err(Diagnostic::new(format!(
+                "stage `{}` was not pulled: `{}` differs from the lock, and what it holds now is not in the cache",
+                it.name, o.path
+            ))
+            .hint("pulling would lose it: move it away (or rerun the stage), or pass `--force` to replace it"));
+        }
+        stale.push(o);
+    }
+    let mut restored = 0;
+    for o in stale {
         store
             .restore(o)
             .map_err(|e| io(format!("cannot restore `{}` from the cache", o.path), e))?;
