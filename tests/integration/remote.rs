@@ -518,6 +518,15 @@ fn folder_remote_shares_results() {
     concurrent_pushes(&t2);
 }
 
+/// The command failed (exit 1) and its messages say each of `texts`.
+#[track_caller]
+fn fails_saying(out: &Out, texts: &[&str]) {
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for t in texts {
+        assert!(out.stderr.contains(t), "`{t}` not in:\n{}", out.stderr);
+    }
+}
+
 /// Rewrites a file in place (same size) and puts its modification time back, as a tool that
 /// edits behind repro's back might: the stat cache still vouches for the old hash.
 fn edit_behind_the_stat_cache(path: &Path, text: &str) {
@@ -575,23 +584,18 @@ fn a_damaged_local_object_is_not_pushed() {
     );
 
     let push = t.repro(&p, &["push"]);
-    assert_eq!(push.code, 1, "{}", push.stderr);
-    assert!(
-        push.stderr.contains(
-            "the cache object of `out/big.txt` did not match its hash; stored again from the workspace"
-        ),
-        "{}",
-        push.stderr
+    let damaged = format!(
+        "cache object `{run_sh}` does not match its hash; it was removed, and \
+         `out/parts/sub/run.sh` in the workspace no longer has that hash either"
     );
-    assert!(
-        push.stderr.contains(&format!(
-            "cache object `{run_sh}` does not match its hash; it was removed, and \
-             `out/parts/sub/run.sh` in the workspace no longer has that hash either"
-        )),
-        "{}",
-        push.stderr
+    fails_saying(
+        &push,
+        &[
+            "the cache object of `out/big.txt` did not match its hash; stored again from the workspace",
+            &damaged,
+            "stage `split`",
+        ],
     );
-    assert!(push.stderr.contains("stage `split`"), "{}", push.stderr);
     let remote = t.objects();
     assert_eq!(
         remote.get(&object_key(&big)),
@@ -626,25 +630,14 @@ fn push_stores_again_what_the_cache_lost() {
     let text = fs::read_to_string(&sum).unwrap();
     edit_behind_the_stat_cache(&sum, &text.replace(|c: char| c.is_ascii_digit(), "9"));
     let push = t.repro(&p, &["push"]);
-    assert_eq!(push.code, 1, "{}", push.stderr);
-    for stage in ["gen", "split"] {
-        assert!(
-            push.stderr.contains(&format!(
-                "the cache lacked objects of stage `{stage}`; stored them again from the workspace"
-            )),
-            "{}",
-            push.stderr
-        );
-    }
-    assert!(
-        push.stderr.contains("stage `sum` cannot be pushed"),
-        "{}",
-        push.stderr
-    );
-    assert!(
-        push.stderr.contains("pushed 2 stages to"),
-        "{}",
-        push.stderr
+    fails_saying(
+        &push,
+        &[
+            "the cache lacked objects of stage `gen`; stored them again from the workspace",
+            "the cache lacked objects of stage `split`; stored them again from the workspace",
+            "stage `sum` cannot be pushed",
+            "pushed 2 stages to",
+        ],
     );
     // A clone restores `gen` and `split` from the remote and runs `sum` itself.
     let clone = clone_of(&t, &p);
@@ -674,18 +667,12 @@ fn pull_keeps_an_edited_output_the_cache_lacks() {
     fs::create_dir_all(clone.path().join("out")).unwrap();
     clone.write("out/sum.txt", "my own notes\n");
     let pull = t.repro(&clone, &["pull"]);
-    assert_eq!(pull.code, 1, "{}", pull.stderr);
-    assert!(
-        pull.stderr.contains(
-            "stage `sum` was not pulled: `out/sum.txt` differs from the lock, and what it holds now is not in the cache"
-        ),
-        "{}",
-        pull.stderr
-    );
-    assert!(
-        pull.stderr.contains("pulled 2 stages from"),
-        "{}",
-        pull.stderr
+    fails_saying(
+        &pull,
+        &[
+            "stage `sum` was not pulled: `out/sum.txt` differs from the lock, and what it holds now is not in the cache",
+            "pulled 2 stages from",
+        ],
     );
     assert_eq!(
         clone.read("out/sum.txt"),
