@@ -674,6 +674,12 @@ fn pull_keeps_an_edited_output_the_cache_lacks() {
             "pulled 2 stages from",
         ],
     );
+    snapshot_settings().bind(|| {
+        insta::assert_snapshot!(
+            "pull_keeps_an_edited_output",
+            pull.stderr.replace(&t.url, "[REMOTE]")
+        )
+    });
     assert_eq!(
         clone.read("out/sum.txt"),
         "my own notes\n",
