@@ -104,11 +104,10 @@ pub fn push(
         .into_iter()
         .collect();
     let counts = Counts::default();
-    let sources = workspace_sources(&store, &items);
     let local = Local {
         store: &store,
         root: &p.root,
-        sources: &sources,
+        items: &items,
     };
     let results = parallel(&unique, |h| upload(remote, &local, h, meter, &counts));
     let failed: BTreeMap<&String, RemoteError> = unique
@@ -293,8 +292,9 @@ fn local_objects(store: &Store, outs: &[Output]) -> Result<Vec<String>, String> 
 struct Local<'a> {
     store: &'a Store,
     root: &'a std::path::Path,
-    /// Workspace paths by the hash the lock records for them (see [`workspace_sources`]).
-    sources: &'a BTreeMap<String, String>,
+    /// The stages pushed, whose outputs say where the workspace holds an object's bytes (see
+    /// [`workspace_source`]).
+    items: &'a [Item],
 }
 
 /// Uploads one object unless the remote has it; the local object is checked against its hash
@@ -365,20 +365,18 @@ fn in_cache(store: &Store, now: &fsstate::PathState) -> bool {
     }
 }
 
-/// Where the workspace holds each object the items need: file outputs, and the files of folder
-/// outputs (from their manifests, which the store verifies as it reads them), by hash.
-fn workspace_sources(store: &Store, items: &[Item]) -> BTreeMap<String, String> {
-    let mut sources = BTreeMap::new();
-    for o in items.iter().flat_map(|it| &it.outs) {
+/// Where the workspace holds an object's bytes, if a pushed output (or a file of a folder
+/// output, from its manifest, which the store verifies as it reads it) has that hash. Looked up
+/// only for a damaged object, so a push reads no manifest twice.
+fn workspace_source(store: &Store, items: &[Item], hash: &str) -> Option<String> {
+    items.iter().flat_map(|it| &it.outs).find_map(|o| {
         if !o.is_dir {
-            sources.insert(o.hash.clone(), o.path.clone());
-            continue;
+            return (o.hash == hash).then(|| o.path.clone());
         }
-        for f in store.manifest(&o.hash).unwrap_or_default() {
-            sources.insert(f.hash, format!("{}/{}", o.path, f.rel));
-        }
-    }
-    sources
+        let files = store.manifest(&o.hash)?;
+        let f = files.into_iter().find(|f| f.hash == hash)?;
+        Some(format!("{}/{}", o.path, f.rel))
+    })
 }
 
 /// A local object must match its hash before it is uploaded: a damaged one would reach every
@@ -394,11 +392,11 @@ fn check_local(local: &Local<'_>, hash: &str) -> Result<Option<String>, RemoteEr
     }
     local.store.remove_object(hash);
     let damaged = format!("cache object `{hash}` does not match its hash; it was removed");
-    let Some(rel) = local.sources.get(hash) else {
+    let Some(rel) = workspace_source(local.store, local.items, hash) else {
         return Err(RemoteError(damaged));
     };
-    match local.store.put_file(&local.root.join(rel), hash) {
-        Ok(()) => Ok(Some(rel.clone())),
+    match local.store.put_file(&local.root.join(&rel), hash) {
+        Ok(()) => Ok(Some(rel)),
         Err(_) => Err(RemoteError(format!(
             "{damaged}, and `{rel}` in the workspace no longer has that hash either"
         ))),
