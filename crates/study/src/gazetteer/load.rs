@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use aho_corasick::{AhoCorasick, MatchKind, StartKind};
+use daachorse::{CharwiseDoubleArrayAhoCorasickBuilder, MatchKind as DaachorseMatchKind};
 
 use super::model::{Entry, Gazetteer, Level, Name, Sources, GENERIC};
 use super::text::{nfkc, TRADITIONAL};
@@ -55,9 +56,8 @@ impl Gazetteer {
         prune(&mut names);
         let names = index_names(names);
         let history = history_index(&names, &history_rows);
-        let matcher = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostLongest)
-            .start_kind(StartKind::Unanchored)
+        let matcher = CharwiseDoubleArrayAhoCorasickBuilder::new()
+            .match_kind(DaachorseMatchKind::LeftmostLongest)
             .build(names.iter().map(|n| n.text.as_str()))
             .map_err(|e| {
                 Diagnostic::new("cannot build the place-name matcher").cause(e.to_string())

@@ -5,8 +5,6 @@
 //! Does not own: the tables (`load`), normalisation (`text`), or the organisation-name rules
 //! (`organisation`, which calls `decide`). Imports only the leaves `model` and `text`.
 
-use aho_corasick::Input;
-
 use super::model::{Gazetteer, Hit, Level, Located, Scratch, ORDER};
 use super::text::{is_county_short_only, starts_street, starts_township, strip_postcode};
 
@@ -27,22 +25,23 @@ impl Gazetteer {
         hits.clear();
         let mut at = 0;
         while at < t.len() {
-            let Some(m) = self.matcher.find(Input::new(t).range(at..)) else {
+            let Some(m) = self.matcher.leftmost_find_iter(&t[at..]).next() else {
                 break;
             };
-            let id = m.pattern().as_usize();
+            let (start, end) = (at + m.start(), at + m.end());
+            let id = m.value() as usize;
             let name = &self.names[id];
-            let rest = &t[m.end()..];
+            let rest = &t[end..];
             let dropped = name.short
                 && (starts_street(rest)
                     || starts_township(rest)
                     || (rest.starts_with("新区") && is_county_short_only(name)));
             if dropped {
-                at = m.start() + t[m.start()..].chars().next().map_or(1, char::len_utf8);
+                at = start + t[start..].chars().next().map_or(1, char::len_utf8);
                 continue;
             }
             hits.push(Hit { id: id as u32 });
-            at = m.end();
+            at = end;
         }
     }
 

@@ -125,7 +125,11 @@ pub struct Gazetteer {
     pub units: Vec<u32>,
     /// Units below this index are rows of the city table (in the panel).
     pub(super) n_cities: usize,
-    pub(super) matcher: AhoCorasick,
+    /// Every name, leftmost-longest, its value the index into `names`. A character-wise
+    /// double-array automaton: on 10M addresses `locate` took about 1.2 s less CPU than with
+    /// aho-corasick's byte-wise NFA (whose search was a fifth of the stage); aho-corasick's DFA,
+    /// its table too large for the cache, was no faster than the NFA.
+    pub(super) matcher: daachorse::CharwiseDoubleArrayAhoCorasick<u32>,
     pub(super) names: Vec<Name>,
     /// (old county name id, unit of the prefecture it was in then) -> unit it is in now.
     pub(super) history: HashMap<(u32, u16), u16>,
