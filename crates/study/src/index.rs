@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use polars::prelude::{Int64Chunked, PlHashMap};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -124,24 +125,36 @@ type Edges = BTreeMap<(i32, usize, usize), u64>;
 
 /// The counts and edges of one block of applications.
 type Partial = (
-    HashMap<(usize, i32), Counts>,
-    HashMap<(i32, usize, usize), u64>,
+    PlHashMap<(usize, i32), Counts>,
+    PlHashMap<(i32, usize, usize), u64>,
 );
 
-/// The applicant table as compact per-row vectors, and where each application starts.
+/// The applicant table as compact vectors: what each application's first row says, and each
+/// row's city. About 15 bytes an application (most have one applicant), so that the memory this
+/// stage faults in stays small: zeroing fresh pages was a third of its time.
 struct Applications {
+    /// Year of each application (its first row's).
     year: Vec<Option<i32>>,
+    /// Whether each application is an invention patent (its first row's type is 1).
     invention: Vec<bool>,
-    /// The index of the applicant's city in the city table (None: not located).
-    city_idx: Vec<Option<u16>>,
+    /// The index of each row's city in the city table (`NO_CITY`: not located).
+    city_idx: Vec<u16>,
     /// The first row of each application, then the number of rows: rows of one application
     /// are consecutive.
-    starts: Vec<usize>,
+    starts: Vec<u32>,
 }
+
+/// `city_idx` of an applicant not located in a city of the table.
+const NO_CITY: u16 = u16::MAX;
 
 impl Applications {
     fn len(&self) -> usize {
         self.starts.len() - 1
+    }
+
+    /// The rows of application `a`.
+    fn rows(&self, a: usize) -> std::ops::Range<usize> {
+        self.starts[a] as usize..self.starts[a + 1] as usize
     }
 }
 
@@ -157,9 +170,7 @@ pub fn run(root: &Path, stage: &str, spec: &IndexSpec) -> Result<(), Diagnostic>
     let apps = read_applications(root, spec, &cities).map_err(fail)?;
     let (first, last) = (spec.first_year, spec.last_year);
     let n_apps = apps.len();
-    let out_of_range = (0..n_apps)
-        .filter(|&a| !in_years(spec, apps.year[apps.starts[a]]))
-        .count();
+    let out_of_range = apps.year.iter().filter(|&&y| !in_years(spec, y)).count();
     let (counts, edges) = count(&apps, &cities, spec);
     drop(apps);
     let pop = read_population(root, spec).map_err(fail)?;
@@ -192,10 +203,8 @@ fn in_years(spec: &IndexSpec, year: Option<i32>) -> bool {
 const BATCH_ROWS: usize = 1 << 18;
 
 /// Reads the applicant table's four columns into compact vectors and finds the applications.
-/// The table is read in batches: only the compact vectors (about 12 bytes a row instead of 80 for
-/// four columns of optional i64) grow with the table, and a batch's polars columns reuse the
-/// memory of the one before instead of faulting in fresh pages (on 10M rows, zeroing fresh pages
-/// was half of this stage's time).
+/// The table is read in batches: only the compact vectors grow with the table, and a batch's
+/// polars columns reuse the memory of the one before instead of faulting in fresh pages.
 fn read_applications(
     root: &Path,
     spec: &IndexSpec,
@@ -204,41 +213,77 @@ fn read_applications(
     let file = spec.applicants.as_str();
     let path = root.join(file);
     let rows = dataio::row_count(&path, dataio::format_of(&path)?)?;
-    let mut year: Vec<Option<i32>> = Vec::with_capacity(rows);
-    let mut invention: Vec<bool> = Vec::with_capacity(rows);
-    let mut city_idx: Vec<Option<u16>> = Vec::with_capacity(rows);
-    // Application boundaries: rows of one application are consecutive.
-    let mut starts: Vec<usize> = Vec::new();
+    if u32::try_from(rows).is_err() || cities.rows.len() >= usize::from(NO_CITY) {
+        return Err(Diagnostic::new(format!(
+            "`{file}` has {rows} rows and the city table {}; at most {} and {} are supported",
+            cities.rows.len(),
+            u32::MAX,
+            NO_CITY - 1
+        )));
+    }
+    // At most one application a row: reserved whole, a vector never grows by copying itself
+    // into fresh pages (pages reserved but never written cost nothing).
+    let mut apps = Applications {
+        year: Vec::with_capacity(rows),
+        invention: Vec::with_capacity(rows),
+        city_idx: Vec::with_capacity(rows),
+        starts: Vec::with_capacity(rows + 1),
+    };
     let mut previous = None;
+    // Whether each row of the batch starts an application.
+    let mut first_row: Vec<bool> = Vec::new();
     let columns = ["app", "year", "ptype", "adcode6"];
     let read = dataio::for_each_batch(&path, &columns, BATCH_ROWS, |offset, df| {
         let int_column = |name: &str| tabular::int_column(&df, file, name);
-        for (r, a) in int_column("app")?.iter().enumerate() {
-            if offset + r == 0 || a != previous {
-                starts.push(offset + r);
+        first_row.clear();
+        let mut r = offset;
+        each_value(&int_column("app")?, |a| {
+            let starts = r == 0 || a != previous;
+            if starts {
+                // `rows` fits in u32 (checked above).
+                apps.starts.push(r as u32);
             }
+            first_row.push(starts);
             previous = a;
-        }
-        year.extend(
-            int_column("year")?
-                .iter()
-                .map(|y| y.and_then(|y| i32::try_from(y).ok())),
-        );
-        invention.extend(int_column("ptype")?.iter().map(|t| t == Some(1)));
-        city_idx.extend(int_column("adcode6")?.iter().map(|c| {
-            c.and_then(|c| u32::try_from(c).ok())
+            r += 1;
+        });
+        let mut i = 0;
+        each_value(&int_column("year")?, |y| {
+            if first_row[i] {
+                apps.year.push(y.and_then(|y| i32::try_from(y).ok()));
+            }
+            i += 1;
+        });
+        i = 0;
+        each_value(&int_column("ptype")?, |t| {
+            if first_row[i] {
+                apps.invention.push(t == Some(1));
+            }
+            i += 1;
+        });
+        each_value(&int_column("adcode6")?, |c| {
+            let city = c
+                .and_then(|c| u32::try_from(c).ok())
                 .and_then(|c| cities.index_of(c))
-                .and_then(|i| u16::try_from(i).ok())
-        }));
+                .and_then(|i| u16::try_from(i).ok());
+            apps.city_idx.push(city.unwrap_or(NO_CITY));
+        });
         Ok(())
     })?;
-    starts.push(read);
-    Ok(Applications {
-        year,
-        invention,
-        city_idx,
-        starts,
-    })
+    apps.starts.push(read as u32);
+    Ok(apps)
+}
+
+/// Calls `f` with every value of `ca` in order. Walks each chunk's values directly when it has
+/// no nulls: polars' per-value iterator was most of reading the applicant table.
+fn each_value(ca: &Int64Chunked, mut f: impl FnMut(Option<i64>)) {
+    for arr in ca.downcast_iter() {
+        if arr.validity().is_none_or(|v| v.unset_bits() == 0) {
+            arr.values().iter().for_each(|&v| f(Some(v)));
+        } else {
+            arr.iter().for_each(|v| f(v.copied()));
+        }
+    }
 }
 
 /// Counts the applications in the years of the spec, in fixed blocks in parallel, merged in
@@ -266,29 +311,33 @@ fn count(apps: &Applications, cities: &Cities, spec: &IndexSpec) -> (CityYearCou
 
 /// Counts block `b` of the applications (docs/data.md, "Index").
 fn count_block(apps: &Applications, cities: &Cities, spec: &IndexSpec, b: usize) -> Partial {
-    let (year, invention, city_idx, starts) =
-        (&apps.year, &apps.invention, &apps.city_idx, &apps.starts);
+    let (year, invention, city_idx) = (&apps.year, &apps.invention, &apps.city_idx);
     let n_apps = apps.len();
-    let mut counts: HashMap<(usize, i32), Counts> = HashMap::new();
-    let mut edges: HashMap<(i32, usize, usize), u64> = HashMap::new();
+    let mut counts: PlHashMap<(usize, i32), Counts> = PlHashMap::default();
+    let mut edges: PlHashMap<(i32, usize, usize), u64> = PlHashMap::default();
     // Reused for every application: cities of located applicants, then the distinct ones.
     let mut located: Vec<usize> = Vec::new();
     let mut distinct: Vec<usize> = Vec::new();
     for a in b * BLOCK..((b + 1) * BLOCK).min(n_apps) {
-        let (s, e) = (starts[a], starts[a + 1]);
-        if !in_years(spec, year[s]) {
+        if !in_years(spec, year[a]) {
             continue;
         }
-        let y = year[s].unwrap_or_default();
-        let invention = invention[s];
+        let y = year[a].unwrap_or_default();
+        let invention = invention[a];
+        let rows = apps.rows(a);
+        let n_applicants = rows.len() as f64;
+        let joint = rows.len() >= 2;
         located.clear();
-        located.extend(city_idx[s..e].iter().flatten().map(|&c| usize::from(c)));
+        located.extend(
+            city_idx[rows]
+                .iter()
+                .filter(|&&c| c != NO_CITY)
+                .map(|&c| usize::from(c)),
+        );
         distinct.clear();
         distinct.extend_from_slice(&located);
         distinct.sort_unstable();
         distinct.dedup();
-        let n_applicants = (e - s) as f64;
-        let joint = e - s >= 2;
         let cross_city = distinct.len() >= 2;
         let province = |c: usize| cities.rows[c].province_code;
         let cross_prov = distinct
