@@ -236,18 +236,29 @@ mod tests {
         let mut files = Vec::new();
         collect_yaml(&root, &mut files);
         let mut quick = 0;
+        let mut read = 0;
         for f in &files {
-            let text = std::fs::read_to_string(f).unwrap();
+            let text = match std::fs::read_to_string(f) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                text => text.unwrap(),
+            };
+            read += 1;
             quick += usize::from(agrees(&text));
         }
-        assert!(files.len() >= 10, "{files:?}");
-        assert_eq!(quick, files.len(), "every file of the repository is plain");
+        assert!(read >= 10, "{files:?}");
+        assert_eq!(quick, read, "every file of the repository is plain");
     }
 
     use std::path::{Path, PathBuf};
 
     fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
+        // A folder that goes away while the tree is walked (scratch space of a process running
+        // beside the tests) held no file of the repository; any other error fails the test.
+        let entries = match std::fs::read_dir(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            entries => entries.unwrap(),
+        };
+        for entry in entries {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy();
             if name.starts_with('.') || name == "target" {
