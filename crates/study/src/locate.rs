@@ -17,7 +17,7 @@ use crate::gazetteer::{self, Gazetteer, Located, Scratch, Sources};
 use crate::places::Cities;
 use repro_kind::diag::Diagnostic;
 use repro_kind::KindError;
-use repro_tabular::stream::{self, StreamConfig};
+use repro_tabular::stream::{self, Coded, StreamConfig};
 use repro_tabular::table as tabular;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
@@ -34,18 +34,6 @@ pub enum Step {
     /// A place name inside an organisation's name (a firm named after its city, a provincial
     /// university at the provincial capital).
     Place,
-}
-
-impl Step {
-    fn as_str(self) -> &'static str {
-        match self {
-            Step::Address => "address",
-            Step::Postcode => "postcode",
-            Step::Name => "name",
-            Step::Register => "register",
-            Step::Place => "place",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -214,6 +202,10 @@ const METHODS: [&str; 6] = [
     "unresolved",
 ];
 
+/// The applicant table's `kind` of an individual and of an organisation.
+const KINDS: [&str; 2] = ["individual", "organisation"];
+
+/// The index into `METHODS` of what `method` found (or of `unresolved`).
 fn method_slot(method: Option<Step>) -> usize {
     method.map_or(5, |s| s as usize)
 }
@@ -547,6 +539,16 @@ fn second_pass(
     let config = StreamConfig {
         plain: &["app_no"],
         delta: &["app"],
+        coded: &[
+            Coded {
+                name: "kind",
+                categories: &KINDS,
+            },
+            Coded {
+                name: "method",
+                categories: &METHODS,
+            },
+        ],
     };
     let mut writer = stream::stream_writer(
         std::io::BufWriter::new(out_file),
@@ -851,18 +853,14 @@ fn applicant_frame(
                 "name".into(),
                 entries.iter().map(|e| e.name).collect::<Vec<&str>>(),
             ),
+            // `kind` and `method` as codes into `KINDS` and `METHODS` (coded columns: the
+            // writer turns them into dictionaries of those texts without hashing every row).
             6 => Column::new(
                 "kind".into(),
                 entries
                     .iter()
-                    .map(|e| {
-                        if e.individual {
-                            "individual"
-                        } else {
-                            "organisation"
-                        }
-                    })
-                    .collect::<Vec<&str>>(),
+                    .map(|e| u32::from(!e.individual))
+                    .collect::<Vec<u32>>(),
             ),
             7 => Column::new(
                 "adcode6".into(),
@@ -875,8 +873,8 @@ fn applicant_frame(
                 "method".into(),
                 entries
                     .iter()
-                    .map(|e| e.method.map(Step::as_str).unwrap_or("unresolved"))
-                    .collect::<Vec<&str>>(),
+                    .map(|e| method_slot(e.method) as u32)
+                    .collect::<Vec<u32>>(),
             ),
         }
     };
@@ -939,6 +937,23 @@ mod tests {
         assert!(!is_individual("李厂"));
         assert!(!is_individual("华为技术有限公司"));
         assert!(!is_individual("张"));
+    }
+
+    /// The applicant table's `method` of each step is the step's name in a stage spec.
+    #[test]
+    fn methods_are_named_as_the_strategy_names_the_steps() {
+        let steps = [
+            Step::Address,
+            Step::Postcode,
+            Step::Name,
+            Step::Register,
+            Step::Place,
+        ];
+        for step in steps {
+            let name = serde_json::to_value(step).unwrap();
+            assert_eq!(METHODS[method_slot(Some(step))], name.as_str().unwrap());
+        }
+        assert_eq!(METHODS[method_slot(None)], "unresolved");
     }
 
     proptest! {

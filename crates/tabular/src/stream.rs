@@ -15,6 +15,8 @@
 use std::io::Write;
 
 use polars::prelude::*;
+use polars_arrow::array::{Array, DictionaryArray, PrimitiveArray, Utf8ViewArray};
+use polars_arrow::datatypes::{ArrowDataType, IntegerType};
 use polars_parquet::write::{
     array_to_columns, compress, fallible_streaming_iterator, get_dtype_encoding, to_parquet_schema,
     CompressedPage, CompressionOptions, DynIter, DynStreamingIterator, Encoding, FileWriter,
@@ -30,6 +32,21 @@ pub struct StreamConfig<'a> {
     pub plain: &'a [&'a str],
     /// Integer columns that mostly count up (row numbers): delta-encoded.
     pub delta: &'a [&'a str],
+    /// Text columns with a few values known in advance, passed as codes (see [`Coded`]).
+    pub coded: &'a [Coded<'a>],
+}
+
+/// A text column whose values are `categories`: the schema given to [`stream_writer`] types it
+/// `String` (what the file holds), and each frame passes it as a `UInt32` column of indexes into
+/// `categories` (null for a missing value). It is written as a Parquet dictionary of the
+/// categories the batch uses, in the order of `categories`, which is what polars' writer would
+/// write for the same texts except for the dictionary's order, without hashing every value to
+/// find its dictionary entry (on the 10M applicants of the index benchmark, two such columns
+/// cost about 0.5 s of CPU as text).
+#[derive(Debug, Clone, Copy)]
+pub struct Coded<'a> {
+    pub name: &'a str,
+    pub categories: &'a [&'a str],
 }
 
 /// A Parquet file being written one row group per batch.
@@ -37,6 +54,8 @@ pub struct StreamWriter<W: Write> {
     writer: FileWriter<W>,
     fields: Vec<ParquetType>,
     encodings: Vec<Vec<Encoding>>,
+    /// The categories of each coded column (`None` for the others), in the schema's order.
+    categories: Vec<Option<Vec<PlSmallStr>>>,
     options: WriteOptions,
 }
 
@@ -51,7 +70,9 @@ pub fn stream_writer<W: Write>(
     let encodings = arrow
         .iter_values()
         .map(|f| {
-            if config.plain.contains(&f.name.as_str()) {
+            if coded_in(&config, &f.name).is_some() {
+                vec![Encoding::RleDictionary]
+            } else if config.plain.contains(&f.name.as_str()) {
                 vec![Encoding::Plain]
             } else if config.delta.contains(&f.name.as_str()) {
                 vec![Encoding::DeltaBinaryPacked]
@@ -69,12 +90,74 @@ pub fn stream_writer<W: Write>(
         version: Version::V1,
         data_page_size: None,
     };
+    let categories = arrow
+        .iter_values()
+        .map(|f| {
+            coded_in(&config, &f.name).map(|c| c.categories.iter().map(|&s| s.into()).collect())
+        })
+        .collect();
     Ok(StreamWriter {
         writer: FileWriter::try_new(out, arrow, options)?,
         fields,
         encodings,
+        categories,
         options,
     })
+}
+
+fn coded_in<'a>(config: &StreamConfig<'a>, name: &str) -> Option<&'a Coded<'a>> {
+    config.coded.iter().find(|c| c.name == name)
+}
+
+/// A coded column's codes (`UInt32`) as a dictionary array of the categories they use, in the
+/// order of `categories` (statistics are taken from the dictionary, so it holds no unused value).
+fn dictionary_of(codes: &dyn Array, categories: &[PlSmallStr]) -> PolarsResult<Box<dyn Array>> {
+    let Some(codes) = codes.as_any().downcast_ref::<PrimitiveArray<u32>>() else {
+        polars_bail!(ComputeError: "a coded column must be passed as UInt32 codes");
+    };
+    let valid = |i: usize| codes.validity().is_none_or(|v| v.get_bit(i));
+    // The dictionary index of each category, `u32::MAX` while unused.
+    let mut index = vec![u32::MAX; categories.len()];
+    for (i, &c) in codes.values().iter().enumerate() {
+        if !valid(i) {
+            continue;
+        }
+        match index.get_mut(c as usize) {
+            Some(slot) => *slot = 0,
+            None => polars_bail!(ComputeError: "code {c} of a coded column has no category"),
+        }
+    }
+    let mut values = Vec::new();
+    for (slot, category) in index.iter_mut().zip(categories) {
+        if *slot != u32::MAX {
+            *slot = values.len() as u32;
+            values.push(category.as_str());
+        }
+    }
+    // A null's code may be anything; its key is never read.
+    let keys: Vec<u32> = codes
+        .values()
+        .iter()
+        .map(|&c| {
+            index
+                .get(c as usize)
+                .copied()
+                .filter(|&k| k != u32::MAX)
+                .unwrap_or(0)
+        })
+        .collect();
+    let keys = PrimitiveArray::new(
+        ArrowDataType::UInt32,
+        keys.into(),
+        codes.validity().cloned(),
+    );
+    let values = Utf8ViewArray::from_slice_values(values);
+    let dtype = ArrowDataType::Dictionary(
+        IntegerType::UInt32,
+        Box::new(ArrowDataType::Utf8View),
+        false,
+    );
+    Ok(DictionaryArray::try_new(dtype, keys, values.boxed())?.boxed())
 }
 
 impl<W: Write> StreamWriter<W> {
@@ -91,7 +174,16 @@ impl<W: Write> StreamWriter<W> {
                 .iter()
                 .zip(&self.fields)
                 .zip(&self.encodings)
-                .map(|((array, field), encoding)| {
+                .zip(&self.categories)
+                .map(|(((array, field), encoding), categories)| {
+                    let coded;
+                    let array = match categories {
+                        Some(c) => {
+                            coded = dictionary_of(array.as_ref(), c)?;
+                            &coded
+                        }
+                        None => array,
+                    };
                     array_to_columns(array, field.clone(), options, encoding)?
                         .into_iter()
                         .map(|pages| {
@@ -197,6 +289,7 @@ mod tests {
         let config = StreamConfig {
             plain: &["id"],
             delta: &["row", "app"],
+            coded: &[],
         };
         let mut w = stream_writer(&mut bytes, parts[0].schema(), config).unwrap();
         for p in &parts {
@@ -219,5 +312,67 @@ mod tests {
         assert!(encodings(&meta, 2).contains(&delta));
         assert!(!encodings(&meta, 2).contains(&plain));
         assert!(encodings(&meta, 3).contains(&delta));
+    }
+
+    /// A coded column reads back as the texts of its codes (nulls included), written as a
+    /// dictionary whose statistics cover only the categories the row group uses.
+    #[test]
+    fn coded_columns_read_back_as_their_texts() {
+        let categories = ["address", "postcode", "name", "unresolved"];
+        let codes: Vec<Option<u32>> = (0..600)
+            .map(|i| (i % 7 != 6).then_some([2, 3, 1][i % 3]))
+            .collect();
+        let texts: Vec<Option<&str>> = codes
+            .iter()
+            .map(|c| c.map(|c| categories[c as usize]))
+            .collect();
+        let schema = Schema::from_iter([Field::new("method".into(), DataType::String)]);
+        let config = StreamConfig {
+            coded: &[Coded {
+                name: "method",
+                categories: &categories,
+            }],
+            ..StreamConfig::default()
+        };
+        let mut bytes = Vec::new();
+        let mut w = stream_writer(&mut bytes, &schema, config).unwrap();
+        w.write(&df!("method" => &codes).unwrap()).unwrap();
+        w.writer.end(None).unwrap();
+        let (_, meta) = w.writer.into_inner_and_metadata();
+        let back = ParquetReader::new(std::io::Cursor::new(bytes))
+            .finish()
+            .unwrap();
+        assert!(
+            back.equals_missing(&df!("method" => &texts).unwrap()),
+            "{back:?}"
+        );
+        assert!(encodings(&meta, 0).contains(&8));
+        let stats = meta.row_groups[0].columns[0]
+            .meta_data
+            .as_ref()
+            .unwrap()
+            .statistics
+            .as_ref()
+            .unwrap();
+        // `address` (code 0) is never used: the bounds are those of the texts written.
+        assert_eq!(stats.min_value.as_deref(), Some(&b"name"[..]));
+        assert_eq!(stats.max_value.as_deref(), Some(&b"unresolved"[..]));
+        assert_eq!(stats.null_count, Some(85));
+    }
+
+    /// A code without a category is an error, not a wrong text.
+    #[test]
+    fn a_code_without_a_category_is_an_error() {
+        let schema = Schema::from_iter([Field::new("kind".into(), DataType::String)]);
+        let config = StreamConfig {
+            coded: &[Coded {
+                name: "kind",
+                categories: &["a", "b"],
+            }],
+            ..StreamConfig::default()
+        };
+        let mut w = stream_writer(Vec::new(), &schema, config).unwrap();
+        let err = w.write(&df!("kind" => [0u32, 2]).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("code 2"), "{err}");
     }
 }

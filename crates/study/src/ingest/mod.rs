@@ -387,6 +387,7 @@ fn open_outputs(root: &Path, spec: &IngestSpec) -> Result<Outputs, Diagnostic> {
     let config = StreamConfig {
         plain: &["app_no", "address"],
         delta: &["source_row"],
+        coded: &[],
     };
     let parquet = stream::stream_writer(BufWriter::new(pfile), &output_schema(), config)
         .map_err(|e| cannot_write(&spec.out, &e))?;
