@@ -10,6 +10,7 @@ use std::path::Path;
 
 use aho_corasick::{AhoCorasick, MatchKind, StartKind};
 use daachorse::{CharwiseDoubleArrayAhoCorasickBuilder, MatchKind as DaachorseMatchKind};
+use rustc_hash::FxHashMap;
 
 use super::model::{Entry, Gazetteer, Level, Name, Sources, GENERIC};
 use super::text::{nfkc, TRADITIONAL};
@@ -370,13 +371,13 @@ fn index_names(names: Names) -> Vec<Name> {
 }
 
 /// (old county name id, unit of the prefecture it was in then) -> unit it is in now.
-fn history_index(names: &[Name], rows: &HistoryRows) -> HashMap<(u32, u16), u16> {
+fn history_index(names: &[Name], rows: &HistoryRows) -> FxHashMap<(u32, u16), u16> {
     let id_of: HashMap<&str, u32> = names
         .iter()
         .enumerate()
         .map(|(i, n)| (n.text.as_str(), i as u32))
         .collect();
-    let mut history = HashMap::new();
+    let mut history = FxHashMap::default();
     for (old, then, now) in rows {
         if let Some(&id) = id_of.get(nfkc(old).as_str()) {
             history.insert((id, *then), *now);

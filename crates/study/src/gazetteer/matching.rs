@@ -59,28 +59,40 @@ impl Gazetteer {
             return Located::Nothing;
         }
         let mut found = std::mem::take(&mut s.found);
+        let mut units = std::mem::take(&mut s.found_units);
         let mut out = Located::Nothing;
         for (g, levels) in ORDER.iter().enumerate() {
             found.clear();
+            units.clear();
             for k in 0..hits.len() {
-                if self.candidates(hits, k, g, levels, &mut s.cands) {
-                    found.push((k, s.cands.clone()));
+                if self.candidates(hits, k, g, levels, s) {
+                    units.extend_from_slice(&s.cands);
+                    found.push((k, units.len()));
                 }
             }
             if found.is_empty() {
                 continue;
             }
-            let first = found[0].1[0];
-            out = if found.iter().all(|(_, c)| c.iter().all(|&u| u == first)) {
+            let first = units[0];
+            let mut start = 0;
+            let mut single = None;
+            for &(_, end) in &found {
+                if single.is_none() && end - start == 1 {
+                    single = Some(units[start]);
+                }
+                start = end;
+            }
+            out = if units.iter().all(|&u| u == first) {
                 Located::Unit(first)
-            } else if let Some((_, c)) = found.iter().find(|(_, c)| c.len() == 1) {
-                Located::Unit(c[0])
+            } else if let Some(u) = single {
+                Located::Unit(u)
             } else {
                 Located::Ambiguous(hits[found[0].0].id)
             };
             break;
         }
         s.found = found;
+        s.found_units = units;
         out
     }
 
@@ -93,24 +105,12 @@ impl Gazetteer {
         k: usize,
         g: usize,
         levels: &[Level],
-        cands: &mut Vec<u16>,
+        s: &mut Scratch,
     ) -> bool {
         let hit = &hits[k];
         let county_level = g != 3 && g != 5;
         let province_of = |u: u16| (self.units[usize::from(u)] / 10_000) as u8;
         let name = &self.names[hit.id as usize];
-        // A name that is both a prefecture and a county (巢湖市, 嘉峪关市) followed by a
-        // county-level name is the prefecture of that county.
-        if g <= 1
-            && name.prefecture
-            && hits[k + 1..]
-                .iter()
-                .any(|h| self.names[h.id as usize].county)
-        {
-            return false;
-        }
-        // Context from the left: provinces, full prefecture names (hard), short
-        // prefecture names (soft).
         let before = &hits[..k];
         let provinces = |p: u8| {
             before.iter().any(|h| {
@@ -120,20 +120,9 @@ impl Gazetteer {
                     .any(|e| e.level == Level::Province && e.province == p)
             })
         };
-        let any_province = before
-            .iter()
-            .any(|h| self.names[h.id as usize].province.is_some());
-        let mut hard: Vec<u16> = Vec::new();
-        let mut soft: Vec<u16> = Vec::new();
-        for h in before {
-            for e in &self.names[h.id as usize].entries {
-                match e.level {
-                    Level::PrefFull | Level::OldPref | Level::OldPrefSplit => hard.push(e.unit),
-                    Level::PrefShort | Level::OldPrefShort => soft.push(e.unit),
-                    _ => {}
-                }
-            }
-        }
+        // The name's own candidates first: most names have none at most levels, and then the
+        // context need not be read.
+        let cands = &mut s.cands;
         cands.clear();
         for e in &name.entries {
             if !levels.contains(&e.level) {
@@ -156,9 +145,37 @@ impl Gazetteer {
         if cands.is_empty() {
             return false;
         }
+        // A name that is both a prefecture and a county (巢湖市, 嘉峪关市) followed by a
+        // county-level name is the prefecture of that county.
+        if g <= 1
+            && name.prefecture
+            && hits[k + 1..]
+                .iter()
+                .any(|h| self.names[h.id as usize].county)
+        {
+            return false;
+        }
+        // Context from the left: provinces, full prefecture names (hard), short
+        // prefecture names (soft).
+        let any_province = before
+            .iter()
+            .any(|h| self.names[h.id as usize].province.is_some());
+        let (hard, soft, kept) = (&mut s.hard, &mut s.soft, &mut s.kept);
+        hard.clear();
+        soft.clear();
+        for h in before {
+            for e in &self.names[h.id as usize].entries {
+                match e.level {
+                    Level::PrefFull | Level::OldPref | Level::OldPrefSplit => hard.push(e.unit),
+                    Level::PrefShort | Level::OldPrefShort => soft.push(e.unit),
+                    _ => {}
+                }
+            }
+        }
         if !hard.is_empty() {
-            let mut kept: Vec<u16> = cands.iter().copied().filter(|c| hard.contains(c)).collect();
-            for p in &hard {
+            kept.clear();
+            kept.extend(cands.iter().copied().filter(|c| hard.contains(c)));
+            for p in hard.iter() {
                 if let Some(&now) = self.history.get(&(hit.id, *p)) {
                     if !kept.contains(&now) {
                         kept.push(now);
@@ -166,19 +183,16 @@ impl Gazetteer {
                 }
             }
             if !kept.is_empty() {
-                *cands = kept;
+                std::mem::swap(cands, kept);
             } else if county_level || g == 5 {
                 return false;
             }
         }
         if any_province {
-            let kept: Vec<u16> = cands
-                .iter()
-                .copied()
-                .filter(|&c| provinces(province_of(c)))
-                .collect();
+            kept.clear();
+            kept.extend(cands.iter().copied().filter(|&c| provinces(province_of(c))));
             if !kept.is_empty() {
-                *cands = kept;
+                std::mem::swap(cands, kept);
             } else if g != 3 {
                 return false;
             }
@@ -187,9 +201,10 @@ impl Gazetteer {
             return false;
         }
         if !soft.is_empty() {
-            let kept: Vec<u16> = cands.iter().copied().filter(|c| soft.contains(c)).collect();
+            kept.clear();
+            kept.extend(cands.iter().copied().filter(|c| soft.contains(c)));
             if !kept.is_empty() {
-                *cands = kept;
+                std::mem::swap(cands, kept);
             }
         }
         true

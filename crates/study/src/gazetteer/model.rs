@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aho_corasick::AhoCorasick;
+use rustc_hash::FxHashMap;
 
 /// What a name can stand for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -117,7 +118,14 @@ pub struct Scratch {
     pub(super) text: String,
     pub(super) hits: Vec<Hit>,
     pub(super) cands: Vec<u16>,
-    pub(super) found: Vec<(usize, Vec<u16>)>,
+    /// Per name with candidates: its index among the hits and the end of its candidates in
+    /// `found_units` (flat, so that no name's candidates need a vector of their own).
+    pub(super) found: Vec<(usize, usize)>,
+    pub(super) found_units: Vec<u16>,
+    /// Context from the left (`hard`, `soft`) and a filter's survivors (`kept`).
+    pub(super) hard: Vec<u16>,
+    pub(super) soft: Vec<u16>,
+    pub(super) kept: Vec<u16>,
 }
 
 pub struct Gazetteer {
@@ -131,8 +139,9 @@ pub struct Gazetteer {
     /// its table too large for the cache, was no faster than the NFA.
     pub(super) matcher: daachorse::CharwiseDoubleArrayAhoCorasick<u32>,
     pub(super) names: Vec<Name>,
-    /// (old county name id, unit of the prefecture it was in then) -> unit it is in now.
-    pub(super) history: HashMap<(u32, u16), u16>,
+    /// (old county name id, unit of the prefecture it was in then) -> unit it is in now; Fx
+    /// hashing because it is looked up for every name with a prefecture before it.
+    pub(super) history: FxHashMap<(u32, u16), u16>,
     /// Provincial capital (or the municipality) of each two-digit province code.
     pub(super) capitals: BTreeMap<u8, u16>,
     /// Institution names (NFKC), anchored at the start of an applicant's name, longest first.
