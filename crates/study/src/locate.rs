@@ -248,8 +248,8 @@ fn locate_first(
     gaz: &Gazetteer,
     postcodes: &HashMap<String, usize>,
 ) -> (Vec<Found>, Abstentions) {
-    let addrs: Vec<Option<&str>> = address.iter().collect();
-    let posts: Vec<Option<&str>> = postcode.iter().collect();
+    let addrs = tabular::str_values(address);
+    let posts = tabular::str_values(postcode);
     let parts: Vec<(Vec<Found>, Abstentions)> = addrs
         .par_chunks(4096)
         .zip(posts.par_chunks(4096))
@@ -474,7 +474,7 @@ fn first_pass(
             abstained = add_abstentions(std::mem::take(&mut abstained), a);
             if has(Step::Name) {
                 let applicants = str_column(df, file, "applicants")?;
-                let apps: Vec<Option<&str>> = applicants.iter().collect();
+                let apps = tabular::str_values(&applicants);
                 count_first_names(&apps, &found, &mut counts);
             }
             first.extend(found);
@@ -568,8 +568,8 @@ fn second_pass(
             let applicants = str_column(df, file, "applicants")?;
             let years = tabular::ints(df, file, "year")?;
             let ptypes = tabular::ints(df, file, "ptype")?;
-            let app_nos: Vec<Option<&str>> = app_no.iter().collect();
-            let apps: Vec<Option<&str>> = applicants.iter().collect();
+            let app_nos = tabular::str_values(&app_no);
+            let apps = tabular::str_values(&applicants);
             let Some(first) = first.get(offset..offset + apps.len()) else {
                 return Err(changed(file));
             };

@@ -178,8 +178,14 @@ pub(super) fn judge_row<'a>(
     })
 }
 
+/// A text column's cells, a null as an empty text; chunk by chunk, as `table::str_values` says.
 pub(super) fn text_cells(col: &Column) -> PolarsResult<Vec<&str>> {
-    Ok(col.str()?.iter().map(|v| v.unwrap_or("")).collect())
+    let ca = col.str()?;
+    let mut out = Vec::with_capacity(ca.len());
+    for arr in ca.downcast_iter() {
+        out.extend(arr.iter().map(|v| v.unwrap_or("")));
+    }
+    Ok(out)
 }
 
 /// The kept rows as a DataFrame of the output schema (docs/data.md).
